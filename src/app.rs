@@ -1,0 +1,89 @@
+//! Start-up wiring (the seed's "DI container"): loads models, starts engines, builds the state
+//! every route and session shares.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+
+use crate::config::Config;
+use crate::engine::asr::{AsrHandle, EngineOptions, Transcriber};
+use crate::engine::onnx;
+use crate::engine::whisper::WhisperModelFile;
+use crate::http::{self, AppState};
+use crate::models::{self, catalog::paths, WhisperModel};
+use crate::pipeline::vad::VadModel;
+
+/// The loaded models: one ASR engine and the VAD model bytes.
+#[derive(Clone)]
+pub struct Engines {
+    pub asr: AsrHandle,
+    pub vad: VadModel,
+}
+
+/// Loads ONNX Runtime, Silero and Whisper from the models directory and starts the ASR workers.
+pub fn load_engines(config: &Config) -> anyhow::Result<Engines> {
+    let dir = &config.models.dir;
+    onnx::init(&models::require(dir, paths::ORT_LIBRARY)?)?;
+    let vad = VadModel::load(&models::require(dir, paths::SILERO_VAD)?)?;
+    let model = WhisperModel::parse(&config.models.whisper)?;
+    let path = model.ggml_path(dir);
+    if !path.is_file() {
+        return Err(models::ModelError::NotFetched(path).into());
+    }
+    let whisper = WhisperModelFile::load(&path).with_context(|| format!("loading Whisper model {}", path.display()))?;
+    let backends = (0..config.asr.workers)
+        .map(|_| whisper.backend(config.asr.threads).map(|b| Box::new(b) as Box<dyn Transcriber>))
+        .collect::<Result<Vec<_>, _>>()?;
+    let opts = EngineOptions { final_queue: config.asr.final_queue, partial_queue: config.asr.partial_queue };
+    let asr = AsrHandle::spawn(backends, &model.name(), whisper.is_multilingual(), &opts);
+    tracing::info!(model = %model.name(), workers = config.asr.workers, threads = config.asr.threads, "engines ready");
+    Ok(Engines { asr, vad })
+}
+
+/// The state shared by routes and sessions, and the sender that starts a graceful shutdown.
+pub fn app_state(config: Arc<Config>, engines: Engines) -> (AppState, watch::Sender<bool>) {
+    let (shutdown_tx, shutdown) = watch::channel(false);
+    let state = AppState {
+        session_slots: Arc::new(Semaphore::new(config.limits.max_sessions)),
+        config,
+        asr: engines.asr,
+        vad: engines.vad,
+        shutdown,
+    };
+    (state, shutdown_tx)
+}
+
+/// Binds, serves until SIGINT/SIGTERM, drains sessions and stops the engines.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    config.validate().map_err(anyhow::Error::msg)?;
+    let config = Arc::new(config);
+    let engines = load_engines(&config)?;
+    let addr = format!("{}:{}", config.server.host, config.server.port);
+    let listener = TcpListener::bind(&addr).await.with_context(|| format!("binding {addr}"))?;
+    tracing::info!(address = %listener.local_addr()?, "listening");
+    let asr = engines.asr.clone();
+    let (state, shutdown_tx) = app_state(config, engines);
+    http::serve(listener, state, shutdown_tx, shutdown_signal()).await?;
+    asr.close();
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

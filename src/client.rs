@@ -1,0 +1,123 @@
+//! A WebSocket client that streams a WAV file, paced like a live source. Used by the `stream`
+//! command, the end-to-end tests and the latency benchmark.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::audio::pcm::Encoding;
+use crate::audio::wav;
+
+/// How to stream.
+#[derive(Debug, Clone)]
+pub struct StreamOptions {
+    /// 1.0 is real time; 2.0 twice as fast; 0 sends as fast as possible.
+    pub speed: f64,
+    pub chunk_ms: u32,
+    pub encoding: Encoding,
+    /// Extra query parameters, e.g. `language=en`.
+    pub query: Vec<(String, String)>,
+}
+
+impl Default for StreamOptions {
+    fn default() -> Self {
+        Self { speed: 1.0, chunk_ms: 100, encoding: Encoding::PcmS16le, query: Vec::new() }
+    }
+}
+
+/// Encodes samples the way a client declares them.
+pub fn encode(samples: &[f32], encoding: Encoding) -> Vec<u8> {
+    match encoding {
+        Encoding::PcmS16le => samples.iter().flat_map(|s| ((s.clamp(-1.0, 1.0) * 32767.0) as i16).to_le_bytes()).collect(),
+        Encoding::PcmF32le => samples.iter().flat_map(|s| s.to_le_bytes()).collect(),
+    }
+}
+
+/// A server message and when it arrived, in seconds of audio sent so far (the stream clock).
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub message: serde_json::Value,
+    /// Seconds since the first audio was sent, in wall-clock time.
+    pub wall: f64,
+    /// Seconds of audio sent when the message arrived.
+    pub audio_sent: f64,
+}
+
+fn listen_url(base: &str, sample_rate: u32, options: &StreamOptions) -> String {
+    let mut url = base.to_owned();
+    let mut sep = if url.contains('?') { '&' } else { '?' };
+    let declared = [("sample_rate", sample_rate.to_string()), ("encoding", options.encoding.as_str().to_owned())];
+    let declared = declared.into_iter().map(|(k, v)| (k.to_owned(), v));
+    for (k, v) in declared.chain(options.query.iter().cloned()) {
+        url.push(sep);
+        url.push_str(&format!("{k}={v}"));
+        sep = '&';
+    }
+    url
+}
+
+/// Streams `path` to `url` at the file's own rate, sends `close`, and returns every
+/// message up to `closed`. `on_message` sees each one as it arrives.
+pub async fn stream_file(
+    url: &str,
+    path: &Path,
+    options: &StreamOptions,
+    mut on_message: impl FnMut(&Received) + Send,
+) -> anyhow::Result<Vec<Received>> {
+    let audio = wav::read(path)?;
+    let pcm = encode(&audio.samples, options.encoding);
+    let url = listen_url(url, audio.sample_rate, options);
+    let (socket, _) = tokio_tungstenite::connect_async(&url).await.with_context(|| format!("connecting to {url}"))?;
+    let (mut tx, mut rx) = socket.split();
+    let width = options.encoding.bytes_per_sample();
+    let chunk_bytes = (audio.sample_rate as usize * options.chunk_ms as usize / 1000).max(1) * width;
+    let started = Instant::now();
+    let bytes_per_sec = f64::from(audio.sample_rate) * width as f64;
+    let mut received = Vec::new();
+    let mut chunks = pcm.chunks(chunk_bytes);
+    let mut sent_bytes = 0usize;
+    let mut close_sent = false;
+    loop {
+        let due = Duration::from_secs_f64(if options.speed > 0.0 { sent_bytes as f64 / bytes_per_sec / options.speed } else { 0.0 });
+        tokio::select! {
+            message = rx.next() => {
+                let Some(message) = message else { bail!("server closed the connection before `closed`") };
+                if let Message::Text(text) = message? {
+                    let r = Received { message: serde_json::from_str(&text)?, wall: started.elapsed().as_secs_f64(), audio_sent: sent_bytes as f64 / bytes_per_sec };
+                    on_message(&r);
+                    let is_closed = r.message["type"] == "closed";
+                    received.push(r);
+                    if is_closed {
+                        return Ok(received);
+                    }
+                }
+            }
+            _ = tokio::time::sleep_until((started + due).into()), if !close_sent => {
+                match chunks.next() {
+                    Some(chunk) => {
+                        tx.send(Message::Binary(chunk.to_vec().into())).await?;
+                        sent_bytes += chunk.len();
+                    }
+                    None => {
+                        tx.send(Message::Text(r#"{"type":"close"}"#.into())).await?;
+                        close_sent = true;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Prints a message the way the `stream` command shows it.
+pub fn print_message(r: &Received) {
+    let m = &r.message;
+    let f = |k: &str| m[k].as_f64().unwrap_or_default();
+    match m["type"].as_str().unwrap_or_default() {
+        "partial" => println!("  ... [{:7.2} - {:7.2}] {}", f("start"), f("end"), m["text"].as_str().unwrap_or_default()),
+        "final" => println!("FINAL [{:7.2} - {:7.2}] {}", f("start"), f("end"), m["text"].as_str().unwrap_or_default()),
+        _ => println!("{m}"),
+    }
+}

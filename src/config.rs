@@ -1,0 +1,126 @@
+//! The service's typed configuration. Every section has defaults that suit a small machine.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::pipeline::segmenter::SegmenterConfig;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub models: ModelsConfig,
+    pub asr: AsrConfig,
+    pub vad: SegmenterConfig,
+    pub streaming: StreamingConfig,
+    pub limits: LimitsConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    pub host: String,
+    pub port: u16,
+    /// Seconds that open sessions get to finish on shutdown.
+    pub shutdown_grace_s: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self { host: "127.0.0.1".into(), port: 8000, shutdown_grace_s: 30 }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelsConfig {
+    pub dir: PathBuf,
+    /// `tiny.en`, `base`, or the path of a whisper.cpp ggml file.
+    pub whisper: String,
+}
+
+impl Default for ModelsConfig {
+    fn default() -> Self {
+        Self { dir: crate::models::default_models_dir(), whisper: "tiny.en".into() }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AsrConfig {
+    /// Worker threads, each with its own Whisper state.
+    pub workers: usize,
+    /// ggml threads per worker; keep workers x threads within the free cores.
+    pub threads: usize,
+    pub final_queue: usize,
+    pub partial_queue: usize,
+    /// How long a final may wait for room in a full queue before the client is told it is overloaded.
+    pub final_timeout_s: u64,
+}
+
+impl Default for AsrConfig {
+    fn default() -> Self {
+        Self { workers: 1, threads: 2, final_queue: 32, partial_queue: 2, final_timeout_s: 60 }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StreamingConfig {
+    /// New speech between two partial hypotheses.
+    pub partial_interval_ms: u32,
+    /// No partial before the utterance is this long.
+    pub min_partial_ms: u32,
+}
+
+impl Default for StreamingConfig {
+    fn default() -> Self {
+        Self { partial_interval_ms: 600, min_partial_ms: 400 }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    pub max_sessions: usize,
+    /// Largest binary or text frame a client may send.
+    pub max_frame_bytes: usize,
+    pub idle_timeout_s: u64,
+    /// Longest stream, in seconds of audio.
+    pub max_session_audio_s: u64,
+    /// A client that does not read its messages for this long is disconnected.
+    pub send_timeout_s: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self { max_sessions: 16, max_frame_bytes: 1 << 20, idle_timeout_s: 30, max_session_audio_s: 4 * 3600, send_timeout_s: 10 }
+    }
+}
+
+impl LimitsConfig {
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.idle_timeout_s)
+    }
+}
+
+impl Config {
+    /// Rejects values the service cannot run with; the message names the setting.
+    pub fn validate(&self) -> Result<(), String> {
+        self.vad.validate()?;
+        let checks = [
+            (self.asr.workers == 0, "asr.workers must be at least 1"),
+            (self.asr.threads == 0, "asr.threads must be at least 1"),
+            (self.limits.max_sessions == 0, "limits.max_sessions must be at least 1"),
+            (self.limits.max_frame_bytes < 1024, "limits.max_frame_bytes must be at least 1024"),
+            (self.limits.idle_timeout_s == 0, "limits.idle_timeout_s must be at least 1"),
+            (self.streaming.partial_interval_ms < 100, "streaming.partial_interval_ms must be at least 100"),
+        ];
+        match checks.iter().find(|(bad, _)| *bad) {
+            Some((_, message)) => Err((*message).to_owned()),
+            None => Ok(()),
+        }
+    }
+}

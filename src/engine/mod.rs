@@ -1,0 +1,7 @@
+//! Engines: threads that own the heavy models. Sessions talk to them through cheap `Clone`
+//! handles over bounded queues; the async runtime never runs Whisper.
+
+pub mod asr;
+pub mod onnx;
+pub mod queue;
+pub mod whisper;

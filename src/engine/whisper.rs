@@ -1,0 +1,167 @@
+//! Whisper through whisper.cpp (whisper-rs): the backend the ASR workers own.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState};
+
+use super::asr::{AsrError, DecodeOptions, Transcriber, Transcript, Word};
+
+const SAMPLE_RATE: usize = 16_000;
+/// whisper.cpp ignores clips under one second; shorter ones are padded with silence.
+const MIN_SAMPLES: usize = SAMPLE_RATE + SAMPLE_RATE / 10;
+/// Encoder positions per second of audio (1500 for 30 s).
+const CTX_PER_SECOND: usize = 50;
+const CTX_MAX: usize = 1500;
+const CTX_MIN: usize = 384;
+
+/// A loaded model; cheap to share between workers, each of which makes its own state.
+#[derive(Clone)]
+pub struct WhisperModelFile {
+    ctx: Arc<WhisperContext>,
+}
+
+impl WhisperModelFile {
+    pub fn load(path: &Path) -> Result<Self, AsrError> {
+        whisper_rs::install_logging_hooks();
+        let path_str = path.to_str().ok_or_else(|| AsrError::Failed(format!("model path {path:?} is not UTF-8")))?;
+        let ctx = WhisperContext::new_with_params(path_str, WhisperContextParameters::default())
+            .map_err(|e| AsrError::Failed(format!("cannot load {}: {e}", path.display())))?;
+        Ok(Self { ctx: Arc::new(ctx) })
+    }
+
+    pub fn is_multilingual(&self) -> bool {
+        self.ctx.is_multilingual()
+    }
+
+    /// A backend for one worker thread, decoding with `threads` ggml threads.
+    pub fn backend(&self, threads: usize) -> Result<WhisperBackend, AsrError> {
+        let state = self.ctx.create_state().map_err(|e| AsrError::Failed(e.to_string()))?;
+        Ok(WhisperBackend { model: self.clone(), state, threads: threads.max(1) as i32 })
+    }
+}
+
+pub struct WhisperBackend {
+    model: WhisperModelFile,
+    state: WhisperState,
+    threads: i32,
+}
+
+/// Encoder context fitted to the clip so short clips encode quickly. Whisper needs some silence
+/// after the speech within its window: a context cut right at the clip's end garbles the first
+/// words (measured on jfk.wav), so a quarter is added, plus a floor of 384 positions (7.7 s).
+fn audio_ctx_for(n_samples: usize) -> i32 {
+    let needed = n_samples.div_ceil(SAMPLE_RATE / CTX_PER_SECOND);
+    let padded = needed + needed / 4 + 96;
+    (padded.div_ceil(64) * 64).clamp(CTX_MIN, CTX_MAX) as i32
+}
+
+impl WhisperBackend {
+    fn params<'a>(&self, options: &'a DecodeOptions, n_samples: usize) -> FullParams<'a, 'a> {
+        let mut p = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
+        p.set_n_threads(self.threads);
+        p.set_translate(false);
+        p.set_no_context(true);
+        p.set_print_progress(false);
+        p.set_print_realtime(false);
+        p.set_print_special(false);
+        p.set_print_timestamps(false);
+        p.set_suppress_blank(true);
+        p.set_token_timestamps(!options.partial);
+        p.set_audio_ctx(audio_ctx_for(n_samples));
+        if options.partial {
+            p.set_temperature_inc(0.0);
+            p.set_single_segment(true);
+        }
+        let language = match (&options.language, self.model.is_multilingual()) {
+            (_, false) => "en",
+            (Some(lang), true) => lang.as_str(),
+            (None, true) => "auto",
+        };
+        p.set_language(Some(language));
+        p
+    }
+
+    fn collect(&self, n_samples: usize) -> Transcript {
+        let eot = self.model.ctx.token_eot();
+        let clip_end = n_samples as f64 / SAMPLE_RATE as f64;
+        let mut text = String::new();
+        let mut words: Vec<WordBuilder> = Vec::new();
+        for segment in self.state.as_iter() {
+            if let Ok(s) = segment.to_str_lossy() {
+                text.push_str(&s);
+            }
+            for i in 0..segment.n_tokens() {
+                let Some(token) = segment.get_token(i) else { continue };
+                if token.token_id() >= eot {
+                    continue;
+                }
+                let piece = token.to_bytes().unwrap_or_default().to_vec();
+                let data = token.token_data();
+                let (t0, t1) = (data.t0 as f64 / 100.0, data.t1 as f64 / 100.0);
+                let starts_word = piece.first() == Some(&b' ') || words.is_empty();
+                if starts_word {
+                    words.push(WordBuilder { bytes: Vec::new(), start: t0, end: t1, probs: Vec::new() });
+                }
+                let current = words.last_mut().expect("a word was just pushed if none existed");
+                current.bytes.extend_from_slice(&piece);
+                current.end = t1.max(current.start);
+                current.probs.push(data.p);
+            }
+        }
+        let language = if self.model.is_multilingual() {
+            whisper_rs::get_lang_str(self.state.full_lang_id_from_state()).unwrap_or("unknown").to_owned()
+        } else {
+            "en".to_owned()
+        };
+        let words = words.into_iter().filter_map(|w| w.build(clip_end)).collect();
+        Transcript { text: text.trim().to_owned(), words, language }
+    }
+}
+
+struct WordBuilder {
+    bytes: Vec<u8>,
+    start: f64,
+    end: f64,
+    probs: Vec<f32>,
+}
+
+impl WordBuilder {
+    fn build(self, clip_end: f64) -> Option<Word> {
+        let word = String::from_utf8_lossy(&self.bytes).trim().to_owned();
+        if word.is_empty() {
+            return None;
+        }
+        let probability = self.probs.iter().sum::<f32>() / self.probs.len().max(1) as f32;
+        let start = self.start.min(clip_end);
+        Some(Word { word, start, end: self.end.clamp(start, clip_end), probability })
+    }
+}
+
+impl Transcriber for WhisperBackend {
+    fn transcribe(&mut self, samples: &[f32], options: &DecodeOptions) -> Result<Transcript, AsrError> {
+        let mut padded;
+        let audio = if samples.len() < MIN_SAMPLES {
+            padded = samples.to_vec();
+            padded.resize(MIN_SAMPLES, 0.0);
+            &padded[..]
+        } else {
+            samples
+        };
+        let params = self.params(options, audio.len());
+        self.state.full(params, audio).map_err(|e| AsrError::Failed(e.to_string()))?;
+        Ok(self.collect(samples.len()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::audio_ctx_for;
+
+    #[test]
+    fn audio_context_follows_clip_length() {
+        assert_eq!(audio_ctx_for(16_000), 384); // the floor
+        assert_eq!(audio_ctx_for(16_000 * 8), 640); // 400 + 100 + 96 = 596 -> 640
+        assert_eq!(audio_ctx_for(16_000 * 40), 1500);
+    }
+}

@@ -1,0 +1,3 @@
+//! Scoring: text normalisation and word error rate.
+
+pub mod wer;

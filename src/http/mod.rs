@@ -1,0 +1,64 @@
+//! The HTTP edge: the router, the WebSocket upgrade, and error responses.
+
+mod error;
+mod ws;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::routing::get;
+use axum::{Json, Router};
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+
+pub use error::ApiError;
+
+use crate::config::Config;
+use crate::engine::asr::AsrHandle;
+use crate::pipeline::vad::VadModel;
+
+/// Shared state behind every route; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub asr: AsrHandle,
+    pub vad: VadModel,
+    /// One permit per live session: the admission limit.
+    pub session_slots: Arc<Semaphore>,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(|| async { Json(serde_json::json!({ "status": "ok" })) }))
+        .route("/v1/listen", get(ws::listen))
+        .with_state(state)
+}
+
+/// Serves until `signal` resolves, then tells sessions to drain and waits for them (up to the
+/// configured grace period) before returning.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown_tx: watch::Sender<bool>,
+    signal: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let grace = Duration::from_secs(state.config.server.shutdown_grace_s);
+    let slots = state.session_slots.clone();
+    let max_sessions = state.config.limits.max_sessions;
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let notify = async move {
+        signal.await;
+        tracing::info!("shutting down: draining sessions");
+        let _ = shutdown_tx.send(true);
+    };
+    axum::serve(listener, app).with_graceful_shutdown(notify).await?;
+    // Upgraded sockets outlive the HTTP server: wait until every session gave back its slot.
+    let all = tokio::time::timeout(grace, slots.acquire_many(max_sessions as u32)).await;
+    if all.is_err() {
+        tracing::warn!(grace_s = grace.as_secs(), "sessions still open after the grace period");
+    }
+    Ok(())
+}

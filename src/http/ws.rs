@@ -1,0 +1,41 @@
+//! `GET /v1/listen`: checks parameters and admission before upgrading to a WebSocket.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Query, State, WebSocketUpgrade};
+use axum::response::Response;
+
+use super::{ApiError, AppState};
+use crate::protocol::ListenParams;
+use crate::session::{self, SessionDeps};
+
+pub async fn listen(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    Query(query): Query<HashMap<String, String>>,
+    upgrade: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let params = ListenParams::parse(&query, state.asr.is_multilingual()).map_err(|e| ApiError::InvalidParameter(e.0))?;
+    if *state.shutdown.borrow() {
+        return Err(ApiError::ShuttingDown);
+    }
+    let permit = state
+        .session_slots
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| ApiError::TooManySessions(state.config.limits.max_sessions))?;
+    // The socket layer allows twice our limit so that an oversized frame still reaches the
+    // session and gets a specific error instead of a bare protocol failure.
+    let cap = state.config.limits.max_frame_bytes.saturating_mul(2);
+    let deps = SessionDeps {
+        asr: state.asr.clone(),
+        vad: state.vad.clone(),
+        config: state.config.clone(),
+        shutdown: state.shutdown.clone(),
+    };
+    Ok(upgrade.max_message_size(cap).max_frame_size(cap).on_upgrade(move |socket| async move {
+        session::run(socket, params, deps, client).await;
+        drop(permit);
+    }))
+}

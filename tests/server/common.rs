@@ -1,0 +1,119 @@
+//! Shared helpers: a real server on port 0 with the real models, and a real WebSocket client.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use futures_util::{SinkExt, StreamExt};
+use speech_service::app;
+use speech_service::config::Config;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// Whisper-heavy tests take this lock so they never run two models at once on two cores.
+pub static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+pub fn models_dir() -> PathBuf {
+    std::env::var_os("SPEECH_MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models"))
+}
+
+pub fn recording(name: &str) -> PathBuf {
+    models_dir().join("recordings").join(name)
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+}
+
+impl TestApp {
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/v1/listen", self.addr)
+    }
+}
+
+/// Starts a server on its own thread and runtime (so it outlives any one test's runtime).
+pub fn spawn_app(tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let mut config = Config::default();
+    config.models.dir = models_dir();
+    tweak(&mut config);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        rt.block_on(async move {
+            let config = Arc::new(config);
+            let engines = app::load_engines(&config).expect("models are fetched by the test command");
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(listener.local_addr().unwrap()).unwrap();
+            let (state, shutdown_tx) = app::app_state(config, engines);
+            speech_service::http::serve(listener, state, shutdown_tx, std::future::pending()).await.unwrap();
+        });
+    });
+    TestApp { addr: rx.recv().expect("server thread reports its address") }
+}
+
+/// The default server, shared by every test in the binary.
+pub fn default_app() -> &'static TestApp {
+    static APP: std::sync::OnceLock<TestApp> = std::sync::OnceLock::new();
+    APP.get_or_init(|| spawn_app(|_| {}))
+}
+
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+pub async fn connect(url: &str) -> Ws {
+    tokio_tungstenite::connect_async(url).await.expect("upgrade succeeds").0
+}
+
+/// The next JSON text message, skipping pings; panics after 60 s.
+pub async fn next_json(ws: &mut Ws) -> serde_json::Value {
+    loop {
+        let message = tokio::time::timeout(std::time::Duration::from_secs(60), ws.next())
+            .await
+            .expect("a message within 60 s")
+            .expect("socket still open")
+            .expect("no protocol error");
+        match message {
+            Message::Text(text) => return serde_json::from_str(&text).unwrap(),
+            Message::Close(frame) => panic!("closed unexpectedly: {frame:?}"),
+            _ => {}
+        }
+    }
+}
+
+/// Reads messages until `closed`, then the close frame; returns the messages and the close code.
+pub async fn until_closed(ws: &mut Ws) -> (Vec<serde_json::Value>, Option<u16>) {
+    let mut messages = Vec::new();
+    loop {
+        let next = tokio::time::timeout(std::time::Duration::from_secs(120), ws.next()).await.expect("closes in time");
+        match next {
+            Some(Ok(Message::Text(text))) => messages.push(serde_json::from_str(&text).unwrap()),
+            Some(Ok(Message::Close(frame))) => return (messages, frame.map(|f| u16::from(f.code))),
+            Some(Ok(_)) => {}
+            None | Some(Err(_)) => return (messages, None),
+        }
+    }
+}
+
+pub async fn send_text(ws: &mut Ws, text: &str) {
+    ws.send(Message::Text(text.into())).await.unwrap();
+}
+
+pub async fn send_binary(ws: &mut Ws, bytes: Vec<u8>) {
+    ws.send(Message::Binary(bytes.into())).await.unwrap();
+}
+
+/// Concatenated text of every `final`.
+pub fn final_text(messages: &[serde_json::Value]) -> String {
+    let finals = messages.iter().filter(|m| m["type"] == "final");
+    finals.map(|m| m["text"].as_str().unwrap().to_owned()).collect::<Vec<_>>().join(" ")
+}
+
+/// The text of an STM reference file, utterances in order.
+pub fn stm_text(path: &std::path::Path) -> String {
+    let stm = std::fs::read_to_string(path).unwrap();
+    stm.lines().map(|l| l.splitn(6, ' ').nth(5).unwrap_or("").to_owned()).collect::<Vec<_>>().join(" ")
+}

@@ -1,0 +1,6 @@
+//! The one integration-test binary: a real server on port 0, real WebSocket clients, the real
+//! models and real recordings (fetched by the test command into `models/`).
+
+mod bad_input;
+mod common;
+mod streaming;

@@ -1,0 +1,143 @@
+//! End-to-end: a real server, a real WebSocket client, the real models and real recordings.
+
+
+
+use crate::common::*;
+use speech_service::audio::pcm::Encoding;
+use speech_service::client::{stream_file, Received, StreamOptions};
+use speech_service::eval::wer::word_error_rate;
+
+const JFK_REFERENCE: &str =
+    "And so, my fellow Americans, ask not what your country can do for you, ask what you can do for your country.";
+
+fn messages_of(received: &[Received]) -> Vec<serde_json::Value> {
+    received.iter().map(|r| r.message.clone()).collect()
+}
+
+fn of_type<'a>(messages: &'a [serde_json::Value], kind: &str) -> Vec<&'a serde_json::Value> {
+    messages.iter().filter(|m| m["type"] == kind).collect()
+}
+
+/// Checks the timing invariants of every final: ordered, inside the audio, words inside segments.
+fn assert_timestamps(messages: &[serde_json::Value], duration: f64) {
+    let mut previous_end = 0.0;
+    for f in of_type(messages, "final") {
+        let (start, end) = (f["start"].as_f64().unwrap(), f["end"].as_f64().unwrap());
+        assert!(start >= previous_end - 1e-6 && start < end && end <= duration + 0.05, "segment {start}-{end}");
+        previous_end = end;
+        let mut word_start = start;
+        for w in f["words"].as_array().unwrap() {
+            let (ws, we) = (w["start"].as_f64().unwrap(), w["end"].as_f64().unwrap());
+            assert!(ws >= word_start - 1e-6 && we >= ws && we <= end + 1e-6, "word {w} outside {start}-{end}");
+            word_start = ws;
+        }
+    }
+}
+
+#[tokio::test]
+async fn jfk_streamed_live_gets_partials_then_accurate_finals() {
+    let _heavy = HEAVY.lock().await;
+    let app = default_app();
+    let options = StreamOptions { speed: 1.0, ..Default::default() };
+    let received = stream_file(&app.ws_url(), &recording("jfk.wav"), &options, |_| {}).await.unwrap();
+    let messages = messages_of(&received);
+
+    assert_eq!(messages[0]["type"], "ready");
+    assert_eq!(messages[0]["model"], "tiny.en");
+    let first_partial = messages.iter().position(|m| m["type"] == "partial").expect("at least one partial");
+    let first_final = messages.iter().position(|m| m["type"] == "final").expect("at least one final");
+    assert!(first_partial < first_final, "a partial arrives before the first final");
+
+    let hypothesis = final_text(&messages);
+    let wer = word_error_rate(JFK_REFERENCE, &hypothesis).wer();
+    assert!(wer <= 0.10, "WER {wer:.3} for {hypothesis:?}");
+
+    assert_timestamps(&messages, 11.0);
+    let finals = of_type(&messages, "final");
+    let words: Vec<_> = finals.iter().flat_map(|f| f["words"].as_array().unwrap().iter()).collect();
+    // "And" begins about 0.3 s into the recording and "country" ends about 10.6 s in.
+    assert!(words[0]["start"].as_f64().unwrap() < 1.2, "first word at {}", words[0]["start"]);
+    assert!(words.last().unwrap()["end"].as_f64().unwrap() > 9.0);
+    assert!(finals.iter().all(|f| f["language"] == "en" && f["speaker"].is_null()));
+
+    let closed = messages.last().unwrap();
+    assert_eq!(closed["type"], "closed");
+    assert_eq!(closed["reason"], "client_close");
+    assert_eq!(closed["segments"].as_u64().unwrap() as usize, finals.len());
+    assert!((closed["audio_seconds"].as_f64().unwrap() - 11.0).abs() < 0.05);
+}
+
+#[tokio::test]
+async fn phone_call_sample_is_transcribed_without_hallucinated_repeats() {
+    let _heavy = HEAVY.lock().await;
+    let app = default_app();
+    let options = StreamOptions { speed: 3.0, ..Default::default() };
+    let received = stream_file(&app.ws_url(), &recording("sample.wav"), &options, |_| {}).await.unwrap();
+    let messages = messages_of(&received);
+    let hypothesis = final_text(&messages);
+    let counts = word_error_rate(&stm_text(&recording("sample.stm")), &hypothesis);
+    assert!(counts.wer() <= 0.20, "WER {:.3} ({counts:?}) for {hypothesis:?}", counts.wer());
+    assert_timestamps(&messages, 30.0);
+    // The call has silence before 6.6 s: VAD must not hand Whisper anything there.
+    let first = of_type(&messages, "final")[0]["start"].as_f64().unwrap();
+    assert!(first > 5.5, "first final starts at {first}");
+}
+
+/// A 48 kHz float stream: linear interpolation makes the input independent of our resampler.
+#[tokio::test]
+async fn float_audio_at_48k_is_resampled_and_transcribed() {
+    let _heavy = HEAVY.lock().await;
+    let app = default_app();
+    let audio = speech_service::audio::wav::read(&recording("jfk.wav")).unwrap();
+    let upsampled: Vec<f32> = audio
+        .samples
+        .windows(2)
+        .flat_map(|w| (0..3).map(move |k| w[0] + (w[1] - w[0]) * k as f32 / 3.0))
+        .collect();
+    let dir = tempfile_dir();
+    let path = dir.join("jfk48k.wav");
+    let spec = hound::WavSpec { channels: 1, sample_rate: 48_000, bits_per_sample: 32, sample_format: hound::SampleFormat::Float };
+    let mut writer = hound::WavWriter::create(&path, spec).unwrap();
+    upsampled.iter().for_each(|&s| writer.write_sample(s).unwrap());
+    writer.finalize().unwrap();
+
+    let options = StreamOptions { speed: 0.0, encoding: Encoding::PcmF32le, chunk_ms: 250, ..Default::default() };
+    let received = stream_file(&app.ws_url(), &path, &options, |_| {}).await.unwrap();
+    let messages = messages_of(&received);
+    assert_eq!(messages[0]["sample_rate"], 48_000);
+    assert_eq!(messages[0]["encoding"], "pcm_f32le");
+    let wer = word_error_rate(JFK_REFERENCE, &final_text(&messages)).wer();
+    assert!(wer <= 0.10, "WER {wer:.3}");
+    assert_timestamps(&messages, 11.0);
+}
+
+fn tempfile_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("speech-service-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[tokio::test]
+async fn finalize_ends_the_open_utterance_at_once() {
+    let _heavy = HEAVY.lock().await;
+    let app = default_app();
+    let audio = speech_service::audio::wav::read(&recording("jfk.wav")).unwrap();
+    let mut ws = connect(&app.ws_url()).await;
+    assert_eq!(next_json(&mut ws).await["type"], "ready");
+    // The first 1.9 s: "And so my fellow" is still being spoken, no silence to end it.
+    let head = speech_service::client::encode(&audio.samples[..30_400], Encoding::PcmS16le);
+    send_binary(&mut ws, head).await;
+    send_text(&mut ws, r#"{"type":"finalize"}"#).await;
+    let final_msg = loop {
+        let m = next_json(&mut ws).await;
+        if m["type"] == "final" {
+            break m;
+        }
+    };
+    assert!(final_msg["end"].as_f64().unwrap() <= 1.91);
+    assert!(final_msg["text"].as_str().unwrap().to_lowercase().contains("fellow"), "{final_msg}");
+    send_text(&mut ws, r#"{"type":"close"}"#).await;
+    let (messages, code) = until_closed(&mut ws).await;
+    assert_eq!(messages.last().unwrap()["segments"], 1);
+    assert_eq!(code, Some(1000));
+}
