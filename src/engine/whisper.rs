@@ -56,6 +56,10 @@ fn audio_ctx_for(n_samples: usize) -> i32 {
     (padded.div_ceil(64) * 64).clamp(CTX_MIN, CTX_MAX) as i32
 }
 
+fn partial_token_budget(n_samples: usize) -> i32 {
+    (n_samples * 6 / SAMPLE_RATE + 8) as i32
+}
+
 impl WhisperBackend {
     fn params<'a>(&self, options: &'a DecodeOptions, n_samples: usize) -> FullParams<'a, 'a> {
         let mut p = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
@@ -70,8 +74,11 @@ impl WhisperBackend {
         p.set_token_timestamps(!options.partial);
         p.set_audio_ctx(audio_ctx_for(n_samples));
         if options.partial {
+            // Without fallback, greedy decoding can loop on a phrase; a budget of tokens per
+            // second of audio (speech runs at about 3-4) cuts such loops short.
             p.set_temperature_inc(0.0);
             p.set_single_segment(true);
+            p.set_max_tokens(partial_token_budget(n_samples));
         }
         let language = match (&options.language, self.model.is_multilingual()) {
             (_, false) => "en",

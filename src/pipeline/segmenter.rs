@@ -3,8 +3,10 @@
 //! Rules: speech starts when the probability reaches `threshold` and stays above
 //! `neg_threshold` for `min_speech_ms`; it ends after `min_silence_ms` below `neg_threshold`
 //! (hysteresis between the two thresholds). Utterances get `speech_pad_ms` of context on both
-//! sides, never overlapping the previous one, and one longer than `max_utterance_s` is cut at
-//! its quietest frame in the second half.
+//! sides, never overlapping the previous one. Past half of `max_utterance_s` the silence needed
+//! to end an utterance shrinks linearly towards one frame, so long turns end at a short pause
+//! instead of waiting for the limit; one that still reaches `max_utterance_s` is cut at its
+//! quietest frame in the second half.
 
 use serde::{Deserialize, Serialize};
 
@@ -169,7 +171,7 @@ impl Segmenter {
             other => other,
         };
         if let Some(since) = quiet_since {
-            if self.pos - since >= self.min_silence {
+            if self.pos - since >= self.silence_needed(since - start) {
                 let end = (since + self.pad).min(self.pos);
                 events.push(SegmentEvent::Ended(self.close(start, end)));
                 return State::Silence;
@@ -182,6 +184,17 @@ impl Segmenter {
             return State::Speech { start: cut, quiet_since: quiet_since.filter(|&q| q >= cut) };
         }
         State::Speech { start, quiet_since }
+    }
+
+    /// Silence that ends an utterance which has run `len` samples: the full `min_silence` up to
+    /// half the maximum length, then shrinking linearly to one frame at the maximum.
+    fn silence_needed(&self, len: usize) -> usize {
+        let half = self.max_len / 2;
+        if len <= half {
+            return self.min_silence;
+        }
+        let remaining = self.max_len.saturating_sub(len) as f64 / half.max(1) as f64;
+        ((self.min_silence as f64 * remaining) as usize).max(FRAME_SAMPLES)
     }
 
     /// The start of the lowest-energy frame in the second half of the open utterance.
@@ -305,6 +318,24 @@ mod tests {
         let ends: Vec<_> = events.iter().filter_map(|e| if let SegmentEvent::Ended(u) = e { Some(u) } else { None }).collect();
         assert_eq!(ends[0].end, frames(45));
         assert!(matches!(events[2], SegmentEvent::SpeechStarted { id: 1, start } if start == frames(45)));
+    }
+
+    #[test]
+    fn long_utterances_end_at_shorter_pauses() {
+        let config = SegmenterConfig { max_utterance_s: 4.0, ..cfg() };
+        let mut seg = Segmenter::new(&config);
+        // 3 s of speech (past half of the 4 s limit), then a 96 ms pause: it ends the utterance
+        // although it is below min_silence (160 ms); about 80 ms are needed at that length.
+        let mut probs = vec![0.9; 94];
+        probs.extend([0.1; 3]);
+        let ends: Vec<_> = run(&mut seg, &probs).into_iter().filter(|e| matches!(e, SegmentEvent::Ended(_))).collect();
+        assert_eq!(ends.len(), 1, "a short pause ends a long utterance");
+        // Early on, the same pause does not.
+        let mut seg = Segmenter::new(&config);
+        let mut probs = vec![0.9; 20];
+        probs.extend([0.1; 3]);
+        probs.extend([0.9; 2]);
+        assert_eq!(run(&mut seg, &probs).len(), 1, "only speech_started");
     }
 
     #[test]

@@ -1,0 +1,159 @@
+//! Benchmarks on the real models and recordings (not a test: it measures, it does not judge).
+//!
+//!   cargo run --release --bin bench -- [--model tiny.en|base] [--threads 2]
+//!
+//! Reports offline real-time factor, streaming latency (end of speech to final, speech start to
+//! first partial), VAD cost per frame, and peak memory. Run one model per process so the peak
+//! memory figure belongs to that model.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use speech_service::app::{self, Engines};
+use speech_service::audio::wav;
+use speech_service::client::{stream_file, Received, StreamOptions};
+use speech_service::config::Config;
+use speech_service::eval::wer::word_error_rate;
+use speech_service::models::catalog::paths;
+use speech_service::pipeline::FRAME_SAMPLES;
+
+const JFK_TEXT: &str =
+    "And so, my fellow Americans, ask not what your country can do for you, ask what you can do for your country.";
+
+fn arg(name: &str, default: &str) -> String {
+    let args: Vec<String> = std::env::args().collect();
+    args.windows(2).find(|w| w[0] == name).map_or_else(|| default.to_owned(), |w| w[1].clone())
+}
+
+fn percentile(values: &mut [f64], p: f64) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    values.sort_by(f64::total_cmp);
+    let rank = ((p / 100.0) * (values.len() - 1) as f64).round() as usize;
+    values[rank]
+}
+
+fn peak_rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kb = status.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok());
+    kb.unwrap_or(f64::NAN) / 1024.0
+}
+
+fn vad_cost(engines: &Engines, audio: &[f32]) -> anyhow::Result<f64> {
+    let mut vad = engines.vad.detector()?;
+    let frames: Vec<&[f32]> = audio.chunks_exact(FRAME_SAMPLES).collect();
+    let started = Instant::now();
+    for frame in &frames {
+        vad.probability(frame)?;
+    }
+    Ok(started.elapsed().as_secs_f64() * 1000.0 / frames.len() as f64)
+}
+
+/// Offline real-time factor over all files, and the word error rate of each.
+async fn offline_rtf(engines: &Engines, config: &Config, files: &[PathBuf], refs: &[String]) -> anyhow::Result<(f64, Vec<f64>)> {
+    let (mut audio_s, mut spent, mut wers) = (0.0, 0.0, Vec::new());
+    for (file, reference) in files.iter().zip(refs) {
+        audio_s += wav::read_16k(file)?.len() as f64 / 16_000.0;
+        let started = Instant::now();
+        let segments = speech_service::offline::transcribe_file(file, engines, config, None).await?;
+        spent += started.elapsed().as_secs_f64();
+        let text: Vec<&str> = segments.iter().map(|s| s.text.as_str()).collect();
+        wers.push(word_error_rate(reference, &text.join(" ")).wer());
+    }
+    Ok((spent / audio_s, wers))
+}
+
+fn stm_text(path: &Path) -> anyhow::Result<String> {
+    let stm = std::fs::read_to_string(path)?;
+    Ok(stm.lines().filter_map(|l| l.splitn(6, ' ').nth(5)).collect::<Vec<_>>().join(" "))
+}
+
+fn final_text(received: &[Received]) -> String {
+    let finals = received.iter().filter(|r| r.message["type"] == "final");
+    finals.filter_map(|r| r.message["text"].as_str()).collect::<Vec<_>>().join(" ")
+}
+
+/// Per stream: (end of last word -> final arrival) and (speech start -> first partial), seconds.
+fn latencies(received: &[Received]) -> (Vec<f64>, Vec<f64>) {
+    let mut speech_start: HashMap<u64, f64> = HashMap::new();
+    let mut first_partial: HashMap<u64, f64> = HashMap::new();
+    let mut final_latency = Vec::new();
+    for r in received {
+        let m = &r.message;
+        let id = m["segment_id"].as_u64().unwrap_or(u64::MAX);
+        match m["type"].as_str().unwrap_or_default() {
+            "speech_started" => {
+                speech_start.insert(id, m["start"].as_f64().unwrap_or_default());
+            }
+            "partial" => {
+                first_partial.entry(id).or_insert(r.wall);
+            }
+            "final" => {
+                let words = m["words"].as_array().cloned().unwrap_or_default();
+                if let Some(end) = words.last().and_then(|w| w["end"].as_f64()) {
+                    final_latency.push(r.wall - end);
+                    if std::env::args().any(|a| a == "--verbose") {
+                        eprintln!("final {id}: last word ends {end:.2}, arrived {:.2}: {}", r.wall, m["text"]);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let partial_delay = first_partial.iter().filter_map(|(id, t)| speech_start.get(id).map(|s| t - s)).collect();
+    (final_latency, partial_delay)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let model = arg("--model", "tiny.en");
+    let mut config = Config::default();
+    config.models.whisper = model.clone();
+    config.models.dir = speech_service::models::default_models_dir();
+    config.asr.threads = arg("--threads", "2").parse()?;
+    config.vad.min_silence_ms = arg("--min-silence-ms", &config.vad.min_silence_ms.to_string()).parse()?;
+    config.vad.max_utterance_s = arg("--max-utterance-s", &config.vad.max_utterance_s.to_string()).parse()?;
+    let speed: f64 = arg("--speed", "1").parse()?;
+    let dir = config.models.dir.clone();
+    let files = [dir.join(paths::JFK_WAV), dir.join(paths::SAMPLE_WAV)];
+    let config = Arc::new(config);
+    let engines = app::load_engines(&config)?;
+
+    let sample = wav::read_16k(Path::new(&files[1]))?;
+    let vad_ms = vad_cost(&engines, &sample)?;
+    let refs = [JFK_TEXT.to_owned(), stm_text(&dir.join(paths::SAMPLE_STM))?];
+    let (rtf, offline_wer) = offline_rtf(&engines, &config, &files, &refs).await?;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("ws://{}/v1/listen", listener.local_addr()?);
+    let (state, shutdown_tx) = app::app_state(config.clone(), engines);
+    tokio::spawn(speech_service::http::serve(listener, state, shutdown_tx, std::future::pending()));
+    let (mut finals, mut partials, mut live_wer) = (Vec::new(), Vec::new(), Vec::new());
+    let options = StreamOptions { speed, ..Default::default() };
+    for (file, reference) in files.iter().zip(&refs) {
+        let received = stream_file(&url, file, &options, |_| {}).await?;
+        let (f, p) = latencies(&received);
+        finals.extend(f);
+        partials.extend(p);
+        live_wer.push(word_error_rate(reference, &final_text(&received)).wer());
+    }
+    println!("| model | threads | offline RTF | WER jfk / sample offline | WER jfk / sample live | final latency p50 / p95 (s) | first partial p50 / p95 (s) | VAD ms/frame | peak RSS MB |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    println!(
+        "| {model} | {} | {rtf:.3} | {:.3} / {:.3} | {:.3} / {:.3} | {:.2} / {:.2} | {:.2} / {:.2} | {vad_ms:.3} | {:.0} |",
+        config.asr.threads,
+        offline_wer[0],
+        offline_wer[1],
+        live_wer[0],
+        live_wer[1],
+        percentile(&mut finals, 50.0),
+        percentile(&mut finals, 95.0),
+        percentile(&mut partials, 50.0),
+        percentile(&mut partials, 95.0),
+        peak_rss_mb()
+    );
+    Ok(())
+}
