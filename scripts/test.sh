@@ -2,5 +2,5 @@
 # One command to set everything up and run the whole test suite on the real models.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh tiny.en
+scripts/setup.sh tiny.en base
 cargo test --release

@@ -31,7 +31,9 @@ impl Default for StreamOptions {
 /// Encodes samples the way a client declares them.
 pub fn encode(samples: &[f32], encoding: Encoding) -> Vec<u8> {
     match encoding {
-        Encoding::PcmS16le => samples.iter().flat_map(|s| ((s.clamp(-1.0, 1.0) * 32767.0) as i16).to_le_bytes()).collect(),
+        Encoding::PcmS16le => {
+            samples.iter().flat_map(|s| ((s.clamp(-1.0, 1.0) * 32767.0) as i16).to_le_bytes()).collect()
+        }
         Encoding::PcmF32le => samples.iter().flat_map(|s| s.to_le_bytes()).collect(),
     }
 }
@@ -81,7 +83,11 @@ pub async fn stream_file(
     let mut sent_bytes = 0usize;
     let mut close_sent = false;
     loop {
-        let due = Duration::from_secs_f64(if options.speed > 0.0 { sent_bytes as f64 / bytes_per_sec / options.speed } else { 0.0 });
+        let due = Duration::from_secs_f64(if options.speed > 0.0 {
+            sent_bytes as f64 / bytes_per_sec / options.speed
+        } else {
+            0.0
+        });
         tokio::select! {
             message = rx.next() => {
                 let Some(message) = message else { bail!("server closed the connection before `closed`") };
@@ -116,7 +122,9 @@ pub fn print_message(r: &Received) {
     let m = &r.message;
     let f = |k: &str| m[k].as_f64().unwrap_or_default();
     match m["type"].as_str().unwrap_or_default() {
-        "partial" => println!("  ... [{:7.2} - {:7.2}] {}", f("start"), f("end"), m["text"].as_str().unwrap_or_default()),
+        "partial" => {
+            println!("  ... [{:7.2} - {:7.2}] {}", f("start"), f("end"), m["text"].as_str().unwrap_or_default())
+        }
         "final" => println!("FINAL [{:7.2} - {:7.2}] {}", f("start"), f("end"), m["text"].as_str().unwrap_or_default()),
         _ => println!("{m}"),
     }

@@ -96,7 +96,13 @@ pub struct LimitsConfig {
 
 impl Default for LimitsConfig {
     fn default() -> Self {
-        Self { max_sessions: 16, max_frame_bytes: 1 << 20, idle_timeout_s: 30, max_session_audio_s: 4 * 3600, send_timeout_s: 10 }
+        Self {
+            max_sessions: 16,
+            max_frame_bytes: 1 << 20,
+            idle_timeout_s: 30,
+            max_session_audio_s: 4 * 3600,
+            send_timeout_s: 10,
+        }
     }
 }
 

@@ -43,7 +43,12 @@ pub fn find_utterances(samples: &[f32], engines: &Engines, config: &Config) -> a
 }
 
 /// Transcribes a WAV file of any rate.
-pub async fn transcribe_file(path: &Path, engines: &Engines, config: &Config, language: Option<String>) -> anyhow::Result<Vec<Segment>> {
+pub async fn transcribe_file(
+    path: &Path,
+    engines: &Engines,
+    config: &Config,
+    language: Option<String>,
+) -> anyhow::Result<Vec<Segment>> {
     let samples = wav::read_16k(path)?;
     let (e, c) = (engines.clone(), config.clone());
     let utterances = tokio::task::spawn_blocking(move || find_utterances(&samples, &e, &c)).await??;
@@ -53,7 +58,15 @@ pub async fn transcribe_file(path: &Path, engines: &Engines, config: &Config, la
         let t = engines.asr.transcribe(u.samples, language.clone(), timeout).await?;
         let offset = seconds(u.start);
         let words = t.words.into_iter().map(|w| Word { start: w.start + offset, end: w.end + offset, ..w }).collect();
-        segments.push(Segment { id: u.id, start: offset, end: seconds(u.end), text: t.text, words, language: t.language, speaker: None });
+        segments.push(Segment {
+            id: u.id,
+            start: offset,
+            end: seconds(u.end),
+            text: t.text,
+            words,
+            language: t.language,
+            speaker: None,
+        });
     }
     Ok(segments)
 }
@@ -77,13 +90,20 @@ pub fn render(segments: &[Segment], format: Format) -> String {
     let spoken = segments.iter().filter(|s| !s.text.is_empty());
     match format {
         Format::Text => spoken.map(|s| s.text.as_str()).collect::<Vec<_>>().join("\n") + "\n",
-        Format::Json => serde_json::to_string_pretty(&serde_json::json!({ "segments": segments })).expect("segments serialise") + "\n",
+        Format::Json => {
+            serde_json::to_string_pretty(&serde_json::json!({ "segments": segments })).expect("segments serialise")
+                + "\n"
+        }
         Format::Srt => spoken
             .enumerate()
-            .map(|(i, s)| format!("{}\n{} --> {}\n{}\n\n", i + 1, timestamp(s.start, ','), timestamp(s.end, ','), s.text))
+            .map(|(i, s)| {
+                format!("{}\n{} --> {}\n{}\n\n", i + 1, timestamp(s.start, ','), timestamp(s.end, ','), s.text)
+            })
             .collect(),
         Format::Vtt => {
-            let cues: String = spoken.map(|s| format!("{} --> {}\n{}\n\n", timestamp(s.start, '.'), timestamp(s.end, '.'), s.text)).collect();
+            let cues: String = spoken
+                .map(|s| format!("{} --> {}\n{}\n\n", timestamp(s.start, '.'), timestamp(s.end, '.'), s.text))
+                .collect();
             format!("WEBVTT\n\n{cues}")
         }
     }

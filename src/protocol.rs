@@ -27,14 +27,18 @@ impl ListenParams {
     pub fn parse(query: &HashMap<String, String>, multilingual: bool) -> Result<Self, ParamError> {
         const KNOWN: &[&str] = &["sample_rate", "encoding", "language", "interim_results"];
         if let Some(unknown) = query.keys().find(|k| !KNOWN.contains(&k.as_str())) {
-            return Err(ParamError(format!("unknown query parameter `{unknown}`; expected one of {}", KNOWN.join(", "))));
+            return Err(ParamError(format!(
+                "unknown query parameter `{unknown}`; expected one of {}",
+                KNOWN.join(", ")
+            )));
         }
-        let sample_rate = match query.get("sample_rate") {
-            None => 16_000,
-            Some(v) => v.parse::<u32>().ok().filter(|r| (8_000..=192_000).contains(r)).ok_or_else(|| {
-                ParamError(format!("sample_rate must be an integer from 8000 to 192000, got `{v}`"))
-            })?,
-        };
+        let sample_rate =
+            match query.get("sample_rate") {
+                None => 16_000,
+                Some(v) => v.parse::<u32>().ok().filter(|r| (8_000..=192_000).contains(r)).ok_or_else(|| {
+                    ParamError(format!("sample_rate must be an integer from 8000 to 192000, got `{v}`"))
+                })?,
+            };
         let encoding = match query.get("encoding") {
             None => Encoding::PcmS16le,
             Some(v) => Encoding::parse(v)
@@ -56,7 +60,9 @@ fn parse_language(value: Option<&str>, multilingual: bool) -> Result<Option<Stri
         None | Some("en") => Ok(Some("en".into())),
         Some(lang) if multilingual && whisper_rs::get_lang_id(lang).is_some() => Ok(Some(lang.to_owned())),
         Some(lang) if multilingual => Err(ParamError(format!("language `{lang}` is not a Whisper language code"))),
-        Some(lang) => Err(ParamError(format!("language `{lang}` is not available: the model is English-only (use en)"))),
+        Some(lang) => {
+            Err(ParamError(format!("language `{lang}` is not available: the model is English-only (use en)")))
+        }
     }
 }
 
@@ -164,7 +170,15 @@ mod tests {
     #[test]
     fn defaults_for_an_english_model() {
         let p = ListenParams::parse(&query(&[]), false).unwrap();
-        assert_eq!(p, ListenParams { sample_rate: 16_000, encoding: Encoding::PcmS16le, language: Some("en".into()), interim_results: true });
+        assert_eq!(
+            p,
+            ListenParams {
+                sample_rate: 16_000,
+                encoding: Encoding::PcmS16le,
+                language: Some("en".into()),
+                interim_results: true
+            }
+        );
     }
 
     #[test]

@@ -78,7 +78,11 @@ impl PcmDecoder {
             Encoding::PcmF32le => {
                 let v = f32::from_le_bytes([s[0], s[1], s[2], s[3]]);
                 // Non-finite samples would poison every model downstream.
-                if v.is_finite() { v.clamp(-1.0, 1.0) } else { 0.0 }
+                if v.is_finite() {
+                    v.clamp(-1.0, 1.0)
+                } else {
+                    0.0
+                }
             }
         }
     }

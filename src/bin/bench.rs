@@ -38,7 +38,8 @@ fn percentile(values: &mut [f64], p: f64) -> f64 {
 
 fn peak_rss_mb() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kb = status.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok());
+    let kb =
+        status.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok());
     kb.unwrap_or(f64::NAN) / 1024.0
 }
 
@@ -53,7 +54,12 @@ fn vad_cost(engines: &Engines, audio: &[f32]) -> anyhow::Result<f64> {
 }
 
 /// Offline real-time factor over all files, and the word error rate of each.
-async fn offline_rtf(engines: &Engines, config: &Config, files: &[PathBuf], refs: &[String]) -> anyhow::Result<(f64, Vec<f64>)> {
+async fn offline_rtf(
+    engines: &Engines,
+    config: &Config,
+    files: &[PathBuf],
+    refs: &[String],
+) -> anyhow::Result<(f64, Vec<f64>)> {
     let (mut audio_s, mut spent, mut wers) = (0.0, 0.0, Vec::new());
     for (file, reference) in files.iter().zip(refs) {
         audio_s += wav::read_16k(file)?.len() as f64 / 16_000.0;

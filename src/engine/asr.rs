@@ -117,7 +117,11 @@ impl AsrHandle {
     }
 
     /// Asks for a partial; `None` when the partial lane is full (the request is simply skipped).
-    pub fn try_partial(&self, samples: Vec<f32>, language: Option<String>) -> Option<oneshot::Receiver<Result<Transcript, AsrError>>> {
+    pub fn try_partial(
+        &self,
+        samples: Vec<f32>,
+        language: Option<String>,
+    ) -> Option<oneshot::Receiver<Result<Transcript, AsrError>>> {
         let (reply, rx) = oneshot::channel();
         let job = Job { samples, options: DecodeOptions { language, partial: true }, reply };
         match self.queue.try_push_partial(job) {
@@ -146,7 +150,12 @@ impl AsrHandle {
     }
 
     /// Transcribes one clip as a final and waits for it (offline use).
-    pub async fn transcribe(&self, samples: Vec<f32>, language: Option<String>, timeout: Duration) -> Result<Transcript, AsrError> {
+    pub async fn transcribe(
+        &self,
+        samples: Vec<f32>,
+        language: Option<String>,
+        timeout: Duration,
+    ) -> Result<Transcript, AsrError> {
         let rx = self.submit_final(samples, language, timeout).await?;
         rx.await.map_err(|_| AsrError::WorkerLost)?
     }

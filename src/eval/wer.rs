@@ -90,7 +90,10 @@ mod tests {
 
     #[test]
     fn normalisation_drops_case_punctuation_fillers_and_asides() {
-        assert_eq!(normalize("Um, And so — my fellow Americans [applause]: ask NOT!"), ["and", "so", "my", "fellow", "americans", "ask", "not"]);
+        assert_eq!(
+            normalize("Um, And so — my fellow Americans [applause]: ask NOT!"),
+            ["and", "so", "my", "fellow", "americans", "ask", "not"]
+        );
         assert_eq!(normalize("I didn't know 'you' were there."), ["i", "didn't", "know", "you", "were", "there"]);
     }
 

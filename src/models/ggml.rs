@@ -110,15 +110,24 @@ fn map_tensors(model: &Ct2Model) -> Result<BTreeMap<String, Tensor>, ModelError>
         let values = || variable.to_f32();
         match name.as_str() {
             "encoder/position_encodings/encodings" => {
-                out.insert("encoder.positional_embedding".into(), Tensor { shape: variable.shape.clone(), values: values()? });
+                out.insert(
+                    "encoder.positional_embedding".into(),
+                    Tensor { shape: variable.shape.clone(), values: values()? },
+                );
                 continue;
             }
             "decoder/position_encodings/encodings" => {
-                out.insert("decoder.positional_embedding".into(), Tensor { shape: variable.shape.clone(), values: values()? });
+                out.insert(
+                    "decoder.positional_embedding".into(),
+                    Tensor { shape: variable.shape.clone(), values: values()? },
+                );
                 continue;
             }
             "decoder/embeddings/weight" => {
-                out.insert("decoder.token_embedding.weight".into(), Tensor { shape: variable.shape.clone(), values: values()? });
+                out.insert(
+                    "decoder.token_embedding.weight".into(),
+                    Tensor { shape: variable.shape.clone(), values: values()? },
+                );
                 continue;
             }
             _ => {}
@@ -233,7 +242,10 @@ fn write_header(out: &mut impl Write, h: &HParams, tokens: &[Vec<u8>]) -> io::Re
 
 /// 1-D tensors, convolution biases and positional embeddings stay f32; other matrices are f16.
 fn keeps_f32(name: &str, shape: &[usize]) -> bool {
-    shape.len() < 2 || name.ends_with("conv1.bias") || name.ends_with("conv2.bias") || name.ends_with("positional_embedding")
+    shape.len() < 2
+        || name.ends_with("conv1.bias")
+        || name.ends_with("conv2.bias")
+        || name.ends_with("positional_embedding")
 }
 
 fn write_tensor(out: &mut impl Write, name: &str, tensor: &Tensor) -> io::Result<()> {

@@ -7,6 +7,9 @@ pub mod fetch;
 pub mod ggml;
 mod mel;
 
+#[cfg(test)]
+mod convert_tests;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 

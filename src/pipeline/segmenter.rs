@@ -48,7 +48,10 @@ impl SegmenterConfig {
             return Err(format!("vad.neg_threshold must be within 0..threshold, got {}", self.neg_threshold));
         }
         if !(2.0..=30.0).contains(&self.max_utterance_s) {
-            return Err(format!("vad.max_utterance_s must be within 2..30 (Whisper's window), got {}", self.max_utterance_s));
+            return Err(format!(
+                "vad.max_utterance_s must be within 2..30 (Whisper's window), got {}",
+                self.max_utterance_s
+            ));
         }
         Ok(())
     }
@@ -78,9 +81,14 @@ pub enum SegmentEvent {
 enum State {
     Silence,
     /// Probability crossed the threshold at `onset`; not yet long enough to count.
-    Onset { onset: usize },
+    Onset {
+        onset: usize,
+    },
     /// Inside an utterance that began at `start`; `quiet_since` marks a run of low probability.
-    Speech { start: usize, quiet_since: Option<usize> },
+    Speech {
+        start: usize,
+        quiet_since: Option<usize>,
+    },
 }
 
 /// The segmenter itself: it keeps the audio of the open utterance (plus padding) and nothing more.
@@ -315,7 +323,8 @@ mod tests {
             let level = if i == 45 { 0.001 } else { 0.5 };
             events.extend(seg.push(&[level; FRAME_SAMPLES], 0.9));
         }
-        let ends: Vec<_> = events.iter().filter_map(|e| if let SegmentEvent::Ended(u) = e { Some(u) } else { None }).collect();
+        let ends: Vec<_> =
+            events.iter().filter_map(|e| if let SegmentEvent::Ended(u) = e { Some(u) } else { None }).collect();
         assert_eq!(ends[0].end, frames(45));
         assert!(matches!(events[2], SegmentEvent::SpeechStarted { id: 1, start } if start == frames(45)));
     }
@@ -352,7 +361,12 @@ mod tests {
             .collect();
         assert_eq!(ends.len(), 3);
         for pair in ends.windows(2) {
-            assert!(pair[0].end <= pair[1].start, "{:?} overlaps {:?}", (pair[0].start, pair[0].end), (pair[1].start, pair[1].end));
+            assert!(
+                pair[0].end <= pair[1].start,
+                "{:?} overlaps {:?}",
+                (pair[0].start, pair[0].end),
+                (pair[1].start, pair[1].end)
+            );
         }
     }
 }

@@ -50,10 +50,8 @@ impl SileroVad {
         let input = Tensor::from_array(([1usize, CONTEXT_SAMPLES + FRAME_SAMPLES], input)).map_err(OnnxError::run)?;
         let state = Tensor::from_array(([2usize, 1, 128], std::mem::take(&mut self.state))).map_err(OnnxError::run)?;
         let sr = Tensor::from_array(ndarray::arr0(16_000i64)).map_err(OnnxError::run)?;
-        let outputs = self
-            .session
-            .run(ort::inputs!["input" => input, "state" => state, "sr" => sr])
-            .map_err(OnnxError::run)?;
+        let outputs =
+            self.session.run(ort::inputs!["input" => input, "state" => state, "sr" => sr]).map_err(OnnxError::run)?;
         let (_, prob) = outputs["output"].try_extract_tensor::<f32>().map_err(OnnxError::run)?;
         let prob = prob[0];
         let (_, new_state) = outputs["stateN"].try_extract_tensor::<f32>().map_err(OnnxError::run)?;

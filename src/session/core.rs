@@ -106,7 +106,10 @@ impl Session {
     pub async fn on_audio(&mut self, bytes: &[u8], inflight: &mut Inflight) -> Flow {
         if bytes.len() > self.config.limits.max_frame_bytes {
             let limit = self.config.limits.max_frame_bytes;
-            self.error(ErrorCode::FrameTooLarge, format!("frame of {} bytes exceeds the limit of {limit} bytes", bytes.len()));
+            self.error(
+                ErrorCode::FrameTooLarge,
+                format!("frame of {} bytes exceeds the limit of {limit} bytes", bytes.len()),
+            );
             return Flow::Close(CloseReason::FrameTooLarge);
         }
         let frames = match self.front.push(bytes) {
@@ -155,7 +158,8 @@ impl Session {
         let rx = match result {
             Ok(rx) => rx,
             Err(e) => {
-                let code = if matches!(e, AsrError::Overloaded(_)) { ErrorCode::Overloaded } else { ErrorCode::AsrFailed };
+                let code =
+                    if matches!(e, AsrError::Overloaded(_)) { ErrorCode::Overloaded } else { ErrorCode::AsrFailed };
                 self.error(code, format!("segment {id}: {e}"));
                 return;
             }
@@ -256,7 +260,10 @@ impl Session {
         }
         if self.front.dropped_bytes > 0 {
             let n = self.front.dropped_bytes;
-            self.error(ErrorCode::IncompleteSample, format!("dropped {n} trailing byte(s) that do not make a whole sample"));
+            self.error(
+                ErrorCode::IncompleteSample,
+                format!("dropped {n} trailing byte(s) that do not make a whole sample"),
+            );
         }
         if let Some(utterance) = self.segmenter.finalize() {
             self.submit_final(utterance, inflight).await;
@@ -265,8 +272,8 @@ impl Session {
 }
 
 fn parse_client_message(text: &str) -> Result<ClientMessage, (ErrorCode, String)> {
-    let value: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| (ErrorCode::InvalidJson, format!("text frame is not valid JSON: {e}")))?;
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| (ErrorCode::InvalidJson, format!("text frame is not valid JSON: {e}")))?;
     let Some(kind) = value.get("type").and_then(|t| t.as_str()).map(str::to_owned) else {
         return Err((ErrorCode::InvalidJson, "a message must be a JSON object with a string `type`".into()));
     };

@@ -194,7 +194,13 @@ async fn on_message(session: &mut Session, message: Message, inflight: &mut Infl
 }
 
 /// Finishes the session: flush audio, wait for every final (bounded), send them, then `closed`.
-async fn drain(session: &mut Session, inflight: &mut Inflight, outlet: &mut Outlet, reason: CloseReason, config: &Config) {
+async fn drain(
+    session: &mut Session,
+    inflight: &mut Inflight,
+    outlet: &mut Outlet,
+    reason: CloseReason,
+    config: &Config,
+) {
     session.finish_audio(inflight).await;
     inflight.partial = None;
     let wait = Duration::from_secs(config.asr.final_timeout_s);
@@ -210,7 +216,8 @@ async fn drain(session: &mut Session, inflight: &mut Inflight, outlet: &mut Outl
         }
         outlet.flush(&mut session.outbox).await;
     }
-    let closed = ServerMessage::Closed { reason, audio_seconds: session.audio_seconds(), segments: session.finals_sent };
+    let closed =
+        ServerMessage::Closed { reason, audio_seconds: session.audio_seconds(), segments: session.finals_sent };
     session.outbox.push(closed);
     outlet.flush(&mut session.outbox).await;
     outlet.close(reason).await;

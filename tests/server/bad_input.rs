@@ -108,7 +108,8 @@ async fn session_limit_refuses_with_503_and_a_vanished_client_frees_its_slot() {
     assert_eq!(body["error"]["code"], "too_many_sessions");
 
     // Half an utterance, then the client vanishes without a close frame.
-    let bytes = speech_service::client::encode(&audio.samples[..40_000], speech_service::audio::pcm::Encoding::PcmS16le);
+    let bytes =
+        speech_service::client::encode(&audio.samples[..40_000], speech_service::audio::pcm::Encoding::PcmS16le);
     first.send(tokio_tungstenite::tungstenite::Message::Binary(bytes.into())).await.unwrap();
     drop(first);
 

@@ -1,7 +1,5 @@
 //! End-to-end: a real server, a real WebSocket client, the real models and real recordings.
 
-
-
 use crate::common::*;
 use speech_service::audio::pcm::Encoding;
 use speech_service::client::{stream_file, Received, StreamOptions};
@@ -91,14 +89,16 @@ async fn float_audio_at_48k_is_resampled_and_transcribed() {
     let _heavy = HEAVY.lock().await;
     let app = default_app();
     let audio = speech_service::audio::wav::read(&recording("jfk.wav")).unwrap();
-    let upsampled: Vec<f32> = audio
-        .samples
-        .windows(2)
-        .flat_map(|w| (0..3).map(move |k| w[0] + (w[1] - w[0]) * k as f32 / 3.0))
-        .collect();
+    let upsampled: Vec<f32> =
+        audio.samples.windows(2).flat_map(|w| (0..3).map(move |k| w[0] + (w[1] - w[0]) * k as f32 / 3.0)).collect();
     let dir = tempfile_dir();
     let path = dir.join("jfk48k.wav");
-    let spec = hound::WavSpec { channels: 1, sample_rate: 48_000, bits_per_sample: 32, sample_format: hound::SampleFormat::Float };
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 48_000,
+        bits_per_sample: 32,
+        sample_format: hound::SampleFormat::Float,
+    };
     let mut writer = hound::WavWriter::create(&path, spec).unwrap();
     upsampled.iter().for_each(|&s| writer.write_sample(s).unwrap());
     writer.finalize().unwrap();

@@ -1,0 +1,169 @@
+//! The stages on real recordings: Silero VAD + segmenter against the references, the converted
+//! multilingual model, and the command line.
+
+use std::process::Command;
+
+use speech_service::app;
+use speech_service::audio::wav;
+use speech_service::config::Config;
+use speech_service::eval::wer::word_error_rate;
+use speech_service::offline;
+
+use crate::common::*;
+
+const JFK_REFERENCE: &str =
+    "And so, my fellow Americans, ask not what your country can do for you, ask what you can do for your country.";
+
+fn engines(model: &str) -> (app::Engines, Config) {
+    let mut config = Config::default();
+    config.models.dir = models_dir();
+    config.models.whisper = model.into();
+    (app::load_engines(&config).unwrap(), config)
+}
+
+/// Speech regions of an RTTM file (union of all speakers), in seconds.
+fn rttm_speech(path: &std::path::Path) -> Vec<(f64, f64)> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut turns: Vec<(f64, f64)> = text
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let (start, dur): (f64, f64) = (f[3].parse().unwrap(), f[4].parse().unwrap());
+            (start, start + dur)
+        })
+        .collect();
+    turns.sort_by(|a, b| a.0.total_cmp(&b.0));
+    turns
+}
+
+fn covered(regions: &[(f64, f64)], t: f64) -> bool {
+    regions.iter().any(|&(s, e)| t >= s && t < e)
+}
+
+#[test]
+fn vad_and_segmenter_find_the_speech_of_the_phone_call() {
+    let (engines, config) = engines("tiny.en");
+    let samples = wav::read_16k(&recording("sample.wav")).unwrap();
+    let utterances = offline::find_utterances(&samples, &engines, &config).unwrap();
+    let found: Vec<(f64, f64)> = utterances.iter().map(|u| (u.start as f64 / 16e3, u.end as f64 / 16e3)).collect();
+    let reference = rttm_speech(&recording("sample.rttm"));
+
+    // Score on a 10 ms grid: how much reference speech is found, how much found is not speech.
+    let grid: Vec<f64> = (0..3000).map(|i| i as f64 / 100.0).collect();
+    let speech = grid.iter().filter(|&&t| covered(&reference, t)).count() as f64;
+    let hit = grid.iter().filter(|&&t| covered(&reference, t) && covered(&found, t)).count() as f64;
+    let false_alarm = grid.iter().filter(|&&t| !covered(&reference, t) && covered(&found, t)).count() as f64;
+    eprintln!("VAD on sample: hit {:.3}, false alarm {:.3}, regions {found:?}", hit / speech, false_alarm / speech);
+    assert!(hit / speech >= 0.95, "found {:.3} of the reference speech; regions {found:?}", hit / speech);
+    assert!(false_alarm / speech <= 0.15, "false alarm {:.3}", false_alarm / speech);
+    // Speech begins at 6.69 s after silence: the first region starts within padding of it.
+    assert!((found[0].0 - 6.69).abs() < 0.4, "first region at {:?}", found[0]);
+}
+
+/// Silero's own frame decisions (probability >= 0.5) against the reference turns, frame by frame.
+#[test]
+fn silero_frames_agree_with_the_reference_speech() {
+    let (engines, _) = engines("tiny.en");
+    let samples = wav::read_16k(&recording("sample.wav")).unwrap();
+    let mut framer = speech_service::pipeline::vad::VadFramer::new(engines.vad.detector().unwrap());
+    let frames = framer.push(&samples).unwrap();
+    let reference = rttm_speech(&recording("sample.rttm"));
+    let (mut agree, mut speech_frames, mut speech_hits) = (0, 0, 0);
+    for (i, frame) in frames.iter().enumerate() {
+        let t = (i as f64 + 0.5) * 0.032;
+        let (truth, said) = (covered(&reference, t), frame.probability >= 0.5);
+        agree += usize::from(truth == said);
+        speech_frames += usize::from(truth);
+        speech_hits += usize::from(truth && said);
+    }
+    let accuracy = agree as f64 / frames.len() as f64;
+    let recall = speech_hits as f64 / speech_frames as f64;
+    eprintln!("Silero on sample: frame accuracy {accuracy:.3}, speech recall {recall:.3}");
+    assert!(accuracy >= 0.85, "frame accuracy {accuracy:.3}");
+    assert!(recall >= 0.85, "speech recall {recall:.3}");
+    // No speech at all in the first 6 s of the call.
+    assert!(frames[..180].iter().all(|f| f.probability < 0.5));
+}
+
+#[test]
+fn vad_finds_jfk_speaking_from_start_to_end() {
+    let (engines, config) = engines("tiny.en");
+    let samples = wav::read_16k(&recording("jfk.wav")).unwrap();
+    let utterances = offline::find_utterances(&samples, &engines, &config).unwrap();
+    let (first, last) = (&utterances[0], utterances.last().unwrap());
+    // The speech runs from about 0.3 s to about 10.6 s of the 11 s recording.
+    assert!(first.start < 16_000 / 2, "starts at {}", first.start);
+    assert!(last.end as f64 / 16e3 > 10.3, "ends at {}", last.end);
+    assert!(utterances.windows(2).all(|w| w[0].end <= w[1].start));
+}
+
+#[tokio::test]
+async fn converted_base_model_detects_english_and_transcribes_jfk() {
+    let _heavy = HEAVY.lock().await;
+    let (engines, config) = engines("base");
+    assert!(engines.asr.is_multilingual());
+    let segments = offline::transcribe_file(&recording("jfk.wav"), &engines, &config, None).await.unwrap();
+    let text: Vec<&str> = segments.iter().map(|s| s.text.as_str()).collect();
+    let wer = word_error_rate(JFK_REFERENCE, &text.join(" ")).wer();
+    assert!(wer <= 0.10, "WER {wer:.3}: {text:?}");
+    assert!(segments.iter().all(|s| s.language == "en"), "{segments:?}");
+    engines.asr.close();
+}
+
+#[tokio::test]
+async fn transcribe_command_reads_any_rate_and_writes_subtitles() {
+    let _heavy = HEAVY.lock().await;
+    // jfk at 44.1 kHz, stereo, by linear interpolation (independent of our resampler).
+    let audio = wav::read(&recording("jfk.wav")).unwrap();
+    let n_out = audio.samples.len() * 44_100 / 16_000;
+    let path = std::env::temp_dir().join(format!("jfk44k-{}.wav", std::process::id()));
+    let spec = hound::WavSpec {
+        channels: 2,
+        sample_rate: 44_100,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut writer = hound::WavWriter::create(&path, spec).unwrap();
+    for i in 0..n_out {
+        let x = i as f64 * 16_000.0 / 44_100.0;
+        let (j, frac) = (x as usize, (x - x.floor()) as f32);
+        let next = audio.samples.get(j + 1).copied().unwrap_or(0.0);
+        let s = audio.samples[j] * (1.0 - frac) + next * frac;
+        for _ in 0..2 {
+            writer.write_sample((s * 32767.0) as i16).unwrap();
+        }
+    }
+    writer.finalize().unwrap();
+
+    let output = Command::new(env!("CARGO_BIN_EXE_speech-service"))
+        .args(["--log", "warn", "--models-dir"])
+        .arg(models_dir())
+        .args(["transcribe", "--format", "srt"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let srt = String::from_utf8(output.stdout).unwrap();
+    assert!(srt.starts_with("1\n00:00:00,"), "{srt}");
+    assert!(srt.contains(" --> "));
+    let text: Vec<&str> = srt.lines().filter(|l| !l.contains("-->") && l.parse::<u32>().is_err()).collect();
+    let wer = word_error_rate(JFK_REFERENCE, &text.join(" ")).wer();
+    assert!(wer <= 0.10, "WER {wer:.3}: {srt}");
+}
+
+#[tokio::test]
+async fn stream_command_prints_partials_and_finals() {
+    let _heavy = HEAVY.lock().await;
+    let app = default_app();
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_speech-service"))
+        .args(["--log", "warn", "stream", "--speed", "4", "--url", &app.ws_url()])
+        .arg(recording("jfk.wav"))
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(stdout.contains("FINAL ["), "{stdout}");
+    assert!(stdout.to_lowercase().contains("fellow americans"), "{stdout}");
+    assert!(stdout.lines().last().unwrap().contains("\"closed\""), "{stdout}");
+}
