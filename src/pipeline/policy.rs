@@ -2,23 +2,31 @@
 
 /// Requests a partial each time the open utterance has grown by `interval` samples since the
 /// last request, with at most one request in flight: a slow ASR worker then sees fewer, larger
-/// partials instead of a growing backlog.
+/// partials instead of a growing backlog. When partials come back slowly the interval stretches
+/// to twice their turnaround, so partials never take more than about half of a worker and the
+/// finals queued behind them stay quick.
 #[derive(Debug)]
 pub struct PartialPolicy {
     interval: usize,
     min_len: usize,
     requested_at_len: usize,
     in_flight: bool,
+    /// Turnaround of the last partial, in samples of audio time.
+    last_turnaround: usize,
 }
 
 impl PartialPolicy {
     pub fn new(interval: usize, min_len: usize) -> Self {
-        Self { interval, min_len, requested_at_len: 0, in_flight: false }
+        Self { interval, min_len, requested_at_len: 0, in_flight: false, last_turnaround: 0 }
+    }
+
+    fn effective_interval(&self) -> usize {
+        self.interval.max(2 * self.last_turnaround)
     }
 
     /// Whether to request a partial now that the open utterance holds `open_len` samples.
     pub fn should_request(&mut self, open_len: usize) -> bool {
-        if self.in_flight || open_len < self.min_len || open_len < self.requested_at_len + self.interval {
+        if self.in_flight || open_len < self.min_len || open_len < self.requested_at_len + self.effective_interval() {
             return false;
         }
         self.requested_at_len = open_len;
@@ -26,9 +34,10 @@ impl PartialPolicy {
         true
     }
 
-    /// The request came back (or was refused by a full queue).
-    pub fn completed(&mut self) {
+    /// The request came back after `turnaround` samples' worth of time, or was refused (0).
+    pub fn completed(&mut self, turnaround: usize) {
         self.in_flight = false;
+        self.last_turnaround = turnaround;
     }
 
     /// A new utterance begins: counting starts again.
@@ -48,10 +57,19 @@ mod tests {
         assert!(!p.should_request(40), "shorter than the minimum");
         assert!(p.should_request(100));
         assert!(!p.should_request(250), "one already in flight");
-        p.completed();
+        p.completed(0);
         assert!(!p.should_request(150), "not yet an interval past the last request");
         assert!(p.should_request(250));
         p.reset();
         assert!(p.should_request(100));
+    }
+
+    #[test]
+    fn slow_partials_stretch_the_interval() {
+        let mut p = PartialPolicy::new(100, 50);
+        assert!(p.should_request(100));
+        p.completed(80); // took 80 samples' time: next one needs 160 samples of growth
+        assert!(!p.should_request(220));
+        assert!(p.should_request(260));
     }
 }

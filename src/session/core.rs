@@ -30,6 +30,7 @@ pub struct PendingPartial {
     pub start: usize,
     pub end: usize,
     pub rx: oneshot::Receiver<Result<Transcript, AsrError>>,
+    pub requested: std::time::Instant,
 }
 
 /// Engine requests in flight; kept apart from `Session` so the event loop can await them
@@ -180,14 +181,18 @@ impl Session {
         }
         let end = start + audio.len();
         match self.asr.try_partial(audio.to_vec(), self.params.language.clone()) {
-            Some(rx) => inflight.partial = Some(PendingPartial { segment_id, start, end, rx }),
-            None => self.policy.completed(),
+            Some(rx) => {
+                let requested = std::time::Instant::now();
+                inflight.partial = Some(PendingPartial { segment_id, start, end, rx, requested });
+            }
+            None => self.policy.completed(0),
         }
     }
 
     /// A partial came back; it is shown only while its utterance is still open.
     pub fn on_partial(&mut self, pending: PendingPartial, result: Result<Transcript, AsrError>) {
-        self.policy.completed();
+        let turnaround = pending.requested.elapsed().as_secs_f64() * f64::from(MODEL_RATE);
+        self.policy.completed(turnaround as usize);
         let still_open = self.segmenter.open_utterance().is_some_and(|(id, ..)| id == pending.segment_id);
         match result {
             Ok(t) if still_open && !t.text.is_empty() => self.outbox.push(ServerMessage::Partial {
