@@ -15,12 +15,10 @@ use speech_service::app::{self, Engines};
 use speech_service::audio::wav;
 use speech_service::client::{stream_file, Received, StreamOptions};
 use speech_service::config::Config;
+use speech_service::eval::reference::{stm_text, JFK_TEXT};
 use speech_service::eval::wer::word_error_rate;
 use speech_service::models::catalog::paths;
 use speech_service::pipeline::FRAME_SAMPLES;
-
-const JFK_TEXT: &str =
-    "And so, my fellow Americans, ask not what your country can do for you, ask what you can do for your country.";
 
 fn arg(name: &str, default: &str) -> String {
     let args: Vec<String> = std::env::args().collect();
@@ -70,11 +68,6 @@ async fn offline_rtf(
         wers.push(word_error_rate(reference, &text.join(" ")).wer());
     }
     Ok((spent / audio_s, wers))
-}
-
-fn stm_text(path: &Path) -> anyhow::Result<String> {
-    let stm = std::fs::read_to_string(path)?;
-    Ok(stm.lines().filter_map(|l| l.splitn(6, ' ').nth(5)).collect::<Vec<_>>().join(" "))
 }
 
 fn final_text(received: &[Received]) -> String {

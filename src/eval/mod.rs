@@ -1,3 +1,4 @@
 //! Scoring: text normalisation and word error rate.
 
+pub mod reference;
 pub mod wer;

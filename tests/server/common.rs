@@ -112,8 +112,29 @@ pub fn final_text(messages: &[serde_json::Value]) -> String {
     finals.map(|m| m["text"].as_str().unwrap().to_owned()).collect::<Vec<_>>().join(" ")
 }
 
-/// The text of an STM reference file, utterances in order.
-pub fn stm_text(path: &std::path::Path) -> String {
-    let stm = std::fs::read_to_string(path).unwrap();
-    stm.lines().map(|l| l.splitn(6, ' ').nth(5).unwrap_or("").to_owned()).collect::<Vec<_>>().join(" ")
+/// Writes jfk.wav at another rate by linear interpolation (independent of our resampler), with
+/// every channel the same.
+pub fn jfk_at(rate: u32, channels: u16, float: bool) -> PathBuf {
+    let audio = speech_service::audio::wav::read(&recording("jfk.wav")).unwrap();
+    let n_out = audio.samples.len() * rate as usize / 16_000;
+    let path = std::env::temp_dir().join(format!("jfk-{rate}-{channels}-{float}-{}.wav", std::process::id()));
+    let (bits_per_sample, sample_format) =
+        if float { (32, hound::SampleFormat::Float) } else { (16, hound::SampleFormat::Int) };
+    let spec = hound::WavSpec { channels, sample_rate: rate, bits_per_sample, sample_format };
+    let mut writer = hound::WavWriter::create(&path, spec).unwrap();
+    for i in 0..n_out {
+        let x = i as f64 * 16_000.0 / f64::from(rate);
+        let (j, frac) = (x as usize, (x - x.floor()) as f32);
+        let next = audio.samples.get(j + 1).copied().unwrap_or(0.0);
+        let s = audio.samples[j] * (1.0 - frac) + next * frac;
+        for _ in 0..channels {
+            if float {
+                writer.write_sample(s).unwrap();
+            } else {
+                writer.write_sample((s * 32767.0) as i16).unwrap();
+            }
+        }
+    }
+    writer.finalize().unwrap();
+    path
 }

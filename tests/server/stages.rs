@@ -6,13 +6,11 @@ use std::process::Command;
 use speech_service::app;
 use speech_service::audio::wav;
 use speech_service::config::Config;
+use speech_service::eval::reference::JFK_TEXT;
 use speech_service::eval::wer::word_error_rate;
 use speech_service::offline;
 
 use crate::common::*;
-
-const JFK_REFERENCE: &str =
-    "And so, my fellow Americans, ask not what your country can do for you, ask what you can do for your country.";
 
 fn engines(model: &str) -> (app::Engines, Config) {
     let mut config = Config::default();
@@ -104,7 +102,7 @@ async fn converted_base_model_detects_english_and_transcribes_jfk() {
     assert!(engines.asr.is_multilingual());
     let segments = offline::transcribe_file(&recording("jfk.wav"), &engines, &config, None).await.unwrap();
     let text: Vec<&str> = segments.iter().map(|s| s.text.as_str()).collect();
-    let wer = word_error_rate(JFK_REFERENCE, &text.join(" ")).wer();
+    let wer = word_error_rate(JFK_TEXT, &text.join(" ")).wer();
     assert!(wer <= 0.10, "WER {wer:.3}: {text:?}");
     assert!(segments.iter().all(|s| s.language == "en"), "{segments:?}");
     engines.asr.close();
@@ -113,32 +111,14 @@ async fn converted_base_model_detects_english_and_transcribes_jfk() {
 #[tokio::test]
 async fn transcribe_command_reads_any_rate_and_writes_subtitles() {
     let _heavy = HEAVY.lock().await;
-    // jfk at 44.1 kHz, stereo, by linear interpolation (independent of our resampler).
-    let audio = wav::read(&recording("jfk.wav")).unwrap();
-    let n_out = audio.samples.len() * 44_100 / 16_000;
-    let path = std::env::temp_dir().join(format!("jfk44k-{}.wav", std::process::id()));
-    let spec = hound::WavSpec {
-        channels: 2,
-        sample_rate: 44_100,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut writer = hound::WavWriter::create(&path, spec).unwrap();
-    for i in 0..n_out {
-        let x = i as f64 * 16_000.0 / 44_100.0;
-        let (j, frac) = (x as usize, (x - x.floor()) as f32);
-        let next = audio.samples.get(j + 1).copied().unwrap_or(0.0);
-        let s = audio.samples[j] * (1.0 - frac) + next * frac;
-        for _ in 0..2 {
-            writer.write_sample((s * 32767.0) as i16).unwrap();
-        }
-    }
-    writer.finalize().unwrap();
+    let path = jfk_at(44_100, 2, false);
 
     let output = Command::new(env!("CARGO_BIN_EXE_speech-service"))
         .args(["--log", "warn", "--models-dir"])
         .arg(models_dir())
-        .args(["transcribe", "--format", "srt"])
+        .args(["transcribe", "--format", "srt", "--model"])
+        // A ggml file given by path, as a user with their own whisper.cpp model would.
+        .arg(models_dir().join("whisper/ggml-tiny.en.bin"))
         .arg(&path)
         .output()
         .unwrap();
@@ -147,7 +127,7 @@ async fn transcribe_command_reads_any_rate_and_writes_subtitles() {
     assert!(srt.starts_with("1\n00:00:00,"), "{srt}");
     assert!(srt.contains(" --> "));
     let text: Vec<&str> = srt.lines().filter(|l| !l.contains("-->") && l.parse::<u32>().is_err()).collect();
-    let wer = word_error_rate(JFK_REFERENCE, &text.join(" ")).wer();
+    let wer = word_error_rate(JFK_TEXT, &text.join(" ")).wer();
     assert!(wer <= 0.10, "WER {wer:.3}: {srt}");
 }
 

@@ -3,10 +3,8 @@
 use crate::common::*;
 use speech_service::audio::pcm::Encoding;
 use speech_service::client::{stream_file, Received, StreamOptions};
+use speech_service::eval::reference::{stm_text, JFK_TEXT};
 use speech_service::eval::wer::word_error_rate;
-
-const JFK_REFERENCE: &str =
-    "And so, my fellow Americans, ask not what your country can do for you, ask what you can do for your country.";
 
 fn messages_of(received: &[Received]) -> Vec<serde_json::Value> {
     received.iter().map(|r| r.message.clone()).collect()
@@ -47,7 +45,7 @@ async fn jfk_streamed_live_gets_partials_then_accurate_finals() {
     assert!(first_partial < first_final, "a partial arrives before the first final");
 
     let hypothesis = final_text(&messages);
-    let wer = word_error_rate(JFK_REFERENCE, &hypothesis).wer();
+    let wer = word_error_rate(JFK_TEXT, &hypothesis).wer();
     eprintln!("jfk live: WER {wer:.3}: {hypothesis}");
     assert!(wer <= 0.10, "WER {wer:.3} for {hypothesis:?}");
 
@@ -74,7 +72,7 @@ async fn phone_call_sample_is_transcribed_without_hallucinated_repeats() {
     let received = stream_file(&app.ws_url(), &recording("sample.wav"), &options, |_| {}).await.unwrap();
     let messages = messages_of(&received);
     let hypothesis = final_text(&messages);
-    let counts = word_error_rate(&stm_text(&recording("sample.stm")), &hypothesis);
+    let counts = word_error_rate(&stm_text(&recording("sample.stm")).unwrap(), &hypothesis);
     eprintln!("sample live: WER {:.3} {counts:?}: {hypothesis}", counts.wer());
     assert!(counts.wer() <= 0.20, "WER {:.3} ({counts:?}) for {hypothesis:?}", counts.wer());
     assert_timestamps(&messages, 30.0);
@@ -88,35 +86,16 @@ async fn phone_call_sample_is_transcribed_without_hallucinated_repeats() {
 async fn float_audio_at_48k_is_resampled_and_transcribed() {
     let _heavy = HEAVY.lock().await;
     let app = default_app();
-    let audio = speech_service::audio::wav::read(&recording("jfk.wav")).unwrap();
-    let upsampled: Vec<f32> =
-        audio.samples.windows(2).flat_map(|w| (0..3).map(move |k| w[0] + (w[1] - w[0]) * k as f32 / 3.0)).collect();
-    let dir = tempfile_dir();
-    let path = dir.join("jfk48k.wav");
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 48_000,
-        bits_per_sample: 32,
-        sample_format: hound::SampleFormat::Float,
-    };
-    let mut writer = hound::WavWriter::create(&path, spec).unwrap();
-    upsampled.iter().for_each(|&s| writer.write_sample(s).unwrap());
-    writer.finalize().unwrap();
+    let path = jfk_at(48_000, 1, true);
 
     let options = StreamOptions { speed: 0.0, encoding: Encoding::PcmF32le, chunk_ms: 250, ..Default::default() };
     let received = stream_file(&app.ws_url(), &path, &options, |_| {}).await.unwrap();
     let messages = messages_of(&received);
     assert_eq!(messages[0]["sample_rate"], 48_000);
     assert_eq!(messages[0]["encoding"], "pcm_f32le");
-    let wer = word_error_rate(JFK_REFERENCE, &final_text(&messages)).wer();
+    let wer = word_error_rate(JFK_TEXT, &final_text(&messages)).wer();
     assert!(wer <= 0.10, "WER {wer:.3}");
     assert_timestamps(&messages, 11.0);
-}
-
-fn tempfile_dir() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("speech-service-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 #[tokio::test]
