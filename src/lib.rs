@@ -14,3 +14,4 @@ pub mod offline;
 pub mod pipeline;
 pub mod protocol;
 pub mod session;
+pub mod speaker;

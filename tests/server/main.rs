@@ -3,5 +3,6 @@
 
 mod bad_input;
 mod common;
+mod speaker;
 mod stages;
 mod streaming;
