@@ -9,17 +9,48 @@ use tokio::sync::{watch, Semaphore};
 
 use crate::config::Config;
 use crate::engine::asr::{AsrHandle, EngineOptions, Transcriber};
+use crate::engine::diarize::{DiarizeHandle, Diarizer};
+use crate::session::aggregate::AggregatorStats;
 use crate::engine::onnx;
 use crate::engine::whisper::WhisperModelFile;
 use crate::http::{self, AppState};
 use crate::models::{self, catalog::paths, WhisperModel};
 use crate::pipeline::vad::VadModel;
 
-/// The loaded models: one ASR engine and the VAD model bytes.
+/// The loaded models: the ASR engine, the diarization engine (unless disabled) and the VAD
+/// model bytes.
 #[derive(Clone)]
 pub struct Engines {
     pub asr: AsrHandle,
+    pub diarize: Option<DiarizeHandle>,
     pub vad: VadModel,
+}
+
+impl Engines {
+    /// Stops the engine threads once their queues are empty.
+    pub fn close(&self) {
+        self.asr.close();
+        if let Some(d) = &self.diarize {
+            d.close();
+        }
+    }
+}
+
+fn load_diarizer(config: &Config) -> anyhow::Result<Option<DiarizeHandle>> {
+    if !config.diarization.enabled {
+        return Ok(None);
+    }
+    let dir = &config.models.dir;
+    // CAM++ runs on candle, whose thread pool would otherwise take every core that Whisper needs.
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        std::env::set_var("RAYON_NUM_THREADS", "1");
+    }
+    let diarizer = Diarizer::load(
+        &models::require(dir, paths::SEGMENTATION)?,
+        &models::require(dir, paths::CAMPPLUS)?,
+        config.diarization.clone(),
+    )?;
+    Ok(Some(DiarizeHandle::spawn(diarizer, config.diarization.queue)))
 }
 
 /// Loads ONNX Runtime, Silero and Whisper from the models directory and starts the ASR workers.
@@ -32,14 +63,21 @@ pub fn load_engines(config: &Config) -> anyhow::Result<Engines> {
     if !path.is_file() {
         return Err(models::ModelError::NotFetched(path).into());
     }
-    let whisper = WhisperModelFile::load(&path).with_context(|| format!("loading Whisper model {}", path.display()))?;
+    let dtw = match model {
+        WhisperModel::TinyEn => Some(whisper_rs::DtwModelPreset::TinyEn),
+        WhisperModel::Base => Some(whisper_rs::DtwModelPreset::Base),
+        WhisperModel::File(_) => None,
+    };
+    let whisper =
+        WhisperModelFile::load(&path, dtw).with_context(|| format!("loading Whisper model {}", path.display()))?;
     let backends = (0..config.asr.workers)
         .map(|_| whisper.backend(config.asr.threads).map(|b| Box::new(b) as Box<dyn Transcriber>))
         .collect::<Result<Vec<_>, _>>()?;
     let opts = EngineOptions { final_queue: config.asr.final_queue, partial_queue: config.asr.partial_queue };
     let asr = AsrHandle::spawn(backends, &model.name(), whisper.is_multilingual(), &opts);
-    tracing::info!(model = %model.name(), workers = config.asr.workers, threads = config.asr.threads, "engines ready");
-    Ok(Engines { asr, vad })
+    let diarize = load_diarizer(config)?;
+    tracing::info!(model = %model.name(), workers = config.asr.workers, threads = config.asr.threads, diarize = diarize.is_some(), "engines ready");
+    Ok(Engines { asr, diarize, vad })
 }
 
 /// The state shared by routes and sessions, and the sender that starts a graceful shutdown.
@@ -49,6 +87,8 @@ pub fn app_state(config: Arc<Config>, engines: Engines) -> (AppState, watch::Sen
         session_slots: Arc::new(Semaphore::new(config.limits.max_sessions)),
         config,
         asr: engines.asr,
+        diarize: engines.diarize,
+        aggregator: Arc::new(AggregatorStats::default()),
         vad: engines.vad,
         shutdown,
     };
@@ -63,10 +103,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let addr = format!("{}:{}", config.server.host, config.server.port);
     let listener = TcpListener::bind(&addr).await.with_context(|| format!("binding {addr}"))?;
     tracing::info!(address = %listener.local_addr()?, "listening");
-    let asr = engines.asr.clone();
-    let (state, shutdown_tx) = app_state(config, engines);
+    let (state, shutdown_tx) = app_state(config, engines.clone());
     http::serve(listener, state, shutdown_tx, shutdown_signal()).await?;
-    asr.close();
+    engines.close();
     Ok(())
 }
 

@@ -125,7 +125,10 @@ pub fn print_message(r: &Received) {
         "partial" => {
             println!("  ... [{:7.2} - {:7.2}] {}", f("start"), f("end"), m["text"].as_str().unwrap_or_default())
         }
-        "final" => println!("FINAL [{:7.2} - {:7.2}] {}", f("start"), f("end"), m["text"].as_str().unwrap_or_default()),
+        "final" => {
+            let speaker = m["speaker"].as_str().map_or_else(String::new, |s| format!("{s}: "));
+            println!("FINAL [{:7.2} - {:7.2}] {speaker}{}", f("start"), f("end"), m["text"].as_str().unwrap_or_default())
+        }
         _ => println!("{m}"),
     }
 }

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::engine::diarize::DiarizeConfig;
 use crate::pipeline::segmenter::SegmenterConfig;
+use crate::speaker::cluster::ClusterConfig;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -15,6 +17,8 @@ pub struct Config {
     pub asr: AsrConfig,
     pub vad: SegmenterConfig,
     pub streaming: StreamingConfig,
+    pub diarization: DiarizeConfig,
+    pub speakers: ClusterConfig,
     pub limits: LimitsConfig,
 }
 
@@ -123,6 +127,9 @@ impl Config {
             (self.limits.max_frame_bytes < 1024, "limits.max_frame_bytes must be at least 1024"),
             (self.limits.idle_timeout_s == 0, "limits.idle_timeout_s must be at least 1"),
             (self.streaming.partial_interval_ms < 100, "streaming.partial_interval_ms must be at least 100"),
+            (self.speakers.max_speakers == 0, "speakers.max_speakers must be at least 1"),
+            (self.speakers.min_speakers > self.speakers.max_speakers, "speakers.min_speakers must not exceed max_speakers"),
+            (!(-1.0..=1.0).contains(&self.speakers.threshold), "speakers.threshold must be within -1..1"),
         ];
         match checks.iter().find(|(bad, _)| *bad) {
             Some((_, message)) => Err((*message).to_owned()),

@@ -1,6 +1,6 @@
 //! The WebSocket protocol: query parameters and the JSON messages both ways (docs/protocol.md).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -15,7 +15,14 @@ pub struct ListenParams {
     /// `None`: the model's language, or detection for multilingual models.
     pub language: Option<String>,
     pub interim_results: bool,
+    /// Label finals with speakers.
+    pub diarize: bool,
+    pub max_speakers: Option<usize>,
+    pub min_speakers: Option<usize>,
 }
+
+/// The most speakers a session may ask for.
+pub const SPEAKER_LIMIT: usize = 32;
 
 /// A query parameter that cannot be used; the message names it.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -23,9 +30,11 @@ pub struct ListenParams {
 pub struct ParamError(pub String);
 
 impl ListenParams {
-    /// Parses the query, refusing unknown names and bad values.
-    pub fn parse(query: &HashMap<String, String>, multilingual: bool) -> Result<Self, ParamError> {
-        const KNOWN: &[&str] = &["sample_rate", "encoding", "language", "interim_results"];
+    /// Parses the query, refusing unknown names and bad values. `diarization` says whether the
+    /// server can label speakers (it is then on by default).
+    pub fn parse(query: &HashMap<String, String>, multilingual: bool, diarization: bool) -> Result<Self, ParamError> {
+        const KNOWN: &[&str] =
+            &["sample_rate", "encoding", "language", "interim_results", "diarize", "max_speakers", "min_speakers"];
         if let Some(unknown) = query.keys().find(|k| !KNOWN.contains(&k.as_str())) {
             return Err(ParamError(format!(
                 "unknown query parameter `{unknown}`; expected one of {}",
@@ -44,14 +53,37 @@ impl ListenParams {
             Some(v) => Encoding::parse(v)
                 .ok_or_else(|| ParamError(format!("encoding must be pcm_s16le or pcm_f32le, got `{v}`")))?,
         };
-        let interim_results = match query.get("interim_results").map(String::as_str) {
-            None | Some("true") => true,
-            Some("false") => false,
-            Some(v) => return Err(ParamError(format!("interim_results must be true or false, got `{v}`"))),
+        let interim_results = parse_bool(query, "interim_results")?.unwrap_or(true);
+        let diarize = match parse_bool(query, "diarize")? {
+            Some(true) if !diarization => return Err(ParamError("diarize: speaker labels are disabled on this server".into())),
+            Some(v) => v,
+            None => diarization,
         };
+        let max_speakers = parse_count(query, "max_speakers")?;
+        let min_speakers = parse_count(query, "min_speakers")?;
+        if let (Some(min), Some(max)) = (min_speakers, max_speakers) {
+            if min > max {
+                return Err(ParamError(format!("min_speakers ({min}) must not exceed max_speakers ({max})")));
+            }
+        }
         let language = parse_language(query.get("language").map(String::as_str), multilingual)?;
-        Ok(Self { sample_rate, encoding, language, interim_results })
+        Ok(Self { sample_rate, encoding, language, interim_results, diarize, max_speakers, min_speakers })
     }
+}
+
+fn parse_bool(query: &HashMap<String, String>, name: &str) -> Result<Option<bool>, ParamError> {
+    match query.get(name).map(String::as_str) {
+        None => Ok(None),
+        Some("true") => Ok(Some(true)),
+        Some("false") => Ok(Some(false)),
+        Some(v) => Err(ParamError(format!("{name} must be true or false, got `{v}`"))),
+    }
+}
+
+fn parse_count(query: &HashMap<String, String>, name: &str) -> Result<Option<usize>, ParamError> {
+    let Some(v) = query.get(name) else { return Ok(None) };
+    let n = v.parse::<usize>().ok().filter(|n| (1..=SPEAKER_LIMIT).contains(n));
+    n.map(Some).ok_or_else(|| ParamError(format!("{name} must be an integer from 1 to {SPEAKER_LIMIT}, got `{v}`")))
 }
 
 fn parse_language(value: Option<&str>, multilingual: bool) -> Result<Option<String>, ParamError> {
@@ -101,6 +133,7 @@ pub enum ServerMessage {
         model: String,
         language: Option<String>,
         interim_results: bool,
+        diarize: bool,
     },
     SpeechStarted {
         segment_id: u64,
@@ -114,12 +147,19 @@ pub enum ServerMessage {
     },
     Final {
         segment_id: u64,
+        /// 0 unless the segment was split at a speaker change: then 0, 1, ... in time order.
+        part: u32,
         start: f64,
         end: f64,
         text: String,
         words: Vec<Word>,
         language: String,
         speaker: Option<String>,
+    },
+    /// Speaker labels that changed or arrived late, and speakers found to be one.
+    SpeakerUpdate {
+        segments: Vec<SpeakerLabel>,
+        merged: BTreeMap<String, String>,
     },
     Error {
         code: ErrorCode,
@@ -130,6 +170,14 @@ pub enum ServerMessage {
         audio_seconds: f64,
         segments: u64,
     },
+}
+
+/// A speaker label for one part of a segment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SpeakerLabel {
+    pub segment_id: u64,
+    pub part: u32,
+    pub speaker: String,
 }
 
 /// Why a session ended.
@@ -169,16 +217,18 @@ mod tests {
 
     #[test]
     fn defaults_for_an_english_model() {
-        let p = ListenParams::parse(&query(&[]), false).unwrap();
-        assert_eq!(
-            p,
-            ListenParams {
-                sample_rate: 16_000,
-                encoding: Encoding::PcmS16le,
-                language: Some("en".into()),
-                interim_results: true
-            }
-        );
+        let p = ListenParams::parse(&query(&[]), false, true).unwrap();
+        let expected = ListenParams {
+            sample_rate: 16_000,
+            encoding: Encoding::PcmS16le,
+            language: Some("en".into()),
+            interim_results: true,
+            diarize: true,
+            max_speakers: None,
+            min_speakers: None,
+        };
+        assert_eq!(p, expected);
+        assert!(!ListenParams::parse(&query(&[]), false, false).unwrap().diarize, "off where the server has no models");
     }
 
     #[test]
@@ -190,18 +240,29 @@ mod tests {
             (("interim_results", "yes"), "interim_results"),
             (("language", "fr"), "language"),
             (("colour", "blue"), "colour"),
+            (("diarize", "1"), "diarize"),
+            (("max_speakers", "0"), "max_speakers"),
+            (("min_speakers", "99"), "min_speakers"),
         ];
         for ((k, v), name) in cases {
-            let err = ListenParams::parse(&query(&[(k, v)]), false).unwrap_err();
+            let err = ListenParams::parse(&query(&[(k, v)]), false, true).unwrap_err();
             assert!(err.0.contains(name), "{k}={v}: {}", err.0);
         }
     }
 
     #[test]
     fn multilingual_models_detect_or_take_a_code() {
-        assert_eq!(ListenParams::parse(&query(&[]), true).unwrap().language, None);
-        assert_eq!(ListenParams::parse(&query(&[("language", "de")]), true).unwrap().language, Some("de".into()));
-        assert!(ListenParams::parse(&query(&[("language", "xx")]), true).is_err());
+        assert_eq!(ListenParams::parse(&query(&[]), true, true).unwrap().language, None);
+        assert_eq!(ListenParams::parse(&query(&[("language", "de")]), true, true).unwrap().language, Some("de".into()));
+        assert!(ListenParams::parse(&query(&[("language", "xx")]), true, true).is_err());
+    }
+
+    #[test]
+    fn speaker_counts_must_be_consistent() {
+        let err = ListenParams::parse(&query(&[("min_speakers", "3"), ("max_speakers", "2")]), false, true).unwrap_err();
+        assert!(err.0.contains("min_speakers"));
+        let err = ListenParams::parse(&query(&[("diarize", "true")]), false, false).unwrap_err();
+        assert!(err.0.contains("diarize"));
     }
 
     #[test]

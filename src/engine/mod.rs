@@ -2,6 +2,7 @@
 //! handles over bounded queues; the async runtime never runs Whisper.
 
 pub mod asr;
+pub mod diarize;
 pub mod onnx;
 pub mod queue;
 pub mod whisper;

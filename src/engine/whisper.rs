@@ -3,7 +3,10 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState};
+use whisper_rs::{
+    DtwMode, DtwModelPreset, DtwParameters, FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters,
+    WhisperState,
+};
 
 use super::asr::{AsrError, DecodeOptions, Transcriber, Transcript, Word};
 
@@ -19,15 +22,24 @@ const CTX_MIN: usize = 384;
 #[derive(Clone)]
 pub struct WhisperModelFile {
     ctx: Arc<WhisperContext>,
+    dtw: bool,
 }
 
 impl WhisperModelFile {
-    pub fn load(path: &Path) -> Result<Self, AsrError> {
+    /// Loads a ggml file. `dtw` names the model's alignment-head preset for word timings by
+    /// dynamic time warping over cross-attention; without it, word times come from whisper.cpp's
+    /// timestamp-token heuristics, which are much coarser.
+    pub fn load(path: &Path, dtw: Option<DtwModelPreset>) -> Result<Self, AsrError> {
         whisper_rs::install_logging_hooks();
         let path_str = path.to_str().ok_or_else(|| AsrError::Failed(format!("model path {path:?} is not UTF-8")))?;
-        let ctx = WhisperContext::new_with_params(path_str, WhisperContextParameters::default())
+        let mut params = WhisperContextParameters::default();
+        let has_dtw = dtw.is_some();
+        if let Some(model_preset) = dtw {
+            params.dtw_parameters(DtwParameters { mode: DtwMode::ModelPreset { model_preset }, ..Default::default() });
+        }
+        let ctx = WhisperContext::new_with_params(path_str, params)
             .map_err(|e| AsrError::Failed(format!("cannot load {}: {e}", path.display())))?;
-        Ok(Self { ctx: Arc::new(ctx) })
+        Ok(Self { ctx: Arc::new(ctx), dtw: has_dtw })
     }
 
     pub fn is_multilingual(&self) -> bool {
@@ -105,14 +117,17 @@ impl WhisperBackend {
                 }
                 let piece = token.to_bytes().unwrap_or_default().to_vec();
                 let data = token.token_data();
-                let (t0, t1) = (data.t0 as f64 / 100.0, data.t1 as f64 / 100.0);
+                // DTW gives one instant per token, close to where the token ends; it is far
+                // steadier than the timestamp-token heuristics (t0, t1), so it sets word ends.
+                let t0 = data.t0 as f64 / 100.0;
+                let t1 = if self.model.dtw && data.t_dtw >= 0 { data.t_dtw as f64 / 100.0 } else { data.t1 as f64 / 100.0 };
                 let starts_word = piece.first() == Some(&b' ') || words.is_empty();
                 if starts_word {
                     words.push(WordBuilder { bytes: Vec::new(), start: t0, end: t1, probs: Vec::new() });
                 }
                 let current = words.last_mut().expect("a word was just pushed if none existed");
                 current.bytes.extend_from_slice(&piece);
-                current.end = t1.max(current.start);
+                current.end = t1;
                 current.probs.push(data.p);
             }
         }
@@ -121,6 +136,12 @@ impl WhisperBackend {
         } else {
             "en".to_owned()
         };
+        if self.model.dtw {
+            // Each word then runs from the end of the one before it.
+            for i in 1..words.len() {
+                words[i].start = words[i - 1].end;
+            }
+        }
         let words = words.into_iter().filter_map(|w| w.build(clip_end)).collect();
         Transcript { text: text.trim().to_owned(), words, language }
     }
@@ -140,8 +161,9 @@ impl WordBuilder {
             return None;
         }
         let probability = self.probs.iter().sum::<f32>() / self.probs.len().max(1) as f32;
-        let start = self.start.min(clip_end);
-        Some(Word { word, start, end: self.end.clamp(start, clip_end), probability })
+        let end = self.end.min(clip_end);
+        let start = self.start.min(end);
+        Some(Word { word, start, end, probability })
     }
 }
 

@@ -17,6 +17,8 @@ pub use error::ApiError;
 
 use crate::config::Config;
 use crate::engine::asr::AsrHandle;
+use crate::engine::diarize::DiarizeHandle;
+use crate::session::aggregate::AggregatorStats;
 use crate::pipeline::vad::VadModel;
 
 /// Shared state behind every route; cheap to clone.
@@ -24,6 +26,8 @@ use crate::pipeline::vad::VadModel;
 pub struct AppState {
     pub config: Arc<Config>,
     pub asr: AsrHandle,
+    pub diarize: Option<DiarizeHandle>,
+    pub aggregator: Arc<AggregatorStats>,
     pub vad: VadModel,
     /// One permit per live session: the admission limit.
     pub session_slots: Arc<Semaphore>,

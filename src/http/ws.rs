@@ -17,7 +17,7 @@ pub async fn listen(
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let params =
-        ListenParams::parse(&query, state.asr.is_multilingual()).map_err(|e| ApiError::InvalidParameter(e.0))?;
+        ListenParams::parse(&query, state.asr.is_multilingual(), state.diarize.is_some()).map_err(|e| ApiError::InvalidParameter(e.0))?;
     if *state.shutdown.borrow() {
         return Err(ApiError::ShuttingDown);
     }
@@ -31,6 +31,8 @@ pub async fn listen(
     let cap = state.config.limits.max_frame_bytes.saturating_mul(2);
     let deps = SessionDeps {
         asr: state.asr.clone(),
+        diarize: state.diarize.clone(),
+        aggregator: state.aggregator.clone(),
         vad: state.vad.clone(),
         config: state.config.clone(),
         shutdown: state.shutdown.clone(),

@@ -1,29 +1,25 @@
 //! A session's state and its reactions to events, without any socket I/O: every reaction
 //! appends messages to an outbox and engine requests to `Inflight`.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesOrdered;
 use tokio::sync::oneshot;
 
+use super::aggregate::{self, FinalDone, LateSpeakers, Speakers};
 use super::front::AudioFront;
+use super::speakers::SessionSpeakers;
+use super::SessionDeps;
 use crate::audio::{seconds, MODEL_RATE};
-use crate::config::Config;
-use crate::engine::asr::{AsrError, AsrHandle, Transcript};
+use crate::engine::asr::{AsrError, Transcript, Word};
+use crate::engine::diarize::DiarizeReply;
+use crate::speaker::attribution::{split_words, Part};
+use crate::speaker::cluster::{label, ClusterConfig};
 use crate::pipeline::policy::PartialPolicy;
 use crate::pipeline::segmenter::{SegmentEvent, Segmenter, Utterance};
 use crate::pipeline::vad::ScoredFrame;
 use crate::protocol::{ClientMessage, CloseReason, ErrorCode, ListenParams, ServerMessage};
-
-/// A final on its way back from the engine, with the utterance it belongs to.
-pub struct FinalDone {
-    pub segment_id: u64,
-    pub start: usize,
-    pub end: usize,
-    pub result: Result<Transcript, AsrError>,
-}
 
 pub struct PendingPartial {
     pub segment_id: u64,
@@ -40,6 +36,8 @@ pub struct Inflight {
     /// Yields finals in the order their utterances ended.
     pub finals: FuturesOrdered<BoxFuture<'static, FinalDone>>,
     pub partial: Option<PendingPartial>,
+    /// Speakers still on their way for finals already sent.
+    pub late: futures_util::stream::FuturesUnordered<BoxFuture<'static, LateSpeakers>>,
 }
 
 /// What the event loop should do after an event.
@@ -54,34 +52,45 @@ pub struct Session {
     front: AudioFront,
     segmenter: Segmenter,
     policy: PartialPolicy,
-    asr: AsrHandle,
-    config: Arc<Config>,
+    deps: SessionDeps,
+    /// Present when this session labels speakers.
+    speakers: Option<SessionSpeakers>,
     pub outbox: Vec<ServerMessage>,
     pub finals_sent: u64,
 }
 
 fn secs(samples: usize) -> f64 {
-    (seconds(samples) * 1000.0).round() / 1000.0
+    round_ms(seconds(samples))
 }
 
 impl Session {
-    pub fn new(id: String, params: ListenParams, front: AudioFront, asr: AsrHandle, config: Arc<Config>) -> Self {
+    pub fn new(id: String, params: ListenParams, front: AudioFront, deps: SessionDeps) -> Self {
+        let config = deps.config.clone();
         let ms = |v: u32| v as usize * MODEL_RATE as usize / 1000;
         let policy = PartialPolicy::new(ms(config.streaming.partial_interval_ms), ms(config.streaming.min_partial_ms));
         let ready = ServerMessage::Ready {
             session_id: id,
             sample_rate: params.sample_rate,
             encoding: params.encoding.as_str(),
-            model: asr.model().to_owned(),
+            model: deps.asr.model().to_owned(),
             language: params.language.clone(),
             interim_results: params.interim_results,
+            diarize: params.diarize,
         };
+        let speakers = params.diarize.then(|| {
+            let defaults = &config.speakers;
+            SessionSpeakers::new(ClusterConfig {
+                max_speakers: params.max_speakers.unwrap_or(defaults.max_speakers),
+                min_speakers: params.min_speakers.unwrap_or(defaults.min_speakers),
+                ..defaults.clone()
+            })
+        });
         Self {
             front,
             segmenter: Segmenter::new(&config.vad),
             policy,
-            asr,
-            config,
+            deps,
+            speakers,
             outbox: vec![ready],
             finals_sent: 0,
             params,
@@ -98,15 +107,15 @@ impl Session {
 
     /// A frame over the limit, refused by the WebSocket layer itself.
     pub fn reject_oversized(&mut self) -> Flow {
-        let limit = self.config.limits.max_frame_bytes;
+        let limit = self.deps.config.limits.max_frame_bytes;
         self.error(ErrorCode::FrameTooLarge, format!("frame exceeds the limit of {limit} bytes"));
         Flow::Close(CloseReason::FrameTooLarge)
     }
 
     /// A binary frame of audio.
     pub async fn on_audio(&mut self, bytes: &[u8], inflight: &mut Inflight) -> Flow {
-        if bytes.len() > self.config.limits.max_frame_bytes {
-            let limit = self.config.limits.max_frame_bytes;
+        if bytes.len() > self.deps.config.limits.max_frame_bytes {
+            let limit = self.deps.config.limits.max_frame_bytes;
             self.error(
                 ErrorCode::FrameTooLarge,
                 format!("frame of {} bytes exceeds the limit of {limit} bytes", bytes.len()),
@@ -122,8 +131,8 @@ impl Session {
         };
         self.on_frames(frames, inflight).await;
         self.maybe_request_partial(inflight);
-        if self.segmenter.position() as u64 > self.config.limits.max_session_audio_s * u64::from(MODEL_RATE) {
-            let limit = self.config.limits.max_session_audio_s;
+        if self.segmenter.position() as u64 > self.deps.config.limits.max_session_audio_s * u64::from(MODEL_RATE) {
+            let limit = self.deps.config.limits.max_session_audio_s;
             self.error(ErrorCode::SessionTooLong, format!("stream exceeds the limit of {limit} s of audio"));
             return Flow::Close(CloseReason::SessionTooLong);
         }
@@ -153,9 +162,10 @@ impl Session {
     async fn submit_final(&mut self, utterance: Utterance, inflight: &mut Inflight) {
         inflight.partial = None;
         self.policy.reset();
-        let timeout = Duration::from_secs(self.config.asr.final_timeout_s);
+        let timeout = Duration::from_secs(self.deps.config.asr.final_timeout_s);
         let Utterance { id, start, end, samples } = utterance;
-        let result = self.asr.submit_final(samples, self.params.language.clone(), timeout).await;
+        let diarization = self.submit_diarization(id, &samples, timeout).await;
+        let result = self.deps.asr.submit_final(samples, self.params.language.clone(), timeout).await;
         let rx = match result {
             Ok(rx) => rx,
             Err(e) => {
@@ -165,10 +175,21 @@ impl Session {
                 return;
             }
         };
-        inflight.finals.push_back(Box::pin(async move {
-            let result = rx.await.unwrap_or(Err(AsrError::WorkerLost));
-            FinalDone { segment_id: id, start, end, result }
-        }));
+        let join_timeout = Duration::from_millis(self.deps.config.diarization.join_timeout_ms);
+        let stats = self.deps.aggregator.clone();
+        inflight.finals.push_back(aggregate::join((id, start, end), rx, diarization, join_timeout, stats));
+    }
+
+    /// Queues the utterance for speaker turns when this session labels speakers.
+    async fn submit_diarization(&mut self, id: u64, samples: &[f32], timeout: Duration) -> Option<DiarizeReply> {
+        let diarize = self.deps.diarize.as_ref().filter(|_| self.speakers.is_some())?;
+        match diarize.submit(samples.to_vec(), timeout).await {
+            Ok(rx) => Some(rx),
+            Err(e) => {
+                tracing::warn!(segment_id = id, error = %e, "no speaker labels for this segment");
+                None
+            }
+        }
     }
 
     fn maybe_request_partial(&mut self, inflight: &mut Inflight) {
@@ -180,7 +201,7 @@ impl Session {
             return;
         }
         let end = start + audio.len();
-        match self.asr.try_partial(audio.to_vec(), self.params.language.clone()) {
+        match self.deps.asr.try_partial(audio.to_vec(), self.params.language.clone()) {
             Some(rx) => {
                 let requested = std::time::Instant::now();
                 inflight.partial = Some(PendingPartial { segment_id, start, end, rx, requested });
@@ -206,38 +227,59 @@ impl Session {
         }
     }
 
-    /// A final came back: timestamps move from the clip to the stream.
-    pub fn on_final(&mut self, done: FinalDone) {
-        let offset = seconds(done.start);
-        match done.result {
-            Ok(t) => {
-                let words = t
-                    .words
-                    .into_iter()
-                    .map(|mut w| {
-                        w.start = ((w.start + offset) * 1000.0).round() / 1000.0;
-                        w.end = ((w.end + offset) * 1000.0).round() / 1000.0;
-                        w
-                    })
-                    .collect();
-                self.finals_sent += 1;
-                self.outbox.push(ServerMessage::Final {
-                    segment_id: done.segment_id,
-                    start: secs(done.start),
-                    end: secs(done.end),
-                    text: t.text,
-                    words,
-                    language: t.language,
-                    speaker: None,
-                });
+    /// A final came back: split it by speaker where known, and move times to the stream.
+    pub fn on_final(&mut self, done: FinalDone, inflight: &mut Inflight) {
+        let transcript = match done.result {
+            Ok(t) => t,
+            Err(e) => return self.error(ErrorCode::AsrFailed, format!("segment {}: {e}", done.segment_id)),
+        };
+        let clip_end = seconds(done.end - done.start);
+        let unlabelled = || vec![Part { speaker: None, start: 0.0, end: clip_end, words: transcript.words.clone() }];
+        let parts = match (done.speakers, self.speakers.as_mut()) {
+            (Speakers::Ready(Ok(turns)), Some(speakers)) => {
+                let labelled = speakers.label(&turns, &mut self.outbox);
+                split_words(&transcript.words, &labelled, clip_end)
             }
-            Err(e) => self.error(ErrorCode::AsrFailed, format!("segment {}: {e}", done.segment_id)),
+            (Speakers::Ready(Err(e)), _) => {
+                tracing::warn!(segment_id = done.segment_id, error = %e, "speaker labels failed");
+                unlabelled()
+            }
+            (Speakers::Late(rx), _) => {
+                inflight.late.push(aggregate::late(done.segment_id, rx, self.deps.aggregator.clone()));
+                unlabelled()
+            }
+            _ => unlabelled(),
+        };
+        let offset = seconds(done.start);
+        let single = parts.len() == 1;
+        for (i, part) in parts.into_iter().enumerate() {
+            let text = if single { transcript.text.clone() } else { join_words(&part.words) };
+            self.outbox.push(ServerMessage::Final {
+                segment_id: done.segment_id,
+                part: i as u32,
+                start: round_ms(part.start + offset),
+                end: round_ms(part.end + offset),
+                text,
+                words: part.words.into_iter().map(|w| shift(w, offset)).collect(),
+                language: transcript.language.clone(),
+                speaker: part.speaker.map(label),
+            });
+            self.finals_sent += 1;
+        }
+    }
+
+    /// Speakers that missed their final's deadline.
+    pub fn on_late_speakers(&mut self, late: LateSpeakers) {
+        match (late.result, self.speakers.as_mut()) {
+            (Ok(turns), Some(speakers)) => speakers.late(late.segment_id, &turns, &mut self.outbox),
+            (Err(e), _) => tracing::warn!(segment_id = late.segment_id, error = %e, "late speaker labels failed"),
+            _ => {}
         }
     }
 
     /// A JSON text frame.
     pub async fn on_text(&mut self, text: &str, inflight: &mut Inflight) -> Flow {
-        if text.len() > self.config.limits.max_frame_bytes {
+        if text.len() > self.deps.config.limits.max_frame_bytes {
             self.error(ErrorCode::FrameTooLarge, format!("text frame of {} bytes exceeds the limit", text.len()));
             return Flow::Close(CloseReason::FrameTooLarge);
         }
@@ -274,6 +316,20 @@ impl Session {
             self.submit_final(utterance, inflight).await;
         }
     }
+}
+
+fn round_ms(seconds: f64) -> f64 {
+    (seconds * 1000.0).round() / 1000.0
+}
+
+fn shift(mut w: Word, offset: f64) -> Word {
+    w.start = round_ms(w.start + offset);
+    w.end = round_ms(w.end + offset);
+    w
+}
+
+fn join_words(words: &[Word]) -> String {
+    words.iter().map(|w| w.word.as_str()).collect::<Vec<_>>().join(" ")
 }
 
 fn parse_client_message(text: &str) -> Result<ClientMessage, (ErrorCode, String)> {

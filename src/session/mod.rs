@@ -1,8 +1,10 @@
 //! One WebSocket connection's life: a single task owns the cheap stateful stages and runs one
 //! `select!` loop over client frames, engine replies, the idle timer and shutdown.
 
+pub mod aggregate;
 mod core;
 mod front;
+mod speakers;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,10 +16,12 @@ use tokio::sync::watch;
 use tokio::time::{sleep_until, timeout, Instant};
 use tracing::Instrument;
 
+use self::aggregate::{AggregatorStats, FinalDone, LateSpeakers};
 use self::core::{Flow, Inflight, Session};
 use self::front::AudioFront;
 use crate::config::Config;
 use crate::engine::asr::AsrHandle;
+use crate::engine::diarize::DiarizeHandle;
 use crate::pipeline::vad::VadModel;
 use crate::protocol::{CloseReason, ErrorCode, ListenParams, ServerMessage};
 
@@ -25,6 +29,9 @@ use crate::protocol::{CloseReason, ErrorCode, ListenParams, ServerMessage};
 #[derive(Clone)]
 pub struct SessionDeps {
     pub asr: AsrHandle,
+    /// None when the server runs without speaker models.
+    pub diarize: Option<DiarizeHandle>,
+    pub aggregator: Arc<AggregatorStats>,
     pub vad: VadModel,
     pub config: Arc<Config>,
     pub shutdown: watch::Receiver<bool>,
@@ -34,7 +41,8 @@ enum Event {
     Client(Message),
     ClientGone,
     Partial(Result<crate::engine::asr::Transcript, crate::engine::asr::AsrError>),
-    Final(self::core::FinalDone),
+    Final(FinalDone),
+    LateSpeakers(LateSpeakers),
     /// A frame so large the WebSocket layer refused it before we saw it.
     TooLarge,
     Idle,
@@ -99,7 +107,7 @@ pub async fn run(socket: WebSocket, params: ListenParams, deps: SessionDeps, cli
             }
         };
         tracing::info!(sample_rate = params.sample_rate, encoding = params.encoding.as_str(), "session started");
-        let session = Session::new(id, params, front, deps.asr.clone(), deps.config.clone());
+        let session = Session::new(id, params, front, deps.clone());
         event_loop(session, outlet, deps).await;
     }
     .instrument(span)
@@ -128,7 +136,11 @@ async fn event_loop(mut session: Session, mut outlet: Outlet, mut deps: SessionD
                 Flow::Continue
             }
             Event::Final(done) => {
-                session.on_final(done);
+                session.on_final(done, &mut inflight);
+                Flow::Continue
+            }
+            Event::LateSpeakers(late) => {
+                session.on_late_speakers(late);
                 Flow::Continue
             }
             Event::TooLarge => session.reject_oversized(),
@@ -154,6 +166,7 @@ async fn next_event(
     idle_deadline: Instant,
 ) -> Event {
     let has_finals = !inflight.finals.is_empty();
+    let has_late = !inflight.late.is_empty();
     let partial = async {
         match inflight.partial.as_mut() {
             Some(p) => (&mut p.rx).await,
@@ -164,6 +177,7 @@ async fn next_event(
         biased;
         _ = shutdown.changed() => Event::Shutdown,
         Some(done) = inflight.finals.next(), if has_finals => Event::Final(done),
+        Some(late) = inflight.late.next(), if has_late => Event::LateSpeakers(late),
         result = partial => Event::Partial(result.unwrap_or(Err(crate::engine::asr::AsrError::WorkerLost))),
         message = outlet.socket.recv() => match message {
             Some(Ok(message)) => Event::Client(message),
@@ -206,7 +220,7 @@ async fn drain(
     let wait = Duration::from_secs(config.asr.final_timeout_s);
     while !inflight.finals.is_empty() {
         match timeout(wait, inflight.finals.next()).await {
-            Ok(Some(done)) => session.on_final(done),
+            Ok(Some(done)) => session.on_final(done, inflight),
             Ok(None) => break,
             Err(_) => {
                 let message = format!("gave up waiting {} s for the last segments", wait.as_secs());

@@ -1,4 +1,7 @@
 //! Who spoke: fbank features, CAM++ embeddings, pyannote segmentation and online clustering.
 
+pub mod attribution;
 pub mod campplus;
 pub mod fbank;
+pub mod cluster;
+pub mod segmentation;

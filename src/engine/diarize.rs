@@ -1,0 +1,163 @@
+//! The diarization engine: a thread that owns pyannote segmentation and CAM++, fed by a bounded
+//! queue. For each utterance it finds speaker turns and embeds each; the session clusters them.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+
+use super::queue::{JobQueue, PushError};
+use crate::speaker::campplus::CamPlus;
+use crate::speaker::segmentation::{dominant_turns, Segmentation, WINDOW};
+
+/// Diarization settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DiarizeConfig {
+    /// Load the speaker models and label speakers (sessions may still opt out).
+    pub enabled: bool,
+    /// Turns shorter than this are absorbed by their neighbours.
+    pub min_turn_ms: u32,
+    /// Turns at least this long get an embedding.
+    pub min_embed_ms: u32,
+    /// Turns at least this long may open a new speaker.
+    pub reliable_ms: u32,
+    /// How long a final waits for its speakers after its text is ready.
+    pub join_timeout_ms: u64,
+    pub queue: usize,
+}
+
+impl Default for DiarizeConfig {
+    fn default() -> Self {
+        Self { enabled: true, min_turn_ms: 500, min_embed_ms: 300, reliable_ms: 1000, join_timeout_ms: 1000, queue: 32 }
+    }
+}
+
+/// One speaker turn within an utterance, in samples relative to the clip.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmbeddedTurn {
+    pub start: usize,
+    pub end: usize,
+    pub embedding: Option<Vec<f32>>,
+    pub reliable: bool,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum DiarizeError {
+    #[error("diarization is overloaded")]
+    Overloaded,
+    #[error("diarization is shutting down")]
+    ShuttingDown,
+    #[error("diarization failed: {0}")]
+    Failed(String),
+}
+
+pub type DiarizeReply = oneshot::Receiver<Result<Vec<EmbeddedTurn>, DiarizeError>>;
+
+const fn ms(v: u32) -> usize {
+    v as usize * 16
+}
+
+/// The models of one diarization thread.
+pub struct Diarizer {
+    segmentation: Segmentation,
+    campplus: CamPlus,
+    config: DiarizeConfig,
+}
+
+impl Diarizer {
+    pub fn load(segmentation: &Path, campplus: &Path, config: DiarizeConfig) -> anyhow::Result<Self> {
+        Ok(Self { segmentation: Segmentation::load(segmentation)?, campplus: CamPlus::load(campplus)?, config })
+    }
+
+    /// Speaker turns of a clip, each embedded when long enough.
+    pub fn diarize(&mut self, samples: &[f32]) -> Result<Vec<EmbeddedTurn>, DiarizeError> {
+        let windows = self.segmentation.activity(samples).map_err(|e| DiarizeError::Failed(e.to_string()))?;
+        let mut turns = Vec::new();
+        for (w, frames) in windows.iter().enumerate() {
+            turns.extend(dominant_turns(frames, w * WINDOW, ms(self.config.min_turn_ms)));
+        }
+        if let Some(last) = turns.last_mut() {
+            last.end = samples.len();
+        }
+        turns
+            .into_iter()
+            .map(|t| {
+                let len = t.end.saturating_sub(t.start);
+                let embedding = if len >= ms(self.config.min_embed_ms) || samples.len() < ms(self.config.min_embed_ms) {
+                    self.campplus.embed(&samples[t.start..t.end]).ok()
+                } else {
+                    None
+                };
+                Ok(EmbeddedTurn { start: t.start, end: t.end, embedding, reliable: len >= ms(self.config.reliable_ms) })
+            })
+            .collect()
+    }
+}
+
+struct Job {
+    samples: Vec<f32>,
+    reply: oneshot::Sender<Result<Vec<EmbeddedTurn>, DiarizeError>>,
+}
+
+#[derive(Debug, Default)]
+pub struct DiarizeStats {
+    pub jobs: AtomicU64,
+    pub busy_micros: AtomicU64,
+}
+
+/// The sessions' cheap handle on the diarization thread.
+#[derive(Clone)]
+pub struct DiarizeHandle {
+    queue: Arc<JobQueue<Job>>,
+    stats: Arc<DiarizeStats>,
+}
+
+impl DiarizeHandle {
+    pub fn spawn(mut diarizer: Diarizer, capacity: usize) -> Self {
+        let queue = Arc::new(JobQueue::<Job>::new(capacity, 0));
+        let stats = Arc::new(DiarizeStats::default());
+        let (q, s) = (queue.clone(), stats.clone());
+        std::thread::Builder::new()
+            .name("diarize-worker".into())
+            .spawn(move || {
+                while let Some(job) = q.pop_blocking(Duration::from_secs(1)) {
+                    if job.reply.is_closed() {
+                        continue;
+                    }
+                    let started = Instant::now();
+                    let result = diarizer.diarize(&job.samples);
+                    s.busy_micros.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+                    s.jobs.fetch_add(1, Ordering::Relaxed);
+                    let _ = job.reply.send(result);
+                }
+            })
+            .expect("spawning a thread only fails when the OS is out of resources");
+        Self { queue, stats }
+    }
+
+    pub fn stats(&self) -> &DiarizeStats {
+        &self.stats
+    }
+
+    pub fn queue_depth(&self) -> usize {
+        self.queue.depth()
+    }
+
+    /// Queues a clip, waiting up to `timeout` for room.
+    pub async fn submit(&self, samples: Vec<f32>, timeout: Duration) -> Result<DiarizeReply, DiarizeError> {
+        let (reply, rx) = oneshot::channel();
+        match self.queue.push_final(Job { samples, reply }, timeout).await {
+            Ok(()) => Ok(rx),
+            Err((PushError::Full, _)) => Err(DiarizeError::Overloaded),
+            Err((PushError::Closed, _)) => Err(DiarizeError::ShuttingDown),
+        }
+    }
+
+    pub fn close(&self) {
+        self.queue.close();
+    }
+}

@@ -1,0 +1,121 @@
+//! Joins speaker turns with the words of a transcript: labels the turns through the session's
+//! tracker, then splits the words into per-speaker parts.
+
+use super::cluster::SpeakerTracker;
+use crate::engine::asr::Word;
+use crate::engine::diarize::EmbeddedTurn;
+
+/// A turn with its speaker id, in samples relative to the clip.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpeakerTurn {
+    pub start: usize,
+    pub end: usize,
+    pub speaker: usize,
+}
+
+/// Labels every turn: embedded turns through the tracker (reliable ones first, longest first, so
+/// the centroids are built from the best evidence), the others from their nearest labelled
+/// neighbour. Returns the turns and the merges the assignments caused.
+pub fn label_turns(tracker: &mut SpeakerTracker, turns: &[EmbeddedTurn]) -> (Vec<SpeakerTurn>, Vec<(usize, usize)>) {
+    let mut merged = Vec::new();
+    let mut order: Vec<usize> = (0..turns.len()).collect();
+    order.sort_by_key(|&i| (!turns[i].reliable, std::cmp::Reverse(turns[i].end - turns[i].start)));
+    let mut labels: Vec<Option<usize>> = vec![None; turns.len()];
+    for i in order {
+        let t = &turns[i];
+        let Some(embedding) = t.embedding.as_ref() else { continue };
+        let seconds = (t.end - t.start) as f32 / 16_000.0;
+        let a = tracker.assign(embedding, seconds, t.reliable);
+        merged.extend(a.merged);
+        labels[i] = Some(a.speaker);
+    }
+    // Unlabelled turns take the previous label, or failing that the next.
+    for i in 0..labels.len() {
+        if labels[i].is_none() {
+            labels[i] = labels[..i].iter().rev().flatten().next().copied().or_else(|| labels[i..].iter().flatten().next().copied());
+        }
+    }
+    let labelled = turns
+        .iter()
+        .zip(labels)
+        .filter_map(|(t, l)| Some(SpeakerTurn { start: t.start, end: t.end, speaker: tracker.resolve(l?) }))
+        .collect();
+    (labelled, merged)
+}
+
+/// The speaker who talks longest in the clip.
+pub fn dominant_speaker(turns: &[SpeakerTurn]) -> Option<usize> {
+    let mut totals: Vec<(usize, usize)> = Vec::new();
+    for t in turns {
+        match totals.iter_mut().find(|(s, _)| *s == t.speaker) {
+            Some((_, total)) => *total += t.end - t.start,
+            None => totals.push((t.speaker, t.end - t.start)),
+        }
+    }
+    totals.into_iter().max_by_key(|&(_, total)| total).map(|(s, _)| s)
+}
+
+/// Words of one speaker, with times in seconds relative to the clip.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Part {
+    pub speaker: Option<usize>,
+    pub start: f64,
+    pub end: f64,
+    pub words: Vec<Word>,
+}
+
+fn speaker_at(turns: &[SpeakerTurn], seconds: f64) -> Option<usize> {
+    let sample = (seconds * 16_000.0) as usize;
+    let inside = turns.iter().find(|t| sample >= t.start && sample < t.end);
+    let nearest = || turns.iter().min_by_key(|t| t.start.abs_diff(sample).min(t.end.abs_diff(sample)));
+    inside.or_else(nearest).map(|t| t.speaker)
+}
+
+/// Splits words into consecutive parts of one speaker each (by each word's midpoint). Parts tile
+/// the clip `[0, clip_end]`: a part starts where its first word starts (the first at 0) and ends
+/// where the next begins (the last at `clip_end`).
+pub fn split_words(words: &[Word], turns: &[SpeakerTurn], clip_end: f64) -> Vec<Part> {
+    let mut parts: Vec<Part> = Vec::new();
+    for w in words {
+        let speaker = speaker_at(turns, (w.start + w.end) / 2.0);
+        match parts.last_mut() {
+            Some(p) if p.speaker == speaker => p.words.push(w.clone()),
+            _ => parts.push(Part { speaker, start: w.start, end: clip_end, words: vec![w.clone()] }),
+        }
+    }
+    if parts.is_empty() {
+        return vec![Part { speaker: dominant_speaker(turns), start: 0.0, end: clip_end, words: Vec::new() }];
+    }
+    parts[0].start = 0.0;
+    for i in 1..parts.len() {
+        parts[i - 1].end = parts[i].start;
+    }
+    parts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn word(w: &str, start: f64, end: f64) -> Word {
+        Word { word: w.into(), start, end, probability: 0.9 }
+    }
+
+    #[test]
+    fn words_follow_the_speaker_active_at_their_midpoint() {
+        let turns = [SpeakerTurn { start: 0, end: 32_000, speaker: 0 }, SpeakerTurn { start: 32_000, end: 64_000, speaker: 1 }];
+        let words = [word("hello", 0.2, 0.6), word("there", 0.7, 1.9), word("hi", 2.1, 2.4), word("you", 2.5, 3.0)];
+        let parts = split_words(&words, &turns, 4.0);
+        assert_eq!(parts.len(), 2);
+        assert_eq!((parts[0].speaker, parts[0].start, parts[0].end, parts[0].words.len()), (Some(0), 0.0, 2.1, 2));
+        assert_eq!((parts[1].speaker, parts[1].end, parts[1].words[0].word.as_str()), (Some(1), 4.0, "hi"));
+    }
+
+    #[test]
+    fn no_words_gives_one_part_for_the_dominant_speaker() {
+        let turns = [SpeakerTurn { start: 0, end: 100, speaker: 2 }, SpeakerTurn { start: 100, end: 900, speaker: 1 }];
+        let parts = split_words(&[], &turns, 1.0);
+        assert_eq!(parts.len(), 1);
+        assert_eq!(parts[0].speaker, Some(1));
+    }
+}
