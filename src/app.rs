@@ -10,12 +10,12 @@ use tokio::sync::{watch, Semaphore};
 use crate::config::Config;
 use crate::engine::asr::{AsrHandle, EngineOptions, Transcriber};
 use crate::engine::diarize::{DiarizeHandle, Diarizer};
-use crate::session::aggregate::AggregatorStats;
 use crate::engine::onnx;
 use crate::engine::whisper::WhisperModelFile;
 use crate::http::{self, AppState};
 use crate::models::{self, catalog::paths, WhisperModel};
 use crate::pipeline::vad::VadModel;
+use crate::session::aggregate::AggregatorStats;
 
 /// The loaded models: the ASR engine, the diarization engine (unless disabled) and the VAD
 /// model bytes.

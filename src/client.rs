@@ -127,7 +127,12 @@ pub fn print_message(r: &Received) {
         }
         "final" => {
             let speaker = m["speaker"].as_str().map_or_else(String::new, |s| format!("{s}: "));
-            println!("FINAL [{:7.2} - {:7.2}] {speaker}{}", f("start"), f("end"), m["text"].as_str().unwrap_or_default())
+            println!(
+                "FINAL [{:7.2} - {:7.2}] {speaker}{}",
+                f("start"),
+                f("end"),
+                m["text"].as_str().unwrap_or_default()
+            )
         }
         _ => println!("{m}"),
     }

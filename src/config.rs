@@ -128,7 +128,10 @@ impl Config {
             (self.limits.idle_timeout_s == 0, "limits.idle_timeout_s must be at least 1"),
             (self.streaming.partial_interval_ms < 100, "streaming.partial_interval_ms must be at least 100"),
             (self.speakers.max_speakers == 0, "speakers.max_speakers must be at least 1"),
-            (self.speakers.min_speakers > self.speakers.max_speakers, "speakers.min_speakers must not exceed max_speakers"),
+            (
+                self.speakers.min_speakers > self.speakers.max_speakers,
+                "speakers.min_speakers must not exceed max_speakers",
+            ),
             (!(-1.0..=1.0).contains(&self.speakers.threshold), "speakers.threshold must be within -1..1"),
         ];
         match checks.iter().find(|(bad, _)| *bad) {

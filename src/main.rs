@@ -52,6 +52,9 @@ enum Command {
         language: Option<String>,
         #[arg(long, default_value_t = 2)]
         threads: usize,
+        /// Skip speaker labels (and the speaker models).
+        #[arg(long)]
+        no_diarize: bool,
     },
     /// Stream a WAV file to a running server, paced in real time, and print what comes back.
     Stream {
@@ -69,6 +72,33 @@ enum Command {
         #[command(subcommand)]
         action: ModelsAction,
     },
+    /// Score results: diarization error rate and word error rate.
+    Eval {
+        #[command(subcommand)]
+        metric: EvalMetric,
+    },
+}
+
+#[derive(Subcommand)]
+enum EvalMetric {
+    /// Diarization error rate of RTTM files, with missed speech, false alarm and confusion.
+    Der {
+        #[arg(long)]
+        reference: PathBuf,
+        #[arg(long)]
+        hypothesis: PathBuf,
+        /// Seconds around each reference boundary that are not scored.
+        #[arg(long, default_value_t = 0.25)]
+        collar: f64,
+    },
+    /// Word error rate after Whisper-style English normalisation. Each argument is the text, or
+    /// the path of a file holding it.
+    Wer {
+        #[arg(long)]
+        reference: String,
+        #[arg(long)]
+        hypothesis: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -81,6 +111,39 @@ enum ModelsAction {
     },
     /// Convert a CTranslate2 Whisper directory (model.bin + vocabulary.txt) to a ggml file.
     Convert { ct2_dir: PathBuf, output: PathBuf },
+}
+
+/// Text given on the command line, or read from the file it names.
+fn text_or_file(arg: &str) -> anyhow::Result<String> {
+    let path = std::path::Path::new(arg);
+    if path.is_file() {
+        return std::fs::read_to_string(path).with_context(|| format!("reading {arg}"));
+    }
+    Ok(arg.to_owned())
+}
+
+fn eval(metric: EvalMetric) -> anyhow::Result<()> {
+    use speech_service::eval::{der, rttm, wer};
+    match metric {
+        EvalMetric::Der { reference, hypothesis, collar } => {
+            let read = |p: &PathBuf| -> anyhow::Result<Vec<rttm::Turn>> {
+                let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+                rttm::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))
+            };
+            let r = der::score(&read(&reference)?, &read(&hypothesis)?, collar);
+            println!("DER {:.2}% (scored {:.2} s)", r.der() * 100.0, r.total);
+            let pct = |v: f64| if r.total > 0.0 { v / r.total * 100.0 } else { 0.0 };
+            println!("missed speech {:.2} s ({:.2}%)", r.missed, pct(r.missed));
+            println!("false alarm   {:.2} s ({:.2}%)", r.false_alarm, pct(r.false_alarm));
+            println!("confusion     {:.2} s ({:.2}%)", r.confusion, pct(r.confusion));
+        }
+        EvalMetric::Wer { reference, hypothesis } => {
+            let c = wer::word_error_rate(&text_or_file(&reference)?, &text_or_file(&hypothesis)?);
+            println!("WER {:.2}% ({} reference words)", c.wer() * 100.0, c.reference_words);
+            println!("substitutions {}, deletions {}, insertions {}", c.substitutions, c.deletions, c.insertions);
+        }
+    }
+    Ok(())
 }
 
 fn init_logging(filter: &str) {
@@ -104,14 +167,20 @@ async fn main() -> anyhow::Result<()> {
             config.asr.threads = asr_threads;
             app::serve(config).await
         }
-        Command::Transcribe { file, model, format, language, threads } => {
+        Command::Transcribe { file, model, format, language, threads, no_diarize } => {
+            if no_diarize && format == offline::Format::Rttm {
+                anyhow::bail!("--format rttm needs speaker labels; drop --no-diarize");
+            }
             config.models.whisper = model;
             config.asr.threads = threads;
+            config.diarization.enabled = !no_diarize;
             let engines = app::load_engines(&config)?;
-            let segments = offline::transcribe_file(&file, &engines, &config, language).await?;
-            print!("{}", offline::render(&segments, format));
+            let result = offline::transcribe_file(&file, &engines, &config, language, !no_diarize).await?;
+            let name = file.file_stem().map_or_else(|| "audio".into(), |s| s.to_string_lossy().into_owned());
+            print!("{}", offline::render(&result, format, &name));
             Ok(())
         }
+        Command::Eval { metric } => eval(metric),
         Command::Stream { file, url, speed, chunk_ms } => {
             let options = client::StreamOptions { speed, chunk_ms, ..Default::default() };
             client::stream_file(&url, &file, &options, client::print_message).await?;

@@ -55,7 +55,9 @@ impl ListenParams {
         };
         let interim_results = parse_bool(query, "interim_results")?.unwrap_or(true);
         let diarize = match parse_bool(query, "diarize")? {
-            Some(true) if !diarization => return Err(ParamError("diarize: speaker labels are disabled on this server".into())),
+            Some(true) if !diarization => {
+                return Err(ParamError("diarize: speaker labels are disabled on this server".into()))
+            }
             Some(v) => v,
             None => diarization,
         };
@@ -259,7 +261,8 @@ mod tests {
 
     #[test]
     fn speaker_counts_must_be_consistent() {
-        let err = ListenParams::parse(&query(&[("min_speakers", "3"), ("max_speakers", "2")]), false, true).unwrap_err();
+        let err =
+            ListenParams::parse(&query(&[("min_speakers", "3"), ("max_speakers", "2")]), false, true).unwrap_err();
         assert!(err.0.contains("min_speakers"));
         let err = ListenParams::parse(&query(&[("diarize", "true")]), false, false).unwrap_err();
         assert!(err.0.contains("diarize"));

@@ -62,7 +62,7 @@ async fn offline_rtf(
     for (file, reference) in files.iter().zip(refs) {
         audio_s += wav::read_16k(file)?.len() as f64 / 16_000.0;
         let started = Instant::now();
-        let segments = speech_service::offline::transcribe_file(file, engines, config, None).await?;
+        let segments = speech_service::offline::transcribe_file(file, engines, config, None, true).await?.segments;
         spent += started.elapsed().as_secs_f64();
         let text: Vec<&str> = segments.iter().map(|s| s.text.as_str()).collect();
         wers.push(word_error_rate(reference, &text.join(" ")).wer());

@@ -120,7 +120,8 @@ impl WhisperBackend {
                 // DTW gives one instant per token, close to where the token ends; it is far
                 // steadier than the timestamp-token heuristics (t0, t1), so it sets word ends.
                 let t0 = data.t0 as f64 / 100.0;
-                let t1 = if self.model.dtw && data.t_dtw >= 0 { data.t_dtw as f64 / 100.0 } else { data.t1 as f64 / 100.0 };
+                let t1 =
+                    if self.model.dtw && data.t_dtw >= 0 { data.t_dtw as f64 / 100.0 } else { data.t1 as f64 / 100.0 };
                 let starts_word = piece.first() == Some(&b' ') || words.is_empty();
                 if starts_word {
                     words.push(WordBuilder { bytes: Vec::new(), start: t0, end: t1, probs: Vec::new() });

@@ -1,4 +1,6 @@
 //! Scoring: text normalisation and word error rate.
 
+pub mod der;
 pub mod reference;
+pub mod rttm;
 pub mod wer;

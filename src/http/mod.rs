@@ -18,8 +18,8 @@ pub use error::ApiError;
 use crate::config::Config;
 use crate::engine::asr::AsrHandle;
 use crate::engine::diarize::DiarizeHandle;
-use crate::session::aggregate::AggregatorStats;
 use crate::pipeline::vad::VadModel;
+use crate::session::aggregate::AggregatorStats;
 
 /// Shared state behind every route; cheap to clone.
 #[derive(Clone)]

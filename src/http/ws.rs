@@ -16,8 +16,8 @@ pub async fn listen(
     Query(query): Query<HashMap<String, String>>,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    let params =
-        ListenParams::parse(&query, state.asr.is_multilingual(), state.diarize.is_some()).map_err(|e| ApiError::InvalidParameter(e.0))?;
+    let params = ListenParams::parse(&query, state.asr.is_multilingual(), state.diarize.is_some())
+        .map_err(|e| ApiError::InvalidParameter(e.0))?;
     if *state.shutdown.borrow() {
         return Err(ApiError::ShuttingDown);
     }

@@ -14,12 +14,12 @@ use super::SessionDeps;
 use crate::audio::{seconds, MODEL_RATE};
 use crate::engine::asr::{AsrError, Transcript, Word};
 use crate::engine::diarize::DiarizeReply;
-use crate::speaker::attribution::{split_words, Part};
-use crate::speaker::cluster::{label, ClusterConfig};
 use crate::pipeline::policy::PartialPolicy;
 use crate::pipeline::segmenter::{SegmentEvent, Segmenter, Utterance};
 use crate::pipeline::vad::ScoredFrame;
 use crate::protocol::{ClientMessage, CloseReason, ErrorCode, ListenParams, ServerMessage};
+use crate::speaker::attribution::{split_words, Part};
+use crate::speaker::cluster::{label, ClusterConfig};
 
 pub struct PendingPartial {
     pub segment_id: u64,

@@ -21,7 +21,8 @@ impl SessionSpeakers {
     pub fn label(&mut self, turns: &[EmbeddedTurn], outbox: &mut Vec<ServerMessage>) -> Vec<SpeakerTurn> {
         let (labelled, merged) = label_turns(&mut self.tracker, turns);
         if !merged.is_empty() {
-            let merged: BTreeMap<String, String> = merged.into_iter().map(|(gone, kept)| (label(gone), label(kept))).collect();
+            let merged: BTreeMap<String, String> =
+                merged.into_iter().map(|(gone, kept)| (label(gone), label(kept))).collect();
             outbox.push(ServerMessage::SpeakerUpdate { segments: Vec::new(), merged });
         }
         labelled

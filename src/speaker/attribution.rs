@@ -32,7 +32,13 @@ pub fn label_turns(tracker: &mut SpeakerTracker, turns: &[EmbeddedTurn]) -> (Vec
     // Unlabelled turns take the previous label, or failing that the next.
     for i in 0..labels.len() {
         if labels[i].is_none() {
-            labels[i] = labels[..i].iter().rev().flatten().next().copied().or_else(|| labels[i..].iter().flatten().next().copied());
+            labels[i] = labels[..i]
+                .iter()
+                .rev()
+                .flatten()
+                .next()
+                .copied()
+                .or_else(|| labels[i..].iter().flatten().next().copied());
         }
     }
     let labelled = turns
@@ -103,7 +109,8 @@ mod tests {
 
     #[test]
     fn words_follow_the_speaker_active_at_their_midpoint() {
-        let turns = [SpeakerTurn { start: 0, end: 32_000, speaker: 0 }, SpeakerTurn { start: 32_000, end: 64_000, speaker: 1 }];
+        let turns =
+            [SpeakerTurn { start: 0, end: 32_000, speaker: 0 }, SpeakerTurn { start: 32_000, end: 64_000, speaker: 1 }];
         let words = [word("hello", 0.2, 0.6), word("there", 0.7, 1.9), word("hi", 2.1, 2.4), word("you", 2.5, 3.0)];
         let parts = split_words(&words, &turns, 4.0);
         assert_eq!(parts.len(), 2);

@@ -159,7 +159,8 @@ pub struct CamPlus {
 
 impl CamPlus {
     pub fn load(path: &Path) -> Result<Self, EmbeddingError> {
-        let tensors = candle_core::pickle::read_all(path).map_err(|e| EmbeddingError::Load(format!("{}: {e}", path.display())))?;
+        let tensors = candle_core::pickle::read_all(path)
+            .map_err(|e| EmbeddingError::Load(format!("{}: {e}", path.display())))?;
         let w = Weights(tensors.into_iter().filter(|(_, t)| t.dtype() == DType::F32).collect());
         let mut res_blocks = Vec::new();
         for layer in 1..=2 {
@@ -181,7 +182,8 @@ impl CamPlus {
         }
         let mut blocks = Vec::new();
         for (b, (n_layers, dilation)) in BLOCKS.iter().enumerate() {
-            let layers = (1..=*n_layers).map(|l| dense_layer(&w, &format!("xvector.block{}.tdnnd{l}", b + 1), *dilation));
+            let layers =
+                (1..=*n_layers).map(|l| dense_layer(&w, &format!("xvector.block{}.tdnnd{l}", b + 1), *dilation));
             let transit = format!("xvector.transit{}", b + 1);
             blocks.push((
                 layers.collect::<Result<Vec<_>, _>>()?,
@@ -213,7 +215,11 @@ impl CamPlus {
         }
         let flat: Vec<f32> = feats.iter().flat_map(|row| row.iter().copied()).collect();
         // (T, F) -> (1, 1, F, T): frequency is the image height, time the width.
-        let x = Tensor::from_vec(flat, (feats.len(), N_MELS), &Device::Cpu)?.t()?.contiguous()?.unsqueeze(0)?.unsqueeze(0)?;
+        let x = Tensor::from_vec(flat, (feats.len(), N_MELS), &Device::Cpu)?
+            .t()?
+            .contiguous()?
+            .unsqueeze(0)?
+            .unsqueeze(0)?;
         let v = self.forward(&x)?.squeeze(0)?.to_vec1::<f32>()?;
         let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
         Ok(v.into_iter().map(|x| x / norm).collect())
@@ -238,7 +244,11 @@ impl CamPlus {
         let h = self.out_norm.apply(&h)?.relu()?;
         let mean = h.mean(D::Minus1)?;
         let t = h.dim(D::Minus1)? as f64;
-        let var = h.broadcast_sub(&h.mean_keepdim(D::Minus1)?)?.sqr()?.sum(D::Minus1)?.affine(1.0 / (t - 1.0).max(1.0), 0.0)?;
+        let var = h
+            .broadcast_sub(&h.mean_keepdim(D::Minus1)?)?
+            .sqr()?
+            .sum(D::Minus1)?
+            .affine(1.0 / (t - 1.0).max(1.0), 0.0)?;
         let stats = Tensor::cat(&[mean, var.sqrt()?], 1)?;
         self.dense_norm.apply(&stats.matmul(&self.dense.t()?)?)
     }

@@ -77,7 +77,8 @@ impl SpeakerTracker {
     /// with the nearest speaker (it opens one only when there is none yet).
     pub fn assign(&mut self, embedding: &[f32], weight: f32, reliable: bool) -> Assignment {
         let best = self.nearest(embedding);
-        let needed = if self.active() < self.config.min_speakers { self.config.merge_threshold } else { self.config.threshold };
+        let needed =
+            if self.active() < self.config.min_speakers { self.config.merge_threshold } else { self.config.threshold };
         let speaker = match best {
             Some((id, sim)) if sim >= needed || !reliable || self.active() >= self.config.max_speakers => id,
             _ => {
@@ -92,6 +93,11 @@ impl SpeakerTracker {
         Assignment { speaker, merged: self.merge_close() }
     }
 
+    /// The standing speaker nearest to `embedding`, without assigning it.
+    pub fn nearest_speaker(&self, embedding: &[f32]) -> Option<usize> {
+        self.nearest(embedding).map(|(id, _)| id)
+    }
+
     fn nearest(&self, embedding: &[f32]) -> Option<(usize, f32)> {
         let live = self.centroids.iter().enumerate().filter(|(_, c)| c.merged_into.is_none());
         live.map(|(id, c)| (id, cosine(&c.direction(), embedding))).max_by(|a, b| a.1.total_cmp(&b.1))
@@ -100,7 +106,8 @@ impl SpeakerTracker {
     fn merge_close(&mut self) -> Vec<(usize, usize)> {
         let mut merged = Vec::new();
         loop {
-            let live: Vec<usize> = (0..self.centroids.len()).filter(|&i| self.centroids[i].merged_into.is_none()).collect();
+            let live: Vec<usize> =
+                (0..self.centroids.len()).filter(|&i| self.centroids[i].merged_into.is_none()).collect();
             let dirs: Vec<Vec<f32>> = live.iter().map(|&i| self.centroids[i].direction()).collect();
             let pair = (0..live.len())
                 .flat_map(|a| (a + 1..live.len()).map(move |b| (a, b)))
@@ -153,7 +160,7 @@ mod tests {
         let mut t = SpeakerTracker::new(config);
         t.assign(&unit(&[1.0, 0.0]), 1.0, true);
         assert_eq!(t.assign(&unit(&[0.5, 0.6]), 1.0, true).speaker, 1); // cos 0.64: new
-        // Evidence for speaker 1 that lies towards speaker 0 pulls the two together (cos 0.82).
+                                                                        // Evidence for speaker 1 that lies towards speaker 0 pulls the two together (cos 0.82).
         let a = t.assign(&unit(&[0.85, 0.53]), 5.0, true);
         assert_eq!(a.speaker, 1);
         let merges: Vec<_> = a.merged.clone();

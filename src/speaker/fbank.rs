@@ -114,7 +114,8 @@ fn mel_filters() -> Vec<(usize, Vec<f32>)> {
     let bin_hz = SAMPLE_RATE / N_FFT as f64;
     (0..N_MELS)
         .map(|m| {
-            let (left, centre, right) = (low + m as f64 * delta, low + (m + 1) as f64 * delta, low + (m + 2) as f64 * delta);
+            let (left, centre, right) =
+                (low + m as f64 * delta, low + (m + 1) as f64 * delta, low + (m + 2) as f64 * delta);
             let weights: Vec<(usize, f32)> = (0..N_FFT / 2)
                 .filter_map(|k| {
                     let x = mel(k as f64 * bin_hz);
@@ -154,7 +155,8 @@ mod tests {
     #[test]
     fn a_tone_lights_up_its_mel_bin() {
         // 1 kHz sits in mel bin 22 of Kaldi's 80-bin layout from 20 Hz to 8 kHz.
-        let samples: Vec<f32> = (0..8_000).map(|i| (2.0 * std::f32::consts::PI * 1000.0 * i as f32 / 16_000.0).sin()).collect();
+        let samples: Vec<f32> =
+            (0..8_000).map(|i| (2.0 * std::f32::consts::PI * 1000.0 * i as f32 / 16_000.0).sin()).collect();
         let fbank = Fbank::new();
         let raw = fbank.filters.iter().map(|(first, w)| {
             let centre = first + w.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i);

@@ -2,6 +2,6 @@
 
 pub mod attribution;
 pub mod campplus;
-pub mod fbank;
 pub mod cluster;
+pub mod fbank;
 pub mod segmentation;

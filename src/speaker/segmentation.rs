@@ -88,7 +88,9 @@ fn absorb_short(turns: Vec<LocalTurn>, min_turn: usize) -> Vec<LocalTurn> {
     let mut out: Vec<LocalTurn> = Vec::with_capacity(turns.len());
     for turn in turns {
         match out.last_mut() {
-            Some(last) if last.local_speaker == turn.local_speaker || turn.end - turn.start < min_turn => last.end = turn.end,
+            Some(last) if last.local_speaker == turn.local_speaker || turn.end - turn.start < min_turn => {
+                last.end = turn.end
+            }
             Some(last) if last.end - last.start < min_turn => {
                 *last = LocalTurn { start: last.start, ..turn };
             }

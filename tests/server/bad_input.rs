@@ -28,6 +28,9 @@ async fn bad_query_values_are_refused_with_400_naming_the_parameter() {
         ("language=fr", "language"),
         ("interim_results=maybe", "interim_results"),
         ("speed=2", "speed"),
+        ("max_speakers=0", "max_speakers"),
+        ("min_speakers=3&max_speakers=2", "min_speakers"),
+        ("diarize=perhaps", "diarize"),
     ] {
         let (status, body) = refused(&format!("{}?{query}", app.ws_url())).await;
         assert_eq!(status, 400, "{query}");

@@ -38,12 +38,20 @@ fn campplus_separates_the_two_callers_and_jfk() {
     let (mut same, mut diff) = (Vec::new(), Vec::new());
     for (i, (a, ea)) in embedded.iter().enumerate() {
         for (b, eb) in &embedded[i + 1..] {
-            if a == b { same.push(cosine(ea, eb)) } else { diff.push(cosine(ea, eb)) }
+            if a == b {
+                same.push(cosine(ea, eb))
+            } else {
+                diff.push(cosine(ea, eb))
+            }
         }
     }
     let mean = |v: &[f32]| v.iter().sum::<f32>() / v.len() as f32;
     let (same_min, diff_max) = (same.iter().copied().fold(1.0, f32::min), diff.iter().copied().fold(-1.0, f32::max));
-    eprintln!("CAM++ on sample: same {:.3} (min {same_min:.3}), different {:.3} (max {diff_max:.3})", mean(&same), mean(&diff));
+    eprintln!(
+        "CAM++ on sample: same {:.3} (min {same_min:.3}), different {:.3} (max {diff_max:.3})",
+        mean(&same),
+        mean(&diff)
+    );
     assert!(mean(&same) > mean(&diff) + 0.3, "same {same:?} vs different {diff:?}");
     assert!(same_min > diff_max, "every same-speaker pair beats every cross-speaker pair");
 

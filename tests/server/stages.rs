@@ -100,7 +100,7 @@ async fn converted_base_model_detects_english_and_transcribes_jfk() {
     let _heavy = HEAVY.lock().await;
     let (engines, config) = engines("base");
     assert!(engines.asr.is_multilingual());
-    let segments = offline::transcribe_file(&recording("jfk.wav"), &engines, &config, None).await.unwrap();
+    let segments = offline::transcribe_file(&recording("jfk.wav"), &engines, &config, None, false).await.unwrap().segments;
     let text: Vec<&str> = segments.iter().map(|s| s.text.as_str()).collect();
     let wer = word_error_rate(JFK_TEXT, &text.join(" ")).wer();
     assert!(wer <= 0.10, "WER {wer:.3}: {text:?}");
@@ -146,4 +146,53 @@ async fn stream_command_prints_partials_and_finals() {
     assert!(stdout.contains("FINAL ["), "{stdout}");
     assert!(stdout.to_lowercase().contains("fellow americans"), "{stdout}");
     assert!(stdout.lines().last().unwrap().contains("\"closed\""), "{stdout}");
+}
+
+fn run_cli(args: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_speech-service"))
+        .args(["--log", "warn", "--models-dir"])
+        .arg(models_dir())
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn offline_rttm_scores_against_the_reference_with_eval_der() {
+    let _heavy = HEAVY.lock().await;
+    let sample = recording("sample.wav");
+    let rttm = run_cli(&["transcribe", "--format", "rttm", sample.to_str().unwrap()]);
+    let speakers: std::collections::BTreeSet<&str> =
+        rttm.lines().map(|l| l.split_whitespace().nth(7).unwrap()).collect();
+    assert_eq!(speakers.len(), 2, "{rttm}");
+    let hyp = std::env::temp_dir().join(format!("sample-hyp-{}.rttm", std::process::id()));
+    std::fs::write(&hyp, &rttm).unwrap();
+    let report = run_cli(&[
+        "eval",
+        "der",
+        "--reference",
+        recording("sample.rttm").to_str().unwrap(),
+        "--hypothesis",
+        hyp.to_str().unwrap(),
+    ]);
+    let der: f64 = report.split_whitespace().nth(1).unwrap().trim_end_matches('%').parse().unwrap();
+    eprintln!("sample offline: {report}");
+    // Measured 1.3% (docs/BENCHMARKS.md).
+    assert!(der <= 10.0, "{report}");
+    assert!(report.contains("missed speech") && report.contains("false alarm") && report.contains("confusion"));
+
+    let jfk = run_cli(&["transcribe", "--format", "rttm", recording("jfk.wav").to_str().unwrap()]);
+    let jfk_speakers: std::collections::BTreeSet<&str> =
+        jfk.lines().map(|l| l.split_whitespace().nth(7).unwrap()).collect();
+    assert_eq!(jfk_speakers.len(), 1, "{jfk}");
+}
+
+#[test]
+fn eval_wer_command_reports_its_counts() {
+    let out =
+        run_cli(&["eval", "wer", "--reference", "the cat sat on the mat", "--hypothesis", "The cat sat on a mat."]);
+    assert!(out.starts_with("WER 16.67% (6 reference words)"), "{out}");
+    assert!(out.contains("substitutions 1, deletions 0, insertions 0"), "{out}");
 }

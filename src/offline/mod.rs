@@ -1,0 +1,87 @@
+//! Offline transcription of a whole file through the same VAD, segmenter and ASR engine.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::app::Engines;
+use crate::audio::wav;
+use crate::config::Config;
+use crate::engine::asr::Word;
+use crate::eval::rttm::Turn;
+use crate::pipeline::segmenter::{SegmentEvent, Segmenter, Utterance};
+use crate::pipeline::vad::VadFramer;
+
+mod render;
+mod speakers;
+
+pub use render::{render, Format};
+
+/// One transcribed segment with stream-relative times in seconds.
+#[derive(Debug, Clone, Serialize)]
+pub struct Segment {
+    pub id: u64,
+    /// 0 unless the utterance was split at a speaker change.
+    pub part: u32,
+    pub start: f64,
+    pub end: f64,
+    pub text: String,
+    pub words: Vec<Word>,
+    pub language: String,
+    pub speaker: Option<String>,
+}
+
+/// Runs VAD and the segmenter over 16 kHz `samples` (on the calling thread).
+pub fn find_utterances(samples: &[f32], engines: &Engines, config: &Config) -> anyhow::Result<Vec<Utterance>> {
+    let mut framer = VadFramer::new(engines.vad.detector()?);
+    let mut segmenter = Segmenter::new(&config.vad);
+    let mut utterances = Vec::new();
+    let mut frames = framer.push(samples)?;
+    frames.extend(framer.finish()?);
+    for frame in frames {
+        for event in segmenter.push(&frame.samples, frame.probability) {
+            if let SegmentEvent::Ended(u) = event {
+                utterances.push(u);
+            }
+        }
+    }
+    utterances.extend(segmenter.finalize());
+    Ok(utterances)
+}
+
+/// A transcribed file: its segments and, when diarized, its speaker turns.
+#[derive(Debug, Clone, Default)]
+pub struct Transcription {
+    pub segments: Vec<Segment>,
+    pub turns: Vec<Turn>,
+}
+
+/// Transcribes a WAV file of any rate, labelling speakers when `diarize` and the engine allow.
+pub async fn transcribe_file(
+    path: &Path,
+    engines: &Engines,
+    config: &Config,
+    language: Option<String>,
+    diarize: bool,
+) -> anyhow::Result<Transcription> {
+    let samples = wav::read_16k(path)?;
+    let (e, c) = (engines.clone(), config.clone());
+    let utterances = tokio::task::spawn_blocking(move || find_utterances(&samples, &e, &c)).await??;
+    let timeout = Duration::from_secs(config.asr.final_timeout_s);
+    let diarizer = engines.diarize.as_ref().filter(|_| diarize);
+    let mut results = Vec::with_capacity(utterances.len());
+    for u in utterances {
+        let turns = match diarizer {
+            Some(d) => Some(d.submit(u.samples.clone(), timeout).await?),
+            None => None,
+        };
+        let transcript = engines.asr.transcribe(u.samples, language.clone(), timeout).await?;
+        let turns = match turns {
+            Some(rx) => rx.await.map_err(|_| anyhow::anyhow!("diarization worker stopped"))??,
+            None => Vec::new(),
+        };
+        results.push((u.id, u.start, u.end, transcript, turns));
+    }
+    Ok(speakers::attribute(results, config, diarizer.is_some()))
+}

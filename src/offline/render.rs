@@ -1,0 +1,94 @@
+//! Output formats of `transcribe`.
+
+use super::{Segment, Transcription};
+use crate::eval::rttm;
+
+/// Output formats of `transcribe`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+    Srt,
+    Vtt,
+    /// Speaker turns as RTTM (needs diarization).
+    Rttm,
+}
+
+fn timestamp(secs: f64, decimal: char) -> String {
+    let ms = (secs * 1000.0).round() as u64;
+    format!("{:02}:{:02}:{:02}{decimal}{:03}", ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, ms % 1000)
+}
+
+/// `S1: text`, or the text alone when the speaker is unknown.
+fn with_speaker(s: &Segment, style: fn(&str, &str) -> String) -> String {
+    match &s.speaker {
+        Some(speaker) => style(speaker, &s.text),
+        None => s.text.clone(),
+    }
+}
+
+/// Renders a transcription of recording `file` in `format`.
+pub fn render(t: &Transcription, format: Format, file: &str) -> String {
+    let spoken = t.segments.iter().filter(|s| !s.text.is_empty());
+    let colon = |who: &str, text: &str| format!("{who}: {text}");
+    match format {
+        Format::Text => spoken.map(|s| with_speaker(s, colon) + "\n").collect(),
+        Format::Json => {
+            let turns: Vec<_> = t
+                .turns
+                .iter()
+                .map(|x| serde_json::json!({"start": x.start, "end": x.end, "speaker": x.speaker}))
+                .collect();
+            let body = serde_json::json!({ "segments": t.segments, "speaker_turns": turns });
+            serde_json::to_string_pretty(&body).expect("segments serialise") + "\n"
+        }
+        Format::Srt => spoken
+            .enumerate()
+            .map(|(i, s)| {
+                let (a, b) = (timestamp(s.start, ','), timestamp(s.end, ','));
+                format!("{}\n{a} --> {b}\n{}\n\n", i + 1, with_speaker(s, |who, text| format!("[{who}] {text}")))
+            })
+            .collect(),
+        Format::Vtt => {
+            let cues: String = spoken
+                .map(|s| {
+                    let (a, b) = (timestamp(s.start, '.'), timestamp(s.end, '.'));
+                    format!("{a} --> {b}\n{}\n\n", with_speaker(s, |who, text| format!("<v {who}>{text}")))
+                })
+                .collect();
+            format!("WEBVTT\n\n{cues}")
+        }
+        Format::Rttm => rttm::write(file, &t.turns),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eval::rttm::Turn;
+
+    fn segment(start: f64, end: f64, text: &str, speaker: Option<&str>) -> Segment {
+        let speaker = speaker.map(str::to_owned);
+        Segment { id: 0, part: 0, start, end, text: text.into(), words: vec![], language: "en".into(), speaker }
+    }
+
+    #[test]
+    fn subtitles_use_their_timestamp_styles() {
+        let segments = vec![segment(0.5, 3723.25, "Hello there.", None), segment(4000.0, 4001.0, "", None)];
+        let t = Transcription { segments, turns: vec![] };
+        assert_eq!(render(&t, Format::Srt, "f"), "1\n00:00:00,500 --> 01:02:03,250\nHello there.\n\n");
+        assert_eq!(render(&t, Format::Vtt, "f"), "WEBVTT\n\n00:00:00.500 --> 01:02:03.250\nHello there.\n\n");
+        assert_eq!(render(&t, Format::Text, "f"), "Hello there.\n");
+    }
+
+    #[test]
+    fn speakers_appear_in_every_format() {
+        let turns = vec![Turn { start: 0.5, end: 2.0, speaker: "S1".into() }];
+        let t = Transcription { segments: vec![segment(0.5, 2.0, "Hi.", Some("S1"))], turns };
+        assert_eq!(render(&t, Format::Text, "f"), "S1: Hi.\n");
+        assert!(render(&t, Format::Srt, "f").contains("[S1] Hi."));
+        assert!(render(&t, Format::Vtt, "f").contains("<v S1>Hi."));
+        assert_eq!(render(&t, Format::Rttm, "call"), "SPEAKER call 1 0.500 1.500 <NA> <NA> S1 <NA> <NA>\n");
+        assert!(render(&t, Format::Json, "f").contains("\"speaker_turns\""));
+    }
+}

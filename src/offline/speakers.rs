@@ -1,0 +1,82 @@
+//! Offline speaker attribution: the same online clustering as live sessions, then a second pass
+//! that relabels every turn with its nearest final speaker (offline can look back).
+
+use crate::audio::seconds;
+use crate::config::Config;
+use crate::engine::asr::{Transcript, Word};
+use crate::engine::diarize::EmbeddedTurn;
+use crate::eval::rttm::Turn;
+use crate::speaker::attribution::{label_turns, split_words, Part, SpeakerTurn};
+use crate::speaker::cluster::{label, SpeakerTracker};
+
+use super::{Segment, Transcription};
+
+/// One utterance's results: id, start and end sample, transcript, speaker turns.
+pub type UtteranceResult = (u64, usize, usize, Transcript, Vec<EmbeddedTurn>);
+
+pub fn attribute(results: Vec<UtteranceResult>, config: &Config, diarized: bool) -> Transcription {
+    let mut tracker = SpeakerTracker::new(config.speakers.clone());
+    // First pass: online clustering, as a live session would.
+    let first: Vec<Vec<SpeakerTurn>> = results.iter().map(|r| label_turns(&mut tracker, &r.4).0).collect();
+    let mut out = Transcription::default();
+    for ((id, start, end, transcript, turns), labelled) in results.into_iter().zip(first) {
+        let labelled = relabel(&tracker, &turns, labelled);
+        let offset = seconds(start);
+        let clip_end = seconds(end - start);
+        out.turns.extend(labelled.iter().map(|t| Turn {
+            start: offset + seconds(t.start),
+            end: offset + seconds(t.end),
+            speaker: label(t.speaker),
+        }));
+        let parts = if diarized {
+            split_words(&transcript.words, &labelled, clip_end)
+        } else {
+            vec![Part { speaker: None, start: 0.0, end: clip_end, words: transcript.words.clone() }]
+        };
+        let single = parts.len() == 1;
+        for (i, part) in parts.into_iter().enumerate() {
+            let text = if single { transcript.text.clone() } else { join(&part.words) };
+            let words =
+                part.words.into_iter().map(|w| Word { start: w.start + offset, end: w.end + offset, ..w }).collect();
+            out.segments.push(Segment {
+                id,
+                part: i as u32,
+                start: offset + part.start,
+                end: offset + part.end,
+                text,
+                words,
+                language: transcript.language.clone(),
+                speaker: part.speaker.map(label),
+            });
+        }
+    }
+    out.turns = merge_adjacent(out.turns);
+    out
+}
+
+/// Second pass: each embedded turn takes its nearest final speaker; the rest keep their label.
+fn relabel(tracker: &SpeakerTracker, turns: &[EmbeddedTurn], labelled: Vec<SpeakerTurn>) -> Vec<SpeakerTurn> {
+    labelled
+        .into_iter()
+        .map(|t| {
+            let embedding = turns.iter().find(|e| e.start == t.start).and_then(|e| e.embedding.as_ref());
+            let speaker = embedding.and_then(|e| tracker.nearest_speaker(e)).unwrap_or(tracker.resolve(t.speaker));
+            SpeakerTurn { speaker, ..t }
+        })
+        .collect()
+}
+
+fn join(words: &[Word]) -> String {
+    words.iter().map(|w| w.word.as_str()).collect::<Vec<_>>().join(" ")
+}
+
+fn merge_adjacent(turns: Vec<Turn>) -> Vec<Turn> {
+    let mut out: Vec<Turn> = Vec::with_capacity(turns.len());
+    for t in turns {
+        match out.last_mut() {
+            Some(last) if last.speaker == t.speaker && t.start - last.end < 0.01 => last.end = t.end,
+            _ => out.push(t),
+        }
+    }
+    out
+}
