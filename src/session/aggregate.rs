@@ -23,7 +23,7 @@ pub struct AggregatorStats {
 }
 
 /// A snapshot of the counters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub struct AggregatorCounts {
     pub joined: u64,
     pub timed_out: u64,
@@ -97,4 +97,57 @@ pub fn late(segment_id: u64, rx: DiarizeReply, stats: Arc<AggregatorStats>) -> B
         stats.late.fetch_add(1, Ordering::Relaxed);
         LateSpeakers { segment_id, result }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::asr::Transcript;
+
+    fn turn() -> EmbeddedTurn {
+        EmbeddedTurn { start: 0, end: 16_000, embedding: None, reliable: true }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn speakers_in_time_are_joined() {
+        let stats = Arc::new(AggregatorStats::default());
+        let (asr_tx, asr_rx) = oneshot::channel();
+        let (diar_tx, diar_rx) = oneshot::channel();
+        let joined = join((3, 0, 16_000), asr_rx, Some(diar_rx), Duration::from_millis(500), stats.clone());
+        diar_tx.send(Ok(vec![turn()])).unwrap();
+        asr_tx.send(Ok(Transcript::default())).unwrap();
+        let done = joined.await;
+        assert_eq!(done.segment_id, 3);
+        assert!(matches!(done.speakers, Speakers::Ready(Ok(ref t)) if t.len() == 1));
+        assert_eq!(stats.snapshot(), AggregatorCounts { joined: 1, timed_out: 0, late: 0 });
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn late_speakers_time_out_then_arrive_separately() {
+        let stats = Arc::new(AggregatorStats::default());
+        let (asr_tx, asr_rx) = oneshot::channel();
+        let (diar_tx, diar_rx) = oneshot::channel();
+        let joined = join((7, 0, 16_000), asr_rx, Some(diar_rx), Duration::from_millis(500), stats.clone());
+        asr_tx.send(Ok(Transcript::default())).unwrap();
+        let done = joined.await; // the paused clock jumps past the timeout
+        let Speakers::Late(rx) = done.speakers else { panic!("speakers were not late") };
+        assert_eq!(stats.snapshot().timed_out, 1);
+        let pending = late(7, rx, stats.clone());
+        diar_tx.send(Ok(vec![turn()])).unwrap();
+        let arrived = pending.await;
+        assert_eq!(arrived.segment_id, 7);
+        assert!(arrived.result.is_ok());
+        assert_eq!(stats.snapshot(), AggregatorCounts { joined: 0, timed_out: 1, late: 1 });
+    }
+
+    #[tokio::test]
+    async fn without_diarization_the_final_goes_alone() {
+        let stats = Arc::new(AggregatorStats::default());
+        let (asr_tx, asr_rx) = oneshot::channel();
+        asr_tx.send(Err(AsrError::WorkerLost)).unwrap();
+        let done = join((1, 0, 10), asr_rx, None, Duration::from_millis(1), stats.clone()).await;
+        assert!(matches!(done.speakers, Speakers::Disabled));
+        assert!(done.result.is_err());
+        assert_eq!(stats.snapshot(), AggregatorCounts::default());
+    }
 }

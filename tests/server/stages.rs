@@ -100,7 +100,8 @@ async fn converted_base_model_detects_english_and_transcribes_jfk() {
     let _heavy = HEAVY.lock().await;
     let (engines, config) = engines("base");
     assert!(engines.asr.is_multilingual());
-    let segments = offline::transcribe_file(&recording("jfk.wav"), &engines, &config, None, false).await.unwrap().segments;
+    let segments =
+        offline::transcribe_file(&recording("jfk.wav"), &engines, &config, None, false).await.unwrap().segments;
     let text: Vec<&str> = segments.iter().map(|s| s.text.as_str()).collect();
     let wer = word_error_rate(JFK_TEXT, &text.join(" ")).wer();
     assert!(wer <= 0.10, "WER {wer:.3}: {text:?}");

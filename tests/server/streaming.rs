@@ -140,3 +140,25 @@ async fn finalize_ends_the_open_utterance_at_once() {
     assert_eq!(messages.last().unwrap()["segments"], 1);
     assert_eq!(code, Some(1000));
 }
+
+/// With no time to wait for speakers, finals go out at once and their labels follow in
+/// `speaker_update`s; either way every final ends up labelled, before `closed`.
+#[tokio::test]
+async fn speakers_that_miss_the_join_arrive_as_updates() {
+    let _heavy = HEAVY.lock().await;
+    let app = spawn_app(|c| c.diarization.join_timeout_ms = 0);
+    let options = StreamOptions { speed: 0.0, ..Default::default() };
+    let received = stream_file(&app.ws_url(), &recording("jfk.wav"), &options, |_| {}).await.unwrap();
+    let messages = messages_of(&received);
+    let finals = of_type(&messages, "final");
+    let unlabelled: Vec<u64> =
+        finals.iter().filter(|f| f["speaker"].is_null()).map(|f| f["segment_id"].as_u64().unwrap()).collect();
+    let updated: Vec<u64> = of_type(&messages, "speaker_update")
+        .iter()
+        .flat_map(|u| u["segments"].as_array().unwrap().iter().map(|s| s["segment_id"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(unlabelled, updated, "every unlabelled final gets exactly one update");
+    let turns = live_turns(&messages);
+    assert_eq!(turns.len(), finals.len());
+    assert!(turns.iter().all(|t| t.speaker == "S1"), "{turns:?}");
+}
