@@ -15,10 +15,14 @@ use speech_service::app::{self, Engines};
 use speech_service::audio::wav;
 use speech_service::client::{stream_file, Received, StreamOptions};
 use speech_service::config::Config;
+use speech_service::eval::der;
 use speech_service::eval::reference::{stm_text, JFK_TEXT};
+use speech_service::eval::rttm::{self, Turn};
 use speech_service::eval::wer::word_error_rate;
 use speech_service::models::catalog::paths;
 use speech_service::pipeline::FRAME_SAMPLES;
+use speech_service::speaker::campplus::CamPlus;
+use speech_service::speaker::segmentation::Segmentation;
 
 fn arg(name: &str, default: &str) -> String {
     let args: Vec<String> = std::env::args().collect();
@@ -51,23 +55,26 @@ fn vad_cost(engines: &Engines, audio: &[f32]) -> anyhow::Result<f64> {
     Ok(started.elapsed().as_secs_f64() * 1000.0 / frames.len() as f64)
 }
 
-/// Offline real-time factor over all files, and the word error rate of each.
+/// Offline real-time factor over all files (with speaker labels), the word error rate of each,
+/// and the speaker turns of the last.
 async fn offline_rtf(
     engines: &Engines,
     config: &Config,
     files: &[PathBuf],
     refs: &[String],
-) -> anyhow::Result<(f64, Vec<f64>)> {
-    let (mut audio_s, mut spent, mut wers) = (0.0, 0.0, Vec::new());
+) -> anyhow::Result<(f64, Vec<f64>, Vec<Turn>)> {
+    let (mut audio_s, mut spent, mut wers, mut turns) = (0.0, 0.0, Vec::new(), Vec::new());
     for (file, reference) in files.iter().zip(refs) {
         audio_s += wav::read_16k(file)?.len() as f64 / 16_000.0;
         let started = Instant::now();
-        let segments = speech_service::offline::transcribe_file(file, engines, config, None, true).await?.segments;
+        let result = speech_service::offline::transcribe_file(file, engines, config, None, true).await?;
         spent += started.elapsed().as_secs_f64();
+        let segments = result.segments;
+        turns = result.turns;
         let text: Vec<&str> = segments.iter().map(|s| s.text.as_str()).collect();
         wers.push(word_error_rate(reference, &text.join(" ")).wer());
     }
-    Ok((spent / audio_s, wers))
+    Ok((spent / audio_s, wers, turns))
 }
 
 fn final_text(received: &[Received]) -> String {
@@ -75,11 +82,13 @@ fn final_text(received: &[Received]) -> String {
     finals.filter_map(|r| r.message["text"].as_str()).collect::<Vec<_>>().join(" ")
 }
 
-/// Per stream: (end of last word -> final arrival) and (speech start -> first partial), seconds.
+/// Per utterance: (end of its last word -> arrival of its last final part) and (speech start ->
+/// first partial), in seconds. An utterance split by speaker counts once: its parts can only go
+/// out when the whole utterance has ended.
 fn latencies(received: &[Received]) -> (Vec<f64>, Vec<f64>) {
     let mut speech_start: HashMap<u64, f64> = HashMap::new();
     let mut first_partial: HashMap<u64, f64> = HashMap::new();
-    let mut final_latency = Vec::new();
+    let mut last_final: HashMap<u64, (f64, f64)> = HashMap::new();
     for r in received {
         let m = &r.message;
         let id = m["segment_id"].as_u64().unwrap_or(u64::MAX);
@@ -93,7 +102,7 @@ fn latencies(received: &[Received]) -> (Vec<f64>, Vec<f64>) {
             "final" => {
                 let words = m["words"].as_array().cloned().unwrap_or_default();
                 if let Some(end) = words.last().and_then(|w| w["end"].as_f64()) {
-                    final_latency.push(r.wall - end);
+                    last_final.insert(id, (end, r.wall));
                     if std::env::args().any(|a| a == "--verbose") {
                         eprintln!("final {id}: last word ends {end:.2}, arrived {:.2}: {}", r.wall, m["text"]);
                     }
@@ -103,7 +112,81 @@ fn latencies(received: &[Received]) -> (Vec<f64>, Vec<f64>) {
         }
     }
     let partial_delay = first_partial.iter().filter_map(|(id, t)| speech_start.get(id).map(|s| t - s)).collect();
+    let final_latency = last_final.values().map(|(end, arrived)| arrived - end).collect();
     (final_latency, partial_delay)
+}
+
+/// Segmentation cost per 10 s window and CAM++ cost per second of audio, in milliseconds.
+fn speaker_costs(dir: &Path, audio: &[f32]) -> anyhow::Result<(f64, f64)> {
+    let mut segmentation = Segmentation::load(&dir.join(paths::SEGMENTATION))?;
+    let campplus = CamPlus::load(&dir.join(paths::CAMPPLUS))?;
+    let window = &audio[..160_000];
+    segmentation.activity(window)?; // warm-up
+    let started = Instant::now();
+    for _ in 0..5 {
+        segmentation.activity(window)?;
+    }
+    let seg_ms = started.elapsed().as_secs_f64() * 1000.0 / 5.0;
+    campplus.embed(window)?;
+    let started = Instant::now();
+    for _ in 0..3 {
+        campplus.embed(window)?;
+    }
+    let embed_ms_per_s = started.elapsed().as_secs_f64() * 1000.0 / 3.0 / 10.0;
+    Ok((seg_ms, embed_ms_per_s))
+}
+
+/// Speaker turns of a live session from its finals (labels and merges applied).
+fn live_turns(received: &[Received]) -> Vec<Turn> {
+    let mut merged: HashMap<String, String> = HashMap::new();
+    let mut late: HashMap<u64, String> = HashMap::new();
+    for r in received.iter().filter(|r| r.message["type"] == "speaker_update") {
+        for (gone, kept) in r.message["merged"].as_object().into_iter().flatten() {
+            merged.insert(gone.clone(), kept.as_str().unwrap_or_default().to_owned());
+        }
+        for s in r.message["segments"].as_array().into_iter().flatten() {
+            late.insert(
+                s["segment_id"].as_u64().unwrap_or_default(),
+                s["speaker"].as_str().unwrap_or_default().to_owned(),
+            );
+        }
+    }
+    let resolve = |mut s: String| {
+        while let Some(next) = merged.get(&s) {
+            s = next.clone();
+        }
+        s
+    };
+    received
+        .iter()
+        .map(|r| &r.message)
+        .filter(|m| m["type"] == "final")
+        .filter_map(|m| {
+            let speaker =
+                m["speaker"].as_str().map(str::to_owned).or_else(|| late.get(&m["segment_id"].as_u64()?).cloned())?;
+            Some(Turn { start: m["start"].as_f64()?, end: m["end"].as_f64()?, speaker: resolve(speaker) })
+        })
+        .collect()
+}
+
+struct LiveRun {
+    finals: Vec<f64>,
+    partials: Vec<f64>,
+    wer: Vec<f64>,
+    sample_turns: Vec<Turn>,
+}
+
+async fn stream_all(url: &str, files: &[PathBuf], refs: &[String], options: &StreamOptions) -> anyhow::Result<LiveRun> {
+    let mut run = LiveRun { finals: Vec::new(), partials: Vec::new(), wer: Vec::new(), sample_turns: Vec::new() };
+    for (file, reference) in files.iter().zip(refs) {
+        let received = stream_file(url, file, options, |_| {}).await?;
+        let (f, p) = latencies(&received);
+        run.finals.extend(f);
+        run.partials.extend(p);
+        run.wer.push(word_error_rate(reference, &final_text(&received)).wer());
+        run.sample_turns = live_turns(&received);
+    }
+    Ok(run)
 }
 
 #[tokio::main]
@@ -123,22 +206,22 @@ async fn main() -> anyhow::Result<()> {
 
     let sample = wav::read_16k(Path::new(&files[1]))?;
     let vad_ms = vad_cost(&engines, &sample)?;
+    let (seg_ms, embed_ms) = speaker_costs(&dir, &sample)?;
     let refs = [JFK_TEXT.to_owned(), stm_text(&dir.join(paths::SAMPLE_STM))?];
-    let (rtf, offline_wer) = offline_rtf(&engines, &config, &files, &refs).await?;
+    let (rtf, offline_wer, offline_turns) = offline_rtf(&engines, &config, &files, &refs).await?;
+    let reference = rttm::parse(&std::fs::read_to_string(dir.join(paths::SAMPLE_RTTM))?).map_err(anyhow::Error::msg)?;
+    let offline_der = der::score(&reference, &offline_turns, 0.25).der();
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("ws://{}/v1/listen", listener.local_addr()?);
     let (state, shutdown_tx) = app::app_state(config.clone(), engines);
     tokio::spawn(speech_service::http::serve(listener, state, shutdown_tx, std::future::pending()));
-    let (mut finals, mut partials, mut live_wer) = (Vec::new(), Vec::new(), Vec::new());
-    let options = StreamOptions { speed, ..Default::default() };
-    for (file, reference) in files.iter().zip(&refs) {
-        let received = stream_file(&url, file, &options, |_| {}).await?;
-        let (f, p) = latencies(&received);
-        finals.extend(f);
-        partials.extend(p);
-        live_wer.push(word_error_rate(reference, &final_text(&received)).wer());
-    }
+    let mut live = stream_all(&url, &files, &refs, &StreamOptions { speed, ..Default::default() }).await?;
+    let plain_query = vec![("diarize".to_owned(), "false".to_owned())];
+    let mut plain =
+        stream_all(&url, &files, &refs, &StreamOptions { speed, query: plain_query, ..Default::default() }).await?;
+    let live_der = der::score(&reference, &live.sample_turns, 0.25).der();
+
     println!("| model | threads | offline RTF | WER jfk / sample offline | WER jfk / sample live | final latency p50 / p95 (s) | first partial p50 / p95 (s) | VAD ms/frame | peak RSS MB |");
     println!("|---|---|---|---|---|---|---|---|---|");
     println!(
@@ -146,13 +229,25 @@ async fn main() -> anyhow::Result<()> {
         config.asr.threads,
         offline_wer[0],
         offline_wer[1],
-        live_wer[0],
-        live_wer[1],
-        percentile(&mut finals, 50.0),
-        percentile(&mut finals, 95.0),
-        percentile(&mut partials, 50.0),
-        percentile(&mut partials, 95.0),
+        live.wer[0],
+        live.wer[1],
+        percentile(&mut live.finals, 50.0),
+        percentile(&mut live.finals, 95.0),
+        percentile(&mut live.partials, 50.0),
+        percentile(&mut live.partials, 95.0),
         peak_rss_mb()
+    );
+    println!();
+    println!("| model | segmentation ms / 10 s window | CAM++ ms / s of audio | final latency without / with speakers, p50 (s) | p95 (s) | DER sample offline / live |");
+    println!("|---|---|---|---|---|---|");
+    println!(
+        "| {model} | {seg_ms:.0} | {embed_ms:.1} | {:.2} / {:.2} | {:.2} / {:.2} | {:.3} / {:.3} |",
+        percentile(&mut plain.finals, 50.0),
+        percentile(&mut live.finals, 50.0),
+        percentile(&mut plain.finals, 95.0),
+        percentile(&mut live.finals, 95.0),
+        offline_der,
+        live_der
     );
     Ok(())
 }

@@ -11,7 +11,7 @@ use tokio::sync::oneshot;
 
 use super::queue::{JobQueue, PushError};
 use crate::speaker::campplus::CamPlus;
-use crate::speaker::segmentation::{dominant_turns, Segmentation, WINDOW};
+use crate::speaker::segmentation::{dominant_turns, LocalTurn, Segmentation, WINDOW};
 
 /// Diarization settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -25,14 +25,28 @@ pub struct DiarizeConfig {
     pub min_embed_ms: u32,
     /// Turns at least this long may open a new speaker.
     pub reliable_ms: u32,
+    /// Longer turns are embedded from their middle this long: the embedding gains little past a
+    /// few seconds, and its cost grows with the audio.
+    pub max_embed_ms: u32,
     /// How long a final waits for its speakers after its text is ready.
     pub join_timeout_ms: u64,
+    /// While an utterance grows, its new audio is diarized every this many milliseconds.
+    pub incremental_step_ms: u32,
     pub queue: usize,
 }
 
 impl Default for DiarizeConfig {
     fn default() -> Self {
-        Self { enabled: true, min_turn_ms: 500, min_embed_ms: 300, reliable_ms: 1000, join_timeout_ms: 1000, queue: 32 }
+        Self {
+            enabled: true,
+            min_turn_ms: 500,
+            min_embed_ms: 300,
+            reliable_ms: 1000,
+            max_embed_ms: 3000,
+            join_timeout_ms: 1000,
+            incremental_step_ms: 4000,
+            queue: 32,
+        }
     }
 }
 
@@ -61,6 +75,12 @@ const fn ms(v: u32) -> usize {
     v as usize * 16
 }
 
+/// The middle `max` samples of `clip` (all of it when shorter).
+fn middle(clip: &[f32], max: usize) -> &[f32] {
+    let skip = clip.len().saturating_sub(max) / 2;
+    &clip[skip..clip.len().min(skip + max)]
+}
+
 /// The models of one diarization thread.
 pub struct Diarizer {
     segmentation: Segmentation,
@@ -73,8 +93,10 @@ impl Diarizer {
         Ok(Self { segmentation: Segmentation::load(segmentation)?, campplus: CamPlus::load(campplus)?, config })
     }
 
-    /// Speaker turns of a clip, each embedded when long enough.
-    pub fn diarize(&mut self, samples: &[f32]) -> Result<Vec<EmbeddedTurn>, DiarizeError> {
+    /// Speaker turns of a clip from sample `from` on, each embedded when long enough. The audio
+    /// before `from` is context for the segmentation model only (it separates speakers far
+    /// better with several seconds to compare); turns there are not returned.
+    pub fn diarize(&mut self, samples: &[f32], from: usize) -> Result<Vec<EmbeddedTurn>, DiarizeError> {
         let windows = self.segmentation.activity(samples).map_err(|e| DiarizeError::Failed(e.to_string()))?;
         let mut turns = Vec::new();
         for (w, frames) in windows.iter().enumerate() {
@@ -85,10 +107,12 @@ impl Diarizer {
         }
         turns
             .into_iter()
+            .filter(|t| t.end > from)
+            .map(|t| LocalTurn { start: t.start.max(from), ..t })
             .map(|t| {
                 let len = t.end.saturating_sub(t.start);
                 let embedding = if len >= ms(self.config.min_embed_ms) || samples.len() < ms(self.config.min_embed_ms) {
-                    self.campplus.embed(&samples[t.start..t.end]).ok()
+                    self.campplus.embed(middle(&samples[t.start..t.end], ms(self.config.max_embed_ms))).ok()
                 } else {
                     None
                 };
@@ -100,6 +124,7 @@ impl Diarizer {
 
 struct Job {
     samples: Vec<f32>,
+    from: usize,
     reply: oneshot::Sender<Result<Vec<EmbeddedTurn>, DiarizeError>>,
 }
 
@@ -129,7 +154,7 @@ impl DiarizeHandle {
                         continue;
                     }
                     let started = Instant::now();
-                    let result = diarizer.diarize(&job.samples);
+                    let result = diarizer.diarize(&job.samples, job.from);
                     s.busy_micros.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
                     s.jobs.fetch_add(1, Ordering::Relaxed);
                     let _ = job.reply.send(result);
@@ -147,10 +172,16 @@ impl DiarizeHandle {
         self.queue.depth()
     }
 
-    /// Queues a clip, waiting up to `timeout` for room.
-    pub async fn submit(&self, samples: Vec<f32>, timeout: Duration) -> Result<DiarizeReply, DiarizeError> {
+    /// Queues a clip (turns from sample `from` on; what comes before is context), waiting up to
+    /// `timeout` for room.
+    pub async fn submit(
+        &self,
+        samples: Vec<f32>,
+        from: usize,
+        timeout: Duration,
+    ) -> Result<DiarizeReply, DiarizeError> {
         let (reply, rx) = oneshot::channel();
-        match self.queue.push_final(Job { samples, reply }, timeout).await {
+        match self.queue.push_final(Job { samples, from, reply }, timeout).await {
             Ok(()) => Ok(rx),
             Err((PushError::Full, _)) => Err(DiarizeError::Overloaded),
             Err((PushError::Closed, _)) => Err(DiarizeError::ShuttingDown),

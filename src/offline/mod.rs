@@ -73,7 +73,7 @@ pub async fn transcribe_file(
     let mut results = Vec::with_capacity(utterances.len());
     for u in utterances {
         let turns = match diarizer {
-            Some(d) => Some(d.submit(u.samples.clone(), timeout).await?),
+            Some(d) => Some(d.submit(u.samples.clone(), 0, timeout).await?),
             None => None,
         };
         let transcript = engines.asr.transcribe(u.samples, language.clone(), timeout).await?;

@@ -142,6 +142,15 @@ impl Segmenter {
         }
     }
 
+    /// How long the open utterance has been quiet (below `neg_threshold`), in samples; 0 while
+    /// speech goes on or none is open.
+    pub fn quiet_samples(&self) -> usize {
+        match self.state {
+            State::Speech { quiet_since: Some(since), .. } => self.pos - since,
+            _ => 0,
+        }
+    }
+
     /// Feeds one frame of samples with its speech probability.
     pub fn push(&mut self, frame: &[f32], probability: f32) -> Vec<SegmentEvent> {
         let frame_start = self.pos;

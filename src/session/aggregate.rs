@@ -40,13 +40,21 @@ impl AggregatorStats {
     }
 }
 
+/// The speaker turns of an utterance, on their way.
+pub type SpeakerFuture = BoxFuture<'static, Result<Vec<EmbeddedTurn>, DiarizeError>>;
+
+/// Waits for the diarization engine's reply.
+pub fn from_reply(rx: DiarizeReply) -> SpeakerFuture {
+    Box::pin(async move { rx.await.unwrap_or_else(|_| Err(DiarizeError::Failed("worker stopped".into()))) })
+}
+
 /// The speakers of an utterance, as far as the join got.
 pub enum Speakers {
     /// Diarization is off for this session.
     Disabled,
     Ready(Result<Vec<EmbeddedTurn>, DiarizeError>),
-    /// Not in time: the receiver is still waiting.
-    Late(DiarizeReply),
+    /// Not in time: still on their way.
+    Late(SpeakerFuture),
 }
 
 /// An utterance whose transcript is back, with whatever is known of its speakers.
@@ -62,7 +70,7 @@ pub struct FinalDone {
 pub fn join(
     (segment_id, start, end): (u64, usize, usize),
     asr: oneshot::Receiver<Result<Transcript, AsrError>>,
-    diarization: Option<DiarizeReply>,
+    diarization: Option<SpeakerFuture>,
     timeout: Duration,
     stats: Arc<AggregatorStats>,
 ) -> BoxFuture<'static, FinalDone> {
@@ -73,7 +81,7 @@ pub fn join(
             Some(mut rx) => match tokio::time::timeout(timeout, &mut rx).await {
                 Ok(r) => {
                     stats.joined.fetch_add(1, Ordering::Relaxed);
-                    Speakers::Ready(r.unwrap_or_else(|_| Err(DiarizeError::Failed("worker stopped".into()))))
+                    Speakers::Ready(r)
                 }
                 Err(_) => {
                     stats.timed_out.fetch_add(1, Ordering::Relaxed);
@@ -91,9 +99,9 @@ pub struct LateSpeakers {
     pub result: Result<Vec<EmbeddedTurn>, DiarizeError>,
 }
 
-pub fn late(segment_id: u64, rx: DiarizeReply, stats: Arc<AggregatorStats>) -> BoxFuture<'static, LateSpeakers> {
+pub fn late(segment_id: u64, speakers: SpeakerFuture, stats: Arc<AggregatorStats>) -> BoxFuture<'static, LateSpeakers> {
     Box::pin(async move {
-        let result = rx.await.unwrap_or_else(|_| Err(DiarizeError::Failed("worker stopped".into())));
+        let result = speakers.await;
         stats.late.fetch_add(1, Ordering::Relaxed);
         LateSpeakers { segment_id, result }
     })
@@ -113,7 +121,7 @@ mod tests {
         let stats = Arc::new(AggregatorStats::default());
         let (asr_tx, asr_rx) = oneshot::channel();
         let (diar_tx, diar_rx) = oneshot::channel();
-        let joined = join((3, 0, 16_000), asr_rx, Some(diar_rx), Duration::from_millis(500), stats.clone());
+        let joined = join((3, 0, 16_000), asr_rx, Some(from_reply(diar_rx)), Duration::from_millis(500), stats.clone());
         diar_tx.send(Ok(vec![turn()])).unwrap();
         asr_tx.send(Ok(Transcript::default())).unwrap();
         let done = joined.await;
@@ -127,7 +135,7 @@ mod tests {
         let stats = Arc::new(AggregatorStats::default());
         let (asr_tx, asr_rx) = oneshot::channel();
         let (diar_tx, diar_rx) = oneshot::channel();
-        let joined = join((7, 0, 16_000), asr_rx, Some(diar_rx), Duration::from_millis(500), stats.clone());
+        let joined = join((7, 0, 16_000), asr_rx, Some(from_reply(diar_rx)), Duration::from_millis(500), stats.clone());
         asr_tx.send(Ok(Transcript::default())).unwrap();
         let done = joined.await; // the paused clock jumps past the timeout
         let Speakers::Late(rx) = done.speakers else { panic!("speakers were not late") };

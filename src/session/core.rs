@@ -7,13 +7,23 @@ use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesOrdered;
 use tokio::sync::oneshot;
 
-use super::aggregate::{self, FinalDone, LateSpeakers, Speakers};
+use super::aggregate::{self, FinalDone, LateSpeakers, SpeakerFuture, Speakers};
 use super::front::AudioFront;
+use super::progress::SpeakerProgress;
 use super::speakers::SessionSpeakers;
 use super::SessionDeps;
 use crate::audio::{seconds, MODEL_RATE};
 use crate::engine::asr::{AsrError, Transcript, Word};
-use crate::engine::diarize::DiarizeReply;
+use crate::engine::diarize::{DiarizeError, DiarizeReply, EmbeddedTurn};
+
+/// Less audio than this (0.4 s) left at the end of an utterance is not worth a diarization job:
+/// it is the silence that ended it.
+const MIN_TAIL: usize = 6_400;
+/// Quiet this long (0.2 s) inside an utterance starts its speaker job, hiding the work behind the
+/// silence that may end it.
+const PAUSE: usize = 3_200;
+/// The first speaker job of an utterance waits for 8 s of audio.
+const FIRST_PREFIX: usize = 8 * 16_000;
 use crate::pipeline::policy::PartialPolicy;
 use crate::pipeline::segmenter::{SegmentEvent, Segmenter, Utterance};
 use crate::pipeline::vad::ScoredFrame;
@@ -38,6 +48,8 @@ pub struct Inflight {
     pub partial: Option<PendingPartial>,
     /// Speakers still on their way for finals already sent.
     pub late: futures_util::stream::FuturesUnordered<BoxFuture<'static, LateSpeakers>>,
+    /// Speaker turns of the open utterance's audio so far.
+    pub speaker_prefix: Option<DiarizeReply>,
 }
 
 /// What the event loop should do after an event.
@@ -55,6 +67,8 @@ pub struct Session {
     deps: SessionDeps,
     /// Present when this session labels speakers.
     speakers: Option<SessionSpeakers>,
+    /// Speaker turns of the open utterance, when this session labels speakers.
+    progress: Option<SpeakerProgress>,
     pub outbox: Vec<ServerMessage>,
     pub finals_sent: u64,
 }
@@ -91,6 +105,7 @@ impl Session {
             policy,
             deps,
             speakers,
+            progress: None,
             outbox: vec![ready],
             finals_sent: 0,
             params,
@@ -131,6 +146,7 @@ impl Session {
         };
         self.on_frames(frames, inflight).await;
         self.maybe_request_partial(inflight);
+        self.maybe_diarize_prefix(inflight).await;
         if self.segmenter.position() as u64 > self.deps.config.limits.max_session_audio_s * u64::from(MODEL_RATE) {
             let limit = self.deps.config.limits.max_session_audio_s;
             self.error(ErrorCode::SessionTooLong, format!("stream exceeds the limit of {limit} s of audio"));
@@ -151,6 +167,8 @@ impl Session {
         match event {
             SegmentEvent::SpeechStarted { id, start } => {
                 self.policy.reset();
+                inflight.speaker_prefix = None;
+                self.progress = self.speakers.as_ref().map(|_| SpeakerProgress::new(id));
                 self.outbox.push(ServerMessage::SpeechStarted { segment_id: id, start: secs(start) });
             }
             SegmentEvent::Ended(utterance) => self.submit_final(utterance, inflight).await,
@@ -164,7 +182,7 @@ impl Session {
         self.policy.reset();
         let timeout = Duration::from_secs(self.deps.config.asr.final_timeout_s);
         let Utterance { id, start, end, samples } = utterance;
-        let diarization = self.submit_diarization(id, &samples, timeout).await;
+        let diarization = self.submit_diarization(id, samples.clone(), timeout, inflight).await;
         let result = self.deps.asr.submit_final(samples, self.params.language.clone(), timeout).await;
         let rx = match result {
             Ok(rx) => rx,
@@ -180,15 +198,66 @@ impl Session {
         inflight.finals.push_back(aggregate::join((id, start, end), rx, diarization, join_timeout, stats));
     }
 
-    /// Queues the utterance for speaker turns when this session labels speakers.
-    async fn submit_diarization(&mut self, id: u64, samples: &[f32], timeout: Duration) -> Option<DiarizeReply> {
-        let diarize = self.deps.diarize.as_ref().filter(|_| self.speakers.is_some())?;
-        match diarize.submit(samples.to_vec(), timeout).await {
-            Ok(rx) => Some(rx),
-            Err(e) => {
-                tracing::warn!(segment_id = id, error = %e, "no speaker labels for this segment");
-                None
+    /// The utterance's speaker turns: those settled while it grew, plus its last stretch. A job
+    /// still in flight for its earlier audio is awaited and used rather than thrown away, so the
+    /// last job is short. `None` when this session does not label speakers.
+    async fn submit_diarization(
+        &mut self,
+        id: u64,
+        samples: Vec<f32>,
+        timeout: Duration,
+        inflight: &mut Inflight,
+    ) -> Option<SpeakerFuture> {
+        let diarize = self.deps.diarize.clone().filter(|_| self.speakers.is_some())?;
+        let pending = inflight.speaker_prefix.take();
+        let mut progress =
+            self.progress.take().filter(|p| p.utterance == id).unwrap_or_else(|| SpeakerProgress::new(id));
+        Some(Box::pin(async move {
+            if let Some(rx) = pending {
+                match aggregate::from_reply(rx).await {
+                    Ok(turns) => progress.settle(turns),
+                    Err(_) => progress.abandon(),
+                }
             }
+            let (mut turns, tail) = progress.finish(samples.len(), MIN_TAIL);
+            if let Some((range, from)) = tail {
+                let rx = diarize.submit(samples[range.clone()].to_vec(), from, timeout).await?;
+                let tail = aggregate::from_reply(rx).await?;
+                let offset = range.start;
+                turns.extend(tail.into_iter().map(|t| EmbeddedTurn {
+                    start: t.start + offset,
+                    end: t.end + offset,
+                    ..t
+                }));
+            }
+            Ok(turns)
+        }))
+    }
+
+    /// Diarizes the open utterance's new audio every few seconds, one job at a time; a full
+    /// queue just skips it (the final diarizes what is left).
+    async fn maybe_diarize_prefix(&mut self, inflight: &mut Inflight) {
+        let (Some(progress), Some(diarize)) = (self.progress.as_mut(), self.deps.diarize.as_ref()) else { return };
+        let Some((id, _, audio)) = self.segmenter.open_utterance() else { return };
+        let step = self.deps.config.diarization.incremental_step_ms as usize * 16;
+        if id != progress.utterance {
+            return;
+        }
+        // The segmentation model needs several seconds of context to tell speakers apart.
+        let paused = self.segmenter.quiet_samples() >= PAUSE;
+        let Some((range, from)) = progress.next_job(audio.len(), step, FIRST_PREFIX, paused) else { return };
+        match diarize.submit(audio[range].to_vec(), from, Duration::ZERO).await {
+            Ok(rx) => inflight.speaker_prefix = Some(rx),
+            Err(_) => progress.abandon(),
+        }
+    }
+
+    /// Speaker turns of the open utterance's audio so far came back.
+    pub fn on_speaker_prefix(&mut self, result: Result<Vec<EmbeddedTurn>, DiarizeError>) {
+        let Some(progress) = self.progress.as_mut() else { return };
+        match result {
+            Ok(turns) => progress.settle(turns),
+            Err(_) => progress.abandon(),
         }
     }
 

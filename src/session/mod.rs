@@ -4,6 +4,7 @@
 pub mod aggregate;
 mod core;
 mod front;
+mod progress;
 mod speakers;
 
 use std::net::SocketAddr;
@@ -43,6 +44,7 @@ enum Event {
     Partial(Result<crate::engine::asr::Transcript, crate::engine::asr::AsrError>),
     Final(FinalDone),
     LateSpeakers(LateSpeakers),
+    SpeakerPrefix(Result<Vec<crate::engine::diarize::EmbeddedTurn>, crate::engine::diarize::DiarizeError>),
     /// A frame so large the WebSocket layer refused it before we saw it.
     TooLarge,
     Idle,
@@ -143,6 +145,11 @@ async fn event_loop(mut session: Session, mut outlet: Outlet, mut deps: SessionD
                 session.on_late_speakers(late);
                 Flow::Continue
             }
+            Event::SpeakerPrefix(result) => {
+                inflight.speaker_prefix = None;
+                session.on_speaker_prefix(result);
+                Flow::Continue
+            }
             Event::TooLarge => session.reject_oversized(),
             Event::Idle => {
                 let message = format!("no frames received for {} s", idle.as_secs());
@@ -173,11 +180,18 @@ async fn next_event(
             None => std::future::pending().await,
         }
     };
+    let prefix = async {
+        match inflight.speaker_prefix.as_mut() {
+            Some(rx) => rx.await,
+            None => std::future::pending().await,
+        }
+    };
     tokio::select! {
         biased;
         _ = shutdown.changed() => Event::Shutdown,
         Some(done) = inflight.finals.next(), if has_finals => Event::Final(done),
         Some(late) = inflight.late.next(), if has_late => Event::LateSpeakers(late),
+        result = prefix => Event::SpeakerPrefix(result.unwrap_or_else(|_| Err(crate::engine::diarize::DiarizeError::Failed("worker stopped".into())))),
         result = partial => Event::Partial(result.unwrap_or(Err(crate::engine::asr::AsrError::WorkerLost))),
         message = outlet.socket.recv() => match message {
             Some(Ok(message)) => Event::Client(message),
