@@ -16,6 +16,7 @@ use crate::http::{self, AppState};
 use crate::models::{self, catalog::paths, WhisperModel};
 use crate::pipeline::vad::VadModel;
 use crate::session::aggregate::AggregatorStats;
+use crate::session::registry::SessionRegistry;
 
 /// The loaded models: the ASR engine, the diarization engine (unless disabled) and the VAD
 /// model bytes.
@@ -91,6 +92,8 @@ pub fn app_state(config: Arc<Config>, engines: Engines) -> (AppState, watch::Sen
         aggregator: Arc::new(AggregatorStats::default()),
         vad: engines.vad,
         shutdown,
+        registry: Arc::new(SessionRegistry::default()),
+        started: std::time::Instant::now(),
     };
     (state, shutdown_tx)
 }

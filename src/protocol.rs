@@ -188,6 +188,8 @@ pub struct SpeakerLabel {
 pub enum CloseReason {
     ClientClose,
     Disconnected,
+    /// Ended through `DELETE /sessions/{id}`.
+    Terminated,
     IdleTimeout,
     FrameTooLarge,
     SessionTooLong,
@@ -205,6 +207,7 @@ impl CloseReason {
             Self::Error => 1011,
             Self::IdleTimeout => 4001,
             Self::SessionTooLong => 4002,
+            Self::Terminated => 4003,
         }
     }
 }

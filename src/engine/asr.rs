@@ -8,6 +8,7 @@ use serde::Serialize;
 use tokio::sync::oneshot;
 
 use super::queue::{JobQueue, PushError};
+use super::stats::WorkerStats;
 
 /// One recognised word; times are seconds from the start of the clip.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -61,11 +62,11 @@ struct Job {
 /// Counters every worker updates; read by statistics and benchmarks.
 #[derive(Debug, Default)]
 pub struct AsrStats {
-    pub jobs: AtomicU64,
+    pub worker: WorkerStats,
     pub partial_jobs: AtomicU64,
     pub skipped_stale: AtomicU64,
     pub refused_partials: AtomicU64,
-    pub busy_micros: AtomicU64,
+    /// Audio transcribed, for the real-time factor.
     pub audio_micros: AtomicU64,
 }
 
@@ -167,6 +168,7 @@ impl AsrHandle {
 }
 
 fn worker_loop(mut backend: Box<dyn Transcriber>, queue: &JobQueue<Job>, stats: &AsrStats) {
+    let _alive = stats.worker.alive_guard();
     while let Some(job) = queue.pop_blocking(Duration::from_secs(1)) {
         // A partial whose session has moved on is not worth the compute.
         if job.reply.is_closed() {
@@ -175,10 +177,8 @@ fn worker_loop(mut backend: Box<dyn Transcriber>, queue: &JobQueue<Job>, stats: 
         }
         let started = Instant::now();
         let result = backend.transcribe(&job.samples, &job.options);
-        let busy = started.elapsed().as_micros() as u64;
-        stats.busy_micros.fetch_add(busy, Ordering::Relaxed);
+        stats.worker.record(started.elapsed());
         stats.audio_micros.fetch_add(job.samples.len() as u64 * 1_000_000 / 16_000, Ordering::Relaxed);
-        stats.jobs.fetch_add(1, Ordering::Relaxed);
         if job.options.partial {
             stats.partial_jobs.fetch_add(1, Ordering::Relaxed);
         }
@@ -215,7 +215,7 @@ mod tests {
         assert_eq!(t.text, "final 10");
         let rx = asr.try_partial(vec![0.0; 3], None).expect("queue has room");
         assert_eq!(rx.await.unwrap().unwrap().text, "partial 3");
-        assert_eq!(asr.stats().jobs.load(Ordering::Relaxed), 2);
+        assert_eq!(asr.stats().worker.snapshot().jobs, 2);
     }
 
     #[tokio::test]

@@ -2,7 +2,6 @@
 //! queue. For each utterance it finds speaker turns and embeds each; the session clusters them.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -10,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use super::queue::{JobQueue, PushError};
+use super::stats::WorkerStats;
 use crate::speaker::campplus::CamPlus;
 use crate::speaker::segmentation::{dominant_turns, LocalTurn, Segmentation, WINDOW};
 
@@ -128,35 +128,29 @@ struct Job {
     reply: oneshot::Sender<Result<Vec<EmbeddedTurn>, DiarizeError>>,
 }
 
-#[derive(Debug, Default)]
-pub struct DiarizeStats {
-    pub jobs: AtomicU64,
-    pub busy_micros: AtomicU64,
-}
-
 /// The sessions' cheap handle on the diarization thread.
 #[derive(Clone)]
 pub struct DiarizeHandle {
     queue: Arc<JobQueue<Job>>,
-    stats: Arc<DiarizeStats>,
+    stats: Arc<WorkerStats>,
 }
 
 impl DiarizeHandle {
     pub fn spawn(mut diarizer: Diarizer, capacity: usize) -> Self {
         let queue = Arc::new(JobQueue::<Job>::new(capacity, 0));
-        let stats = Arc::new(DiarizeStats::default());
+        let stats = Arc::new(WorkerStats::default());
         let (q, s) = (queue.clone(), stats.clone());
         std::thread::Builder::new()
             .name("diarize-worker".into())
             .spawn(move || {
+                let _alive = s.alive_guard();
                 while let Some(job) = q.pop_blocking(Duration::from_secs(1)) {
                     if job.reply.is_closed() {
                         continue;
                     }
                     let started = Instant::now();
                     let result = diarizer.diarize(&job.samples, job.from);
-                    s.busy_micros.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
-                    s.jobs.fetch_add(1, Ordering::Relaxed);
+                    s.record(started.elapsed());
                     let _ = job.reply.send(result);
                 }
             })
@@ -164,7 +158,7 @@ impl DiarizeHandle {
         Self { queue, stats }
     }
 
-    pub fn stats(&self) -> &DiarizeStats {
+    pub fn stats(&self) -> &WorkerStats {
         &self.stats
     }
 

@@ -5,4 +5,5 @@ pub mod asr;
 pub mod diarize;
 pub mod onnx;
 pub mod queue;
+pub mod stats;
 pub mod whisper;

@@ -12,6 +12,10 @@ pub enum ApiError {
     TooManySessions(usize),
     #[error("the server is shutting down")]
     ShuttingDown,
+    #[error("no session with id `{0}`")]
+    SessionNotFound(String),
+    #[error("session `{0}` has already ended")]
+    SessionEnded(String),
 }
 
 impl ApiError {
@@ -20,6 +24,8 @@ impl ApiError {
             Self::InvalidParameter(_) => (StatusCode::BAD_REQUEST, "invalid_parameter"),
             Self::TooManySessions(_) => (StatusCode::SERVICE_UNAVAILABLE, "too_many_sessions"),
             Self::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
+            Self::SessionNotFound(_) => (StatusCode::NOT_FOUND, "session_not_found"),
+            Self::SessionEnded(_) => (StatusCode::CONFLICT, "session_ended"),
         }
     }
 }

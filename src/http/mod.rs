@@ -1,6 +1,7 @@
 //! The HTTP edge: the router, the WebSocket upgrade, and error responses.
 
 mod error;
+mod routes;
 mod ws;
 
 use std::future::Future;
@@ -20,6 +21,7 @@ use crate::engine::asr::AsrHandle;
 use crate::engine::diarize::DiarizeHandle;
 use crate::pipeline::vad::VadModel;
 use crate::session::aggregate::AggregatorStats;
+use crate::session::registry::SessionRegistry;
 
 /// Shared state behind every route; cheap to clone.
 #[derive(Clone)]
@@ -32,11 +34,19 @@ pub struct AppState {
     /// One permit per live session: the admission limit.
     pub session_slots: Arc<Semaphore>,
     pub shutdown: watch::Receiver<bool>,
+    pub registry: Arc<SessionRegistry>,
+    pub started: std::time::Instant,
 }
 
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(|| async { Json(serde_json::json!({ "status": "ok" })) }))
+        .route("/health/detailed", get(routes::health_detailed))
+        .route("/sessions", get(routes::list_sessions))
+        .route("/sessions/{id}", get(routes::get_session).delete(routes::delete_session))
+        .route("/stats", get(routes::stats))
+        .route("/stats/workers", get(routes::worker_stats))
+        .route("/stats/aggregator", get(routes::aggregator_stats))
         .route("/v1/listen", get(ws::listen))
         .with_state(state)
 }

@@ -21,11 +21,10 @@ pub async fn listen(
     if *state.shutdown.borrow() {
         return Err(ApiError::ShuttingDown);
     }
-    let permit = state
-        .session_slots
-        .clone()
-        .try_acquire_owned()
-        .map_err(|_| ApiError::TooManySessions(state.config.limits.max_sessions))?;
+    let permit = state.session_slots.clone().try_acquire_owned().map_err(|_| {
+        state.registry.count_rejected();
+        ApiError::TooManySessions(state.config.limits.max_sessions)
+    })?;
     // The socket layer allows twice our limit so that an oversized frame still reaches the
     // session and gets a specific error instead of a bare protocol failure.
     let cap = state.config.limits.max_frame_bytes.saturating_mul(2);
@@ -36,6 +35,7 @@ pub async fn listen(
         vad: state.vad.clone(),
         config: state.config.clone(),
         shutdown: state.shutdown.clone(),
+        registry: state.registry.clone(),
     };
     Ok(upgrade.max_message_size(cap).max_frame_size(cap).on_upgrade(move |socket| async move {
         session::run(socket, params, deps, client).await;

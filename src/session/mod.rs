@@ -5,6 +5,7 @@ pub mod aggregate;
 mod core;
 mod front;
 mod progress;
+pub mod registry;
 mod speakers;
 
 use std::net::SocketAddr;
@@ -20,6 +21,7 @@ use tracing::Instrument;
 use self::aggregate::{AggregatorStats, FinalDone, LateSpeakers};
 use self::core::{Flow, Inflight, Session};
 use self::front::AudioFront;
+use self::registry::{SessionRecord, SessionRegistry};
 use crate::config::Config;
 use crate::engine::asr::AsrHandle;
 use crate::engine::diarize::DiarizeHandle;
@@ -36,6 +38,7 @@ pub struct SessionDeps {
     pub vad: VadModel,
     pub config: Arc<Config>,
     pub shutdown: watch::Receiver<bool>,
+    pub registry: Arc<SessionRegistry>,
 }
 
 enum Event {
@@ -49,17 +52,21 @@ enum Event {
     TooLarge,
     Idle,
     Shutdown,
+    Terminated,
 }
 
 /// The socket side: sends with a timeout and remembers whether the client can still hear us.
+/// Everything sent is also recorded for the REST API, whether or not the client still listens.
 struct Outlet {
     socket: WebSocket,
     open: bool,
     send_timeout: Duration,
+    record: Arc<SessionRecord>,
 }
 
 impl Outlet {
     async fn send(&mut self, message: &ServerMessage) {
+        self.record.observe(message);
         if !self.open {
             return;
         }
@@ -86,13 +93,16 @@ impl Outlet {
     }
 }
 
-/// Runs a session to its end. Never panics on client input; every exit path sends `closed`.
+/// Runs a session to its end. Never panics on client input; every exit path sends `closed` and
+/// moves the session's record to the ended list.
 pub async fn run(socket: WebSocket, params: ListenParams, deps: SessionDeps, client: SocketAddr) {
     let id = uuid::Uuid::new_v4().to_string();
     let span = tracing::info_span!("session", session_id = %id, %client);
-    async move {
+    let record = deps.registry.open(id.clone(), client, params.clone());
+    let (registry, closing_id) = (deps.registry.clone(), id.clone());
+    let reason = async move {
         let send_timeout = Duration::from_secs(deps.config.limits.send_timeout_s);
-        let mut outlet = Outlet { socket, open: true, send_timeout };
+        let mut outlet = Outlet { socket, open: true, send_timeout, record };
         let vad = deps.vad.clone();
         let detector = tokio::task::spawn_blocking(move || vad.detector()).await;
         let front = match detector {
@@ -105,24 +115,28 @@ pub async fn run(socket: WebSocket, params: ListenParams, deps: SessionDeps, cli
             Err(message) => {
                 tracing::error!(%message, "cannot start session");
                 outlet.send(&ServerMessage::Error { code: ErrorCode::Internal, message }).await;
-                return outlet.close(CloseReason::Error).await;
+                outlet.close(CloseReason::Error).await;
+                return CloseReason::Error;
             }
         };
         tracing::info!(sample_rate = params.sample_rate, encoding = params.encoding.as_str(), "session started");
         let session = Session::new(id, params, front, deps.clone());
-        event_loop(session, outlet, deps).await;
+        event_loop(session, outlet, deps).await
     }
     .instrument(span)
-    .await
+    .await;
+    registry.close(&closing_id, reason);
 }
 
-async fn event_loop(mut session: Session, mut outlet: Outlet, mut deps: SessionDeps) {
+async fn event_loop(mut session: Session, mut outlet: Outlet, mut deps: SessionDeps) -> CloseReason {
     let idle = deps.config.limits.idle_timeout();
+    let mut terminate = outlet.record.terminate_signal();
     let mut inflight = Inflight::default();
     let mut last_heard = Instant::now();
     outlet.flush(&mut session.outbox).await;
     let reason = loop {
-        let event = next_event(&mut outlet, &mut inflight, &mut deps.shutdown, last_heard + idle).await;
+        let event =
+            next_event(&mut outlet, &mut inflight, (&mut deps.shutdown, &mut terminate), last_heard + idle).await;
         let flow = match event {
             Event::Client(message) => {
                 last_heard = Instant::now();
@@ -157,19 +171,22 @@ async fn event_loop(mut session: Session, mut outlet: Outlet, mut deps: SessionD
                 Flow::Close(CloseReason::IdleTimeout)
             }
             Event::Shutdown => Flow::Close(CloseReason::Shutdown),
+            Event::Terminated => Flow::Close(CloseReason::Terminated),
         };
+        outlet.record.set_audio_seconds(session.audio_seconds());
         outlet.flush(&mut session.outbox).await;
         if let Flow::Close(reason) = flow {
             break reason;
         }
     };
     drain(&mut session, &mut inflight, &mut outlet, reason, &deps.config).await;
+    reason
 }
 
 async fn next_event(
     outlet: &mut Outlet,
     inflight: &mut Inflight,
-    shutdown: &mut watch::Receiver<bool>,
+    (shutdown, terminate): (&mut watch::Receiver<bool>, &mut watch::Receiver<bool>),
     idle_deadline: Instant,
 ) -> Event {
     let has_finals = !inflight.finals.is_empty();
@@ -189,6 +206,7 @@ async fn next_event(
     tokio::select! {
         biased;
         _ = shutdown.changed() => Event::Shutdown,
+        _ = terminate.changed() => Event::Terminated,
         Some(done) = inflight.finals.next(), if has_finals => Event::Final(done),
         Some(late) = inflight.late.next(), if has_late => Event::LateSpeakers(late),
         result = prefix => Event::SpeakerPrefix(result.unwrap_or_else(|_| Err(crate::engine::diarize::DiarizeError::Failed("worker stopped".into())))),
@@ -247,6 +265,7 @@ async fn drain(
     let closed =
         ServerMessage::Closed { reason, audio_seconds: session.audio_seconds(), segments: session.finals_sent };
     session.outbox.push(closed);
+    outlet.record.set_audio_seconds(session.audio_seconds());
     outlet.flush(&mut session.outbox).await;
     outlet.close(reason).await;
     tracing::info!(?reason, audio_seconds = session.audio_seconds(), segments = session.finals_sent, "session ended");

@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod common;
+mod rest;
 mod speaker;
 mod stages;
 mod streaming;

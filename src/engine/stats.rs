@@ -1,0 +1,96 @@
+//! Per-worker counters: jobs, busy time, recent job durations and live worker threads.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// Recent job durations kept for percentiles.
+const RECENT: usize = 1024;
+
+#[derive(Debug, Default)]
+pub struct WorkerStats {
+    pub jobs: AtomicU64,
+    pub busy_micros: AtomicU64,
+    /// Worker threads running now.
+    pub alive: AtomicUsize,
+    recent: Mutex<VecDeque<u64>>,
+}
+
+/// A snapshot for the statistics API.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WorkerSnapshot {
+    pub jobs: u64,
+    pub busy_seconds: f64,
+    pub alive: usize,
+    pub job_seconds_p50: Option<f64>,
+    pub job_seconds_p95: Option<f64>,
+}
+
+impl WorkerStats {
+    pub fn record(&self, took: Duration) {
+        let micros = took.as_micros() as u64;
+        self.jobs.fetch_add(1, Ordering::Relaxed);
+        self.busy_micros.fetch_add(micros, Ordering::Relaxed);
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        if recent.len() == RECENT {
+            recent.pop_front();
+        }
+        recent.push_back(micros);
+    }
+
+    pub fn snapshot(&self) -> WorkerSnapshot {
+        let mut recent: Vec<u64> = self.recent.lock().unwrap_or_else(|p| p.into_inner()).iter().copied().collect();
+        recent.sort_unstable();
+        let pct = |p: f64| {
+            (!recent.is_empty()).then(|| recent[((recent.len() - 1) as f64 * p).round() as usize] as f64 / 1e6)
+        };
+        WorkerSnapshot {
+            jobs: self.jobs.load(Ordering::Relaxed),
+            busy_seconds: self.busy_micros.load(Ordering::Relaxed) as f64 / 1e6,
+            alive: self.alive.load(Ordering::Relaxed),
+            job_seconds_p50: pct(0.5),
+            job_seconds_p95: pct(0.95),
+        }
+    }
+
+    /// Counts a worker thread as alive until the guard drops (also when the thread panics).
+    pub fn alive_guard(&self) -> AliveGuard<'_> {
+        self.alive.fetch_add(1, Ordering::Relaxed);
+        AliveGuard(self)
+    }
+}
+
+pub struct AliveGuard<'a>(&'a WorkerStats);
+
+impl Drop for AliveGuard<'_> {
+    fn drop(&mut self) {
+        self.0.alive.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_and_liveness() {
+        let stats = WorkerStats::default();
+        assert_eq!(stats.snapshot().job_seconds_p50, None);
+        for ms in 1..=100 {
+            stats.record(Duration::from_millis(ms));
+        }
+        let s = stats.snapshot();
+        assert_eq!(s.jobs, 100);
+        assert!(
+            (s.job_seconds_p50.unwrap() - 0.051).abs() < 0.002 && (s.job_seconds_p95.unwrap() - 0.095).abs() < 0.002
+        );
+        {
+            let _guard = stats.alive_guard();
+            assert_eq!(stats.snapshot().alive, 1);
+        }
+        assert_eq!(stats.snapshot().alive, 0);
+    }
+}

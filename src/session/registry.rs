@@ -1,0 +1,312 @@
+//! The session manager: every live session's record, recently ended ones, and the totals the
+//! statistics API reports. Sessions write their own record; REST handlers read snapshots.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::SystemTime;
+
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::protocol::{CloseReason, ErrorCode, ListenParams, ServerMessage};
+
+/// Ended sessions kept for `GET /sessions`.
+const RECENT_ENDED: usize = 256;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn unix_seconds(t: SystemTime) -> f64 {
+    t.duration_since(SystemTime::UNIX_EPOCH).map_or(0.0, |d| (d.as_secs_f64() * 1000.0).round() / 1000.0)
+}
+
+/// One final segment as the REST API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TranscriptEntry {
+    pub segment_id: u64,
+    pub part: u32,
+    pub start: f64,
+    pub end: f64,
+    pub text: String,
+    pub speaker: Option<String>,
+}
+
+/// A session as seen from outside: what `GET /sessions/{id}` returns.
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionSnapshot {
+    pub id: String,
+    pub state: &'static str,
+    pub client: String,
+    pub sample_rate: u32,
+    pub encoding: &'static str,
+    pub language: Option<String>,
+    pub diarize: bool,
+    pub started_at: f64,
+    pub ended_at: Option<f64>,
+    pub close_reason: Option<CloseReason>,
+    pub audio_seconds: f64,
+    pub segments: u64,
+    pub speakers: Vec<String>,
+    pub transcript: Vec<TranscriptEntry>,
+}
+
+#[derive(Debug, Default)]
+struct Progress {
+    audio_seconds: f64,
+    transcript: Vec<TranscriptEntry>,
+    ended_at: Option<SystemTime>,
+    close_reason: Option<CloseReason>,
+}
+
+/// What a live session writes as it goes.
+pub struct SessionRecord {
+    pub id: String,
+    client: SocketAddr,
+    params: ListenParams,
+    started_at: SystemTime,
+    progress: Mutex<Progress>,
+    terminate: watch::Sender<bool>,
+    totals: Arc<Totals>,
+}
+
+impl SessionRecord {
+    pub fn set_audio_seconds(&self, seconds: f64) {
+        lock(&self.progress).audio_seconds = seconds;
+    }
+
+    pub fn add_final(&self, entry: TranscriptEntry) {
+        self.totals.segments.fetch_add(1, Ordering::Relaxed);
+        lock(&self.progress).transcript.push(entry);
+    }
+
+    /// Applies a late label or a merge to what is already recorded.
+    pub fn relabel(&self, matches: impl Fn(&TranscriptEntry) -> bool, speaker: &str) {
+        for entry in lock(&self.progress).transcript.iter_mut().filter(|e| matches(e)) {
+            entry.speaker = Some(speaker.to_owned());
+        }
+    }
+
+    /// Records what a message sent to the client says about the session.
+    pub fn observe(&self, message: &ServerMessage) {
+        match message {
+            ServerMessage::Final { segment_id, part, start, end, text, speaker, .. } => {
+                self.add_final(TranscriptEntry {
+                    segment_id: *segment_id,
+                    part: *part,
+                    start: *start,
+                    end: *end,
+                    text: text.clone(),
+                    speaker: speaker.clone(),
+                })
+            }
+            ServerMessage::SpeakerUpdate { segments, merged } => {
+                for s in segments {
+                    self.relabel(|e| e.segment_id == s.segment_id && e.part == s.part, &s.speaker);
+                }
+                for (gone, kept) in merged {
+                    self.relabel(|e| e.speaker.as_deref() == Some(gone.as_str()), kept);
+                }
+            }
+            ServerMessage::Error { code, .. } => self.count_error(*code),
+            _ => {}
+        }
+    }
+
+    pub fn count_error(&self, code: ErrorCode) {
+        let name = serde_json::to_value(code).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+        *lock(&self.totals.errors).entry(name).or_default() += 1;
+    }
+
+    /// Resolves when `DELETE /sessions/{id}` asks this session to end.
+    pub fn terminate_signal(&self) -> watch::Receiver<bool> {
+        self.terminate.subscribe()
+    }
+
+    fn snapshot(&self) -> SessionSnapshot {
+        let p = lock(&self.progress);
+        let mut speakers: Vec<String> = p.transcript.iter().filter_map(|e| e.speaker.clone()).collect();
+        speakers.sort();
+        speakers.dedup();
+        SessionSnapshot {
+            id: self.id.clone(),
+            state: if p.ended_at.is_some() { "ended" } else { "active" },
+            client: self.client.to_string(),
+            sample_rate: self.params.sample_rate,
+            encoding: self.params.encoding.as_str(),
+            language: self.params.language.clone(),
+            diarize: self.params.diarize,
+            started_at: unix_seconds(self.started_at),
+            ended_at: p.ended_at.map(unix_seconds),
+            close_reason: p.close_reason,
+            audio_seconds: p.audio_seconds,
+            segments: p.transcript.len() as u64,
+            speakers,
+            transcript: p.transcript.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Totals {
+    sessions: AtomicU64,
+    rejected: AtomicU64,
+    segments: AtomicU64,
+    /// Audio of ended sessions, in milliseconds (live ones are added when reporting).
+    ended_audio_ms: AtomicU64,
+    errors: Mutex<BTreeMap<String, u64>>,
+}
+
+/// Session totals for `GET /stats`.
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionTotals {
+    pub active: usize,
+    pub total: u64,
+    pub rejected: u64,
+    pub audio_seconds: f64,
+    pub segments: u64,
+    pub errors: BTreeMap<String, u64>,
+}
+
+/// Why a session could not be terminated.
+#[derive(Debug, PartialEq, Eq)]
+pub enum TerminateError {
+    NotFound,
+    AlreadyEnded,
+}
+
+#[derive(Default)]
+pub struct SessionRegistry {
+    live: Mutex<HashMap<String, Arc<SessionRecord>>>,
+    ended: Mutex<VecDeque<SessionSnapshot>>,
+    totals: Arc<Totals>,
+}
+
+impl SessionRegistry {
+    /// Registers a new live session.
+    pub fn open(&self, id: String, client: SocketAddr, params: ListenParams) -> Arc<SessionRecord> {
+        self.totals.sessions.fetch_add(1, Ordering::Relaxed);
+        let record = Arc::new(SessionRecord {
+            id: id.clone(),
+            client,
+            params,
+            started_at: SystemTime::now(),
+            progress: Mutex::new(Progress::default()),
+            terminate: watch::channel(false).0,
+            totals: self.totals.clone(),
+        });
+        lock(&self.live).insert(id, record.clone());
+        record
+    }
+
+    /// Moves a session to the ended list.
+    pub fn close(&self, id: &str, reason: CloseReason) {
+        let Some(record) = lock(&self.live).remove(id) else { return };
+        {
+            let mut p = lock(&record.progress);
+            p.ended_at = Some(SystemTime::now());
+            p.close_reason = Some(reason);
+            self.totals.ended_audio_ms.fetch_add((p.audio_seconds * 1000.0) as u64, Ordering::Relaxed);
+        }
+        let mut ended = lock(&self.ended);
+        if ended.len() == RECENT_ENDED {
+            ended.pop_front();
+        }
+        ended.push_back(record.snapshot());
+    }
+
+    pub fn count_rejected(&self) {
+        self.totals.rejected.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn get(&self, id: &str) -> Option<SessionSnapshot> {
+        if let Some(record) = lock(&self.live).get(id) {
+            return Some(record.snapshot());
+        }
+        lock(&self.ended).iter().find(|s| s.id == id).cloned()
+    }
+
+    /// Live sessions, then recently ended ones (newest first), each without its transcript.
+    pub fn list(&self, active: bool, ended: bool) -> Vec<SessionSnapshot> {
+        let mut out: Vec<SessionSnapshot> =
+            if active { lock(&self.live).values().map(|r| r.snapshot()).collect() } else { Vec::new() };
+        out.sort_by(|a, b| a.started_at.total_cmp(&b.started_at));
+        if ended {
+            out.extend(lock(&self.ended).iter().rev().cloned());
+        }
+        out.iter_mut().for_each(|s| s.transcript.clear());
+        out
+    }
+
+    /// Asks a live session to end gracefully.
+    pub fn terminate(&self, id: &str) -> Result<(), TerminateError> {
+        if let Some(record) = lock(&self.live).get(id) {
+            let _ = record.terminate.send(true);
+            return Ok(());
+        }
+        match lock(&self.ended).iter().any(|s| s.id == id) {
+            true => Err(TerminateError::AlreadyEnded),
+            false => Err(TerminateError::NotFound),
+        }
+    }
+
+    pub fn totals(&self) -> SessionTotals {
+        let live = lock(&self.live);
+        let live_audio: f64 = live.values().map(|r| lock(&r.progress).audio_seconds).sum();
+        SessionTotals {
+            active: live.len(),
+            total: self.totals.sessions.load(Ordering::Relaxed),
+            rejected: self.totals.rejected.load(Ordering::Relaxed),
+            audio_seconds: self.totals.ended_audio_ms.load(Ordering::Relaxed) as f64 / 1000.0 + live_audio,
+            segments: self.totals.segments.load(Ordering::Relaxed),
+            errors: lock(&self.totals.errors).clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audio::pcm::Encoding;
+
+    fn params() -> ListenParams {
+        ListenParams {
+            sample_rate: 16_000,
+            encoding: Encoding::PcmS16le,
+            language: None,
+            interim_results: true,
+            diarize: true,
+            max_speakers: None,
+            min_speakers: None,
+        }
+    }
+
+    #[test]
+    fn a_session_moves_from_live_to_ended_with_its_transcript() {
+        let registry = SessionRegistry::default();
+        let record = registry.open("a".into(), "127.0.0.1:9".parse().unwrap(), params());
+        record.set_audio_seconds(2.5);
+        let entry = TranscriptEntry { segment_id: 0, part: 0, start: 0.1, end: 2.0, text: "hi".into(), speaker: None };
+        record.add_final(entry);
+        record.relabel(|e| e.segment_id == 0, "S1");
+        record.count_error(ErrorCode::InvalidJson);
+        assert_eq!(registry.get("a").unwrap().state, "active");
+        assert_eq!(registry.terminate("a"), Ok(()));
+        assert!(*record.terminate_signal().borrow());
+        registry.close("a", CloseReason::Terminated);
+        let s = registry.get("a").unwrap();
+        assert_eq!(
+            (s.state, s.close_reason, s.speakers.clone()),
+            ("ended", Some(CloseReason::Terminated), vec!["S1".to_owned()])
+        );
+        assert_eq!(registry.terminate("a"), Err(TerminateError::AlreadyEnded));
+        assert_eq!(registry.terminate("b"), Err(TerminateError::NotFound));
+        let totals = registry.totals();
+        assert_eq!((totals.active, totals.total, totals.segments), (0, 1, 1));
+        assert_eq!(totals.audio_seconds, 2.5);
+        assert_eq!(totals.errors["invalid_json"], 1);
+        assert!(registry.list(true, true)[0].transcript.is_empty(), "lists leave transcripts out");
+    }
+}

@@ -1,0 +1,97 @@
+//! The REST API through a real HTTP client against a real server: health, sessions, statistics.
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::common::*;
+
+/// A minimal HTTP/1.1 request; returns the status and the JSON body.
+async fn http(app: &TestApp, method: &str, path: &str) -> (u16, serde_json::Value) {
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let request = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", app.addr);
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let status = response.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    (status, serde_json::from_str(body).unwrap_or(serde_json::Value::Null))
+}
+
+#[tokio::test]
+async fn detailed_health_lists_every_component() {
+    let app = default_app();
+    let (status, body) = http(app, "GET", "/health").await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
+    let (status, body) = http(app, "GET", "/health/detailed").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "ok");
+    assert_eq!(body["components"]["asr"]["state"], "up");
+    assert_eq!(body["components"]["asr"]["model"], "tiny.en");
+    assert_eq!(body["components"]["asr"]["workers"], 1);
+    assert_eq!(body["components"]["diarization"]["state"], "up");
+}
+
+#[tokio::test]
+async fn a_session_is_listed_inspected_and_terminated_over_rest() {
+    let _heavy = HEAVY.lock().await;
+    let app = spawn_app(|_| {});
+    let audio = speech_service::audio::wav::read(&recording("jfk.wav")).unwrap();
+    let mut ws = connect(&app.ws_url()).await;
+    let ready = next_json(&mut ws).await;
+    let id = ready["session_id"].as_str().unwrap().to_owned();
+    // "And so my fellow Americans" and the pause after it: one final.
+    let head = speech_service::client::encode(&audio.samples[..48_000], speech_service::audio::pcm::Encoding::PcmS16le);
+    send_binary(&mut ws, head).await;
+    loop {
+        if next_json(&mut ws).await["type"] == "final" {
+            break;
+        }
+    }
+
+    let (status, list) = http(&app, "GET", "/sessions?state=active").await;
+    assert_eq!(status, 200);
+    assert!(list["sessions"].as_array().unwrap().iter().any(|s| s["id"] == id && s["state"] == "active"), "{list}");
+    let (status, session) = http(&app, "GET", &format!("/sessions/{id}")).await;
+    assert_eq!(status, 200);
+    assert!((session["audio_seconds"].as_f64().unwrap() - 3.0).abs() < 0.05, "{session}");
+    assert!(session["transcript"][0]["text"].as_str().unwrap().to_lowercase().contains("fellow"), "{session}");
+    assert_eq!(session["transcript"][0]["speaker"], "S1");
+    assert_eq!(session["client"].as_str().unwrap().split(':').next(), Some("127.0.0.1"));
+
+    let (status, body) = http(&app, "DELETE", &format!("/sessions/{id}")).await;
+    assert_eq!((status, body["status"].as_str()), (202, Some("terminating")));
+    let (messages, code) = until_closed(&mut ws).await;
+    assert_eq!(messages.last().unwrap()["reason"], "terminated");
+    assert_eq!(code, Some(4003));
+
+    let (_, session) = http(&app, "GET", &format!("/sessions/{id}")).await;
+    assert_eq!((session["state"].as_str(), session["close_reason"].as_str()), (Some("ended"), Some("terminated")));
+    assert_eq!(session["speakers"], serde_json::json!(["S1"]));
+    let (status, body) = http(&app, "DELETE", &format!("/sessions/{id}")).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("session_ended")));
+    let (_, list) = http(&app, "GET", "/sessions?state=ended").await;
+    assert_eq!(list["sessions"][0]["id"], id);
+
+    let (status, stats) = http(&app, "GET", "/stats").await;
+    assert_eq!(status, 200);
+    assert_eq!((stats["sessions"]["total"].as_u64(), stats["sessions"]["active"].as_u64()), (Some(1), Some(0)));
+    assert!(stats["segments"].as_u64().unwrap() >= 1 && stats["audio_seconds"].as_f64().unwrap() >= 2.9, "{stats}");
+    assert!(stats["real_time_factor"].as_f64().unwrap() > 0.0);
+    let (_, workers) = http(&app, "GET", "/stats/workers").await;
+    assert_eq!(workers["workers"][0]["name"], "asr");
+    assert!(workers["workers"][0]["stats"]["jobs"].as_u64().unwrap() >= 1, "{workers}");
+    assert!(workers["workers"][0]["stats"]["job_seconds_p95"].as_f64().unwrap() > 0.0);
+    assert_eq!(workers["workers"][1]["name"], "diarization");
+    let (_, aggregator) = http(&app, "GET", "/stats/aggregator").await;
+    assert!(aggregator["joined"].as_u64().unwrap() + aggregator["timed_out"].as_u64().unwrap() >= 1, "{aggregator}");
+}
+
+#[tokio::test]
+async fn unknown_sessions_and_bad_filters_get_json_errors() {
+    let app = default_app();
+    let (status, body) = http(app, "GET", "/sessions/nope").await;
+    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("session_not_found")));
+    let (status, body) = http(app, "DELETE", "/sessions/nope").await;
+    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("session_not_found")));
+    let (status, body) = http(app, "GET", "/sessions?state=sleeping").await;
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_parameter")));
+}
