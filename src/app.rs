@@ -83,6 +83,8 @@ pub fn load_engines(config: &Config) -> anyhow::Result<Engines> {
 
 /// The state shared by routes and sessions, and the sender that starts a graceful shutdown.
 pub fn app_state(config: Arc<Config>, engines: Engines) -> (AppState, watch::Sender<bool>) {
+    // Install the metrics recorder before any engine or session records into it.
+    crate::telemetry::handle();
     let (shutdown_tx, shutdown) = watch::channel(false);
     let state = AppState {
         session_slots: Arc::new(Semaphore::new(config.limits.max_sessions)),

@@ -15,3 +15,4 @@ pub mod pipeline;
 pub mod protocol;
 pub mod session;
 pub mod speaker;
+pub mod telemetry;

@@ -177,7 +177,13 @@ fn worker_loop(mut backend: Box<dyn Transcriber>, queue: &JobQueue<Job>, stats: 
         }
         let started = Instant::now();
         let result = backend.transcribe(&job.samples, &job.options);
-        stats.worker.record(started.elapsed());
+        let took = started.elapsed();
+        stats.worker.record(took);
+        crate::telemetry::record_inference(
+            "asr",
+            if job.options.partial { "partial" } else { "final" },
+            took.as_secs_f64(),
+        );
         stats.audio_micros.fetch_add(job.samples.len() as u64 * 1_000_000 / 16_000, Ordering::Relaxed);
         if job.options.partial {
             stats.partial_jobs.fetch_add(1, Ordering::Relaxed);

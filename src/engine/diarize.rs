@@ -151,6 +151,7 @@ impl DiarizeHandle {
                     let started = Instant::now();
                     let result = diarizer.diarize(&job.samples, job.from);
                     s.record(started.elapsed());
+                    crate::telemetry::record_inference("diarization", "utterance", started.elapsed().as_secs_f64());
                     let _ = job.reply.send(result);
                 }
             })

@@ -113,3 +113,9 @@ pub async fn worker_stats(State(state): State<AppState>) -> Json<Value> {
 pub async fn aggregator_stats(State(state): State<AppState>) -> Json<Value> {
     Json(json!(state.aggregator.snapshot()))
 }
+
+/// `GET /metrics`: Prometheus exposition format.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let body = crate::telemetry::render(&state);
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}

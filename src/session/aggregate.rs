@@ -59,6 +59,8 @@ pub enum Speakers {
 
 /// An utterance whose transcript is back, with whatever is known of its speakers.
 pub struct FinalDone {
+    /// When the utterance ended and went to the engines.
+    pub submitted: std::time::Instant,
     pub segment_id: u64,
     pub start: usize,
     pub end: usize,
@@ -74,6 +76,7 @@ pub fn join(
     timeout: Duration,
     stats: Arc<AggregatorStats>,
 ) -> BoxFuture<'static, FinalDone> {
+    let submitted = std::time::Instant::now();
     Box::pin(async move {
         let result = asr.await.unwrap_or(Err(AsrError::WorkerLost));
         let speakers = match diarization {
@@ -89,7 +92,7 @@ pub fn join(
                 }
             },
         };
-        FinalDone { segment_id, start, end, result, speakers }
+        FinalDone { submitted, segment_id, start, end, result, speakers }
     })
 }
 

@@ -298,6 +298,7 @@ impl Session {
 
     /// A final came back: split it by speaker where known, and move times to the stream.
     pub fn on_final(&mut self, done: FinalDone, inflight: &mut Inflight) {
+        crate::telemetry::record_final_latency(done.submitted.elapsed().as_secs_f64());
         let transcript = match done.result {
             Ok(t) => t,
             Err(e) => return self.error(ErrorCode::AsrFailed, format!("segment {}: {e}", done.segment_id)),

@@ -62,6 +62,7 @@ struct Outlet {
     open: bool,
     send_timeout: Duration,
     record: Arc<SessionRecord>,
+    registry: Arc<SessionRegistry>,
 }
 
 impl Outlet {
@@ -84,7 +85,9 @@ impl Outlet {
         }
     }
 
+    /// Marks the session ended (before the client can see it end) and sends the close frame.
     async fn close(&mut self, reason: CloseReason) {
+        self.registry.close(&self.record.id, reason);
         if self.open {
             let frame = CloseFrame { code: reason.close_code(), reason: format!("{reason:?}").into() };
             let _ = timeout(self.send_timeout, self.socket.send(Message::Close(Some(frame)))).await;
@@ -102,7 +105,7 @@ pub async fn run(socket: WebSocket, params: ListenParams, deps: SessionDeps, cli
     let (registry, closing_id) = (deps.registry.clone(), id.clone());
     let reason = async move {
         let send_timeout = Duration::from_secs(deps.config.limits.send_timeout_s);
-        let mut outlet = Outlet { socket, open: true, send_timeout, record };
+        let mut outlet = Outlet { socket, open: true, send_timeout, record, registry: deps.registry.clone() };
         let vad = deps.vad.clone();
         let detector = tokio::task::spawn_blocking(move || vad.detector()).await;
         let front = match detector {

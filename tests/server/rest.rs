@@ -4,8 +4,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::common::*;
 
-/// A minimal HTTP/1.1 request; returns the status and the JSON body.
-async fn http(app: &TestApp, method: &str, path: &str) -> (u16, serde_json::Value) {
+/// A minimal HTTP/1.1 request; returns the status and the body text.
+async fn http_text(app: &TestApp, method: &str, path: &str) -> (u16, String) {
     let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
     let request = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", app.addr);
     stream.write_all(request.as_bytes()).await.unwrap();
@@ -13,7 +13,13 @@ async fn http(app: &TestApp, method: &str, path: &str) -> (u16, serde_json::Valu
     stream.read_to_string(&mut response).await.unwrap();
     let status = response.split_whitespace().nth(1).unwrap().parse().unwrap();
     let body = response.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-    (status, serde_json::from_str(body).unwrap_or(serde_json::Value::Null))
+    (status, body.to_owned())
+}
+
+/// The same, with the body parsed as JSON.
+async fn http(app: &TestApp, method: &str, path: &str) -> (u16, serde_json::Value) {
+    let (status, body) = http_text(app, method, path).await;
+    (status, serde_json::from_str(&body).unwrap_or(serde_json::Value::Null))
 }
 
 #[tokio::test]
@@ -83,6 +89,42 @@ async fn a_session_is_listed_inspected_and_terminated_over_rest() {
     assert_eq!(workers["workers"][1]["name"], "diarization");
     let (_, aggregator) = http(&app, "GET", "/stats/aggregator").await;
     assert!(aggregator["joined"].as_u64().unwrap() + aggregator["timed_out"].as_u64().unwrap() >= 1, "{aggregator}");
+
+    let (status, metrics) = http_text(&app, "GET", "/metrics").await;
+    assert_eq!(status, 200);
+    for name in [
+        "speech_sessions_total",
+        "speech_sessions_active",
+        "speech_segments_total",
+        "speech_queue_depth{engine=\"asr\"}",
+        "speech_inference_seconds_bucket{engine=\"asr\",kind=\"final\"",
+        "speech_final_latency_seconds_count",
+        "speech_aggregator_finals_total{outcome=\"joined\"}",
+    ] {
+        assert!(metrics.contains(name), "{name} missing from:\n{metrics}");
+    }
+    assert!(!metrics.contains(&id), "no per-session label values");
+    promtool_check(&metrics);
+}
+
+/// `promtool check metrics` when promtool is installed (the test set-up installs it).
+fn promtool_check(metrics: &str) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let Ok(mut child) = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    else {
+        eprintln!("promtool not installed: exposition format not checked");
+        return;
+    };
+    child.stdin.take().unwrap().write_all(metrics.as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let report = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success() && report.trim().is_empty(), "promtool: {report}\n{metrics}");
 }
 
 #[tokio::test]
