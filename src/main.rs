@@ -18,8 +18,17 @@ struct Cli {
     /// Log filter, e.g. `info` or `speech_service=debug`.
     #[arg(long, env = "SPEECH_LOG", global = true, default_value = "info")]
     log: String,
+    /// Log lines as `human` text or one `json` object per line.
+    #[arg(long, env = "SPEECH_LOG_FORMAT", global = true, value_enum, default_value = "human")]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -146,16 +155,20 @@ fn eval(metric: EvalMetric) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn init_logging(filter: &str) {
+fn init_logging(filter: &str, format: LogFormat) {
     let filter =
         tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => logs.init(),
+        LogFormat::Json => logs.json().with_current_span(true).with_span_list(false).init(),
+    }
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    init_logging(&cli.log);
+    init_logging(&cli.log, cli.log_format);
     let mut config = Config::default();
     config.models.dir = cli.models_dir.clone();
     match cli.command {

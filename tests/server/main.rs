@@ -4,6 +4,7 @@
 mod bad_input;
 mod common;
 mod rest;
+mod shutdown;
 mod speaker;
 mod stages;
 mod streaming;
