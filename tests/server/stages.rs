@@ -197,3 +197,29 @@ fn eval_wer_command_reports_its_counts() {
     assert!(out.starts_with("WER 16.67% (6 reference words)"), "{out}");
     assert!(out.contains("substitutions 1, deletions 0, insertions 0"), "{out}");
 }
+
+#[test]
+fn config_check_names_the_bad_setting_and_show_prints_the_layers() {
+    let bin = env!("CARGO_BIN_EXE_speech-service");
+    let file = std::env::temp_dir().join(format!("speech-cli-{}.toml", std::process::id()));
+    std::fs::write(&file, "[server]\nport = 9123\n[limits]\nmax_sessions = 3\n").unwrap();
+    let output = Command::new(bin)
+        .args(["--config", file.to_str().unwrap(), "config", "show"])
+        .env("SPEECH_LIMITS__IDLE_TIMEOUT_S", "7")
+        .env("SPEECH_PORT", "9200")
+        .output()
+        .unwrap();
+    let shown = String::from_utf8(output.stdout).unwrap();
+    assert!(output.status.success());
+    assert!(
+        shown.contains("port = 9200") && shown.contains("max_sessions = 3") && shown.contains("idle_timeout_s = 7"),
+        "{shown}"
+    );
+
+    let output = Command::new(bin).args(["config", "check"]).env("SPEECH_VAD__THRESHOLD", "2").output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("vad.threshold"), "{stderr}");
+    let output = Command::new(bin).args(["config", "check"]).env("SPEECH_SERVER__PROT", "1").output().unwrap();
+    assert!(!output.status.success() && String::from_utf8_lossy(&output.stderr).contains("prot"));
+}

@@ -1,4 +1,7 @@
 //! The service's typed configuration. Every section has defaults that suit a small machine.
+//! `load` reads it from a file and the environment; docs/CONFIGURATION.md lists every setting.
+
+pub mod load;
 
 use std::path::PathBuf;
 use std::time::Duration;

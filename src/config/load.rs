@@ -1,0 +1,142 @@
+//! Where the configuration comes from, each source overriding the one before: defaults, a TOML
+//! file, environment variables (`SPEECH_SECTION__KEY`, and the short `SPEECH_HOST`,
+//! `SPEECH_PORT`, `SPEECH_MODEL`, `SPEECH_MODELS_DIR`), then command-line flags. The result is
+//! validated; every error names the setting.
+
+use std::path::Path;
+
+use toml::{Table, Value};
+
+use super::Config;
+
+/// Environment short forms and the settings they stand for.
+const SHORT_FORMS: &[(&str, &str, &str)] = &[
+    ("SPEECH_HOST", "server", "host"),
+    ("SPEECH_PORT", "server", "port"),
+    ("SPEECH_MODEL", "models", "whisper"),
+    ("SPEECH_MODELS_DIR", "models", "dir"),
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("config file {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("environment variable {name}: {message}")]
+    Env { name: String, message: String },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// A value from the environment as TOML would read it: numbers and booleans as such, the rest
+/// as strings.
+fn env_value(raw: &str) -> Value {
+    raw.parse::<i64>()
+        .map(Value::Integer)
+        .or_else(|_| raw.parse::<f64>().map(Value::Float))
+        .or_else(|_| raw.parse::<bool>().map(Value::Boolean))
+        .unwrap_or_else(|_| Value::String(raw.to_owned()))
+}
+
+fn set(table: &mut Table, section: &str, key: &str, value: Value) -> Result<(), String> {
+    let entry = table.entry(section.to_owned()).or_insert_with(|| Value::Table(Table::new()));
+    let Value::Table(section_table) = entry else { return Err(format!("`{section}` is not a section")) };
+    section_table.insert(key.to_owned(), value);
+    Ok(())
+}
+
+/// Applies `SPEECH_SECTION__KEY` variables (and the short forms) from `vars` to `table`.
+fn apply_env(table: &mut Table, vars: impl Iterator<Item = (String, String)>) -> Result<(), ConfigError> {
+    for (name, raw) in vars {
+        let target = match SHORT_FORMS.iter().find(|(short, _, _)| *short == name) {
+            Some((_, section, key)) => Some((section.to_string(), key.to_string())),
+            None => name
+                .strip_prefix("SPEECH_")
+                .and_then(|rest| rest.split_once("__"))
+                .map(|(s, k)| (s.to_lowercase(), k.to_lowercase())),
+        };
+        let Some((section, key)) = target else { continue };
+        // Paths and model names stay strings even when they look like numbers.
+        let value = if key == "dir" || key == "whisper" || key == "host" {
+            Value::String(raw.clone())
+        } else {
+            env_value(&raw)
+        };
+        set(table, &section, &key, value).map_err(|message| ConfigError::Env { name, message })?;
+    }
+    Ok(())
+}
+
+/// Builds the configuration from an optional file and the environment `vars`.
+pub fn load_from(file: Option<&Path>, vars: impl Iterator<Item = (String, String)>) -> Result<Config, ConfigError> {
+    let (mut table, origin) = match file {
+        Some(path) => {
+            let name = path.display().to_string();
+            let text =
+                std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: name.clone(), source })?;
+            let table =
+                text.parse::<Table>().map_err(|e| ConfigError::Parse { path: name.clone(), message: e.to_string() })?;
+            (table, name)
+        }
+        None => (Table::new(), "environment".to_owned()),
+    };
+    apply_env(&mut table, vars)?;
+    // Re-reading the merged table as text makes serde's errors quote the offending key.
+    let merged = toml::to_string(&table).expect("a TOML table always serialises");
+    let config: Config =
+        toml::from_str(&merged).map_err(|e| ConfigError::Parse { path: origin, message: e.to_string() })?;
+    Ok(config)
+}
+
+/// The configuration from `file` and this process's environment.
+pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+    load_from(file, std::env::vars())
+}
+
+/// The effective configuration as TOML. (No setting holds a secret yet; API keys, when they
+/// come, must be redacted here.)
+pub fn show(config: &Config) -> String {
+    toml::to_string_pretty(config).expect("the configuration always serialises")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> impl Iterator<Item = (String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>().into_iter()
+    }
+
+    fn write(text: &str) -> std::path::PathBuf {
+        let path = std::env::temp_dir().join(format!("speech-config-{}-{}.toml", std::process::id(), text.len()));
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn file_then_environment_then_short_forms() {
+        let path = write("[server]\nport = 9000\nhost = \"0.0.0.0\"\n[vad]\nthreshold = 0.6\n");
+        let c = load_from(Some(&path), vars(&[])).unwrap();
+        assert_eq!((c.server.port, c.server.host.as_str(), c.vad.threshold), (9000, "0.0.0.0", 0.6));
+        let c = load_from(Some(&path), vars(&[("SPEECH_SERVER__PORT", "9100"), ("SPEECH_LIMITS__MAX_SESSIONS", "3")]))
+            .unwrap();
+        assert_eq!((c.server.port, c.limits.max_sessions), (9100, 3));
+        let c = load_from(Some(&path), vars(&[("SPEECH_PORT", "9200"), ("SPEECH_MODELS_DIR", "/m")])).unwrap();
+        assert_eq!((c.server.port, c.models.dir.to_str()), (9200, Some("/m")));
+        assert_eq!(load_from(None, vars(&[("PATH", "/bin")])).unwrap().server.port, 8000, "defaults");
+    }
+
+    #[test]
+    fn errors_name_the_setting() {
+        let path = write("[server]\nport = \"high\"\n");
+        let err = load_from(Some(&path), vars(&[])).unwrap_err().to_string();
+        assert!(err.contains("port"), "{err}");
+        let err = load_from(None, vars(&[("SPEECH_SERVER__PROT", "1")])).unwrap_err().to_string();
+        assert!(err.contains("prot"), "{err}");
+        let path = write("[server\n");
+        assert!(matches!(load_from(Some(&path), vars(&[])), Err(ConfigError::Parse { .. })));
+        let err = load_from(None, vars(&[("SPEECH_LIMITS__MAX_SESSIONS", "-1")])).unwrap_err().to_string();
+        assert!(err.contains("max_sessions"), "{err}");
+    }
+}
