@@ -33,8 +33,16 @@ impl ListenParams {
     /// Parses the query, refusing unknown names and bad values. `diarization` says whether the
     /// server can label speakers (it is then on by default).
     pub fn parse(query: &HashMap<String, String>, multilingual: bool, diarization: bool) -> Result<Self, ParamError> {
-        const KNOWN: &[&str] =
-            &["sample_rate", "encoding", "language", "interim_results", "diarize", "max_speakers", "min_speakers"];
+        const KNOWN: &[&str] = &[
+            "sample_rate",
+            "encoding",
+            "language",
+            "interim_results",
+            "diarize",
+            "max_speakers",
+            "min_speakers",
+            "token",
+        ];
         if let Some(unknown) = query.keys().find(|k| !KNOWN.contains(&k.as_str())) {
             return Err(ParamError(format!(
                 "unknown query parameter `{unknown}`; expected one of {}",

@@ -94,10 +94,11 @@ pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
     load_from(file, std::env::vars())
 }
 
-/// The effective configuration as TOML. (No setting holds a secret yet; API keys, when they
-/// come, must be redacted here.)
+/// The effective configuration as TOML, with secrets redacted.
 pub fn show(config: &Config) -> String {
-    toml::to_string_pretty(config).expect("the configuration always serialises")
+    let mut shown = config.clone();
+    shown.redact_secrets();
+    toml::to_string_pretty(&shown).expect("the configuration always serialises")
 }
 
 #[cfg(test)]
@@ -125,6 +126,9 @@ mod tests {
         let c = load_from(Some(&path), vars(&[("SPEECH_PORT", "9200"), ("SPEECH_MODELS_DIR", "/m")])).unwrap();
         assert_eq!((c.server.port, c.models.dir.to_str()), (9200, Some("/m")));
         assert_eq!(load_from(None, vars(&[("PATH", "/bin")])).unwrap().server.port, 8000, "defaults");
+        let c = load_from(None, vars(&[("SPEECH_AUTH__API_KEYS", "first-key-1, second-key-2")])).unwrap();
+        assert_eq!(c.auth.api_keys, ["first-key-1", "second-key-2"]);
+        assert!(show(&c).contains("<redacted>") && !show(&c).contains("first-key-1"));
     }
 
     #[test]

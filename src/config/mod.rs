@@ -23,6 +23,24 @@ pub struct Config {
     pub diarization: DiarizeConfig,
     pub speakers: ClusterConfig,
     pub limits: LimitsConfig,
+    pub auth: AuthConfig,
+}
+
+/// API keys. With none configured, the API is open.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    pub api_keys: Vec<String>,
+    /// `/health` and `/health/detailed` answer without a key.
+    pub public_health: bool,
+    /// `/metrics` answers without a key.
+    pub public_metrics: bool,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self { api_keys: Vec::new(), public_health: true, public_metrics: true }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -120,6 +138,11 @@ impl LimitsConfig {
 }
 
 impl Config {
+    /// Replaces secrets before the configuration is shown.
+    pub fn redact_secrets(&mut self) {
+        self.auth.api_keys.iter_mut().for_each(|k| *k = "<redacted>".into());
+    }
+
     /// Rejects values the service cannot run with; the message names the setting.
     pub fn validate(&self) -> Result<(), String> {
         self.vad.validate()?;
@@ -130,6 +153,7 @@ impl Config {
             (self.limits.max_frame_bytes < 1024, "limits.max_frame_bytes must be at least 1024"),
             (self.limits.idle_timeout_s == 0, "limits.idle_timeout_s must be at least 1"),
             (self.streaming.partial_interval_ms < 100, "streaming.partial_interval_ms must be at least 100"),
+            (self.auth.api_keys.iter().any(|k| k.len() < 8), "auth.api_keys: every key needs at least 8 characters"),
             (self.speakers.max_speakers == 0, "speakers.max_speakers must be at least 1"),
             (
                 self.speakers.min_speakers > self.speakers.max_speakers,

@@ -1,5 +1,6 @@
 //! The HTTP edge: the router, the WebSocket upgrade, and error responses.
 
+mod auth;
 mod error;
 mod routes;
 mod ws;
@@ -49,6 +50,7 @@ pub fn router(state: AppState) -> Router {
         .route("/stats/workers", get(routes::worker_stats))
         .route("/stats/aggregator", get(routes::aggregator_stats))
         .route("/v1/listen", get(ws::listen))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_key))
         .with_state(state)
 }
 

@@ -137,3 +137,37 @@ async fn unknown_sessions_and_bad_filters_get_json_errors() {
     let (status, body) = http(app, "GET", "/sessions?state=sleeping").await;
     assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_parameter")));
 }
+
+/// The same request with a header line added.
+async fn http_with(app: &TestApp, path: &str, header: &str) -> u16 {
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {}\r\n{header}\r\nConnection: close\r\n\r\n", app.addr);
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    response.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn api_keys_guard_rest_and_websocket_but_not_health() {
+    let app = spawn_app(|c| {
+        c.auth.api_keys = vec!["key-one-123".into()];
+        c.auth.public_metrics = false;
+    });
+    let (status, body) = http(&app, "GET", "/sessions").await;
+    assert_eq!((status, body["error"]["code"].as_str()), (401, Some("unauthorized")));
+    assert_eq!(http_with(&app, "/sessions", "Authorization: Bearer wrong-key-000").await, 401);
+    assert_eq!(http_with(&app, "/sessions", "Authorization: Bearer key-one-123").await, 200);
+    assert_eq!(http(&app, "GET", "/health").await.0, 200, "health is public by default");
+    assert_eq!(http(&app, "GET", "/metrics").await.0, 401, "metrics made private");
+
+    // The WebSocket is refused before the upgrade without a key, and accepted with ?token=.
+    match tokio_tungstenite::connect_async(app.ws_url()).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => assert_eq!(response.status().as_u16(), 401),
+        other => panic!("expected 401, got {:?}", other.map(|_| ())),
+    }
+    let mut ws = connect(&format!("{}?token=key-one-123", app.ws_url())).await;
+    assert_eq!(next_json(&mut ws).await["type"], "ready");
+    send_text(&mut ws, r#"{"type":"close"}"#).await;
+    until_closed(&mut ws).await;
+}

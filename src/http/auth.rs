@@ -1,0 +1,66 @@
+//! Optional API keys: when any are configured, every request needs `Authorization: Bearer KEY`
+//! (or `?token=KEY` on the WebSocket, which browsers cannot give headers), except the health and
+//! metrics endpoints when they are configured as public. Checked before any audio is accepted.
+
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use super::AppState;
+
+/// Compares without stopping at the first difference, so timing does not reveal a key's prefix.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn presented_key(request: &Request) -> Option<String> {
+    let bearer = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if let Some(key) = bearer {
+        return Some(key.trim().to_owned());
+    }
+    if request.uri().path() != "/v1/listen" {
+        return None;
+    }
+    let query = request.uri().query()?;
+    query.split('&').filter_map(|pair| pair.split_once('=')).find(|(k, _)| *k == "token").map(|(_, v)| v.to_owned())
+}
+
+fn is_public(state: &AppState, path: &str) -> bool {
+    let auth = &state.config.auth;
+    (auth.public_health && (path == "/health" || path == "/health/detailed"))
+        || (auth.public_metrics && path == "/metrics")
+}
+
+pub async fn require_key(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let keys = &state.config.auth.api_keys;
+    if keys.is_empty() || is_public(&state, request.uri().path()) {
+        return next.run(request).await;
+    }
+    match presented_key(&request) {
+        Some(key) if keys.iter().any(|k| same(k.as_bytes(), key.as_bytes())) => next.run(request).await,
+        presented => {
+            let message =
+                if presented.is_some() { "invalid API key" } else { "missing API key: send Authorization: Bearer KEY" };
+            let body = serde_json::json!({ "error": { "code": "unauthorized", "message": message } });
+            (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], Json(body)).into_response()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same;
+
+    #[test]
+    fn keys_compare_exactly() {
+        assert!(same(b"secret", b"secret"));
+        assert!(!same(b"secret", b"secreT"));
+        assert!(!same(b"secret", b"secret2"));
+    }
+}
