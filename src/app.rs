@@ -17,6 +17,7 @@ use crate::models::{self, catalog::paths, WhisperModel};
 use crate::pipeline::vad::VadModel;
 use crate::session::aggregate::AggregatorStats;
 use crate::session::registry::SessionRegistry;
+use crate::store::{SqliteStore, TranscriptStore};
 
 /// The loaded models: the ASR engine, the diarization engine (unless disabled) and the VAD
 /// model bytes.
@@ -81,10 +82,38 @@ pub fn load_engines(config: &Config) -> anyhow::Result<Engines> {
     Ok(Engines { asr, diarize, vad })
 }
 
+/// Opens the transcript store when enabled, and starts its retention sweep.
+fn open_store(config: &Config) -> anyhow::Result<Option<Arc<dyn TranscriptStore>>> {
+    if !config.store.enabled {
+        return Ok(None);
+    }
+    let store: Arc<dyn TranscriptStore> = Arc::new(SqliteStore::open(&config.store)?);
+    if config.store.retention_days > 0 {
+        tokio::spawn(retention(store.clone(), config.store.retention_days));
+    }
+    Ok(Some(store))
+}
+
+/// Deletes sessions past the retention period, at start and then hourly.
+async fn retention(store: Arc<dyn TranscriptStore>, days: u32) {
+    loop {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs_f64();
+        let cutoff = now - f64::from(days) * 86_400.0;
+        let s = store.clone();
+        match tokio::task::spawn_blocking(move || s.delete_ended_before(cutoff)).await {
+            Ok(Ok(n)) if n > 0 => tracing::info!(deleted = n, days, "retention removed old sessions"),
+            Ok(Err(e)) => tracing::error!(error = %e, "retention sweep failed"),
+            _ => {}
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+    }
+}
+
 /// The state shared by routes and sessions, and the sender that starts a graceful shutdown.
-pub fn app_state(config: Arc<Config>, engines: Engines) -> (AppState, watch::Sender<bool>) {
+pub fn app_state(config: Arc<Config>, engines: Engines) -> anyhow::Result<(AppState, watch::Sender<bool>)> {
     // Install the metrics recorder before any engine or session records into it.
     crate::telemetry::handle();
+    let store = open_store(&config)?;
     let (shutdown_tx, shutdown) = watch::channel(false);
     let state = AppState {
         session_slots: Arc::new(Semaphore::new(config.limits.max_sessions)),
@@ -94,10 +123,10 @@ pub fn app_state(config: Arc<Config>, engines: Engines) -> (AppState, watch::Sen
         aggregator: Arc::new(AggregatorStats::default()),
         vad: engines.vad,
         shutdown,
-        registry: Arc::new(SessionRegistry::default()),
+        registry: Arc::new(SessionRegistry::with_store(store)),
         started: std::time::Instant::now(),
     };
-    (state, shutdown_tx)
+    Ok((state, shutdown_tx))
 }
 
 /// Binds, serves until SIGINT/SIGTERM, drains sessions and stops the engines.
@@ -108,7 +137,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let addr = format!("{}:{}", config.server.host, config.server.port);
     let listener = TcpListener::bind(&addr).await.with_context(|| format!("binding {addr}"))?;
     tracing::info!(address = %listener.local_addr()?, "listening");
-    let (state, shutdown_tx) = app_state(config, engines.clone());
+    let (state, shutdown_tx) = app_state(config, engines.clone())?;
     http::serve(listener, state, shutdown_tx, shutdown_signal()).await?;
     engines.close();
     Ok(())

@@ -15,4 +15,5 @@ pub mod pipeline;
 pub mod protocol;
 pub mod session;
 pub mod speaker;
+pub mod store;
 pub mod telemetry;

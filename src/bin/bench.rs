@@ -195,6 +195,7 @@ async fn main() -> anyhow::Result<()> {
     let mut config = Config::default();
     config.models.whisper = model.clone();
     config.models.dir = speech_service::models::default_models_dir();
+    config.store.enabled = false;
     config.asr.threads = arg("--threads", "2").parse()?;
     config.vad.min_silence_ms = arg("--min-silence-ms", &config.vad.min_silence_ms.to_string()).parse()?;
     config.vad.max_utterance_s = arg("--max-utterance-s", &config.vad.max_utterance_s.to_string()).parse()?;
@@ -214,7 +215,7 @@ async fn main() -> anyhow::Result<()> {
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("ws://{}/v1/listen", listener.local_addr()?);
-    let (state, shutdown_tx) = app::app_state(config.clone(), engines);
+    let (state, shutdown_tx) = app::app_state(config.clone(), engines)?;
     tokio::spawn(speech_service::http::serve(listener, state, shutdown_tx, std::future::pending()));
     let mut live = stream_all(&url, &files, &refs, &StreamOptions { speed, ..Default::default() }).await?;
     let plain_query = vec![("diarize".to_owned(), "false".to_owned())];

@@ -15,6 +15,7 @@ const SHORT_FORMS: &[(&str, &str, &str)] = &[
     ("SPEECH_PORT", "server", "port"),
     ("SPEECH_MODEL", "models", "whisper"),
     ("SPEECH_MODELS_DIR", "models", "dir"),
+    ("SPEECH_DATA_DIR", "store", "data_dir"),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -58,10 +59,11 @@ fn apply_env(table: &mut Table, vars: impl Iterator<Item = (String, String)>) ->
         };
         let Some((section, key)) = target else { continue };
         // Paths and model names stay strings even when they look like numbers.
-        let value = if key == "dir" || key == "whisper" || key == "host" {
-            Value::String(raw.clone())
-        } else {
-            env_value(&raw)
+        let value = match key.as_str() {
+            "dir" | "data_dir" | "whisper" | "host" => Value::String(raw.clone()),
+            // A list in one variable: comma-separated.
+            "api_keys" => Value::Array(raw.split(',').map(|k| Value::String(k.trim().to_owned())).collect()),
+            _ => env_value(&raw),
         };
         set(table, &section, &key, value).map_err(|message| ConfigError::Env { name, message })?;
     }

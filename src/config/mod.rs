@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::engine::diarize::DiarizeConfig;
 use crate::pipeline::segmenter::SegmenterConfig;
 use crate::speaker::cluster::ClusterConfig;
+use crate::store::StoreConfig;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -24,6 +25,7 @@ pub struct Config {
     pub speakers: ClusterConfig,
     pub limits: LimitsConfig,
     pub auth: AuthConfig,
+    pub store: StoreConfig,
 }
 
 /// API keys. With none configured, the API is open.

@@ -16,6 +16,8 @@ pub enum ApiError {
     SessionNotFound(String),
     #[error("session `{0}` has already ended")]
     SessionEnded(String),
+    #[error("the transcript store failed")]
+    Store(String),
 }
 
 impl ApiError {
@@ -26,12 +28,16 @@ impl ApiError {
             Self::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
             Self::SessionNotFound(_) => (StatusCode::NOT_FOUND, "session_not_found"),
             Self::SessionEnded(_) => (StatusCode::CONFLICT, "session_ended"),
+            Self::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "store_error"),
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        if let Self::Store(cause) = &self {
+            tracing::error!(%cause, "transcript store failed");
+        }
         let (status, code) = self.status_and_code();
         let body = serde_json::json!({ "error": { "code": code, "message": self.to_string() } });
         (status, Json(body)).into_response()

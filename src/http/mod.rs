@@ -45,6 +45,7 @@ pub fn router(state: AppState) -> Router {
         .route("/health/detailed", get(routes::health_detailed))
         .route("/sessions", get(routes::list_sessions))
         .route("/sessions/{id}", get(routes::get_session).delete(routes::delete_session))
+        .route("/sessions/{id}/transcript", get(routes::get_transcript))
         .route("/metrics", get(routes::metrics))
         .route("/stats", get(routes::stats))
         .route("/stats/workers", get(routes::worker_stats))

@@ -10,7 +10,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{ApiError, AppState};
-use crate::session::registry::TerminateError;
+use crate::offline::{render, Format, Segment, Transcription};
+use crate::session::registry::{SessionSnapshot, TerminateError};
 
 /// `GET /health/detailed`: each component's state; 503 when a required one is down.
 pub async fn health_detailed(State(state): State<AppState>) -> Response {
@@ -24,7 +25,8 @@ pub async fn health_detailed(State(state): State<AppState>) -> Response {
         }
     };
     let diarization_up = diarization["state"] != "down";
-    let healthy = asr_up && diarization_up;
+    let store_up = store_health(&state).await["state"] != "down";
+    let healthy = asr_up && diarization_up && store_up;
     let body = json!({
         "status": if healthy { "ok" } else { "down" },
         "uptime_seconds": state.started.elapsed().as_secs(),
@@ -34,10 +36,17 @@ pub async fn health_detailed(State(state): State<AppState>) -> Response {
             "diarization": diarization,
             "vad": { "state": "up", "model": "silero-vad 6.2.3" },
             "sessions": { "state": "up", "active": state.registry.totals().active, "limit": state.config.limits.max_sessions },
+            "store": store_health(&state).await,
         },
     });
     let status = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(body)).into_response()
+}
+
+async fn store_health(state: &AppState) -> Value {
+    let Some(store) = state.registry.store().cloned() else { return json!({ "state": "disabled" }) };
+    let up = tokio::task::spawn_blocking(move || store.reachable()).await.unwrap_or(false);
+    json!({ "state": if up { "up" } else { "down" }, "kind": "sqlite" })
 }
 
 #[derive(Debug, Deserialize)]
@@ -47,7 +56,14 @@ pub struct ListQuery {
     state: Option<String>,
 }
 
-/// `GET /sessions`: live sessions, then recently ended ones.
+/// Ended sessions listed from the store (they survive restarts).
+const LISTED_FROM_STORE: usize = 100;
+
+fn store_failed(e: impl std::fmt::Display) -> ApiError {
+    ApiError::Store(e.to_string())
+}
+
+/// `GET /sessions`: live sessions, then recently ended ones (from the store when there is one).
 pub async fn list_sessions(State(state): State<AppState>, Query(q): Query<ListQuery>) -> Result<Json<Value>, ApiError> {
     let (active, ended) = match q.state.as_deref() {
         None | Some("all") => (true, true),
@@ -57,13 +73,72 @@ pub async fn list_sessions(State(state): State<AppState>, Query(q): Query<ListQu
             return Err(ApiError::InvalidParameter(format!("state must be active, ended or all, got `{other}`")))
         }
     };
-    Ok(Json(json!({ "sessions": state.registry.list(active, ended) })))
+    let Some(store) = state.registry.store().cloned().filter(|_| ended) else {
+        return Ok(Json(json!({ "sessions": state.registry.list(active, ended) })));
+    };
+    let mut sessions = state.registry.list(active, false);
+    let stored = tokio::task::spawn_blocking(move || store.recent(LISTED_FROM_STORE)).await.map_err(store_failed)?;
+    let mut stored = stored.map_err(store_failed)?;
+    stored.iter_mut().for_each(|s| s.transcript.clear());
+    sessions.extend(stored);
+    Ok(Json(json!({ "sessions": sessions })))
+}
+
+/// A session from memory, or else from the store.
+async fn find_session(state: &AppState, id: String) -> Result<SessionSnapshot, ApiError> {
+    if let Some(session) = state.registry.get(&id) {
+        return Ok(session);
+    }
+    let Some(store) = state.registry.store().cloned() else { return Err(ApiError::SessionNotFound(id)) };
+    let lookup = id.clone();
+    let found = tokio::task::spawn_blocking(move || store.get(&lookup)).await.map_err(store_failed)?;
+    found.map_err(store_failed)?.ok_or(ApiError::SessionNotFound(id))
 }
 
 /// `GET /sessions/{id}`: one session with its transcript so far.
 pub async fn get_session(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
-    let session = state.registry.get(&id).ok_or(ApiError::SessionNotFound(id))?;
-    Ok(Json(session).into_response())
+    Ok(Json(find_session(&state, id).await?).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TranscriptQuery {
+    format: Option<String>,
+}
+
+/// `GET /sessions/{id}/transcript?format=json|text|srt|vtt`.
+pub async fn get_transcript(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<TranscriptQuery>,
+) -> Result<Response, ApiError> {
+    let (format, content_type) = match q.format.as_deref().unwrap_or("json") {
+        "json" => (Format::Json, "application/json"),
+        "text" => (Format::Text, "text/plain; charset=utf-8"),
+        "srt" => (Format::Srt, "application/x-subrip"),
+        "vtt" => (Format::Vtt, "text/vtt"),
+        other => {
+            return Err(ApiError::InvalidParameter(format!("format must be json, text, srt or vtt, got `{other}`")))
+        }
+    };
+    let session = find_session(&state, id).await?;
+    let language = session.language.clone().unwrap_or_default();
+    let segments = session
+        .transcript
+        .into_iter()
+        .map(|e| Segment {
+            id: e.segment_id,
+            part: e.part,
+            start: e.start,
+            end: e.end,
+            text: e.text,
+            words: Vec::new(),
+            language: language.clone(),
+            speaker: e.speaker,
+        })
+        .collect();
+    let body = render(&Transcription { segments, turns: Vec::new() }, format, &session.id);
+    Ok(([(axum::http::header::CONTENT_TYPE, content_type)], body).into_response())
 }
 
 /// `DELETE /sessions/{id}`: ends a live session gracefully (its client gets the remaining finals

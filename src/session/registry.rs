@@ -7,10 +7,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::protocol::{CloseReason, ErrorCode, ListenParams, ServerMessage};
+use crate::store::TranscriptStore;
 
 /// Ended sessions kept for `GET /sessions`.
 const RECENT_ENDED: usize = 256;
@@ -24,7 +25,7 @@ fn unix_seconds(t: SystemTime) -> f64 {
 }
 
 /// One final segment as the REST API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TranscriptEntry {
     pub segment_id: u64,
     pub part: u32,
@@ -35,13 +36,13 @@ pub struct TranscriptEntry {
 }
 
 /// A session as seen from outside: what `GET /sessions/{id}` returns.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SessionSnapshot {
     pub id: String,
-    pub state: &'static str,
+    pub state: String,
     pub client: String,
     pub sample_rate: u32,
-    pub encoding: &'static str,
+    pub encoding: String,
     pub language: Option<String>,
     pub diarize: bool,
     pub started_at: f64,
@@ -68,7 +69,9 @@ pub struct SessionRecord {
     params: ListenParams,
     started_at: SystemTime,
     progress: Mutex<Progress>,
-    terminate: watch::Sender<bool>,
+    /// Set by `DELETE /sessions/{id}`; the receiver is kept so a request that comes before the
+    /// session starts listening is not lost.
+    terminate: (watch::Sender<bool>, watch::Receiver<bool>),
     totals: Arc<Totals>,
 }
 
@@ -122,7 +125,7 @@ impl SessionRecord {
 
     /// Resolves when `DELETE /sessions/{id}` asks this session to end.
     pub fn terminate_signal(&self) -> watch::Receiver<bool> {
-        self.terminate.subscribe()
+        self.terminate.1.clone()
     }
 
     fn snapshot(&self) -> SessionSnapshot {
@@ -132,10 +135,10 @@ impl SessionRecord {
         speakers.dedup();
         SessionSnapshot {
             id: self.id.clone(),
-            state: if p.ended_at.is_some() { "ended" } else { "active" },
+            state: if p.ended_at.is_some() { "ended" } else { "active" }.to_owned(),
             client: self.client.to_string(),
             sample_rate: self.params.sample_rate,
-            encoding: self.params.encoding.as_str(),
+            encoding: self.params.encoding.as_str().to_owned(),
             language: self.params.language.clone(),
             diarize: self.params.diarize,
             started_at: unix_seconds(self.started_at),
@@ -182,9 +185,19 @@ pub struct SessionRegistry {
     live: Mutex<HashMap<String, Arc<SessionRecord>>>,
     ended: Mutex<VecDeque<SessionSnapshot>>,
     totals: Arc<Totals>,
+    /// Where ended sessions are persisted, if anywhere.
+    store: Option<Arc<dyn TranscriptStore>>,
 }
 
 impl SessionRegistry {
+    pub fn with_store(store: Option<Arc<dyn TranscriptStore>>) -> Self {
+        Self { store, ..Self::default() }
+    }
+
+    pub fn store(&self) -> Option<&Arc<dyn TranscriptStore>> {
+        self.store.as_ref()
+    }
+
     /// Registers a new live session.
     pub fn open(&self, id: String, client: SocketAddr, params: ListenParams) -> Arc<SessionRecord> {
         self.totals.sessions.fetch_add(1, Ordering::Relaxed);
@@ -194,7 +207,7 @@ impl SessionRegistry {
             params,
             started_at: SystemTime::now(),
             progress: Mutex::new(Progress::default()),
-            terminate: watch::channel(false).0,
+            terminate: watch::channel(false),
             totals: self.totals.clone(),
         });
         lock(&self.live).insert(id, record.clone());
@@ -210,11 +223,15 @@ impl SessionRegistry {
             p.close_reason = Some(reason);
             self.totals.ended_audio_ms.fetch_add((p.audio_seconds * 1000.0) as u64, Ordering::Relaxed);
         }
+        let snapshot = record.snapshot();
+        if let Some(store) = &self.store {
+            store.save(snapshot.clone());
+        }
         let mut ended = lock(&self.ended);
         if ended.len() == RECENT_ENDED {
             ended.pop_front();
         }
-        ended.push_back(record.snapshot());
+        ended.push_back(snapshot);
     }
 
     pub fn count_rejected(&self) {
@@ -243,7 +260,7 @@ impl SessionRegistry {
     /// Asks a live session to end gracefully.
     pub fn terminate(&self, id: &str) -> Result<(), TerminateError> {
         if let Some(record) = lock(&self.live).get(id) {
-            let _ = record.terminate.send(true);
+            record.terminate.0.send_replace(true);
             return Ok(());
         }
         match lock(&self.ended).iter().any(|s| s.id == id) {
@@ -298,7 +315,7 @@ mod tests {
         registry.close("a", CloseReason::Terminated);
         let s = registry.get("a").unwrap();
         assert_eq!(
-            (s.state, s.close_reason, s.speakers.clone()),
+            (s.state.as_str(), s.close_reason, s.speakers.clone()),
             ("ended", Some(CloseReason::Terminated), vec!["S1".to_owned()])
         );
         assert_eq!(registry.terminate("a"), Err(TerminateError::AlreadyEnded));

@@ -38,8 +38,23 @@ impl TestApp {
 
 /// Starts a server on its own thread and runtime (so it outlives any one test's runtime).
 pub fn spawn_app(tweak: impl FnOnce(&mut Config)) -> TestApp {
+    spawn_app_with_data(&fresh_data_dir(), tweak)
+}
+
+/// A data directory of its own for one server.
+pub fn fresh_data_dir() -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("speech-data-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// Starts a server whose transcripts go to `data_dir`.
+pub fn spawn_app_with_data(data_dir: &std::path::Path, tweak: impl FnOnce(&mut Config)) -> TestApp {
     let mut config = Config::default();
     config.models.dir = models_dir();
+    config.store.data_dir = data_dir.to_owned();
     tweak(&mut config);
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -49,7 +64,7 @@ pub fn spawn_app(tweak: impl FnOnce(&mut Config)) -> TestApp {
             let engines = app::load_engines(&config).expect("models are fetched by the test command");
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             tx.send(listener.local_addr().unwrap()).unwrap();
-            let (state, shutdown_tx) = app::app_state(config, engines);
+            let (state, shutdown_tx) = app::app_state(config, engines).unwrap();
             speech_service::http::serve(listener, state, shutdown_tx, std::future::pending()).await.unwrap();
         });
     });

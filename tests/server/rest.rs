@@ -171,3 +171,47 @@ async fn api_keys_guard_rest_and_websocket_but_not_health() {
     send_text(&mut ws, r#"{"type":"close"}"#).await;
     until_closed(&mut ws).await;
 }
+
+/// Transcripts are written to SQLite in the data directory and a new server on the same
+/// directory (a restart) still serves them.
+#[tokio::test]
+async fn ended_transcripts_survive_a_restart() {
+    let _heavy = HEAVY.lock().await;
+    let data = fresh_data_dir();
+    let first = spawn_app_with_data(&data, |_| {});
+    let options = speech_service::client::StreamOptions { speed: 0.0, ..Default::default() };
+    let received =
+        speech_service::client::stream_file(&first.ws_url(), &recording("jfk.wav"), &options, |_| {}).await.unwrap();
+    let id = received[0].message["session_id"].as_str().unwrap().to_owned();
+    let finals = received.iter().filter(|r| r.message["type"] == "final").count();
+
+    let second = spawn_app_with_data(&data, |_| {});
+    let mut session = serde_json::Value::Null;
+    for _ in 0..50 {
+        let (status, body) = http(&second, "GET", &format!("/sessions/{id}")).await;
+        if status == 200 {
+            session = body;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(session["state"], "ended", "{session}");
+    assert_eq!(session["close_reason"], "client_close");
+    assert_eq!(session["transcript"].as_array().unwrap().len(), finals);
+    assert!((session["audio_seconds"].as_f64().unwrap() - 11.0).abs() < 0.05);
+    let text: Vec<&str> =
+        session["transcript"].as_array().unwrap().iter().map(|e| e["text"].as_str().unwrap()).collect();
+    assert!(text.join(" ").to_lowercase().contains("ask not"), "{text:?}");
+
+    let (status, srt) = http_text(&second, "GET", &format!("/sessions/{id}/transcript?format=srt")).await;
+    assert_eq!(status, 200);
+    assert!(srt.starts_with("1\n00:00:00,") && srt.contains("[S1]"), "{srt}");
+    let (_, text) = http_text(&second, "GET", &format!("/sessions/{id}/transcript?format=text")).await;
+    assert!(text.lines().count() == finals && text.starts_with("S1: "), "{text}");
+    let (status, body) = http(&second, "GET", &format!("/sessions/{id}/transcript?format=doc")).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_parameter")));
+    let (_, list) = http(&second, "GET", "/sessions?state=ended").await;
+    assert!(list["sessions"].as_array().unwrap().iter().any(|s| s["id"] == id), "{list}");
+    let (_, health) = http(&second, "GET", "/health/detailed").await;
+    assert_eq!(health["components"]["store"]["state"], "up");
+}

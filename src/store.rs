@@ -1,0 +1,263 @@
+//! Persistence of ended sessions and their final segments in SQLite (a file in the data
+//! directory), behind `TranscriptStore` so that another database can be added. Writes go to a
+//! writer thread through a bounded queue; reads open their own connection.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
+
+use crate::session::registry::{SessionSnapshot, TranscriptEntry};
+
+/// Store settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    pub enabled: bool,
+    /// The data directory: `SPEECH_DATA_DIR`, default `./data`.
+    pub data_dir: PathBuf,
+    /// Sessions that ended longer ago than this are deleted (0 keeps them for ever).
+    pub retention_days: u32,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        let data_dir = std::env::var_os("SPEECH_DATA_DIR").map_or_else(|| PathBuf::from("data"), PathBuf::from);
+        Self { enabled: true, data_dir, retention_days: 30 }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Db(#[from] rusqlite::Error),
+    #[error("cannot create the data directory {0}: {1}")]
+    Dir(PathBuf, std::io::Error),
+    #[error("stored session is unreadable: {0}")]
+    Corrupt(String),
+}
+
+/// Where transcripts are kept.
+pub trait TranscriptStore: Send + Sync {
+    /// Queues an ended session for writing; never blocks.
+    fn save(&self, session: SessionSnapshot);
+    fn get(&self, id: &str) -> Result<Option<SessionSnapshot>, StoreError>;
+    fn recent(&self, limit: usize) -> Result<Vec<SessionSnapshot>, StoreError>;
+    /// Deletes sessions that ended before `unix_seconds`; returns how many.
+    fn delete_ended_before(&self, unix_seconds: f64) -> Result<usize, StoreError>;
+    fn reachable(&self) -> bool;
+}
+
+const SCHEMA_VERSION: i64 = 1;
+
+fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version < 1 {
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS sessions (
+                 id TEXT PRIMARY KEY,
+                 started_at REAL NOT NULL,
+                 ended_at REAL NOT NULL,
+                 close_reason TEXT,
+                 client TEXT NOT NULL,
+                 audio_seconds REAL NOT NULL,
+                 meta TEXT NOT NULL
+             );
+             CREATE INDEX IF NOT EXISTS sessions_ended ON sessions (ended_at);
+             CREATE TABLE IF NOT EXISTS segments (
+                 session_id TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+                 segment_id INTEGER NOT NULL,
+                 part INTEGER NOT NULL,
+                 start REAL NOT NULL,
+                 end REAL NOT NULL,
+                 text TEXT NOT NULL,
+                 speaker TEXT,
+                 PRIMARY KEY (session_id, segment_id, part)
+             );",
+        )?;
+    }
+    conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
+    Ok(())
+}
+
+fn open(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path)?;
+    conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;")?;
+    Ok(conn)
+}
+
+fn write(conn: &mut Connection, s: &SessionSnapshot) -> Result<(), StoreError> {
+    let tx = conn.transaction()?;
+    let mut meta = s.clone();
+    meta.transcript.clear();
+    let meta = serde_json::to_string(&meta).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let reason = s.close_reason.map(|r| serde_json::to_value(r).ok().and_then(|v| v.as_str().map(str::to_owned)));
+    tx.execute(
+        "INSERT OR REPLACE INTO sessions (id, started_at, ended_at, close_reason, client, audio_seconds, meta)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            s.id,
+            s.started_at,
+            s.ended_at.unwrap_or(s.started_at),
+            reason.flatten(),
+            s.client,
+            s.audio_seconds,
+            meta
+        ],
+    )?;
+    for e in &s.transcript {
+        tx.execute(
+            "INSERT OR REPLACE INTO segments (session_id, segment_id, part, start, end, text, speaker)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![s.id, e.segment_id as i64, e.part, e.start, e.end, e.text, e.speaker],
+        )?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+pub struct SqliteStore {
+    path: PathBuf,
+    writes: SyncSender<SessionSnapshot>,
+}
+
+impl SqliteStore {
+    /// Opens (creating and migrating) `speech.db` in the data directory and starts the writer.
+    pub fn open(config: &StoreConfig) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| StoreError::Dir(config.data_dir.clone(), e))?;
+        let path = config.data_dir.join("speech.db");
+        let mut conn = open(&path)?;
+        migrate(&conn)?;
+        let (writes, queue) = sync_channel::<SessionSnapshot>(1024);
+        std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || {
+                for session in queue {
+                    if let Err(e) = write(&mut conn, &session) {
+                        tracing::error!(session_id = %session.id, error = %e, "could not persist session");
+                    }
+                }
+            })
+            .expect("spawning a thread only fails when the OS is out of resources");
+        Ok(Self { path, writes })
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        f(&open(&self.path)?)
+    }
+}
+
+fn load_session(conn: &Connection, id: &str) -> Result<Option<SessionSnapshot>, StoreError> {
+    let meta: Option<String> =
+        conn.query_row("SELECT meta FROM sessions WHERE id = ?1", [id], |r| r.get(0)).optional()?;
+    let Some(meta) = meta else { return Ok(None) };
+    let mut session: SessionSnapshot = serde_json::from_str(&meta).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let mut stmt = conn.prepare(
+        "SELECT segment_id, part, start, end, text, speaker FROM segments WHERE session_id = ?1 ORDER BY segment_id, part",
+    )?;
+    let rows = stmt.query_map([id], |r| {
+        Ok(TranscriptEntry {
+            segment_id: r.get::<_, i64>(0)? as u64,
+            part: r.get(1)?,
+            start: r.get(2)?,
+            end: r.get(3)?,
+            text: r.get(4)?,
+            speaker: r.get(5)?,
+        })
+    })?;
+    session.transcript = rows.collect::<Result<_, _>>()?;
+    Ok(Some(session))
+}
+
+impl TranscriptStore for SqliteStore {
+    fn save(&self, session: SessionSnapshot) {
+        match self.writes.try_send(session) {
+            Ok(()) => {}
+            Err(TrySendError::Full(s)) | Err(TrySendError::Disconnected(s)) => {
+                tracing::error!(session_id = %s.id, "store queue full or closed: session not persisted");
+            }
+        }
+    }
+
+    fn get(&self, id: &str) -> Result<Option<SessionSnapshot>, StoreError> {
+        self.read(|conn| load_session(conn, id))
+    }
+
+    fn recent(&self, limit: usize) -> Result<Vec<SessionSnapshot>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare("SELECT meta FROM sessions ORDER BY ended_at DESC LIMIT ?1")?;
+            let metas = stmt.query_map([limit as i64], |r| r.get::<_, String>(0))?;
+            metas.map(|m| serde_json::from_str(&m?).map_err(|e| StoreError::Corrupt(e.to_string()))).collect()
+        })
+    }
+
+    fn delete_ended_before(&self, unix_seconds: f64) -> Result<usize, StoreError> {
+        self.read(|conn| Ok(conn.execute("DELETE FROM sessions WHERE ended_at < ?1", [unix_seconds])?))
+    }
+
+    fn reachable(&self) -> bool {
+        self.read(|conn| Ok(conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?)).is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snapshot(id: &str, ended_at: f64) -> SessionSnapshot {
+        SessionSnapshot {
+            id: id.into(),
+            state: "ended".into(),
+            client: "127.0.0.1:1".into(),
+            sample_rate: 16_000,
+            encoding: "pcm_s16le".into(),
+            language: Some("en".into()),
+            diarize: true,
+            started_at: ended_at - 5.0,
+            ended_at: Some(ended_at),
+            close_reason: Some(crate::protocol::CloseReason::ClientClose),
+            audio_seconds: 5.0,
+            segments: 1,
+            speakers: vec!["S1".into()],
+            transcript: vec![TranscriptEntry {
+                segment_id: 0,
+                part: 0,
+                start: 0.5,
+                end: 2.0,
+                text: "hi".into(),
+                speaker: Some("S1".into()),
+            }],
+        }
+    }
+
+    fn wait_for(store: &SqliteStore, id: &str) -> SessionSnapshot {
+        for _ in 0..100 {
+            if let Some(s) = store.get(id).unwrap() {
+                return s;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!("{id} was never written");
+    }
+
+    #[test]
+    fn sessions_round_trip_and_retention_removes_old_ones() {
+        let dir = std::env::temp_dir().join(format!("speech-store-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store =
+            SqliteStore::open(&StoreConfig { enabled: true, data_dir: dir.clone(), retention_days: 1 }).unwrap();
+        store.save(snapshot("old", 1_000.0));
+        store.save(snapshot("new", 2_000_000_000.0));
+        let back = wait_for(&store, "new");
+        assert_eq!((back.transcript[0].text.as_str(), back.transcript[0].speaker.as_deref()), ("hi", Some("S1")));
+        wait_for(&store, "old");
+        assert_eq!(store.recent(10).unwrap()[0].id, "new", "newest first");
+        assert_eq!(store.delete_ended_before(1_000_000.0).unwrap(), 1);
+        assert!(store.get("old").unwrap().is_none());
+        assert!(store.reachable());
+        // Opening again migrates nothing and keeps the data.
+        let again = SqliteStore::open(&StoreConfig { enabled: true, data_dir: dir, retention_days: 1 }).unwrap();
+        assert!(again.get("new").unwrap().is_some());
+    }
+}
