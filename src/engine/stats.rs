@@ -20,7 +20,7 @@ pub struct WorkerStats {
 }
 
 /// A snapshot for the statistics API.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct WorkerSnapshot {
     pub jobs: u64,
     pub busy_seconds: f64,

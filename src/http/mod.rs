@@ -2,6 +2,7 @@
 
 mod auth;
 mod error;
+pub mod openapi;
 mod routes;
 mod ws;
 
@@ -47,6 +48,8 @@ pub fn router(state: AppState) -> Router {
         .route("/sessions/{id}", get(routes::get_session).delete(routes::delete_session))
         .route("/sessions/{id}/transcript", get(routes::get_transcript))
         .route("/metrics", get(routes::metrics))
+        .route("/openapi.json", get(openapi::document))
+        .route("/docs", get(openapi::page))
         .route("/stats", get(routes::stats))
         .route("/stats/workers", get(routes::worker_stats))
         .route("/stats/aggregator", get(routes::aggregator_stats))

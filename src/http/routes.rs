@@ -9,11 +9,15 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::openapi::ErrorBody;
 use super::{ApiError, AppState};
 use crate::offline::{render, Format, Segment, Transcription};
+use crate::session::aggregate::AggregatorCounts;
 use crate::session::registry::{SessionSnapshot, TerminateError};
 
 /// `GET /health/detailed`: each component's state; 503 when a required one is down.
+#[utoipa::path(get, path = "/health/detailed", tag = "health",
+    responses((status = 200, description = "Every component is up", body = Object), (status = 503, description = "A required component is down", body = Object)))]
 pub async fn health_detailed(State(state): State<AppState>) -> Response {
     let asr = state.asr.stats().worker.snapshot();
     let asr_up = asr.alive > 0;
@@ -64,6 +68,9 @@ fn store_failed(e: impl std::fmt::Display) -> ApiError {
 }
 
 /// `GET /sessions`: live sessions, then recently ended ones (from the store when there is one).
+#[utoipa::path(get, path = "/sessions", tag = "sessions",
+    params(("state" = Option<String>, Query, description = "active, ended or all (default)")),
+    responses((status = 200, description = "Sessions without transcripts: `{\"sessions\": [...]}`", body = Object), (status = 400, body = ErrorBody)))]
 pub async fn list_sessions(State(state): State<AppState>, Query(q): Query<ListQuery>) -> Result<Json<Value>, ApiError> {
     let (active, ended) = match q.state.as_deref() {
         None | Some("all") => (true, true),
@@ -96,6 +103,9 @@ async fn find_session(state: &AppState, id: String) -> Result<SessionSnapshot, A
 }
 
 /// `GET /sessions/{id}`: one session with its transcript so far.
+#[utoipa::path(get, path = "/sessions/{id}", tag = "sessions",
+    params(("id" = String, Path, description = "Session id")),
+    responses((status = 200, body = SessionSnapshot), (status = 404, body = ErrorBody)))]
 pub async fn get_session(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
     Ok(Json(find_session(&state, id).await?).into_response())
 }
@@ -107,6 +117,9 @@ pub struct TranscriptQuery {
 }
 
 /// `GET /sessions/{id}/transcript?format=json|text|srt|vtt`.
+#[utoipa::path(get, path = "/sessions/{id}/transcript", tag = "sessions",
+    params(("id" = String, Path, description = "Session id"), ("format" = Option<String>, Query, description = "json (default), text, srt or vtt")),
+    responses((status = 200, description = "The transcript in the format asked for", body = String), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get_transcript(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -143,6 +156,9 @@ pub async fn get_transcript(
 
 /// `DELETE /sessions/{id}`: ends a live session gracefully (its client gets the remaining finals
 /// and `closed` with reason `terminated`).
+#[utoipa::path(delete, path = "/sessions/{id}", tag = "sessions",
+    params(("id" = String, Path, description = "Session id")),
+    responses((status = 202, description = "The session is ending gracefully", body = Object), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn delete_session(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
     match state.registry.terminate(&id) {
         Ok(()) => Ok((StatusCode::ACCEPTED, Json(json!({ "id": id, "status": "terminating" }))).into_response()),
@@ -152,6 +168,7 @@ pub async fn delete_session(State(state): State<AppState>, Path(id): Path<String
 }
 
 /// `GET /stats`: sessions, audio, segments, errors by kind, real-time factor.
+#[utoipa::path(get, path = "/stats", tag = "statistics", responses((status = 200, description = "Sessions, audio, segments, errors by kind, real-time factor", body = Object)))]
 pub async fn stats(State(state): State<AppState>) -> Json<Value> {
     let sessions = state.registry.totals();
     let asr = state.asr.stats();
@@ -168,6 +185,7 @@ pub async fn stats(State(state): State<AppState>) -> Json<Value> {
 }
 
 /// `GET /stats/workers`: per engine, jobs, busy time, queue depth and job-time percentiles.
+#[utoipa::path(get, path = "/stats/workers", tag = "statistics", responses((status = 200, description = "Per engine: queue depth and WorkerSnapshot stats", body = Object)))]
 pub async fn worker_stats(State(state): State<AppState>) -> Json<Value> {
     let asr = state.asr.stats();
     let mut workers = vec![json!({
@@ -185,11 +203,13 @@ pub async fn worker_stats(State(state): State<AppState>) -> Json<Value> {
 }
 
 /// `GET /stats/aggregator`: how finals met their speakers.
+#[utoipa::path(get, path = "/stats/aggregator", tag = "statistics", responses((status = 200, body = AggregatorCounts)))]
 pub async fn aggregator_stats(State(state): State<AppState>) -> Json<Value> {
     Json(json!(state.aggregator.snapshot()))
 }
 
 /// `GET /metrics`: Prometheus exposition format.
+#[utoipa::path(get, path = "/metrics", tag = "health", responses((status = 200, description = "Prometheus exposition format", body = String, content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let body = crate::telemetry::render(&state);
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()

@@ -25,7 +25,7 @@ fn unix_seconds(t: SystemTime) -> f64 {
 }
 
 /// One final segment as the REST API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TranscriptEntry {
     pub segment_id: u64,
     pub part: u32,
@@ -36,7 +36,7 @@ pub struct TranscriptEntry {
 }
 
 /// A session as seen from outside: what `GET /sessions/{id}` returns.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SessionSnapshot {
     pub id: String,
     pub state: String,

@@ -215,3 +215,30 @@ async fn ended_transcripts_survive_a_restart() {
     let (_, health) = http(&second, "GET", "/health/detailed").await;
     assert_eq!(health["components"]["store"]["state"], "up");
 }
+
+#[tokio::test]
+async fn openapi_document_describes_every_rest_endpoint() {
+    let app = default_app();
+    let (status, doc) = http(app, "GET", "/openapi.json").await;
+    assert_eq!(status, 200);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."), "{doc}");
+    let paths = doc["paths"].as_object().unwrap();
+    for (path, method) in [
+        ("/health/detailed", "get"),
+        ("/metrics", "get"),
+        ("/sessions", "get"),
+        ("/sessions/{id}", "get"),
+        ("/sessions/{id}", "delete"),
+        ("/sessions/{id}/transcript", "get"),
+        ("/stats", "get"),
+        ("/stats/workers", "get"),
+        ("/stats/aggregator", "get"),
+    ] {
+        assert!(paths.get(path).and_then(|p| p.get(method)).is_some(), "{method} {path} missing");
+    }
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    assert!(schemas.contains_key("SessionSnapshot") && schemas.contains_key("ErrorBody"));
+    let (status, page) = http_text(app, "GET", "/docs").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("/openapi.json"));
+}

@@ -1,0 +1,56 @@
+//! The REST API's OpenAPI document, generated from the handlers' annotations, and a small page
+//! that lists it (no third-party assets: the machine that serves may have no internet access).
+
+use axum::response::Html;
+use axum::Json;
+use serde::Serialize;
+use utoipa::{OpenApi, ToSchema};
+
+use super::routes;
+use crate::engine::stats::WorkerSnapshot;
+use crate::session::aggregate::AggregatorCounts;
+use crate::session::registry::{SessionSnapshot, TranscriptEntry};
+
+/// The body of every error response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// A stable code, e.g. `session_not_found`.
+    pub code: String,
+    pub message: String,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "speech-service",
+        description = "REST API of the real-time speech-to-text server. The WebSocket protocol (GET /v1/listen) is in docs/protocol.md."
+    ),
+    paths(
+        routes::health_detailed,
+        routes::metrics,
+        routes::list_sessions,
+        routes::get_session,
+        routes::get_transcript,
+        routes::delete_session,
+        routes::stats,
+        routes::worker_stats,
+        routes::aggregator_stats
+    ),
+    components(schemas(ErrorBody, ErrorDetail, SessionSnapshot, TranscriptEntry, AggregatorCounts, WorkerSnapshot))
+)]
+pub struct ApiDoc;
+
+/// `GET /openapi.json`.
+pub async fn document() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+/// `GET /docs`: the endpoints of the OpenAPI document as a plain page.
+pub async fn page() -> Html<&'static str> {
+    Html(include_str!("docs.html"))
+}
