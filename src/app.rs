@@ -117,7 +117,7 @@ pub fn app_state(config: Arc<Config>, engines: Engines) -> anyhow::Result<(AppSt
     let (shutdown_tx, shutdown) = watch::channel(false);
     let state = AppState {
         session_slots: Arc::new(Semaphore::new(config.limits.max_sessions)),
-        config,
+        config: Arc::new(watch::channel(config).0),
         asr: engines.asr,
         diarize: engines.diarize,
         aggregator: Arc::new(AggregatorStats::default()),
@@ -129,8 +129,9 @@ pub fn app_state(config: Arc<Config>, engines: Engines) -> anyhow::Result<(AppSt
     Ok((state, shutdown_tx))
 }
 
-/// Binds, serves until SIGINT/SIGTERM, drains sessions and stops the engines.
-pub async fn serve(config: Config) -> anyhow::Result<()> {
+/// Binds, serves until SIGINT/SIGTERM, drains sessions and stops the engines. With a config
+/// `file`, SIGHUP or a change of the file reloads it.
+pub async fn serve(config: Config, file: Option<std::path::PathBuf>) -> anyhow::Result<()> {
     config.validate().map_err(anyhow::Error::msg)?;
     let config = Arc::new(config);
     let engines = load_engines(&config)?;
@@ -138,6 +139,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let listener = TcpListener::bind(&addr).await.with_context(|| format!("binding {addr}"))?;
     tracing::info!(address = %listener.local_addr()?, "listening");
     let (state, shutdown_tx) = app_state(config, engines.clone())?;
+    if let Some(file) = file {
+        tokio::spawn(crate::config::reload::watch(file, state.clone()));
+    }
     http::serve(listener, state, shutdown_tx, shutdown_signal()).await?;
     engines.close();
     Ok(())

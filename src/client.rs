@@ -102,15 +102,20 @@ pub async fn stream_file(
                 }
             }
             _ = tokio::time::sleep_until((started + due).into()), if !close_sent => {
-                match chunks.next() {
+                let sent = match chunks.next() {
                     Some(chunk) => {
-                        tx.send(Message::Binary(chunk.to_vec().into())).await?;
                         sent_bytes += chunk.len();
+                        tx.send(Message::Binary(chunk.to_vec().into())).await
                     }
                     None => {
-                        tx.send(Message::Text(r#"{"type":"close"}"#.into())).await?;
                         close_sent = true;
+                        tx.send(Message::Text(r#"{"type":"close"}"#.into())).await
                     }
+                };
+                // The server may end the session first (shutdown, termination, a limit): stop
+                // sending and read what it still has to say, up to its `closed`.
+                if sent.is_err() {
+                    close_sent = true;
                 }
             }
         }

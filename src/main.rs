@@ -207,7 +207,7 @@ async fn main() -> anyhow::Result<()> {
             override_with(&mut config.models.whisper, model);
             override_with(&mut config.asr.workers, asr_workers);
             override_with(&mut config.asr.threads, asr_threads);
-            app::serve(config).await
+            app::serve(config, cli.config.clone()).await
         }
         Command::Config { action } => {
             config.validate().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;

@@ -32,13 +32,15 @@ fn presented_key(request: &Request) -> Option<String> {
 }
 
 fn is_public(state: &AppState, path: &str) -> bool {
-    let auth = &state.config.auth;
+    let config = state.config();
+    let auth = &config.auth;
     (auth.public_health && (path == "/health" || path == "/health/detailed"))
         || (auth.public_metrics && path == "/metrics")
 }
 
 pub async fn require_key(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let keys = &state.config.auth.api_keys;
+    let config = state.config();
+    let keys = &config.auth.api_keys;
     if keys.is_empty() || is_public(&state, request.uri().path()) {
         return next.run(request).await;
     }

@@ -28,7 +28,8 @@ use crate::session::registry::SessionRegistry;
 /// Shared state behind every route; cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
-    pub config: Arc<Config>,
+    /// The running configuration; a reload replaces it for new sessions and requests.
+    pub config: Arc<watch::Sender<Arc<Config>>>,
     pub asr: AsrHandle,
     pub diarize: Option<DiarizeHandle>,
     pub aggregator: Arc<AggregatorStats>,
@@ -38,6 +39,13 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
     pub registry: Arc<SessionRegistry>,
     pub started: std::time::Instant,
+}
+
+impl AppState {
+    /// The configuration in force now.
+    pub fn config(&self) -> Arc<Config> {
+        self.config.borrow().clone()
+    }
 }
 
 pub fn router(state: AppState) -> Router {
@@ -66,9 +74,8 @@ pub async fn serve(
     shutdown_tx: watch::Sender<bool>,
     signal: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let grace = Duration::from_secs(state.config.server.shutdown_grace_s);
     let slots = state.session_slots.clone();
-    let max_sessions = state.config.limits.max_sessions;
+    let config = state.config.clone();
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     let notify = async move {
         signal.await;
@@ -77,6 +84,10 @@ pub async fn serve(
     };
     axum::serve(listener, app).with_graceful_shutdown(notify).await?;
     // Upgraded sockets outlive the HTTP server: wait until every session gave back its slot.
+    let (grace, max_sessions) = {
+        let c = config.borrow();
+        (Duration::from_secs(c.server.shutdown_grace_s), c.limits.max_sessions)
+    };
     let all = tokio::time::timeout(grace, slots.acquire_many(max_sessions as u32)).await;
     if all.is_err() {
         tracing::warn!(grace_s = grace.as_secs(), "sessions still open after the grace period");

@@ -39,7 +39,7 @@ pub async fn health_detailed(State(state): State<AppState>) -> Response {
             "asr": { "state": if asr_up { "up" } else { "down" }, "model": state.asr.model(), "workers": asr.alive, "queue_depth": state.asr.queue_depth() },
             "diarization": diarization,
             "vad": { "state": "up", "model": "silero-vad 6.2.3" },
-            "sessions": { "state": "up", "active": state.registry.totals().active, "limit": state.config.limits.max_sessions },
+            "sessions": { "state": "up", "active": state.registry.totals().active, "limit": state.config().limits.max_sessions },
             "store": store_health(&state).await,
         },
     });

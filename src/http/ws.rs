@@ -23,17 +23,18 @@ pub async fn listen(
     }
     let permit = state.session_slots.clone().try_acquire_owned().map_err(|_| {
         state.registry.count_rejected();
-        ApiError::TooManySessions(state.config.limits.max_sessions)
+        ApiError::TooManySessions(state.config().limits.max_sessions)
     })?;
     // The socket layer allows twice our limit so that an oversized frame still reaches the
     // session and gets a specific error instead of a bare protocol failure.
-    let cap = state.config.limits.max_frame_bytes.saturating_mul(2);
+    let config = state.config();
+    let cap = config.limits.max_frame_bytes.saturating_mul(2);
     let deps = SessionDeps {
         asr: state.asr.clone(),
         diarize: state.diarize.clone(),
         aggregator: state.aggregator.clone(),
         vad: state.vad.clone(),
-        config: state.config.clone(),
+        config,
         shutdown: state.shutdown.clone(),
         registry: state.registry.clone(),
     };

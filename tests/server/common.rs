@@ -186,3 +186,21 @@ pub fn live_turns(messages: &[serde_json::Value]) -> Vec<speech_service::eval::r
         })
         .collect()
 }
+
+/// A minimal HTTP/1.1 request; returns the status and the body text.
+pub async fn http_text(app: &TestApp, method: &str, path: &str) -> (u16, String) {
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let request = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", app.addr);
+    tokio::io::AsyncWriteExt::write_all(&mut stream, request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut stream, &mut response).await.unwrap();
+    let status = response.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    (status, body.to_owned())
+}
+
+/// The same, with the body parsed as JSON.
+pub async fn http(app: &TestApp, method: &str, path: &str) -> (u16, serde_json::Value) {
+    let (status, body) = http_text(app, method, path).await;
+    (status, serde_json::from_str(&body).unwrap_or(serde_json::Value::Null))
+}

@@ -15,6 +15,7 @@ async fn sigterm_mid_stream_drains_the_session_and_exits_cleanly() {
         .args(["--log-format", "json", "--models-dir"])
         .arg(models_dir())
         .args(["serve", "--port", "0"])
+        .env("SPEECH_DATA_DIR", fresh_data_dir())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
@@ -63,4 +64,82 @@ async fn sigterm_mid_stream_drains_the_session_and_exits_cleanly() {
     let ended = ended.expect("a JSON log line for the session's end");
     assert_eq!(ended["fields"]["reason"], "Shutdown");
     assert_eq!(ended["span"]["session_id"], messages[0]["session_id"]);
+}
+
+/// Starts the real binary with `args` and JSON logs; returns it, its address and its log lines
+/// as they come.
+async fn start_binary(
+    args: &[&str],
+) -> (tokio::process::Child, TestApp, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_speech-service"))
+        .args(["--log-format", "json", "--models-dir"])
+        .arg(models_dir())
+        .args(args)
+        .env("SPEECH_DATA_DIR", fresh_data_dir())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut logs = BufReader::new(server.stderr.take().unwrap()).lines();
+    let address = loop {
+        let line =
+            tokio::time::timeout(Duration::from_secs(60), logs.next_line()).await.unwrap().unwrap().expect("logs");
+        let entry: serde_json::Value = serde_json::from_str(&line).unwrap();
+        if entry["fields"]["message"] == "listening" {
+            break entry["fields"]["address"].as_str().unwrap().parse().unwrap();
+        }
+    };
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = lines.clone();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = logs.next_line().await {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    (server, TestApp { addr: address }, lines)
+}
+
+async fn session_limit(app: &TestApp) -> u64 {
+    http(app, "GET", "/health/detailed").await.1["components"]["sessions"]["limit"].as_u64().unwrap()
+}
+
+async fn wait_until(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    for _ in 0..100 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn logged(lines: &std::sync::Mutex<Vec<String>>, text: &str) -> bool {
+    lines.lock().unwrap().iter().any(|l| l.contains(text))
+}
+
+#[tokio::test]
+async fn config_file_changes_and_sighup_reload_live_settings_and_reject_bad_files() {
+    let dir = fresh_data_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("speech.toml");
+    std::fs::write(&file, "[limits]\nmax_sessions = 16\n[store]\nenabled = false\n").unwrap();
+    let (mut server, app, lines) = start_binary(&["--config", file.to_str().unwrap(), "serve", "--port", "0"]).await;
+    assert_eq!(session_limit(&app).await, 16);
+
+    // A change of the file: the limit follows; the port cannot change without a restart.
+    std::fs::write(&file, "[limits]\nmax_sessions = 2\n[server]\nport = 1\n[store]\nenabled = false\n").unwrap();
+    wait_until("the new limit", async || session_limit(&app).await == 2).await;
+    assert!(logged(&lines, "server.port"), "the port change is reported as needing a restart");
+
+    // A bad file is rejected and the running configuration stays.
+    std::fs::write(&file, "[limits]\nmax_sessions = \"many\"\n").unwrap();
+    wait_until("the rejection", async || logged(&lines, "reload rejected")).await;
+    assert_eq!(session_limit(&app).await, 2);
+
+    // SIGHUP reloads too.
+    std::fs::write(&file, "[limits]\nmax_sessions = 3\n[store]\nenabled = false\n").unwrap();
+    let pid = server.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+    wait_until("the limit after SIGHUP", async || session_limit(&app).await == 3).await;
+    server.kill().await.unwrap();
 }

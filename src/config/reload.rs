@@ -1,0 +1,131 @@
+//! Hot reload: on SIGHUP, or when the config file changes, the file (and environment) is read
+//! again. An invalid file is rejected and the running configuration stays. Settings that only a
+//! restart can change keep their running values and are reported. The rest take effect for new
+//! sessions and requests; the session limit changes at once.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use super::load::load;
+use super::Config;
+use crate::http::AppState;
+
+/// How often the file's modification time is checked.
+const POLL: Duration = Duration::from_secs(2);
+
+/// Keeps the running value of every setting that needs a restart; returns the names of those
+/// the new configuration tried to change.
+pub fn keep_restart_only(running: &Config, new: &mut Config) -> Vec<&'static str> {
+    let mut changed = Vec::new();
+    macro_rules! keep {
+        ($($field:ident).+, $name:literal) => {
+            if new.$($field).+ != running.$($field).+ {
+                changed.push($name);
+                new.$($field).+ = running.$($field).+.clone();
+            }
+        };
+    }
+    keep!(server.host, "server.host");
+    keep!(server.port, "server.port");
+    keep!(models.dir, "models.dir");
+    keep!(models.whisper, "models.whisper");
+    keep!(asr.workers, "asr.workers");
+    keep!(asr.threads, "asr.threads");
+    keep!(asr.final_queue, "asr.final_queue");
+    keep!(asr.partial_queue, "asr.partial_queue");
+    keep!(diarization.enabled, "diarization.enabled");
+    keep!(diarization.queue, "diarization.queue");
+    keep!(store.enabled, "store.enabled");
+    keep!(store.data_dir, "store.data_dir");
+    changed
+}
+
+fn modified(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// Reloads on SIGHUP or a change of `file`, for as long as the server runs.
+pub async fn watch(file: PathBuf, state: AppState) {
+    #[cfg(unix)]
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let mut seen = modified(&file);
+    loop {
+        #[cfg(unix)]
+        let signal = async {
+            match hangup.as_mut() {
+                Some(s) => s.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let signal = std::future::pending::<Option<()>>();
+        let forced = tokio::select! {
+            _ = signal => true,
+            _ = tokio::time::sleep(POLL) => false,
+        };
+        let now = modified(&file);
+        if forced || now != seen {
+            seen = now;
+            reload(&file, &state).await;
+        }
+    }
+}
+
+/// One reload attempt.
+pub async fn reload(file: &Path, state: &AppState) {
+    let mut new = match load(Some(file)).map_err(|e| e.to_string()).and_then(|c| c.validate().map(|()| c)) {
+        Ok(config) => config,
+        Err(error) => {
+            tracing::error!(file = %file.display(), %error, "configuration reload rejected; the running configuration stays");
+            return;
+        }
+    };
+    let running = state.config();
+    // Flags given at start still win over the file.
+    new.models.dir = running.models.dir.clone();
+    let needs_restart = keep_restart_only(&running, &mut new);
+    if !needs_restart.is_empty() {
+        tracing::warn!(settings = ?needs_restart, "these settings need a restart; they keep their running values");
+    }
+    if new == *running {
+        return;
+    }
+    resize_slots(state, running.limits.max_sessions, new.limits.max_sessions).await;
+    state.config.send_replace(Arc::new(new));
+    tracing::info!(file = %file.display(), "configuration reloaded");
+}
+
+/// The session limit is a semaphore: add permits, or take some out of circulation.
+async fn resize_slots(state: &AppState, from: usize, to: usize) {
+    if to > from {
+        state.session_slots.add_permits(to - from);
+    } else if to < from {
+        let slots = state.session_slots.clone();
+        // Waits for sessions to end when the new limit is below the live count.
+        tokio::spawn(async move {
+            if let Ok(permits) = slots.acquire_many_owned((from - to) as u32).await {
+                permits.forget();
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restart_only_settings_keep_their_running_values() {
+        let running = Config::default();
+        let mut new = Config::default();
+        new.server.port = 9999;
+        new.models.whisper = "base".into();
+        new.limits.max_sessions = 2;
+        new.vad.threshold = 0.6;
+        let changed = keep_restart_only(&running, &mut new);
+        assert_eq!(changed, ["server.port", "models.whisper"]);
+        assert_eq!((new.server.port, new.models.whisper.as_str()), (8000, "tiny.en"));
+        assert_eq!((new.limits.max_sessions, new.vad.threshold), (2, 0.6), "live settings change");
+    }
+}
