@@ -13,6 +13,7 @@ use crate::engine::diarize::{DiarizeHandle, Diarizer};
 use crate::engine::onnx;
 use crate::engine::whisper::WhisperModelFile;
 use crate::http::{self, AppState};
+use crate::logging::LogHandle;
 use crate::models::{self, catalog::paths, WhisperModel};
 use crate::pipeline::vad::VadModel;
 use crate::session::aggregate::AggregatorStats;
@@ -125,20 +126,23 @@ pub fn app_state(config: Arc<Config>, engines: Engines) -> anyhow::Result<(AppSt
         shutdown,
         registry: Arc::new(SessionRegistry::with_store(store)),
         started: std::time::Instant::now(),
+        config_version: Arc::new(std::sync::atomic::AtomicU64::new(1)),
+        log: None,
     };
     Ok((state, shutdown_tx))
 }
 
 /// Binds, serves until SIGINT/SIGTERM, drains sessions and stops the engines. With a config
 /// `file`, SIGHUP or a change of the file reloads it.
-pub async fn serve(config: Config, file: Option<std::path::PathBuf>) -> anyhow::Result<()> {
+pub async fn serve(config: Config, file: Option<std::path::PathBuf>, log: Option<LogHandle>) -> anyhow::Result<()> {
     config.validate().map_err(anyhow::Error::msg)?;
     let config = Arc::new(config);
     let engines = load_engines(&config)?;
     let addr = format!("{}:{}", config.server.host, config.server.port);
     let listener = TcpListener::bind(&addr).await.with_context(|| format!("binding {addr}"))?;
     tracing::info!(address = %listener.local_addr()?, "listening");
-    let (state, shutdown_tx) = app_state(config, engines.clone())?;
+    let (mut state, shutdown_tx) = app_state(config, engines.clone())?;
+    state.log = log;
     if let Some(file) = file {
         tokio::spawn(crate::config::reload::watch(file, state.clone()));
     }

@@ -142,3 +142,39 @@ pub fn print_message(r: &Received) {
         _ => println!("{m}"),
     }
 }
+
+/// Speaker turns of a live session from the messages it received: each final part with its
+/// speaker, after every `speaker_update` (late labels and merges) is applied. Finals that never
+/// got a speaker are left out.
+pub fn speaker_turns(messages: &[serde_json::Value]) -> Vec<crate::eval::rttm::Turn> {
+    use std::collections::HashMap;
+    let mut labels: HashMap<(u64, u64), String> = HashMap::new();
+    let mut merged: HashMap<String, String> = HashMap::new();
+    for m in messages.iter().filter(|m| m["type"] == "speaker_update") {
+        for s in m["segments"].as_array().into_iter().flatten() {
+            let key = (s["segment_id"].as_u64().unwrap_or_default(), s["part"].as_u64().unwrap_or_default());
+            labels.insert(key, s["speaker"].as_str().unwrap_or_default().to_owned());
+        }
+        for (gone, kept) in m["merged"].as_object().into_iter().flatten() {
+            merged.insert(gone.clone(), kept.as_str().unwrap_or_default().to_owned());
+        }
+    }
+    let resolve = |mut s: String| {
+        while let Some(next) = merged.get(&s) {
+            s = next.clone();
+        }
+        s
+    };
+    let finals = messages.iter().filter(|m| m["type"] == "final");
+    finals
+        .filter_map(|f| {
+            let key = (f["segment_id"].as_u64()?, f["part"].as_u64()?);
+            let speaker = f["speaker"].as_str().map(str::to_owned).or_else(|| labels.get(&key).cloned())?;
+            Some(crate::eval::rttm::Turn {
+                start: f["start"].as_f64()?,
+                end: f["end"].as_f64()?,
+                speaker: resolve(speaker),
+            })
+        })
+        .collect()
+}

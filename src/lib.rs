@@ -9,6 +9,7 @@ pub mod config;
 pub mod engine;
 pub mod eval;
 pub mod http;
+pub mod logging;
 pub mod models;
 pub mod offline;
 pub mod pipeline;

@@ -17,9 +17,10 @@ struct Cli {
     /// Models directory (weights, ONNX Runtime, test recordings); default `models`.
     #[arg(long, global = true)]
     models_dir: Option<PathBuf>,
-    /// Log filter, e.g. `info` or `speech_service=debug`.
-    #[arg(long, env = "SPEECH_LOG", global = true, default_value = "info")]
-    log: String,
+    /// Log filter, e.g. `info` or `speech_service=debug`; overrides `log.level` (default info),
+    /// which then no longer reloads.
+    #[arg(long, env = "SPEECH_LOG", global = true)]
+    log: Option<String>,
     /// Log lines as `human` text or one `json` object per line.
     #[arg(long, env = "SPEECH_LOG_FORMAT", global = true, value_enum, default_value = "human")]
     log_format: LogFormat,
@@ -181,21 +182,14 @@ fn eval(metric: EvalMetric) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn init_logging(filter: &str, format: LogFormat) {
-    let filter =
-        tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    match format {
-        LogFormat::Human => logs.init(),
-        LogFormat::Json => logs.json().with_current_span(true).with_span_list(false).init(),
-    }
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    init_logging(&cli.log, cli.log_format);
     let mut config = speech_service::config::load::load(cli.config.as_deref())?;
+    let level = cli.log.clone().unwrap_or_else(|| config.log.level.clone());
+    let log = speech_service::logging::init(&level, cli.log_format == LogFormat::Json);
+    // A filter given on the command line stays; one from the file follows reloads.
+    let log = cli.log.is_none().then_some(log);
     if let Some(dir) = &cli.models_dir {
         config.models.dir = dir.clone();
     }
@@ -207,7 +201,7 @@ async fn main() -> anyhow::Result<()> {
             override_with(&mut config.models.whisper, model);
             override_with(&mut config.asr.workers, asr_workers);
             override_with(&mut config.asr.threads, asr_threads);
-            app::serve(config, cli.config.clone()).await
+            app::serve(config, cli.config.clone(), log).await
         }
         Command::Config { action } => {
             config.validate().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;

@@ -138,35 +138,8 @@ fn speaker_costs(dir: &Path, audio: &[f32]) -> anyhow::Result<(f64, f64)> {
 
 /// Speaker turns of a live session from its finals (labels and merges applied).
 fn live_turns(received: &[Received]) -> Vec<Turn> {
-    let mut merged: HashMap<String, String> = HashMap::new();
-    let mut late: HashMap<u64, String> = HashMap::new();
-    for r in received.iter().filter(|r| r.message["type"] == "speaker_update") {
-        for (gone, kept) in r.message["merged"].as_object().into_iter().flatten() {
-            merged.insert(gone.clone(), kept.as_str().unwrap_or_default().to_owned());
-        }
-        for s in r.message["segments"].as_array().into_iter().flatten() {
-            late.insert(
-                s["segment_id"].as_u64().unwrap_or_default(),
-                s["speaker"].as_str().unwrap_or_default().to_owned(),
-            );
-        }
-    }
-    let resolve = |mut s: String| {
-        while let Some(next) = merged.get(&s) {
-            s = next.clone();
-        }
-        s
-    };
-    received
-        .iter()
-        .map(|r| &r.message)
-        .filter(|m| m["type"] == "final")
-        .filter_map(|m| {
-            let speaker =
-                m["speaker"].as_str().map(str::to_owned).or_else(|| late.get(&m["segment_id"].as_u64()?).cloned())?;
-            Some(Turn { start: m["start"].as_f64()?, end: m["end"].as_f64()?, speaker: resolve(speaker) })
-        })
-        .collect()
+    let messages: Vec<serde_json::Value> = received.iter().map(|r| r.message.clone()).collect();
+    speech_service::client::speaker_turns(&messages)
 }
 
 struct LiveRun {

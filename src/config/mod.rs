@@ -27,6 +27,21 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub auth: AuthConfig,
     pub store: StoreConfig,
+    pub log: LogConfig,
+}
+
+/// Logging. `--log` / `SPEECH_LOG` take precedence and then fix the filter.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// A `tracing` filter, e.g. `info` or `speech_service=debug,info`.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { level: "info".into() }
+    }
 }
 
 /// API keys. With none configured, the API is open.
@@ -149,6 +164,7 @@ impl Config {
     /// Rejects values the service cannot run with; the message names the setting.
     pub fn validate(&self) -> Result<(), String> {
         self.vad.validate()?;
+        crate::logging::valid_filter(&self.log.level)?;
         let checks = [
             (self.asr.workers == 0, "asr.workers must be at least 1"),
             (self.asr.threads == 0, "asr.threads must be at least 1"),

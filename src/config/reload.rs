@@ -91,9 +91,20 @@ pub async fn reload(file: &Path, state: &AppState) {
     if new == *running {
         return;
     }
+    if new.log.level != running.log.level {
+        match &state.log {
+            Some(log) => {
+                if let Err(error) = log.set_level(&new.log.level) {
+                    tracing::error!(%error, "log level not changed");
+                }
+            }
+            None => tracing::warn!("log.level is fixed by --log or SPEECH_LOG; restart without them to change it"),
+        }
+    }
     resize_slots(state, running.limits.max_sessions, new.limits.max_sessions).await;
     state.config.send_replace(Arc::new(new));
-    tracing::info!(file = %file.display(), "configuration reloaded");
+    let version = state.config_version.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+    tracing::info!(file = %file.display(), version, "configuration reloaded");
 }
 
 /// The session limit is a semaphore: add permits, or take some out of circulation.

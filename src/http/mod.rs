@@ -39,6 +39,10 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
     pub registry: Arc<SessionRegistry>,
     pub started: std::time::Instant,
+    /// 1 at start, one more for each reload that changed something.
+    pub config_version: Arc<std::sync::atomic::AtomicU64>,
+    /// Changes the log filter on reload; `None` when fixed on the command line (or in tests).
+    pub log: Option<crate::logging::LogHandle>,
 }
 
 impl AppState {

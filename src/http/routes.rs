@@ -34,6 +34,7 @@ pub async fn health_detailed(State(state): State<AppState>) -> Response {
     let body = json!({
         "status": if healthy { "ok" } else { "down" },
         "uptime_seconds": state.started.elapsed().as_secs(),
+        "config_version": state.config_version.load(Ordering::Relaxed),
         "version": env!("CARGO_PKG_VERSION"),
         "components": {
             "asr": { "state": if asr_up { "up" } else { "down" }, "model": state.asr.model(), "workers": asr.alive, "queue_depth": state.asr.queue_depth() },

@@ -154,37 +154,9 @@ pub fn jfk_at(rate: u32, channels: u16, float: bool) -> PathBuf {
     path
 }
 
-/// Speaker turns of a live session: each final part with its speaker, after every
-/// `speaker_update` (late labels and merges) is applied.
+/// Speaker turns of a live session (see `client::speaker_turns`).
 pub fn live_turns(messages: &[serde_json::Value]) -> Vec<speech_service::eval::rttm::Turn> {
-    use std::collections::HashMap;
-    let mut labels: HashMap<(u64, u64), String> = HashMap::new();
-    let mut merged: HashMap<String, String> = HashMap::new();
-    for m in messages.iter().filter(|m| m["type"] == "speaker_update") {
-        for s in m["segments"].as_array().unwrap() {
-            let key = (s["segment_id"].as_u64().unwrap(), s["part"].as_u64().unwrap());
-            labels.insert(key, s["speaker"].as_str().unwrap().to_owned());
-        }
-        for (gone, kept) in m["merged"].as_object().unwrap() {
-            merged.insert(gone.clone(), kept.as_str().unwrap().to_owned());
-        }
-    }
-    let resolve = |mut s: String| {
-        while let Some(next) = merged.get(&s) {
-            s = next.clone();
-        }
-        s
-    };
-    messages
-        .iter()
-        .filter(|m| m["type"] == "final")
-        .filter_map(|f| {
-            let key = (f["segment_id"].as_u64().unwrap(), f["part"].as_u64().unwrap());
-            let speaker = f["speaker"].as_str().map(str::to_owned).or_else(|| labels.get(&key).cloned())?;
-            let (start, end) = (f["start"].as_f64().unwrap(), f["end"].as_f64().unwrap());
-            Some(speech_service::eval::rttm::Turn { start, end, speaker: resolve(speaker) })
-        })
-        .collect()
+    speech_service::client::speaker_turns(messages)
 }
 
 /// A minimal HTTP/1.1 request; returns the status and the body text.

@@ -11,28 +11,8 @@ use crate::common::*;
 #[tokio::test]
 async fn sigterm_mid_stream_drains_the_session_and_exits_cleanly() {
     let _heavy = HEAVY.lock().await;
-    let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_speech-service"))
-        .args(["--log-format", "json", "--models-dir"])
-        .arg(models_dir())
-        .args(["serve", "--port", "0"])
-        .env("SPEECH_DATA_DIR", fresh_data_dir())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut logs = BufReader::new(server.stderr.take().unwrap()).lines();
-    let address = loop {
-        let line = tokio::time::timeout(Duration::from_secs(60), logs.next_line())
-            .await
-            .unwrap()
-            .unwrap()
-            .expect("server logs");
-        let entry: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line}"));
-        if entry["fields"]["message"] == "listening" {
-            break entry["fields"]["address"].as_str().unwrap().to_owned();
-        }
-    };
-    let url = format!("ws://{address}/v1/listen");
+    let (mut server, app, lines) = start_binary(&["serve", "--port", "0"]).await;
+    let url = app.ws_url();
     let stream = tokio::spawn(async move {
         stream_file(&url, &recording("jfk.wav"), &StreamOptions::default(), |_| {}).await.unwrap()
     });
@@ -53,15 +33,10 @@ async fn sigterm_mid_stream_drains_the_session_and_exits_cleanly() {
 
     let status = tokio::time::timeout(Duration::from_secs(60), server.wait()).await.unwrap().unwrap();
     assert!(status.success(), "exit status {status}");
-    let mut rest = Vec::new();
-    while let Ok(Some(line)) = logs.next_line().await {
-        rest.push(line);
-    }
-    let ended = rest
-        .iter()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find(|e| e["fields"]["message"] == "session ended");
-    let ended = ended.expect("a JSON log line for the session's end");
+    wait_until("the session's last log line", async || logged(&lines, "session ended")).await;
+    let lines = lines.lock().unwrap().clone();
+    let entries: Vec<serde_json::Value> = lines.iter().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let ended = entries.iter().find(|e| e["fields"]["message"] == "session ended").unwrap();
     assert_eq!(ended["fields"]["reason"], "Shutdown");
     assert_eq!(ended["span"]["session_id"], messages[0]["session_id"]);
 }
@@ -141,5 +116,20 @@ async fn config_file_changes_and_sighup_reload_live_settings_and_reject_bad_file
     let pid = server.id().unwrap().to_string();
     assert!(std::process::Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
     wait_until("the limit after SIGHUP", async || session_limit(&app).await == 3).await;
+    let (_, health) = http(&app, "GET", "/health/detailed").await;
+    assert!(health["config_version"].as_u64().unwrap() >= 3, "{health}");
+
+    // The log level reloads too: once at `warn`, reloads are no longer logged at info level.
+    let count = |lines: &std::sync::Mutex<Vec<String>>| {
+        lines.lock().unwrap().iter().filter(|l| l.contains("configuration reloaded")).count()
+    };
+    let before = count(&lines);
+    let version = health["config_version"].as_u64().unwrap();
+    std::fs::write(&file, "[limits]\nmax_sessions = 3\n[store]\nenabled = false\n[log]\nlevel = \"warn\"\n").unwrap();
+    let bumped = async || http(&app, "GET", "/health/detailed").await.1["config_version"].as_u64().unwrap() > version;
+    wait_until("the log level reload", bumped).await;
+    std::fs::write(&file, "[limits]\nmax_sessions = 4\n[store]\nenabled = false\n[log]\nlevel = \"warn\"\n").unwrap();
+    wait_until("the limit at warn level", async || session_limit(&app).await == 4).await;
+    assert_eq!(count(&lines), before, "info lines are filtered out after the reload");
     server.kill().await.unwrap();
 }
