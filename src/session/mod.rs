@@ -92,9 +92,25 @@ impl Outlet {
             let frame = CloseFrame { code: reason.close_code(), reason: format!("{reason:?}").into() };
             let _ = timeout(self.send_timeout, self.socket.send(Message::Close(Some(frame)))).await;
             self.open = false;
+            self.await_client_close().await;
+        }
+    }
+
+    /// Completes the closing handshake: reads (and drops) whatever the client still sends until
+    /// its close frame, for at most `CLOSE_WAIT`. Closing a TCP socket with unread audio in it
+    /// makes the kernel reset the connection, which can destroy the last messages in flight.
+    async fn await_client_close(&mut self) {
+        let deadline = Instant::now() + CLOSE_WAIT;
+        while let Ok(Some(Ok(message))) = tokio::time::timeout_at(deadline, self.socket.recv()).await {
+            if matches!(message, Message::Close(_)) {
+                break;
+            }
         }
     }
 }
+
+/// How long a closing session waits for the client's close frame.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
 /// Runs a session to its end. Never panics on client input; every exit path sends `closed` and
 /// moves the session's record to the ended list.
