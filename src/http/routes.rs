@@ -84,9 +84,11 @@ pub async fn list_sessions(State(state): State<AppState>, Query(q): Query<ListQu
     let Some(store) = state.registry.store().cloned().filter(|_| ended) else {
         return Ok(Json(json!({ "sessions": state.registry.list(active, ended) })));
     };
-    let mut sessions = state.registry.list(active, false);
+    let mut sessions = state.registry.list(active, true);
     let stored = tokio::task::spawn_blocking(move || store.recent(LISTED_FROM_STORE)).await.map_err(store_failed)?;
-    let mut stored = stored.map_err(store_failed)?;
+    // Sessions that just ended may not be written yet; those in memory come first.
+    let mut stored: Vec<SessionSnapshot> =
+        stored.map_err(store_failed)?.into_iter().filter(|s| !sessions.iter().any(|m| m.id == s.id)).collect();
     stored.iter_mut().for_each(|s| s.transcript.clear());
     sessions.extend(stored);
     Ok(Json(json!({ "sessions": sessions })))
