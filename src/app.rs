@@ -146,8 +146,13 @@ pub async fn serve(config: Config, file: Option<std::path::PathBuf>, log: Option
     if let Some(file) = file {
         tokio::spawn(crate::config::reload::watch(file, state.clone()));
     }
+    let store = state.registry.store().cloned();
     http::serve(listener, state, shutdown_tx, shutdown_signal()).await?;
     engines.close();
+    // Sessions ended while draining are queued for the store: write them before exiting.
+    if let Some(store) = store {
+        tokio::task::spawn_blocking(move || store.close()).await?;
+    }
     Ok(())
 }
 

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
+use std::sync::Mutex;
 
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
@@ -47,6 +48,8 @@ pub trait TranscriptStore: Send + Sync {
     /// Deletes sessions that ended before `unix_seconds`; returns how many.
     fn delete_ended_before(&self, unix_seconds: f64) -> Result<usize, StoreError>;
     fn reachable(&self) -> bool;
+    /// Writes everything queued, then stops accepting writes (at shutdown).
+    fn close(&self);
 }
 
 const SCHEMA_VERSION: i64 = 1;
@@ -119,7 +122,8 @@ fn write(conn: &mut Connection, s: &SessionSnapshot) -> Result<(), StoreError> {
 
 pub struct SqliteStore {
     path: PathBuf,
-    writes: SyncSender<SessionSnapshot>,
+    writes: Mutex<Option<SyncSender<SessionSnapshot>>>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl SqliteStore {
@@ -130,7 +134,7 @@ impl SqliteStore {
         let mut conn = open(&path)?;
         migrate(&conn)?;
         let (writes, queue) = sync_channel::<SessionSnapshot>(1024);
-        std::thread::Builder::new()
+        let writer = std::thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || {
                 for session in queue {
@@ -140,7 +144,7 @@ impl SqliteStore {
                 }
             })
             .expect("spawning a thread only fails when the OS is out of resources");
-        Ok(Self { path, writes })
+        Ok(Self { path, writes: Mutex::new(Some(writes)), writer: Mutex::new(Some(writer)) })
     }
 
     fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
@@ -172,11 +176,22 @@ fn load_session(conn: &Connection, id: &str) -> Result<Option<SessionSnapshot>, 
 
 impl TranscriptStore for SqliteStore {
     fn save(&self, session: SessionSnapshot) {
-        match self.writes.try_send(session) {
+        let writes = self.writes.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(writes) = writes.as_ref() else {
+            return tracing::error!(session_id = %session.id, "store closed: session not persisted");
+        };
+        match writes.try_send(session) {
             Ok(()) => {}
             Err(TrySendError::Full(s)) | Err(TrySendError::Disconnected(s)) => {
                 tracing::error!(session_id = %s.id, "store queue full or closed: session not persisted");
             }
+        }
+    }
+
+    fn close(&self) {
+        drop(self.writes.lock().unwrap_or_else(|p| p.into_inner()).take());
+        if let Some(writer) = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = writer.join();
         }
     }
 
@@ -249,6 +264,7 @@ mod tests {
             SqliteStore::open(&StoreConfig { enabled: true, data_dir: dir.clone(), retention_days: 1 }).unwrap();
         store.save(snapshot("old", 1_000.0));
         store.save(snapshot("new", 2_000_000_000.0));
+        store.close();
         let back = wait_for(&store, "new");
         assert_eq!((back.transcript[0].text.as_str(), back.transcript[0].speaker.as_deref()), ("hi", Some("S1")));
         wait_for(&store, "old");

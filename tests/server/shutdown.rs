@@ -11,7 +11,8 @@ use crate::common::*;
 #[tokio::test]
 async fn sigterm_mid_stream_drains_the_session_and_exits_cleanly() {
     let _heavy = HEAVY.lock().await;
-    let (mut server, app, lines) = start_binary(&["serve", "--port", "0"]).await;
+    let data = fresh_data_dir();
+    let (mut server, app, lines) = start_binary(&["serve", "--port", "0"], &data).await;
     let url = app.ws_url();
     let stream = tokio::spawn(async move {
         stream_file(&url, &recording("jfk.wav"), &StreamOptions::default(), |_| {}).await.unwrap()
@@ -39,18 +40,26 @@ async fn sigterm_mid_stream_drains_the_session_and_exits_cleanly() {
     let ended = entries.iter().find(|e| e["fields"]["message"] == "session ended").unwrap();
     assert_eq!(ended["fields"]["reason"], "Shutdown");
     assert_eq!(ended["span"]["session_id"], messages[0]["session_id"]);
+
+    // The drained session was written before the process exited: a new server reads it.
+    let restarted = spawn_app_with_data(&data, |_| {});
+    let id = messages[0]["session_id"].as_str().unwrap();
+    let (status, session) = http(&restarted, "GET", &format!("/sessions/{id}")).await;
+    assert_eq!((status, session["close_reason"].as_str()), (200, Some("shutdown")), "{session}");
+    assert_eq!(session["transcript"].as_array().unwrap().len(), finals.len());
 }
 
 /// Starts the real binary with `args` and JSON logs; returns it, its address and its log lines
 /// as they come.
 async fn start_binary(
     args: &[&str],
+    data_dir: &std::path::Path,
 ) -> (tokio::process::Child, TestApp, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
     let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_speech-service"))
         .args(["--log-format", "json", "--models-dir"])
         .arg(models_dir())
         .args(args)
-        .env("SPEECH_DATA_DIR", fresh_data_dir())
+        .env("SPEECH_DATA_DIR", data_dir)
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
@@ -98,7 +107,8 @@ async fn config_file_changes_and_sighup_reload_live_settings_and_reject_bad_file
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("speech.toml");
     std::fs::write(&file, "[limits]\nmax_sessions = 16\n[store]\nenabled = false\n").unwrap();
-    let (mut server, app, lines) = start_binary(&["--config", file.to_str().unwrap(), "serve", "--port", "0"]).await;
+    let (mut server, app, lines) =
+        start_binary(&["--config", file.to_str().unwrap(), "serve", "--port", "0"], &dir).await;
     assert_eq!(session_limit(&app).await, 16);
 
     // A change of the file: the limit follows; the port cannot change without a restart.
