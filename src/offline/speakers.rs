@@ -6,7 +6,7 @@ use crate::config::Config;
 use crate::engine::asr::{Transcript, Word};
 use crate::engine::diarize::EmbeddedTurn;
 use crate::eval::rttm::Turn;
-use crate::speaker::attribution::{label_turns, split_words, Part, SpeakerTurn};
+use crate::speaker::attribution::{join_words, label_turns, split_words, Part, SpeakerTurn};
 use crate::speaker::cluster::{label, SpeakerTracker};
 
 use super::{Segment, Transcription};
@@ -35,7 +35,7 @@ pub fn attribute(results: Vec<UtteranceResult>, config: &Config, diarized: bool)
         };
         let single = parts.len() == 1;
         for (i, part) in parts.into_iter().enumerate() {
-            let text = if single { transcript.text.clone() } else { join(&part.words) };
+            let text = if single { transcript.text.clone() } else { join_words(&part.words) };
             let words =
                 part.words.into_iter().map(|w| Word { start: w.start + offset, end: w.end + offset, ..w }).collect();
             out.segments.push(Segment {
@@ -64,10 +64,6 @@ fn relabel(tracker: &SpeakerTracker, turns: &[EmbeddedTurn], labelled: Vec<Speak
             SpeakerTurn { speaker, ..t }
         })
         .collect()
-}
-
-fn join(words: &[Word]) -> String {
-    words.iter().map(|w| w.word.as_str()).collect::<Vec<_>>().join(" ")
 }
 
 fn merge_adjacent(turns: Vec<Turn>) -> Vec<Turn> {

@@ -28,7 +28,7 @@ use crate::pipeline::policy::PartialPolicy;
 use crate::pipeline::segmenter::{SegmentEvent, Segmenter, Utterance};
 use crate::pipeline::vad::ScoredFrame;
 use crate::protocol::{ClientMessage, CloseReason, ErrorCode, ListenParams, ServerMessage};
-use crate::speaker::attribution::{split_words, Part};
+use crate::speaker::attribution::{join_words, split_words, Part};
 use crate::speaker::cluster::{label, ClusterConfig};
 
 pub struct PendingPartial {
@@ -396,10 +396,6 @@ fn shift(mut w: Word, offset: f64) -> Word {
     w.start = round_ms(w.start + offset);
     w.end = round_ms(w.end + offset);
     w
-}
-
-fn join_words(words: &[Word]) -> String {
-    words.iter().map(|w| w.word.as_str()).collect::<Vec<_>>().join(" ")
 }
 
 fn parse_client_message(text: &str) -> Result<ClientMessage, (ErrorCode, String)> {

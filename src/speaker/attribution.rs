@@ -77,6 +77,11 @@ fn speaker_at(turns: &[SpeakerTurn], seconds: f64) -> Option<usize> {
     inside.or_else(nearest).map(|t| t.speaker)
 }
 
+/// The text of a part: its words joined by spaces.
+pub fn join_words(words: &[Word]) -> String {
+    words.iter().map(|w| w.word.as_str()).collect::<Vec<_>>().join(" ")
+}
+
 /// Splits words into consecutive parts of one speaker each (by each word's midpoint). Parts tile
 /// the clip `[0, clip_end]`: a part starts where its first word starts (the first at 0) and ends
 /// where the next begins (the last at `clip_end`).

@@ -161,8 +161,13 @@ pub fn live_turns(messages: &[serde_json::Value]) -> Vec<speech_service::eval::r
 
 /// A minimal HTTP/1.1 request; returns the status and the body text.
 pub async fn http_text(app: &TestApp, method: &str, path: &str) -> (u16, String) {
+    http_with_headers(app, method, path, "").await
+}
+
+/// The same with extra header lines (each ending in CRLF).
+pub async fn http_with_headers(app: &TestApp, method: &str, path: &str, headers: &str) -> (u16, String) {
     let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
-    let request = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", app.addr);
+    let request = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\n{headers}Connection: close\r\n\r\n", app.addr);
     tokio::io::AsyncWriteExt::write_all(&mut stream, request.as_bytes()).await.unwrap();
     let mut response = String::new();
     tokio::io::AsyncReadExt::read_to_string(&mut stream, &mut response).await.unwrap();

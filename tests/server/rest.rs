@@ -1,7 +1,5 @@
 //! The REST API through a real HTTP client against a real server: health, sessions, statistics.
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
 use crate::common::*;
 
 #[tokio::test]
@@ -120,14 +118,9 @@ async fn unknown_sessions_and_bad_filters_get_json_errors() {
     assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_parameter")));
 }
 
-/// The same request with a header line added.
+/// A GET with one header line; returns the status.
 async fn http_with(app: &TestApp, path: &str, header: &str) -> u16 {
-    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {}\r\n{header}\r\nConnection: close\r\n\r\n", app.addr);
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    response.split_whitespace().nth(1).unwrap().parse().unwrap()
+    http_with_headers(app, "GET", path, &format!("{header}\r\n")).await.0
 }
 
 #[tokio::test]

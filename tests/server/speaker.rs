@@ -5,16 +5,10 @@ use speech_service::speaker::campplus::{cosine, CamPlus};
 
 use crate::common::*;
 
-/// Speaker turns of an RTTM file: (start, end, speaker).
+/// Speaker turns of an RTTM file, through the project's own parser.
 pub fn rttm_turns(path: &std::path::Path) -> Vec<(f64, f64, String)> {
-    let text = std::fs::read_to_string(path).unwrap();
-    text.lines()
-        .map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            let (start, dur): (f64, f64) = (f[3].parse().unwrap(), f[4].parse().unwrap());
-            (start, start + dur, f[7].to_owned())
-        })
-        .collect()
+    let turns = speech_service::eval::rttm::parse(&std::fs::read_to_string(path).unwrap()).unwrap();
+    turns.into_iter().map(|t| (t.start, t.end, t.speaker)).collect()
 }
 
 fn campplus() -> CamPlus {

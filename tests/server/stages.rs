@@ -21,15 +21,7 @@ fn engines(model: &str) -> (app::Engines, Config) {
 
 /// Speech regions of an RTTM file (union of all speakers), in seconds.
 fn rttm_speech(path: &std::path::Path) -> Vec<(f64, f64)> {
-    let text = std::fs::read_to_string(path).unwrap();
-    let mut turns: Vec<(f64, f64)> = text
-        .lines()
-        .map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            let (start, dur): (f64, f64) = (f[3].parse().unwrap(), f[4].parse().unwrap());
-            (start, start + dur)
-        })
-        .collect();
+    let mut turns: Vec<(f64, f64)> = crate::speaker::rttm_turns(path).into_iter().map(|(s, e, _)| (s, e)).collect();
     turns.sort_by(|a, b| a.0.total_cmp(&b.0));
     turns
 }
