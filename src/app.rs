@@ -60,7 +60,9 @@ fn load_diarizer(config: &Config) -> anyhow::Result<Option<DiarizeHandle>> {
 pub fn load_engines(config: &Config) -> anyhow::Result<Engines> {
     let dir = &config.models.dir;
     onnx::init(&models::require(dir, paths::ORT_LIBRARY)?)?;
-    let vad = VadModel::load(&models::require(dir, paths::SILERO_VAD)?)?;
+    // One Silero session per runtime worker thread: frames are scored on those threads.
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get()).min(4);
+    let vad = VadModel::load(&models::require(dir, paths::SILERO_VAD)?, cores)?;
     let model = WhisperModel::parse(&config.models.whisper)?;
     let path = model.ggml_path(dir);
     if !path.is_file() {

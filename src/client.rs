@@ -61,18 +61,63 @@ fn listen_url(base: &str, sample_rate: u32, options: &StreamOptions) -> String {
     url
 }
 
+/// The server answered the upgrade with an HTTP error instead of a WebSocket.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the server refused the session: HTTP {status} {code}: {message}")]
+pub struct Refused {
+    pub status: u16,
+    /// The `error.code` of the JSON body, e.g. `at_capacity`.
+    pub code: String,
+    pub message: String,
+    /// Seconds from the `Retry-After` header, when given.
+    pub retry_after: Option<u64>,
+}
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens the socket; a refusal at the upgrade becomes a [`Refused`] error (downcast it).
+async fn connect(url: &str) -> anyhow::Result<Socket> {
+    use tokio_tungstenite::tungstenite::Error;
+    match tokio_tungstenite::connect_async(url).await {
+        Ok((socket, _)) => Ok(socket),
+        Err(Error::Http(response)) => {
+            let body: serde_json::Value =
+                response.body().as_deref().and_then(|b| serde_json::from_slice(b).ok()).unwrap_or_default();
+            let header = response.headers().get("retry-after").and_then(|v| v.to_str().ok());
+            Err(Refused {
+                status: response.status().as_u16(),
+                code: body["error"]["code"].as_str().unwrap_or_default().to_owned(),
+                message: body["error"]["message"].as_str().unwrap_or_default().to_owned(),
+                retry_after: header.and_then(|v| v.parse().ok()),
+            }
+            .into())
+        }
+        Err(e) => Err(anyhow::Error::new(e).context(format!("connecting to {url}"))),
+    }
+}
+
 /// Streams `path` to `url` at the file's own rate, sends `close`, and returns every
 /// message up to `closed`. `on_message` sees each one as it arrives.
 pub async fn stream_file(
     url: &str,
     path: &Path,
     options: &StreamOptions,
-    mut on_message: impl FnMut(&Received) + Send,
+    on_message: impl FnMut(&Received) + Send,
 ) -> anyhow::Result<Vec<Received>> {
     let audio = wav::read(path)?;
+    stream_audio(url, &audio, options, on_message).await
+}
+
+/// Streams decoded audio to `url` like [`stream_file`].
+pub async fn stream_audio(
+    url: &str,
+    audio: &wav::WavAudio,
+    options: &StreamOptions,
+    mut on_message: impl FnMut(&Received) + Send,
+) -> anyhow::Result<Vec<Received>> {
     let pcm = encode(&audio.samples, options.encoding);
     let url = listen_url(url, audio.sample_rate, options);
-    let (socket, _) = tokio_tungstenite::connect_async(&url).await.with_context(|| format!("connecting to {url}"))?;
+    let socket = connect(&url).await?;
     let (mut tx, mut rx) = socket.split();
     let width = options.encoding.bytes_per_sample();
     let chunk_bytes = (audio.sample_rate as usize * options.chunk_ms as usize / 1000).max(1) * width;
@@ -177,4 +222,25 @@ pub fn speaker_turns(messages: &[serde_json::Value]) -> Vec<crate::eval::rttm::T
             })
         })
         .collect()
+}
+
+/// `GET path` on the server behind a `ws://` or `http://` URL, as JSON (plain HTTP/1.1, no TLS).
+/// Used by the load generator to read `/stats` from a server that may be on another machine.
+pub async fn get_json(url: &str, path: &str, token: Option<&str>) -> anyhow::Result<serde_json::Value> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let authority = url.split("://").nth(1).unwrap_or(url).split(['/', '?']).next().unwrap_or_default();
+    let mut stream =
+        tokio::net::TcpStream::connect(authority).await.with_context(|| format!("connecting to {authority}"))?;
+    let auth = token.map_or_else(String::new, |t| format!("Authorization: Bearer {t}\r\n"));
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\n{auth}Connection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await?;
+    let text = String::from_utf8_lossy(&response);
+    let Some((head, body)) = text.split_once("\r\n\r\n") else { bail!("{path}: malformed HTTP response") };
+    if !head.starts_with("HTTP/1.1 200") {
+        bail!("{path}: {}", head.lines().next().unwrap_or_default());
+    }
+    // axum answers small JSON bodies with a Content-Length, never chunked.
+    Ok(serde_json::from_str(body).with_context(|| format!("{path}: body is not JSON"))?)
 }

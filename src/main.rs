@@ -88,6 +88,9 @@ enum Command {
         #[arg(long, default_value_t = 100)]
         chunk_ms: u32,
     },
+    /// Stream real recordings from N clients at once and report latency, partials, WER,
+    /// refusals and the server's CPU and memory (docs/BENCHMARKS.md).
+    Load(LoadArgs),
     /// Fetch, verify and convert models.
     Models {
         #[command(subcommand)]
@@ -98,6 +101,72 @@ enum Command {
         #[command(subcommand)]
         metric: EvalMetric,
     },
+}
+
+#[derive(clap::Args)]
+struct LoadArgs {
+    #[arg(long, default_value = "ws://127.0.0.1:8000/v1/listen")]
+    url: String,
+    /// Concurrent streams; a comma-separated list runs a sweep, one level after another.
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    streams: Vec<usize>,
+    /// WAV recordings, streamed round robin (default: jfk.wav and sample.wav from the models directory).
+    #[arg(long = "file")]
+    files: Vec<PathBuf>,
+    /// Reference text (or a file holding it) of each `--file`, in order; the shipped recordings
+    /// have theirs built in.
+    #[arg(long = "reference")]
+    references: Vec<String>,
+    /// Delay between the starts of consecutive streams.
+    #[arg(long, default_value_t = 370)]
+    stagger_ms: u64,
+    /// `diarize=` for every stream (default: the server's default).
+    #[arg(long)]
+    diarize: Option<bool>,
+    /// Extra query parameter for every stream, e.g. `--query endpointing_ms=300`.
+    #[arg(long = "query", value_parser = parse_key_value)]
+    query: Vec<(String, String)>,
+    /// Pace multiplier: 1 is real time.
+    #[arg(long, default_value_t = 1.0)]
+    speed: f64,
+    /// API key, when the server wants one.
+    #[arg(long, env = "SPEECH_API_KEY")]
+    token: Option<String>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Also write load.md, load.json and load.svg (the latency chart) to this folder.
+    #[arg(long)]
+    out_dir: Option<PathBuf>,
+    /// Seconds to wait between the levels of a sweep.
+    #[arg(long, default_value_t = 5)]
+    pause_s: u64,
+}
+
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    s.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())).ok_or_else(|| format!("`{s}` is not KEY=VALUE"))
+}
+
+async fn load(args: LoadArgs, models_dir: &std::path::Path) -> anyhow::Result<()> {
+    use speech_service::load::{self, LoadFile, LoadOptions, SweepOutput};
+    let paths = if args.files.is_empty() { load::default_files(models_dir) } else { args.files };
+    let files = paths
+        .iter()
+        .enumerate()
+        .map(|(i, p)| LoadFile::open(p, args.references.get(i).map(String::as_str)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let options = LoadOptions {
+        url: args.url,
+        files,
+        stagger: std::time::Duration::from_millis(args.stagger_ms),
+        diarize: args.diarize,
+        query: args.query,
+        speed: args.speed,
+        token: args.token,
+    };
+    let out = SweepOutput { json: args.json, dir: args.out_dir, pause: std::time::Duration::from_secs(args.pause_s) };
+    load::sweep(&options, &args.streams, &out).await?;
+    Ok(())
 }
 
 #[derive(Subcommand)]
@@ -140,6 +209,8 @@ enum ModelsAction {
     },
     /// Convert a CTranslate2 Whisper directory (model.bin + vocabulary.txt) to a ggml file.
     Convert { ct2_dir: PathBuf, output: PathBuf },
+    /// Rewrite an f16 ggml model with 8-bit (Q8_0) matrices: smaller and faster on CPUs.
+    Quantize { input: PathBuf, output: PathBuf },
 }
 
 /// A flag given on the command line overrides the file and the environment.
@@ -231,11 +302,17 @@ async fn main() -> anyhow::Result<()> {
             client::stream_file(&url, &file, &options, client::print_message).await?;
             Ok(())
         }
+        Command::Load(args) => load(args, &models_dir).await,
         Command::Models { action: ModelsAction::Fetch { whisper } } => {
             let models = whisper.iter().map(|m| WhisperModel::parse(m)).collect::<Result<Vec<_>, _>>()?;
             let dir = models_dir.clone();
             tokio::task::spawn_blocking(move || models::fetch_all(&dir, &models)).await??;
             println!("models ready in {}", models_dir.display());
+            Ok(())
+        }
+        Command::Models { action: ModelsAction::Quantize { input, output } } => {
+            models::quantize_file(&input, &output)?;
+            println!("wrote {}", output.display());
             Ok(())
         }
         Command::Models { action: ModelsAction::Convert { ct2_dir, output } } => {

@@ -46,7 +46,7 @@ fn peak_rss_mb() -> f64 {
 }
 
 fn vad_cost(engines: &Engines, audio: &[f32]) -> anyhow::Result<f64> {
-    let mut vad = engines.vad.detector()?;
+    let mut vad = engines.vad.detector();
     let frames: Vec<&[f32]> = audio.chunks_exact(FRAME_SAMPLES).collect();
     let started = Instant::now();
     for frame in &frames {

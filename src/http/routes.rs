@@ -184,6 +184,7 @@ pub async fn stats(State(state): State<AppState>) -> Json<Value> {
         "errors": sessions.errors,
         "asr_audio_seconds": audio,
         "real_time_factor": if audio > 0.0 { Some(busy / audio) } else { None },
+        "process": crate::process::usage(),
     }))
 }
 

@@ -6,6 +6,7 @@ pub mod ct2;
 pub mod fetch;
 pub mod ggml;
 mod mel;
+pub mod quantize;
 
 #[cfg(test)]
 mod convert_tests;
@@ -180,4 +181,12 @@ pub fn convert_dir(ct2_dir: &Path, dest: &Path) -> Result<ggml::HParams, ModelEr
     fetch::write_atomically(dest, &out)?;
     tracing::info!(dest = %dest.display(), ?hparams, "converted CTranslate2 model to ggml");
     Ok(hparams)
+}
+
+/// Writes the Q8_0 form of the f16 ggml model at `input` to `output` (see `quantize`).
+pub fn quantize_file(input: &Path, output: &Path) -> Result<(), ModelError> {
+    let bytes = fs::read(input).map_err(|e| ModelError::io(input, e))?;
+    let mut out = Vec::with_capacity(bytes.len() / 2);
+    quantize::quantize_q8_0(&mut &bytes[..], &mut out)?;
+    fetch::write_atomically(output, &out)
 }

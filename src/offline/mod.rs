@@ -34,7 +34,7 @@ pub struct Segment {
 
 /// Runs VAD and the segmenter over 16 kHz `samples` (on the calling thread).
 pub fn find_utterances(samples: &[f32], engines: &Engines, config: &Config) -> anyhow::Result<Vec<Utterance>> {
-    let mut framer = VadFramer::new(engines.vad.detector()?);
+    let mut framer = VadFramer::new(engines.vad.detector());
     let mut segmenter = Segmenter::new(&config.vad);
     let mut utterances = Vec::new();
     let mut frames = framer.push(samples)?;

@@ -1,7 +1,8 @@
 //! Silero VAD (v6, ONNX) through ONNX Runtime, and a framer that feeds it 32 ms frames.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use ort::session::Session;
 use ort::value::Tensor;
@@ -13,28 +14,56 @@ use crate::engine::onnx::{self, OnnxError};
 const CONTEXT_SAMPLES: usize = 64;
 const STATE_LEN: usize = 2 * 128;
 
-/// The Silero model bytes, loaded once and shared by every session's VAD.
+/// Silero sessions shared by every stream. The model itself is stateless (the recurrent state
+/// is an input), so one ONNX Runtime session can score any stream's frame; a small pool lets
+/// the runtime's worker threads score frames at once. A session per stream cost about 10 MB.
+struct SessionPool {
+    sessions: Vec<Mutex<Session>>,
+    next: AtomicUsize,
+}
+
+impl SessionPool {
+    /// Runs `f` on a free session, or waits for this caller's home session (a frame takes
+    /// about 0.1 ms, so the wait is short).
+    fn with_session<T>(&self, home: usize, f: impl FnOnce(&mut Session) -> T) -> T {
+        let n = self.sessions.len();
+        for i in 0..n {
+            if let Ok(mut session) = self.sessions[(home + i) % n].try_lock() {
+                return f(&mut session);
+            }
+        }
+        let mut session = self.sessions[home % n].lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(&mut session)
+    }
+}
+
+/// The Silero model, loaded once and shared by every session's VAD.
 #[derive(Clone)]
 pub struct VadModel {
-    bytes: Arc<Vec<u8>>,
+    pool: Arc<SessionPool>,
 }
 
 impl VadModel {
-    pub fn load(path: &Path) -> Result<Self, OnnxError> {
+    /// Loads `path` into `sessions` ONNX Runtime sessions of one thread each.
+    pub fn load(path: &Path, sessions: usize) -> Result<Self, OnnxError> {
         let bytes = std::fs::read(path).map_err(|e| OnnxError::Load(format!("{}: {e}", path.display())))?;
-        Ok(Self { bytes: Arc::new(bytes) })
+        let sessions = (0..sessions.max(1))
+            .map(|_| onnx::session_from_memory(&bytes, 1).map(Mutex::new))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self { pool: Arc::new(SessionPool { sessions, next: AtomicUsize::new(0) }) })
     }
 
-    /// A fresh detector with its own recurrent state (and its own single-threaded ORT session).
-    pub fn detector(&self) -> Result<SileroVad, OnnxError> {
-        let session = onnx::session_from_memory(&self.bytes, 1)?;
-        Ok(SileroVad { session, state: vec![0.0; STATE_LEN], context: [0.0; CONTEXT_SAMPLES] })
+    /// A fresh detector with its own recurrent state, scoring on the shared sessions.
+    pub fn detector(&self) -> SileroVad {
+        let home = self.pool.next.fetch_add(1, Ordering::Relaxed);
+        SileroVad { pool: self.pool.clone(), home, state: vec![0.0; STATE_LEN], context: [0.0; CONTEXT_SAMPLES] }
     }
 }
 
 /// One stream's Silero VAD: frame in, speech probability out.
 pub struct SileroVad {
-    session: Session,
+    pool: Arc<SessionPool>,
+    home: usize,
     state: Vec<f32>,
     context: [f32; CONTEXT_SAMPLES],
 }
@@ -46,16 +75,19 @@ impl SileroVad {
         let mut input = Vec::with_capacity(CONTEXT_SAMPLES + FRAME_SAMPLES);
         input.extend_from_slice(&self.context);
         input.extend_from_slice(frame);
-        self.context.copy_from_slice(&frame[FRAME_SAMPLES - CONTEXT_SAMPLES..]);
         let input = Tensor::from_array(([1usize, CONTEXT_SAMPLES + FRAME_SAMPLES], input)).map_err(OnnxError::run)?;
-        let state = Tensor::from_array(([2usize, 1, 128], std::mem::take(&mut self.state))).map_err(OnnxError::run)?;
+        let state = Tensor::from_array(([2usize, 1, 128], self.state.clone())).map_err(OnnxError::run)?;
         let sr = Tensor::from_array(ndarray::arr0(16_000i64)).map_err(OnnxError::run)?;
-        let outputs =
-            self.session.run(ort::inputs!["input" => input, "state" => state, "sr" => sr]).map_err(OnnxError::run)?;
-        let (_, prob) = outputs["output"].try_extract_tensor::<f32>().map_err(OnnxError::run)?;
-        let prob = prob[0];
-        let (_, new_state) = outputs["stateN"].try_extract_tensor::<f32>().map_err(OnnxError::run)?;
-        self.state = new_state.to_vec();
+        let (prob, new_state) = self.pool.with_session(self.home, |session| {
+            let outputs =
+                session.run(ort::inputs!["input" => input, "state" => state, "sr" => sr]).map_err(OnnxError::run)?;
+            let (_, prob) = outputs["output"].try_extract_tensor::<f32>().map_err(OnnxError::run)?;
+            let (_, new_state) = outputs["stateN"].try_extract_tensor::<f32>().map_err(OnnxError::run)?;
+            Ok::<_, OnnxError>((prob[0], new_state.to_vec()))
+        })?;
+        // The state and context move on only once the frame was scored.
+        self.state = new_state;
+        self.context.copy_from_slice(&frame[FRAME_SAMPLES - CONTEXT_SAMPLES..]);
         Ok(prob)
     }
 }

@@ -122,16 +122,10 @@ pub async fn run(socket: WebSocket, params: ListenParams, deps: SessionDeps, cli
     let reason = async move {
         let send_timeout = Duration::from_secs(deps.config.limits.send_timeout_s);
         let mut outlet = Outlet { socket, open: true, send_timeout, record, registry: deps.registry.clone() };
-        let vad = deps.vad.clone();
-        let detector = tokio::task::spawn_blocking(move || vad.detector()).await;
-        let front = match detector {
-            Ok(Ok(vad)) => AudioFront::new(&params, vad).map_err(|e| e.to_string()),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        let front = match front {
+        let front = match AudioFront::new(&params, deps.vad.detector()) {
             Ok(front) => front,
-            Err(message) => {
+            Err(e) => {
+                let message = e.to_string();
                 tracing::error!(%message, "cannot start session");
                 outlet.send(&ServerMessage::Error { code: ErrorCode::Internal, message }).await;
                 outlet.close(CloseReason::Error).await;

@@ -55,7 +55,7 @@ fn vad_and_segmenter_find_the_speech_of_the_phone_call() {
 fn silero_frames_agree_with_the_reference_speech() {
     let (engines, _) = engines("tiny.en");
     let samples = wav::read_16k(&recording("sample.wav")).unwrap();
-    let mut framer = speech_service::pipeline::vad::VadFramer::new(engines.vad.detector().unwrap());
+    let mut framer = speech_service::pipeline::vad::VadFramer::new(engines.vad.detector());
     let frames = framer.push(&samples).unwrap();
     let reference = rttm_speech(&recording("sample.rttm"));
     let (mut agree, mut speech_frames, mut speech_hits) = (0, 0, 0);

@@ -1,0 +1,142 @@
+//! The load generator: N clients stream real recordings in real time at once, and the run is
+//! summed up as latency, partials, word error rate, refusals and the server's own CPU and memory
+//! (read from its `/stats`, so the server may be on another machine).
+
+mod chart;
+mod report;
+mod stream;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+pub use chart::latency_chart;
+pub use report::{LevelReport, StreamReport};
+use stream::{ServerSampler, StreamOutcome};
+
+use crate::audio::wav::{self, WavAudio};
+
+/// A recording to stream, with the text that was said (for WER), if known.
+pub struct LoadFile {
+    pub name: String,
+    pub audio: Arc<WavAudio>,
+    pub reference: Option<String>,
+}
+
+impl LoadFile {
+    /// Reads `path`; `reference` is text or a file holding it. Without one, the references the
+    /// project ships (jfk.wav's text, sample.wav's STM beside it) are used for those recordings.
+    pub fn open(path: &Path, reference: Option<&str>) -> anyhow::Result<Self> {
+        let audio = wav::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let name = path.file_name().map_or_else(|| "audio".into(), |n| n.to_string_lossy().into_owned());
+        let reference = match reference {
+            Some(r) if Path::new(r).is_file() => Some(std::fs::read_to_string(r)?),
+            Some(r) => Some(r.to_owned()),
+            None => known_reference(path),
+        };
+        Ok(Self { name, audio: Arc::new(audio), reference })
+    }
+}
+
+fn known_reference(path: &Path) -> Option<String> {
+    let name = path.file_name()?.to_str()?;
+    match name {
+        "jfk.wav" => Some(crate::eval::reference::JFK_TEXT.to_owned()),
+        _ => crate::eval::reference::stm_text(&path.with_extension("stm")).ok(),
+    }
+}
+
+/// One run's settings.
+pub struct LoadOptions {
+    /// `ws://host:port/v1/listen`.
+    pub url: String,
+    pub files: Vec<LoadFile>,
+    /// Delay between the starts of consecutive streams.
+    pub stagger: Duration,
+    /// `diarize=` on every stream; `None` leaves the server's default.
+    pub diarize: Option<bool>,
+    /// Extra query parameters for every stream (`endpointing_ms=300`, ...).
+    pub query: Vec<(String, String)>,
+    /// 1.0 = real time.
+    pub speed: f64,
+    pub token: Option<String>,
+}
+
+/// Streams `n` clients at once (file `i % files`) and sums the run up.
+pub async fn run_level(options: &LoadOptions, n: usize) -> anyhow::Result<LevelReport> {
+    anyhow::ensure!(!options.files.is_empty(), "no recordings to stream");
+    let sampler = ServerSampler::start(&options.url, options.token.clone()).await;
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let file = &options.files[i % options.files.len()];
+            let job = stream::StreamJob::new(options, file, options.stagger * i as u32);
+            tokio::spawn(job.run())
+        })
+        .collect();
+    let mut outcomes: Vec<(String, Option<String>, StreamOutcome)> = Vec::with_capacity(n);
+    for (i, task) in tasks.into_iter().enumerate() {
+        let file = &options.files[i % options.files.len()];
+        let outcome = task.await.unwrap_or_else(|e| StreamOutcome::Failed(format!("client task failed: {e}")));
+        outcomes.push((file.name.clone(), file.reference.clone(), outcome));
+    }
+    let server = sampler.finish().await;
+    Ok(LevelReport::new(n, &outcomes, server, started.elapsed()))
+}
+
+/// The recordings the project ships, streamed round robin when no `--file` is given.
+pub fn default_files(models_dir: &Path) -> Vec<PathBuf> {
+    use crate::models::catalog::paths;
+    vec![models_dir.join(paths::JFK_WAV), models_dir.join(paths::SAMPLE_WAV)]
+}
+
+/// Where a sweep writes its results.
+pub struct SweepOutput {
+    pub json: bool,
+    /// Writes `load.md` (the table), `load.json` and `load.svg` (the chart) here.
+    pub dir: Option<PathBuf>,
+    pub pause: Duration,
+}
+
+/// Runs each level in turn, printing a table row as each finishes (or JSON at the end).
+pub async fn sweep(options: &LoadOptions, levels: &[usize], out: &SweepOutput) -> anyhow::Result<Vec<LevelReport>> {
+    let mut reports = Vec::with_capacity(levels.len());
+    if !out.json {
+        println!("{}", report::TABLE_HEADER);
+    }
+    for (i, &n) in levels.iter().enumerate() {
+        if i > 0 {
+            // Let the server finish the previous level's sessions before the next one starts.
+            tokio::time::sleep(out.pause).await;
+        }
+        let level = run_level(options, n).await?;
+        if !out.json {
+            println!("{}", report::table_row(&level));
+        }
+        reports.push(level);
+    }
+    if out.json {
+        println!("{}", serde_json::to_string_pretty(&reports)?);
+    }
+    if let Some(dir) = &out.dir {
+        write_outputs(dir, options, &reports)?;
+    }
+    Ok(reports)
+}
+
+fn write_outputs(dir: &Path, options: &LoadOptions, reports: &[LevelReport]) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let rows: Vec<String> = reports.iter().map(report::table_row).collect();
+    std::fs::write(dir.join("load.md"), format!("{}\n{}\n", report::TABLE_HEADER, rows.join("\n")))?;
+    std::fs::write(dir.join("load.json"), serde_json::to_string_pretty(reports)?)?;
+    let speakers = match options.diarize {
+        Some(false) => "speakers off",
+        _ => "speakers on",
+    };
+    let title = format!("Final latency against concurrent streams ({speakers})");
+    std::fs::write(dir.join("load.svg"), latency_chart(&title, reports))?;
+    eprintln!("wrote load.md, load.json and load.svg to {}", dir.display());
+    Ok(())
+}

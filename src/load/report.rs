@@ -1,0 +1,258 @@
+//! What a load run measured, per stream and for the run, as a table or JSON.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::stream::{ServerUsage, StreamOutcome};
+use crate::client::Received;
+use crate::eval::wer::word_error_rate;
+
+/// One admitted stream.
+#[derive(Debug, Clone, Serialize)]
+pub struct StreamReport {
+    pub file: String,
+    /// Per utterance: end of its last word -> arrival of its last `final` part (s).
+    pub final_latency: Vec<f64>,
+    /// Per utterance: `speech_started.start` -> its first `partial` (s).
+    pub first_partial: Vec<f64>,
+    pub partials: usize,
+    /// Seconds of speech in the finals.
+    pub speech_seconds: f64,
+    pub wer: Option<f64>,
+    /// `error` messages received, by code.
+    pub errors: Vec<String>,
+}
+
+impl StreamReport {
+    pub fn from_messages(file: &str, reference: Option<&str>, received: &[Received]) -> Self {
+        let mut speech_start: HashMap<u64, f64> = HashMap::new();
+        let mut first_partial: HashMap<u64, f64> = HashMap::new();
+        let mut last_final: HashMap<u64, (f64, f64)> = HashMap::new();
+        let (mut partials, mut speech, mut errors, mut text) = (0, 0.0, Vec::new(), Vec::new());
+        for r in received {
+            let m = &r.message;
+            let id = m["segment_id"].as_u64().unwrap_or(u64::MAX);
+            let num = |k: &str| m[k].as_f64().unwrap_or_default();
+            match m["type"].as_str().unwrap_or_default() {
+                "speech_started" => {
+                    speech_start.insert(id, num("start"));
+                }
+                "partial" => {
+                    partials += 1;
+                    first_partial.entry(id).or_insert(r.wall);
+                }
+                "final" => {
+                    speech += num("end") - num("start");
+                    text.push(m["text"].as_str().unwrap_or_default().to_owned());
+                    let last_word = m["words"].as_array().and_then(|w| w.last()?["end"].as_f64());
+                    if let Some(end) = last_word {
+                        last_final.insert(id, (end, r.wall));
+                    }
+                }
+                "error" => errors.push(m["code"].as_str().unwrap_or("unknown").to_owned()),
+                _ => {}
+            }
+        }
+        let partial_delay = first_partial.iter().filter_map(|(id, t)| Some(t - speech_start.get(id)?)).collect();
+        Self {
+            file: file.to_owned(),
+            final_latency: last_final.values().map(|(end, arrived)| arrived - end).collect(),
+            first_partial: partial_delay,
+            partials,
+            speech_seconds: speech,
+            wer: reference.map(|r| word_error_rate(r, &text.join(" ")).wer()),
+            errors,
+        }
+    }
+
+    /// Partials per 2 s of speech: the floor for "still gets partials" is 1.
+    pub fn partials_per_2s(&self) -> f64 {
+        if self.speech_seconds > 0.0 {
+            self.partials as f64 * 2.0 / self.speech_seconds
+        } else {
+            0.0
+        }
+    }
+}
+
+/// Percentiles of a sample; `None` when empty.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Spread {
+    pub p50: Option<f64>,
+    pub p95: Option<f64>,
+    pub max: Option<f64>,
+}
+
+impl Spread {
+    pub fn of(values: &[f64]) -> Self {
+        let mut v = values.to_vec();
+        v.sort_by(f64::total_cmp);
+        Self { p50: percentile(&v, 50.0), p95: percentile(&v, 95.0), max: v.last().copied() }
+    }
+}
+
+/// The nearest-rank percentile of sorted values.
+pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    Some(sorted[rank])
+}
+
+/// One run with `streams` clients offered.
+#[derive(Debug, Clone, Serialize)]
+pub struct LevelReport {
+    pub streams: usize,
+    pub admitted: usize,
+    /// Refusals at the upgrade, by `HTTP status code` (e.g. `503 at_capacity`).
+    pub refused: BTreeMap<String, usize>,
+    /// Streams that failed after admission, and `error` messages, by code.
+    pub errors: BTreeMap<String, usize>,
+    pub final_latency: Spread,
+    pub first_partial: Spread,
+    pub partials_per_stream: f64,
+    /// The fewest partials per 2 s of speech of any stream.
+    pub min_partials_per_2s: Option<f64>,
+    pub wall_seconds: f64,
+    pub server: ServerUsage,
+    pub per_stream: Vec<StreamReport>,
+}
+
+impl LevelReport {
+    pub fn new(
+        streams: usize,
+        outcomes: &[(String, Option<String>, StreamOutcome)],
+        server: ServerUsage,
+        took: Duration,
+    ) -> Self {
+        let (mut refused, mut errors, mut per_stream) = (BTreeMap::new(), BTreeMap::new(), Vec::new());
+        for (file, reference, outcome) in outcomes {
+            match outcome {
+                StreamOutcome::Done(received) => {
+                    let report = StreamReport::from_messages(file, reference.as_deref(), received);
+                    for code in &report.errors {
+                        *errors.entry(code.clone()).or_insert(0) += 1;
+                    }
+                    per_stream.push(report);
+                }
+                StreamOutcome::Refused(r) => *refused.entry(format!("{} {}", r.status, r.code)).or_insert(0) += 1,
+                StreamOutcome::Failed(e) => {
+                    tracing::warn!(error = %e, "load stream failed");
+                    *errors.entry("stream_failed".into()).or_insert(0) += 1;
+                }
+            }
+        }
+        let all = |f: fn(&StreamReport) -> &Vec<f64>| per_stream.iter().flat_map(f).copied().collect::<Vec<_>>();
+        let n = per_stream.len();
+        Self {
+            streams,
+            admitted: n,
+            refused,
+            errors,
+            final_latency: Spread::of(&all(|s| &s.final_latency)),
+            first_partial: Spread::of(&all(|s| &s.first_partial)),
+            partials_per_stream: if n > 0 {
+                per_stream.iter().map(|s| s.partials).sum::<usize>() as f64 / n as f64
+            } else {
+                0.0
+            },
+            min_partials_per_2s: per_stream.iter().map(StreamReport::partials_per_2s).min_by(f64::total_cmp),
+            wall_seconds: took.as_secs_f64(),
+            server,
+            per_stream,
+        }
+    }
+}
+
+fn secs(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".into(), |v| format!("{v:.2}"))
+}
+
+fn counts(map: &BTreeMap<String, usize>) -> String {
+    if map.is_empty() {
+        return "0".into();
+    }
+    map.iter().map(|(k, v)| format!("{v} x {k}")).collect::<Vec<_>>().join(", ")
+}
+
+/// WER of every stream of each file, as `file min-max`.
+fn wer_summary(r: &LevelReport) -> String {
+    let mut by_file: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    for s in &r.per_stream {
+        if let Some(w) = s.wer {
+            by_file.entry(&s.file).or_default().push(w * 100.0);
+        }
+    }
+    let spans = by_file.iter().map(|(file, w)| {
+        let (lo, hi) = w.iter().fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
+        format!("{file} {lo:.1}-{hi:.1}%")
+    });
+    spans.collect::<Vec<_>>().join(", ")
+}
+
+/// The Markdown table header for [`table_row`].
+pub const TABLE_HEADER: &str = "| streams | admitted | refused | final p50 / p95 / max (s) | first partial p50 / p95 (s) | partials per stream (min per 2 s of speech) | WER per stream | errors | server CPU (cores) | server RSS start / max (MB) |\n|---|---|---|---|---|---|---|---|---|---|";
+
+/// One level as a Markdown table row (also readable on a terminal).
+pub fn table_row(r: &LevelReport) -> String {
+    let f = &r.final_latency;
+    format!(
+        "| {} | {} | {} | {} / {} / {} | {} / {} | {:.1} ({}) | {} | {} | {} | {} / {} |",
+        r.streams,
+        r.admitted,
+        counts(&r.refused),
+        secs(f.p50),
+        secs(f.p95),
+        secs(f.max),
+        secs(r.first_partial.p50),
+        secs(r.first_partial.p95),
+        r.partials_per_stream,
+        r.min_partials_per_2s.map_or_else(|| "-".into(), |v| format!("{v:.1}")),
+        wer_summary(r),
+        counts(&r.errors),
+        secs(r.server.cpu_cores),
+        r.server.rss_mb_start.map_or_else(|| "-".into(), |v| format!("{v:.0}")),
+        r.server.rss_mb_max.map_or_else(|| "-".into(), |v| format!("{v:.0}")),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn got(wall: f64, message: serde_json::Value) -> Received {
+        Received { message, wall, audio_sent: wall }
+    }
+
+    #[test]
+    fn measures_latency_partials_and_wer_from_messages() {
+        let messages = [
+            got(0.1, serde_json::json!({"type":"speech_started","segment_id":0,"start":0.2})),
+            got(1.0, serde_json::json!({"type":"partial","segment_id":0,"text":"ask"})),
+            got(1.6, serde_json::json!({"type":"partial","segment_id":0,"text":"ask not"})),
+            got(
+                3.4,
+                serde_json::json!({"type":"final","segment_id":0,"part":0,"start":0.2,"end":2.2,"text":"ask not",
+                "words":[{"word":"ask","start":0.2,"end":0.8},{"word":"not","start":0.8,"end":2.0}]}),
+            ),
+            got(3.5, serde_json::json!({"type":"error","code":"overloaded","message":"x"})),
+        ];
+        let r = StreamReport::from_messages("a.wav", Some("ask not what"), &messages);
+        assert_eq!(r.partials, 2);
+        assert!((r.final_latency[0] - 1.4).abs() < 1e-9);
+        assert!((r.first_partial[0] - 0.8).abs() < 1e-9);
+        assert!((r.wer.unwrap() - 1.0 / 3.0).abs() < 1e-9);
+        assert!((r.partials_per_2s() - 2.0).abs() < 1e-9);
+        assert_eq!(r.errors, vec!["overloaded".to_owned()]);
+    }
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let s = Spread::of(&[3.0, 1.0, 2.0, 10.0]);
+        assert_eq!((s.p50, s.p95, s.max), (Some(3.0), Some(10.0), Some(10.0)));
+        assert_eq!(Spread::of(&[]).p50, None);
+    }
+}
