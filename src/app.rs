@@ -69,8 +69,8 @@ pub fn load_engines(config: &Config) -> anyhow::Result<Engines> {
         return Err(models::ModelError::NotFetched(path).into());
     }
     let dtw = match model {
-        WhisperModel::TinyEn => Some(whisper_rs::DtwModelPreset::TinyEn),
-        WhisperModel::Base => Some(whisper_rs::DtwModelPreset::Base),
+        WhisperModel::TinyEn(_) => Some(whisper_rs::DtwModelPreset::TinyEn),
+        WhisperModel::Base(_) => Some(whisper_rs::DtwModelPreset::Base),
         WhisperModel::File(_) => None,
     };
     let whisper =
@@ -78,7 +78,11 @@ pub fn load_engines(config: &Config) -> anyhow::Result<Engines> {
     let backends = (0..config.asr.workers)
         .map(|_| whisper.backend(config.asr.threads).map(|b| Box::new(b) as Box<dyn Transcriber>))
         .collect::<Result<Vec<_>, _>>()?;
-    let opts = EngineOptions { final_queue: config.asr.final_queue, partial_queue: config.asr.partial_queue };
+    let opts = EngineOptions {
+        final_queue: config.asr.final_queue,
+        partial_queue: config.asr.partial_queue,
+        partial_workers: (config.asr.partial_workers > 0).then_some(config.asr.partial_workers),
+    };
     let asr = AsrHandle::spawn(backends, &model.name(), whisper.is_multilingual(), &opts);
     let diarize = load_diarizer(config)?;
     tracing::info!(model = %model.name(), workers = config.asr.workers, threads = config.asr.threads, diarize = diarize.is_some(), "engines ready");

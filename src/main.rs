@@ -47,10 +47,10 @@ enum Command {
         /// `tiny.en` (default), `base`, or the path of a whisper.cpp ggml file (`models.whisper`).
         #[arg(long)]
         model: Option<String>,
-        /// ASR worker threads, each with its own Whisper state (`asr.workers`); default 1.
+        /// ASR worker threads, each with its own Whisper state (`asr.workers`); default 2.
         #[arg(long)]
         asr_workers: Option<usize>,
-        /// ggml threads per ASR worker (`asr.threads`); default 2.
+        /// ggml threads per ASR worker (`asr.threads`); default 1.
         #[arg(long)]
         asr_threads: Option<usize>,
     },
@@ -117,6 +117,10 @@ struct LoadArgs {
     /// have theirs built in.
     #[arg(long = "reference")]
     references: Vec<String>,
+    /// Play each recording this many times back to back in one stream (e.g. 3 x jfk.wav makes
+    /// 33 s of continuous read speech).
+    #[arg(long, default_value_t = 1)]
+    repeat: usize,
     /// Delay between the starts of consecutive streams.
     #[arg(long, default_value_t = 370)]
     stagger_ms: u64,
@@ -153,7 +157,7 @@ async fn load(args: LoadArgs, models_dir: &std::path::Path) -> anyhow::Result<()
     let files = paths
         .iter()
         .enumerate()
-        .map(|(i, p)| LoadFile::open(p, args.references.get(i).map(String::as_str)))
+        .map(|(i, p)| LoadFile::open(p, args.references.get(i).map(String::as_str), args.repeat))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let options = LoadOptions {
         url: args.url,
@@ -287,7 +291,9 @@ async fn main() -> anyhow::Result<()> {
                 anyhow::bail!("--format rttm needs speaker labels; drop --no-diarize");
             }
             override_with(&mut config.models.whisper, model);
-            override_with(&mut config.asr.threads, threads);
+            // One file is decoded one utterance at a time: one worker with both cores' threads.
+            config.asr.workers = 1;
+            config.asr.threads = threads.unwrap_or(2);
             config.diarization.enabled &= !no_diarize;
             let engines = app::load_engines(&config)?;
             let diarize = config.diarization.enabled;

@@ -19,7 +19,13 @@ pub struct ListenParams {
     pub diarize: bool,
     pub max_speakers: Option<usize>,
     pub min_speakers: Option<usize>,
+    /// Silence that ends an utterance (ms); `None` keeps `vad.min_silence_ms`.
+    pub endpointing_ms: Option<u32>,
 }
+
+/// The range `endpointing_ms` may take: below 100 ms a breath ends an utterance; above 2 s a
+/// final waits longer than a caller would.
+pub const ENDPOINTING_MS: std::ops::RangeInclusive<u32> = 100..=2000;
 
 /// The most speakers a session may ask for.
 pub const SPEAKER_LIMIT: usize = 32;
@@ -41,6 +47,7 @@ impl ListenParams {
             "diarize",
             "max_speakers",
             "min_speakers",
+            "endpointing_ms",
             "token",
         ];
         if let Some(unknown) = query.keys().find(|k| !KNOWN.contains(&k.as_str())) {
@@ -77,7 +84,17 @@ impl ListenParams {
             }
         }
         let language = parse_language(query.get("language").map(String::as_str), multilingual)?;
-        Ok(Self { sample_rate, encoding, language, interim_results, diarize, max_speakers, min_speakers })
+        let endpointing_ms = parse_endpointing(query)?;
+        Ok(Self {
+            sample_rate,
+            encoding,
+            language,
+            interim_results,
+            diarize,
+            max_speakers,
+            min_speakers,
+            endpointing_ms,
+        })
     }
 }
 
@@ -88,6 +105,15 @@ fn parse_bool(query: &HashMap<String, String>, name: &str) -> Result<Option<bool
         Some("false") => Ok(Some(false)),
         Some(v) => Err(ParamError(format!("{name} must be true or false, got `{v}`"))),
     }
+}
+
+fn parse_endpointing(query: &HashMap<String, String>) -> Result<Option<u32>, ParamError> {
+    let Some(v) = query.get("endpointing_ms") else { return Ok(None) };
+    let ms = v.parse::<u32>().ok().filter(|ms| ENDPOINTING_MS.contains(ms));
+    ms.map(Some).ok_or_else(|| {
+        let (lo, hi) = (ENDPOINTING_MS.start(), ENDPOINTING_MS.end());
+        ParamError(format!("endpointing_ms must be an integer from {lo} to {hi}, got `{v}`"))
+    })
 }
 
 fn parse_count(query: &HashMap<String, String>, name: &str) -> Result<Option<usize>, ParamError> {
@@ -239,6 +265,7 @@ mod tests {
             diarize: true,
             max_speakers: None,
             min_speakers: None,
+            endpointing_ms: None,
         };
         assert_eq!(p, expected);
         assert!(!ListenParams::parse(&query(&[]), false, false).unwrap().diarize, "off where the server has no models");
@@ -256,11 +283,20 @@ mod tests {
             (("diarize", "1"), "diarize"),
             (("max_speakers", "0"), "max_speakers"),
             (("min_speakers", "99"), "min_speakers"),
+            (("endpointing_ms", "50"), "endpointing_ms"),
+            (("endpointing_ms", "fast"), "endpointing_ms"),
         ];
         for ((k, v), name) in cases {
             let err = ListenParams::parse(&query(&[(k, v)]), false, true).unwrap_err();
             assert!(err.0.contains(name), "{k}={v}: {}", err.0);
         }
+    }
+
+    #[test]
+    fn endpointing_is_taken_within_its_range() {
+        let p = ListenParams::parse(&query(&[("endpointing_ms", "300")]), false, true).unwrap();
+        assert_eq!(p.endpointing_ms, Some(300));
+        assert!(ListenParams::parse(&query(&[("endpointing_ms", "2001")]), false, true).is_err());
     }
 
     #[test]

@@ -169,7 +169,8 @@ async fn main() -> anyhow::Result<()> {
     config.models.whisper = model.clone();
     config.models.dir = speech_service::models::default_models_dir();
     config.store.enabled = false;
-    config.asr.threads = arg("--threads", "2").parse()?;
+    config.asr.threads = arg("--threads", &config.asr.threads.to_string()).parse()?;
+    config.asr.workers = arg("--workers", &config.asr.workers.to_string()).parse()?;
     config.vad.min_silence_ms = arg("--min-silence-ms", &config.vad.min_silence_ms.to_string()).parse()?;
     config.vad.max_utterance_s = arg("--max-utterance-s", &config.vad.max_utterance_s.to_string()).parse()?;
     let speed: f64 = arg("--speed", "1").parse()?;

@@ -99,13 +99,16 @@ pub struct AsrConfig {
     pub threads: usize,
     pub final_queue: usize,
     pub partial_queue: usize,
+    /// Workers that may decode partials at once; 0 means all but one (at least one), which
+    /// keeps a worker free for finals.
+    pub partial_workers: usize,
     /// How long a final may wait for room in a full queue before the client is told it is overloaded.
     pub final_timeout_s: u64,
 }
 
 impl Default for AsrConfig {
     fn default() -> Self {
-        Self { workers: 1, threads: 2, final_queue: 32, partial_queue: 2, final_timeout_s: 60 }
+        Self { workers: 2, threads: 1, final_queue: 32, partial_queue: 16, partial_workers: 0, final_timeout_s: 60 }
     }
 }
 
@@ -116,11 +119,14 @@ pub struct StreamingConfig {
     pub partial_interval_ms: u32,
     /// No partial before the utterance is this long.
     pub min_partial_ms: u32,
+    /// Decode an utterance at a pause before the pause is long enough to end it, so its final
+    /// is ready as it ends (spare capacity only; the work is thrown away if speech resumes).
+    pub speculative_finals: bool,
 }
 
 impl Default for StreamingConfig {
     fn default() -> Self {
-        Self { partial_interval_ms: 600, min_partial_ms: 400 }
+        Self { partial_interval_ms: 600, min_partial_ms: 400, speculative_finals: true }
     }
 }
 

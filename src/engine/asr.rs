@@ -53,11 +53,26 @@ pub trait Transcriber: Send {
     fn transcribe(&mut self, samples: &[f32], options: &DecodeOptions) -> Result<Transcript, AsrError>;
 }
 
+/// Why a clip is decoded; decides its lane and how it is counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobKind {
+    /// A quick hypothesis of an open utterance.
+    Partial,
+    /// A full decode of an open utterance at a pause, ready in case the pause ends it. It waits
+    /// in the partial lane (so only spare capacity runs it) ahead of every partial.
+    Speculative,
+    Final,
+}
+
 struct Job {
     samples: Vec<f32>,
     options: DecodeOptions,
+    kind: JobKind,
+    queued: Instant,
     reply: oneshot::Sender<Result<Transcript, AsrError>>,
 }
+
+type Reply = oneshot::Receiver<Result<Transcript, AsrError>>;
 
 /// Counters every worker updates; read by statistics and benchmarks.
 #[derive(Debug, Default)]
@@ -66,8 +81,39 @@ pub struct AsrStats {
     pub partial_jobs: AtomicU64,
     pub skipped_stale: AtomicU64,
     pub refused_partials: AtomicU64,
+    pub speculative_jobs: AtomicU64,
+    /// Worker time spent on finals (and speculative decodes), the work admission plans for.
+    pub final_busy_micros: AtomicU64,
+    /// When recent finals waited in the queue, and for how long.
+    pub final_waits: RecentWaits,
     /// Audio transcribed, for the real-time factor.
     pub audio_micros: AtomicU64,
+}
+
+/// Queue waits of the last few hundred finals, for admission control.
+#[derive(Debug, Default)]
+pub struct RecentWaits {
+    waits: std::sync::Mutex<std::collections::VecDeque<(Instant, f64)>>,
+}
+
+impl RecentWaits {
+    const KEEP: usize = 256;
+
+    pub fn record(&self, wait: Duration) {
+        let mut waits = self.waits.lock().unwrap_or_else(|p| p.into_inner());
+        if waits.len() == Self::KEEP {
+            waits.pop_front();
+        }
+        waits.push_back((Instant::now(), wait.as_secs_f64()));
+    }
+
+    /// The 90th percentile of waits within the last `window`; `None` when there were none.
+    pub fn p90_within(&self, window: Duration) -> Option<f64> {
+        let waits = self.waits.lock().unwrap_or_else(|p| p.into_inner());
+        let mut recent: Vec<f64> = waits.iter().filter(|(at, _)| at.elapsed() <= window).map(|w| w.1).collect();
+        recent.sort_by(f64::total_cmp);
+        (!recent.is_empty()).then(|| recent[(recent.len() - 1) * 9 / 10])
+    }
 }
 
 /// The sessions' cheap handle on the engine.
@@ -77,6 +123,7 @@ pub struct AsrHandle {
     stats: Arc<AsrStats>,
     model: Arc<str>,
     multilingual: bool,
+    workers: usize,
 }
 
 /// Queue and engine sizing.
@@ -84,13 +131,18 @@ pub struct AsrHandle {
 pub struct EngineOptions {
     pub final_queue: usize,
     pub partial_queue: usize,
+    /// Workers that may run partials at once; `None`: all but one.
+    pub partial_workers: Option<usize>,
 }
 
 impl AsrHandle {
     /// Starts one worker thread per backend, all pulling from one queue.
     pub fn spawn(backends: Vec<Box<dyn Transcriber>>, model: &str, multilingual: bool, opts: &EngineOptions) -> Self {
-        let queue = Arc::new(JobQueue::new(opts.final_queue, opts.partial_queue));
+        // With several workers one is kept from partials by default, free for the next final.
+        let slots = opts.partial_workers.unwrap_or(backends.len().saturating_sub(1)).max(1);
+        let queue = Arc::new(JobQueue::new(opts.final_queue, opts.partial_queue).with_partial_slots(slots));
         let stats = Arc::new(AsrStats::default());
+        let workers = backends.len();
         for (i, backend) in backends.into_iter().enumerate() {
             let (queue, stats) = (queue.clone(), stats.clone());
             std::thread::Builder::new()
@@ -98,7 +150,7 @@ impl AsrHandle {
                 .spawn(move || worker_loop(backend, &queue, &stats))
                 .expect("spawning a thread only fails when the OS is out of resources");
         }
-        Self { queue, stats, model: model.into(), multilingual }
+        Self { queue, stats, model: model.into(), multilingual, workers }
     }
 
     pub fn model(&self) -> &str {
@@ -117,16 +169,28 @@ impl AsrHandle {
         self.queue.depth()
     }
 
-    /// Asks for a partial; `None` when the partial lane is full (the request is simply skipped).
-    pub fn try_partial(
-        &self,
-        samples: Vec<f32>,
-        language: Option<String>,
-    ) -> Option<oneshot::Receiver<Result<Transcript, AsrError>>> {
+    /// Finals waiting for a worker.
+    pub fn final_queue_depth(&self) -> usize {
+        self.queue.final_depth()
+    }
+
+    /// Worker threads serving the queue.
+    pub fn workers(&self) -> usize {
+        self.workers
+    }
+
+    fn job(&self, samples: Vec<f32>, language: Option<String>, kind: JobKind) -> (Job, Reply) {
         let (reply, rx) = oneshot::channel();
-        let job = Job { samples, options: DecodeOptions { language, partial: true }, reply };
-        match self.queue.try_push_partial(job) {
-            Ok(()) => Some(rx),
+        let options = DecodeOptions { language, partial: kind == JobKind::Partial };
+        (Job { samples, options, kind, queued: Instant::now(), reply }, rx)
+    }
+
+    /// Asks for a partial; `None` when the partial lane is full (the request is simply skipped).
+    /// Partials with smaller `key`s go first: sessions pass when they last had one.
+    pub fn try_partial(&self, samples: Vec<f32>, language: Option<String>, key: u64) -> Option<Reply> {
+        let (job, rx) = self.job(samples, language, JobKind::Partial);
+        match self.queue.try_push_partial(key, job) {
+            Ok(_) => Some(rx),
             Err(_) => {
                 self.stats.refused_partials.fetch_add(1, Ordering::Relaxed);
                 None
@@ -134,16 +198,34 @@ impl AsrHandle {
         }
     }
 
+    /// Asks for a full decode of an open utterance at a pause, ahead of every partial but behind
+    /// every final; `None` when the partial lane is full. Dropping the receiver withdraws it;
+    /// [`promote`](Self::promote) with the ticket turns it into a final.
+    pub fn try_speculative(&self, samples: Vec<f32>, language: Option<String>) -> Option<(Reply, u64)> {
+        let (job, rx) = self.job(samples, language, JobKind::Speculative);
+        let ticket = self.queue.try_push_speculative(job).ok()?;
+        self.stats.speculative_jobs.fetch_add(1, Ordering::Relaxed);
+        Some((rx, ticket))
+    }
+
+    /// The pause became the end of its utterance: a speculative decode still waiting moves to
+    /// the final lane with `key`. One already running or done needs nothing.
+    pub fn promote(&self, ticket: u64, key: u64) {
+        self.queue.promote(ticket, key);
+    }
+
     /// Queues a final, waiting up to `timeout` for room; the receiver yields its transcript.
+    /// Finals with smaller `key`s go first: sessions pass when the utterance's audio was due in
+    /// real time (see `queue`).
     pub async fn submit_final(
         &self,
         samples: Vec<f32>,
         language: Option<String>,
+        key: u64,
         timeout: Duration,
-    ) -> Result<oneshot::Receiver<Result<Transcript, AsrError>>, AsrError> {
-        let (reply, rx) = oneshot::channel();
-        let job = Job { samples, options: DecodeOptions { language, partial: false }, reply };
-        match self.queue.push_final(job, timeout).await {
+    ) -> Result<Reply, AsrError> {
+        let (job, rx) = self.job(samples, language, JobKind::Final);
+        match self.queue.push_final(key, job, timeout).await {
             Ok(()) => Ok(rx),
             Err((PushError::Full, _)) => Err(AsrError::Overloaded(timeout)),
             Err((PushError::Closed, _)) => Err(AsrError::ShuttingDown),
@@ -157,7 +239,7 @@ impl AsrHandle {
         language: Option<String>,
         timeout: Duration,
     ) -> Result<Transcript, AsrError> {
-        let rx = self.submit_final(samples, language, timeout).await?;
+        let rx = self.submit_final(samples, language, super::queue::clock_ms(), timeout).await?;
         rx.await.map_err(|_| AsrError::WorkerLost)?
     }
 
@@ -169,24 +251,30 @@ impl AsrHandle {
 
 fn worker_loop(mut backend: Box<dyn Transcriber>, queue: &JobQueue<Job>, stats: &AsrStats) {
     let _alive = stats.worker.alive_guard();
-    while let Some(job) = queue.pop_blocking(Duration::from_secs(1)) {
+    while let Some((job, _slot)) = queue.pop_blocking(Duration::from_secs(1)) {
         // A partial whose session has moved on is not worth the compute.
         if job.reply.is_closed() {
             stats.skipped_stale.fetch_add(1, Ordering::Relaxed);
             continue;
         }
         let started = Instant::now();
+        if job.kind == JobKind::Final {
+            stats.final_waits.record(started - job.queued);
+        }
         let result = backend.transcribe(&job.samples, &job.options);
         let took = started.elapsed();
         stats.worker.record(took);
-        crate::telemetry::record_inference(
-            "asr",
-            if job.options.partial { "partial" } else { "final" },
-            took.as_secs_f64(),
-        );
+        let kind = match job.kind {
+            JobKind::Partial => "partial",
+            JobKind::Speculative => "speculative",
+            JobKind::Final => "final",
+        };
+        crate::telemetry::record_inference("asr", kind, took.as_secs_f64());
         stats.audio_micros.fetch_add(job.samples.len() as u64 * 1_000_000 / 16_000, Ordering::Relaxed);
-        if job.options.partial {
+        if job.kind == JobKind::Partial {
             stats.partial_jobs.fetch_add(1, Ordering::Relaxed);
+        } else {
+            stats.final_busy_micros.fetch_add(took.as_micros() as u64, Ordering::Relaxed);
         }
         if let Err(e) = &result {
             tracing::warn!(error = %e, "transcription failed");
@@ -210,7 +298,7 @@ mod tests {
     }
 
     fn handle() -> AsrHandle {
-        let opts = EngineOptions { final_queue: 2, partial_queue: 1 };
+        let opts = EngineOptions { final_queue: 2, partial_queue: 1, partial_workers: None };
         AsrHandle::spawn(vec![Box::new(LengthEcho)], "echo", false, &opts)
     }
 
@@ -219,7 +307,7 @@ mod tests {
         let asr = handle();
         let t = asr.transcribe(vec![0.0; 10], None, Duration::from_secs(1)).await.unwrap();
         assert_eq!(t.text, "final 10");
-        let rx = asr.try_partial(vec![0.0; 3], None).expect("queue has room");
+        let rx = asr.try_partial(vec![0.0; 3], None, 0).expect("queue has room");
         assert_eq!(rx.await.unwrap().unwrap().text, "partial 3");
         assert_eq!(asr.stats().worker.snapshot().jobs, 2);
     }

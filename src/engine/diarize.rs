@@ -144,7 +144,7 @@ impl DiarizeHandle {
             .name("diarize-worker".into())
             .spawn(move || {
                 let _alive = s.alive_guard();
-                while let Some(job) = q.pop_blocking(Duration::from_secs(1)) {
+                while let Some((job, _slot)) = q.pop_blocking(Duration::from_secs(1)) {
                     if job.reply.is_closed() {
                         continue;
                     }
@@ -176,7 +176,7 @@ impl DiarizeHandle {
         timeout: Duration,
     ) -> Result<DiarizeReply, DiarizeError> {
         let (reply, rx) = oneshot::channel();
-        match self.queue.push_final(Job { samples, from, reply }, timeout).await {
+        match self.queue.push_final(super::queue::clock_ms(), Job { samples, from, reply }, timeout).await {
             Ok(()) => Ok(rx),
             Err((PushError::Full, _)) => Err(DiarizeError::Overloaded),
             Err((PushError::Closed, _)) => Err(DiarizeError::ShuttingDown),

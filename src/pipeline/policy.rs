@@ -2,9 +2,9 @@
 
 /// Requests a partial each time the open utterance has grown by `interval` samples since the
 /// last request, with at most one request in flight: a slow ASR worker then sees fewer, larger
-/// partials instead of a growing backlog. When partials come back slowly the interval stretches
-/// to twice their turnaround, so partials never take more than about half of a worker and the
-/// finals queued behind them stay quick.
+/// partials instead of a growing backlog. When partials come back slowly (a busy engine serves
+/// sessions' partials in turn) the interval stretches to their turnaround, so a session asks
+/// again only once its turn came round.
 #[derive(Debug)]
 pub struct PartialPolicy {
     interval: usize,
@@ -21,12 +21,15 @@ impl PartialPolicy {
     }
 
     fn effective_interval(&self) -> usize {
-        self.interval.max(2 * self.last_turnaround)
+        self.interval.max(self.last_turnaround)
     }
 
     /// Whether to request a partial now that the open utterance holds `open_len` samples.
     pub fn should_request(&mut self, open_len: usize) -> bool {
-        if self.in_flight || open_len < self.min_len || open_len < self.requested_at_len + self.effective_interval() {
+        // An utterance's first partial comes as soon as it is long enough: it is the one that
+        // shows a listener they are heard.
+        let due = if self.requested_at_len == 0 { 0 } else { self.requested_at_len + self.effective_interval() };
+        if self.in_flight || open_len < self.min_len || open_len < due {
             return false;
         }
         self.requested_at_len = open_len;
@@ -68,8 +71,11 @@ mod tests {
     fn slow_partials_stretch_the_interval() {
         let mut p = PartialPolicy::new(100, 50);
         assert!(p.should_request(100));
-        p.completed(80); // took 80 samples' time: next one needs 160 samples of growth
-        assert!(!p.should_request(220));
+        p.completed(160); // took 160 samples' time: next one needs 160 samples of growth
+        assert!(!p.should_request(250));
         assert!(p.should_request(260));
+        p.completed(160);
+        p.reset();
+        assert!(p.should_request(50), "a new utterance's first partial waits only for the minimum");
     }
 }

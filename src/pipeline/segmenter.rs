@@ -142,6 +142,19 @@ impl Segmenter {
         }
     }
 
+    /// The open utterance as it would end if its current pause goes on: its id, the absolute end
+    /// sample (pause start plus padding) and its audio. `None` until the pause has lasted as long
+    /// as the padding, which is when that audio is complete.
+    pub fn clip_if_pause_ends(&self) -> Option<(u64, usize, &[f32])> {
+        let State::Speech { start, quiet_since: Some(since) } = self.state else { return None };
+        let end = since + self.pad;
+        if self.pos < end || self.silence_needed(since - start) < self.pad {
+            // Late in a long utterance a pause shorter than the padding ends it, cut short.
+            return None;
+        }
+        Some((self.next_id, end, &self.buf[start - self.buf_start..end - self.buf_start]))
+    }
+
     /// How long the open utterance has been quiet (below `neg_threshold`), in samples; 0 while
     /// speech goes on or none is open.
     pub fn quiet_samples(&self) -> usize {
@@ -276,6 +289,31 @@ mod tests {
 
     fn frames(n: usize) -> usize {
         n * FRAME_SAMPLES
+    }
+
+    #[test]
+    fn the_clip_at_a_pause_is_the_utterance_that_pause_ends() {
+        let cfg = SegmenterConfig::default();
+        let mut seg = Segmenter::new(&cfg);
+        let frame = vec![0.1f32; FRAME_SAMPLES];
+        let mut clip = None;
+        let mut ended = None;
+        for i in 0..80 {
+            let p = if (10..40).contains(&i) { 0.9 } else { 0.0 };
+            for event in seg.push(&frame, p) {
+                if let SegmentEvent::Ended(u) = event {
+                    ended = Some(u);
+                }
+            }
+            if ended.is_none() {
+                if let Some((id, end, audio)) = seg.clip_if_pause_ends() {
+                    clip.get_or_insert((id, end, audio.to_vec()));
+                }
+            }
+        }
+        let (id, end, audio) = clip.expect("a clip once the pause reached the padding");
+        let utterance = ended.expect("the pause ended the utterance");
+        assert_eq!((id, end, audio), (utterance.id, utterance.end, utterance.samples));
     }
 
     #[test]

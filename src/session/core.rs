@@ -5,16 +5,19 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesOrdered;
+use futures_util::StreamExt;
 use tokio::sync::oneshot;
 
 use super::aggregate::{self, FinalDone, LateSpeakers, SpeakerFuture, Speakers};
 use super::front::AudioFront;
 use super::progress::SpeakerProgress;
 use super::speakers::SessionSpeakers;
+use super::speculation::Speculation;
 use super::SessionDeps;
 use crate::audio::{seconds, MODEL_RATE};
 use crate::engine::asr::{AsrError, Transcript, Word};
 use crate::engine::diarize::{DiarizeError, DiarizeReply, EmbeddedTurn};
+use crate::engine::queue::clock_ms;
 
 /// Less audio than this (0.4 s) left at the end of an utterance is not worth a diarization job:
 /// it is the silence that ended it.
@@ -50,7 +53,13 @@ pub struct Inflight {
     pub late: futures_util::stream::FuturesUnordered<BoxFuture<'static, LateSpeakers>>,
     /// Speaker turns of the open utterance's audio so far.
     pub speaker_prefix: Option<DiarizeReply>,
+    /// A decode of the open utterance at its current pause (`speculation.rs`).
+    pub speculation: Option<Speculation>,
 }
+
+/// Finals one session may have queued or running; past this it waits for its oldest, so a
+/// client sending faster than real time holds back only itself.
+const MAX_FINALS_IN_FLIGHT: usize = 4;
 
 /// What the event loop should do after an event.
 #[derive(Debug, PartialEq, Eq)]
@@ -71,6 +80,11 @@ pub struct Session {
     progress: Option<SpeakerProgress>,
     pub outbox: Vec<ServerMessage>,
     pub finals_sent: u64,
+    /// When the session began, on the engine queue's clock: with the stream position it tells
+    /// when audio was due in real time, the key that orders this session's finals.
+    opened_ms: u64,
+    /// When this session's last partial came back: the key that orders its partials.
+    last_partial_ms: u64,
 }
 
 fn secs(samples: usize) -> f64 {
@@ -99,15 +113,22 @@ impl Session {
                 ..defaults.clone()
             })
         });
+        let mut vad = config.vad.clone();
+        if let Some(ms) = params.endpointing_ms {
+            vad.min_silence_ms = ms;
+        }
+        let opened_ms = clock_ms();
         Self {
             front,
-            segmenter: Segmenter::new(&config.vad),
+            segmenter: Segmenter::new(&vad),
             policy,
             deps,
             speakers,
             progress: None,
             outbox: vec![ready],
             finals_sent: 0,
+            opened_ms,
+            last_partial_ms: opened_ms,
             params,
         }
     }
@@ -145,6 +166,9 @@ impl Session {
             }
         };
         self.on_frames(frames, inflight).await;
+        if self.deps.config.streaming.speculative_finals {
+            Speculation::update(&mut inflight.speculation, &self.segmenter, &self.deps.asr, &self.params.language);
+        }
         self.maybe_request_partial(inflight);
         self.maybe_diarize_prefix(inflight).await;
         if self.segmenter.position() as u64 > self.deps.config.limits.max_session_audio_s * u64::from(MODEL_RATE) {
@@ -180,10 +204,22 @@ impl Session {
     async fn submit_final(&mut self, utterance: Utterance, inflight: &mut Inflight) {
         inflight.partial = None;
         self.policy.reset();
+        while inflight.finals.len() >= MAX_FINALS_IN_FLIGHT {
+            match inflight.finals.next().await {
+                Some(done) => self.on_final(done, inflight),
+                None => break,
+            }
+        }
         let timeout = Duration::from_secs(self.deps.config.asr.final_timeout_s);
         let Utterance { id, start, end, samples } = utterance;
+        // Finals are served in the order their audio was due in real time.
+        let key = self.opened_ms + (seconds(end) * 1000.0) as u64;
+        let speculated = Speculation::take_for(&mut inflight.speculation, id, end, &self.deps.asr, key);
         let diarization = self.submit_diarization(id, samples.clone(), timeout, inflight).await;
-        let result = self.deps.asr.submit_final(samples, self.params.language.clone(), timeout).await;
+        let result = match speculated {
+            Some(rx) => Ok(rx),
+            None => self.deps.asr.submit_final(samples, self.params.language.clone(), key, timeout).await,
+        };
         let rx = match result {
             Ok(rx) => rx,
             Err(e) => {
@@ -262,7 +298,7 @@ impl Session {
     }
 
     fn maybe_request_partial(&mut self, inflight: &mut Inflight) {
-        if !self.params.interim_results {
+        if !self.params.interim_results || Speculation::in_flight(&inflight.speculation) {
             return;
         }
         let Some((segment_id, start, audio)) = self.segmenter.open_utterance() else { return };
@@ -270,7 +306,7 @@ impl Session {
             return;
         }
         let end = start + audio.len();
-        match self.deps.asr.try_partial(audio.to_vec(), self.params.language.clone()) {
+        match self.deps.asr.try_partial(audio.to_vec(), self.params.language.clone(), self.last_partial_ms) {
             Some(rx) => {
                 let requested = std::time::Instant::now();
                 inflight.partial = Some(PendingPartial { segment_id, start, end, rx, requested });
@@ -283,6 +319,7 @@ impl Session {
     pub fn on_partial(&mut self, pending: PendingPartial, result: Result<Transcript, AsrError>) {
         let turnaround = pending.requested.elapsed().as_secs_f64() * f64::from(MODEL_RATE);
         self.policy.completed(turnaround as usize);
+        self.last_partial_ms = clock_ms();
         let still_open = self.segmenter.open_utterance().is_some_and(|(id, ..)| id == pending.segment_id);
         match result {
             Ok(t) if still_open && !t.text.is_empty() => self.outbox.push(ServerMessage::Partial {

@@ -7,6 +7,7 @@ mod front;
 mod progress;
 pub mod registry;
 mod speakers;
+mod speculation;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -297,6 +297,7 @@ mod tests {
             diarize: true,
             max_speakers: None,
             min_speakers: None,
+            endpointing_ms: None,
         }
     }
 
