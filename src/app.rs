@@ -16,6 +16,7 @@ use crate::http::{self, AppState};
 use crate::logging::LogHandle;
 use crate::models::{self, catalog::paths, WhisperModel};
 use crate::pipeline::vad::VadModel;
+use crate::session::admission::Admission;
 use crate::session::aggregate::AggregatorStats;
 use crate::session::registry::SessionRegistry;
 use crate::store::{SqliteStore, TranscriptStore};
@@ -122,7 +123,10 @@ pub fn app_state(config: Arc<Config>, engines: Engines) -> anyhow::Result<(AppSt
     crate::telemetry::handle();
     let store = open_store(&config)?;
     let (shutdown_tx, shutdown) = watch::channel(false);
+    let admission = Admission::new(engines.asr.clone(), engines.diarize.clone());
+    admission.spawn_sampler();
     let state = AppState {
+        admission,
         session_slots: Arc::new(Semaphore::new(config.limits.max_sessions)),
         config: Arc::new(watch::channel(config).0),
         asr: engines.asr,

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::diarize::DiarizeConfig;
 use crate::pipeline::segmenter::SegmenterConfig;
+use crate::session::admission::AdmissionConfig;
 use crate::speaker::cluster::ClusterConfig;
 use crate::store::StoreConfig;
 
@@ -25,6 +26,7 @@ pub struct Config {
     pub diarization: DiarizeConfig,
     pub speakers: ClusterConfig,
     pub limits: LimitsConfig,
+    pub admission: AdmissionConfig,
     pub auth: AuthConfig,
     pub store: StoreConfig,
     pub log: LogConfig,
@@ -170,6 +172,7 @@ impl Config {
     /// Rejects values the service cannot run with; the message names the setting.
     pub fn validate(&self) -> Result<(), String> {
         self.vad.validate()?;
+        self.admission.validate()?;
         crate::logging::valid_filter(&self.log.level)?;
         let checks = [
             (self.asr.workers == 0, "asr.workers must be at least 1"),

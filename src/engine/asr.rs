@@ -68,7 +68,9 @@ struct Job {
     samples: Vec<f32>,
     options: DecodeOptions,
     kind: JobKind,
-    queued: Instant,
+    /// When the job was queued, or (a final of a client ahead of real time) when its audio
+    /// was due, on the queue's clock: a final's wait is counted from the later of the two.
+    due_ms: u64,
     reply: oneshot::Sender<Result<Transcript, AsrError>>,
 }
 
@@ -179,16 +181,16 @@ impl AsrHandle {
         self.workers
     }
 
-    fn job(&self, samples: Vec<f32>, language: Option<String>, kind: JobKind) -> (Job, Reply) {
+    fn job(&self, samples: Vec<f32>, language: Option<String>, kind: JobKind, key: u64) -> (Job, Reply) {
         let (reply, rx) = oneshot::channel();
         let options = DecodeOptions { language, partial: kind == JobKind::Partial };
-        (Job { samples, options, kind, queued: Instant::now(), reply }, rx)
+        (Job { samples, options, kind, due_ms: key.max(super::queue::clock_ms()), reply }, rx)
     }
 
     /// Asks for a partial; `None` when the partial lane is full (the request is simply skipped).
     /// Partials with smaller `key`s go first: sessions pass when they last had one.
     pub fn try_partial(&self, samples: Vec<f32>, language: Option<String>, key: u64) -> Option<Reply> {
-        let (job, rx) = self.job(samples, language, JobKind::Partial);
+        let (job, rx) = self.job(samples, language, JobKind::Partial, 0);
         match self.queue.try_push_partial(key, job) {
             Ok(_) => Some(rx),
             Err(_) => {
@@ -202,7 +204,7 @@ impl AsrHandle {
     /// every final; `None` when the partial lane is full. Dropping the receiver withdraws it;
     /// [`promote`](Self::promote) with the ticket turns it into a final.
     pub fn try_speculative(&self, samples: Vec<f32>, language: Option<String>) -> Option<(Reply, u64)> {
-        let (job, rx) = self.job(samples, language, JobKind::Speculative);
+        let (job, rx) = self.job(samples, language, JobKind::Speculative, 0);
         let ticket = self.queue.try_push_speculative(job).ok()?;
         self.stats.speculative_jobs.fetch_add(1, Ordering::Relaxed);
         Some((rx, ticket))
@@ -224,7 +226,7 @@ impl AsrHandle {
         key: u64,
         timeout: Duration,
     ) -> Result<Reply, AsrError> {
-        let (job, rx) = self.job(samples, language, JobKind::Final);
+        let (job, rx) = self.job(samples, language, JobKind::Final, key);
         match self.queue.push_final(key, job, timeout).await {
             Ok(()) => Ok(rx),
             Err((PushError::Full, _)) => Err(AsrError::Overloaded(timeout)),
@@ -257,10 +259,11 @@ fn worker_loop(mut backend: Box<dyn Transcriber>, queue: &JobQueue<Job>, stats: 
             stats.skipped_stale.fetch_add(1, Ordering::Relaxed);
             continue;
         }
-        let started = Instant::now();
         if job.kind == JobKind::Final {
-            stats.final_waits.record(started - job.queued);
+            let waited = super::queue::clock_ms().saturating_sub(job.due_ms);
+            stats.final_waits.record(Duration::from_millis(waited));
         }
+        let started = Instant::now();
         let result = backend.transcribe(&job.samples, &job.options);
         let took = started.elapsed();
         stats.worker.record(took);

@@ -34,7 +34,7 @@ fn presented_key(request: &Request) -> Option<String> {
 fn is_public(state: &AppState, path: &str) -> bool {
     let config = state.config();
     let auth = &config.auth;
-    (auth.public_health && (path == "/health" || path == "/health/detailed"))
+    (auth.public_health && (path == "/health" || path == "/health/detailed" || path == "/health/ready"))
         || (auth.public_metrics && path == "/metrics")
 }
 

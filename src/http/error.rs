@@ -10,6 +10,8 @@ pub enum ApiError {
     InvalidParameter(String),
     #[error("the server is at its limit of {0} concurrent sessions; try again later")]
     TooManySessions(usize),
+    #[error("the server is at capacity ({}); try again in {} s", .0.reason, .0.retry_after_s)]
+    AtCapacity(crate::session::admission::Refusal),
     #[error("the server is shutting down")]
     ShuttingDown,
     #[error("no session with id `{0}`")]
@@ -25,6 +27,7 @@ impl ApiError {
         match self {
             Self::InvalidParameter(_) => (StatusCode::BAD_REQUEST, "invalid_parameter"),
             Self::TooManySessions(_) => (StatusCode::SERVICE_UNAVAILABLE, "too_many_sessions"),
+            Self::AtCapacity(_) => (StatusCode::SERVICE_UNAVAILABLE, "at_capacity"),
             Self::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
             Self::SessionNotFound(_) => (StatusCode::NOT_FOUND, "session_not_found"),
             Self::SessionEnded(_) => (StatusCode::CONFLICT, "session_ended"),
@@ -40,6 +43,11 @@ impl IntoResponse for ApiError {
         }
         let (status, code) = self.status_and_code();
         let body = serde_json::json!({ "error": { "code": code, "message": self.to_string() } });
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        if let Self::AtCapacity(refusal) = &self {
+            // Load balancers and clients back off by this header.
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, refusal.retry_after_s.into());
+        }
+        response
     }
 }

@@ -34,8 +34,10 @@ pub struct AppState {
     pub diarize: Option<DiarizeHandle>,
     pub aggregator: Arc<AggregatorStats>,
     pub vad: VadModel,
-    /// One permit per live session: the admission limit.
+    /// One permit per live session: the hard limit (`limits.max_sessions`).
     pub session_slots: Arc<Semaphore>,
+    /// Load-aware admission of streams, and the load figures.
+    pub admission: Arc<crate::session::admission::Admission>,
     pub shutdown: watch::Receiver<bool>,
     pub registry: Arc<SessionRegistry>,
     pub started: std::time::Instant,
@@ -56,6 +58,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(|| async { Json(serde_json::json!({ "status": "ok" })) }))
         .route("/health/detailed", get(routes::health_detailed))
+        .route("/health/ready", get(routes::health_ready))
         .route("/sessions", get(routes::list_sessions))
         .route("/sessions/{id}", get(routes::get_session).delete(routes::delete_session))
         .route("/sessions/{id}/transcript", get(routes::get_transcript))

@@ -8,6 +8,8 @@ use utoipa::{OpenApi, ToSchema};
 
 use super::routes;
 use crate::engine::stats::WorkerSnapshot;
+use crate::process::ProcessUsage;
+use crate::session::admission::LoadStatus;
 use crate::session::aggregate::AggregatorCounts;
 use crate::session::registry::{SessionSnapshot, TranscriptEntry};
 
@@ -32,6 +34,7 @@ pub struct ErrorDetail {
     ),
     paths(
         routes::health_detailed,
+        routes::health_ready,
         routes::metrics,
         routes::list_sessions,
         routes::get_session,
@@ -41,7 +44,16 @@ pub struct ErrorDetail {
         routes::worker_stats,
         routes::aggregator_stats
     ),
-    components(schemas(ErrorBody, ErrorDetail, SessionSnapshot, TranscriptEntry, AggregatorCounts, WorkerSnapshot))
+    components(schemas(
+        ErrorBody,
+        ErrorDetail,
+        SessionSnapshot,
+        TranscriptEntry,
+        AggregatorCounts,
+        WorkerSnapshot,
+        LoadStatus,
+        ProcessUsage
+    ))
 )]
 pub struct ApiDoc;
 

@@ -48,6 +48,28 @@ pub async fn health_detailed(State(state): State<AppState>) -> Response {
     (status, Json(body)).into_response()
 }
 
+/// `GET /health/ready`: readiness for new streams. 503 while the server is at capacity (a new
+/// stream would be refused) or draining for shutdown, so a load balancer sends streams
+/// elsewhere; `/health` stays the liveness check.
+#[utoipa::path(get, path = "/health/ready", tag = "health",
+    responses((status = 200, description = "New streams are admitted", body = Object), (status = 503, description = "At capacity or draining", body = Object)))]
+pub async fn health_ready(State(state): State<AppState>) -> Response {
+    let config = state.config();
+    // Ready means a stream with the default settings would be admitted.
+    let load = state.admission.status(&config.admission, state.diarize.is_some());
+    let sessions_full = state.session_slots.available_permits() == 0;
+    let status = if *state.shutdown.borrow() {
+        "draining"
+    } else if load.at_capacity || sessions_full {
+        "at_capacity"
+    } else {
+        "ready"
+    };
+    let code = if status == "ready" { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let body = json!({ "status": status, "load": load, "sessions": { "active": state.registry.totals().active, "limit": config.limits.max_sessions } });
+    (code, Json(body)).into_response()
+}
+
 async fn store_health(state: &AppState) -> Value {
     let Some(store) = state.registry.store().cloned() else { return json!({ "state": "disabled" }) };
     let up = tokio::task::spawn_blocking(move || store.reachable()).await.unwrap_or(false);
@@ -185,6 +207,7 @@ pub async fn stats(State(state): State<AppState>) -> Json<Value> {
         "asr_audio_seconds": audio,
         "real_time_factor": if audio > 0.0 { Some(busy / audio) } else { None },
         "process": crate::process::usage(),
+        "load": state.admission.status(&state.config().admission, state.diarize.is_some()),
     }))
 }
 
@@ -198,6 +221,8 @@ pub async fn worker_stats(State(state): State<AppState>) -> Json<Value> {
         "partial_jobs": asr.partial_jobs.load(Ordering::Relaxed),
         "skipped_stale_partials": asr.skipped_stale.load(Ordering::Relaxed),
         "refused_partials": asr.refused_partials.load(Ordering::Relaxed),
+        "speculative_jobs": asr.speculative_jobs.load(Ordering::Relaxed),
+        "final_wait_p90_seconds": asr.final_waits.p90_within(std::time::Duration::from_secs(60)),
         "stats": asr.worker.snapshot(),
     })];
     if let Some(d) = &state.diarize {

@@ -25,9 +25,14 @@ pub async fn listen(
         state.registry.count_rejected();
         ApiError::TooManySessions(state.config().limits.max_sessions)
     })?;
+    let config = state.config();
+    let ticket = state.admission.admit(&config.admission, params.diarize).map_err(|refusal| {
+        state.registry.count_rejected();
+        tracing::info!(reason = %refusal.reason, "stream refused: at capacity");
+        ApiError::AtCapacity(refusal)
+    })?;
     // The socket layer allows twice our limit so that an oversized frame still reaches the
     // session and gets a specific error instead of a bare protocol failure.
-    let config = state.config();
     let cap = config.limits.max_frame_bytes.saturating_mul(2);
     let deps = SessionDeps {
         asr: state.asr.clone(),
@@ -39,7 +44,7 @@ pub async fn listen(
         registry: state.registry.clone(),
     };
     Ok(upgrade.max_message_size(cap).max_frame_size(cap).on_upgrade(move |socket| async move {
-        session::run(socket, params, deps, client).await;
+        session::run(socket, params, deps, client, ticket).await;
         drop(permit);
     }))
 }

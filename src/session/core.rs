@@ -83,8 +83,11 @@ pub struct Session {
     /// When the session began, on the engine queue's clock: with the stream position it tells
     /// when audio was due in real time, the key that orders this session's finals.
     opened_ms: u64,
+    opened: std::time::Instant,
     /// When this session's last partial came back: the key that orders its partials.
     last_partial_ms: u64,
+    /// Admission's view of this stream: told when audio arrives.
+    ticket: std::sync::Arc<super::admission::StreamTicket>,
 }
 
 fn secs(samples: usize) -> f64 {
@@ -92,7 +95,13 @@ fn secs(samples: usize) -> f64 {
 }
 
 impl Session {
-    pub fn new(id: String, params: ListenParams, front: AudioFront, deps: SessionDeps) -> Self {
+    pub fn new(
+        id: String,
+        params: ListenParams,
+        front: AudioFront,
+        deps: SessionDeps,
+        ticket: std::sync::Arc<super::admission::StreamTicket>,
+    ) -> Self {
         let config = deps.config.clone();
         let ms = |v: u32| v as usize * MODEL_RATE as usize / 1000;
         let policy = PartialPolicy::new(ms(config.streaming.partial_interval_ms), ms(config.streaming.min_partial_ms));
@@ -129,6 +138,8 @@ impl Session {
             finals_sent: 0,
             opened_ms,
             last_partial_ms: opened_ms,
+            opened: std::time::Instant::now(),
+            ticket,
             params,
         }
     }
@@ -158,6 +169,7 @@ impl Session {
             );
             return Flow::Close(CloseReason::FrameTooLarge);
         }
+        self.ticket.heard();
         let frames = match self.front.push(bytes) {
             Ok(frames) => frames,
             Err(e) => {
@@ -336,6 +348,10 @@ impl Session {
     /// A final came back: split it by speaker where known, and move times to the stream.
     pub fn on_final(&mut self, done: FinalDone, inflight: &mut Inflight) {
         crate::telemetry::record_final_latency(done.submitted.elapsed().as_secs_f64());
+        // Admission watches how long finals take; a client ahead of real time is timed from
+        // when its audio was due, since its finals rightly wait for live ones.
+        let due = self.opened + Duration::from_secs_f64(seconds(done.end));
+        self.ticket.final_ready(done.submitted.max(due).elapsed());
         let transcript = match done.result {
             Ok(t) => t,
             Err(e) => return self.error(ErrorCode::AsrFailed, format!("segment {}: {e}", done.segment_id)),

@@ -1,6 +1,7 @@
 //! One WebSocket connection's life: a single task owns the cheap stateful stages and runs one
 //! `select!` loop over client frames, engine replies, the idle timer and shutdown.
 
+pub mod admission;
 pub mod aggregate;
 mod core;
 mod front;
@@ -19,6 +20,7 @@ use tokio::sync::watch;
 use tokio::time::{sleep_until, timeout, Instant};
 use tracing::Instrument;
 
+use self::admission::StreamTicket;
 use self::aggregate::{AggregatorStats, FinalDone, LateSpeakers};
 use self::core::{Flow, Inflight, Session};
 use self::front::AudioFront;
@@ -115,7 +117,13 @@ const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
 /// Runs a session to its end. Never panics on client input; every exit path sends `closed` and
 /// moves the session's record to the ended list.
-pub async fn run(socket: WebSocket, params: ListenParams, deps: SessionDeps, client: SocketAddr) {
+pub async fn run(
+    socket: WebSocket,
+    params: ListenParams,
+    deps: SessionDeps,
+    client: SocketAddr,
+    ticket: Arc<StreamTicket>,
+) {
     let id = uuid::Uuid::new_v4().to_string();
     let span = tracing::info_span!("session", session_id = %id, %client);
     let record = deps.registry.open(id.clone(), client, params.clone());
@@ -134,7 +142,7 @@ pub async fn run(socket: WebSocket, params: ListenParams, deps: SessionDeps, cli
             }
         };
         tracing::info!(sample_rate = params.sample_rate, encoding = params.encoding.as_str(), "session started");
-        let session = Session::new(id, params, front, deps.clone());
+        let session = Session::new(id, params, front, deps.clone(), ticket);
         event_loop(session, outlet, deps).await
     }
     .instrument(span)
