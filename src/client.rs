@@ -73,7 +73,7 @@ pub struct Refused {
     pub retry_after: Option<u64>,
 }
 
-type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+pub type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Opens the socket; a refusal at the upgrade becomes a [`Refused`] error (downcast it).
 async fn connect(url: &str) -> anyhow::Result<Socket> {
@@ -94,6 +94,20 @@ async fn connect(url: &str) -> anyhow::Result<Socket> {
         }
         Err(e) => Err(anyhow::Error::new(e).context(format!("connecting to {url}"))),
     }
+}
+
+/// Connects and waits for `ready`; the socket is returned open, with no audio sent.
+pub async fn open_ready(url: &str) -> anyhow::Result<Socket> {
+    let mut socket = connect(url).await?;
+    while let Some(message) = socket.next().await {
+        if let Message::Text(text) = message? {
+            let value: serde_json::Value = serde_json::from_str(&text)?;
+            if value["type"] == "ready" {
+                return Ok(socket);
+            }
+        }
+    }
+    bail!("the server closed the session before `ready`")
 }
 
 /// Streams `path` to `url` at the file's own rate, sends `close`, and returns every

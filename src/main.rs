@@ -142,6 +142,10 @@ struct LoadArgs {
     /// Also write load.md, load.json and load.svg (the latency chart) to this folder.
     #[arg(long)]
     out_dir: Option<PathBuf>,
+    /// Instead of streaming, open this many idle sessions (ready, no audio) and report the
+    /// server's memory before and after.
+    #[arg(long)]
+    idle: Option<usize>,
     /// Seconds to wait between the levels of a sweep.
     #[arg(long, default_value_t = 5)]
     pause_s: u64,
@@ -153,6 +157,12 @@ fn parse_key_value(s: &str) -> Result<(String, String), String> {
 
 async fn load(args: LoadArgs, models_dir: &std::path::Path) -> anyhow::Result<()> {
     use speech_service::load::{self, LoadFile, LoadOptions, SweepOutput};
+    if let Some(n) = args.idle {
+        let r = load::idle_sessions(&args.url, n, args.token.as_deref()).await?;
+        let per = (r.rss_mb_after - r.rss_mb_before) / n.max(1) as f64;
+        println!("{n} idle sessions: server RSS {:.0} -> {:.0} MB ({per:.2} MB each)", r.rss_mb_before, r.rss_mb_after);
+        return Ok(());
+    }
     let paths = if args.files.is_empty() { load::default_files(models_dir) } else { args.files };
     let files = paths
         .iter()

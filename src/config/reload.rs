@@ -34,6 +34,7 @@ pub fn keep_restart_only(running: &Config, new: &mut Config) -> Vec<&'static str
     keep!(asr.threads, "asr.threads");
     keep!(asr.final_queue, "asr.final_queue");
     keep!(asr.partial_queue, "asr.partial_queue");
+    keep!(asr.partial_workers, "asr.partial_workers");
     keep!(diarization.enabled, "diarization.enabled");
     keep!(diarization.queue, "diarization.queue");
     keep!(store.enabled, "store.enabled");

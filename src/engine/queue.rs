@@ -227,11 +227,16 @@ mod tests {
         q.try_push_partial(0, "p2").unwrap();
         let (first, slot) = q.pop_blocking(Duration::from_millis(1)).unwrap();
         assert_eq!(first, "p1");
-        assert_eq!(pop(&q), None, "the one partial slot is taken");
         q.try_push_speculative("speculative").unwrap();
         assert_eq!(pop(&q), Some("speculative"), "speculative finals need no slot");
-        drop(slot);
-        assert_eq!(pop(&q), Some("p2"));
+        let second_worker = std::thread::scope(|scope| {
+            let waiting = scope.spawn(|| pop(&q));
+            std::thread::sleep(Duration::from_millis(30));
+            assert!(!waiting.is_finished(), "the one partial slot is taken: p2 waits");
+            drop(slot);
+            waiting.join().unwrap()
+        });
+        assert_eq!(second_worker, Some("p2"));
     }
 
     #[test]

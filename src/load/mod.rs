@@ -3,7 +3,7 @@
 //! (read from its `/stats`, so the server may be on another machine).
 
 mod chart;
-mod report;
+pub mod report;
 mod stream;
 
 use std::path::{Path, PathBuf};
@@ -142,4 +142,36 @@ fn write_outputs(dir: &Path, options: &LoadOptions, reports: &[LevelReport]) -> 
     std::fs::write(dir.join("load.svg"), latency_chart(&title, reports))?;
     eprintln!("wrote load.md, load.json and load.svg to {}", dir.display());
     Ok(())
+}
+
+/// What `n` connected idle sessions (ready, no audio) cost the server, in MB of RSS.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct IdleReport {
+    pub sessions: usize,
+    pub rss_mb_before: f64,
+    pub rss_mb_after: f64,
+}
+
+/// Opens `n` sessions that send no audio, a few at a time (a new session counts as streaming
+/// for a second), measures the server's RSS before and after, and closes them.
+pub async fn idle_sessions(url: &str, n: usize, token: Option<&str>) -> anyhow::Result<IdleReport> {
+    let rss = async || -> anyhow::Result<f64> {
+        let stats = crate::client::get_json(url, "/stats", token).await?;
+        stats["process"]["rss_bytes"].as_f64().map(|b| b / 1e6).context("/stats has no process.rss_bytes")
+    };
+    let rss_mb_before = rss().await?;
+    let mut url = format!("{url}{}diarize=false", if url.contains('?') { '&' } else { '?' });
+    if let Some(t) = token {
+        url.push_str(&format!("&token={t}"));
+    }
+    let mut sockets = Vec::with_capacity(n);
+    for i in 0..n {
+        if i > 0 && i % 8 == 0 {
+            tokio::time::sleep(Duration::from_millis(1100)).await;
+        }
+        sockets.push(crate::client::open_ready(&url).await?);
+    }
+    let rss_mb_after = rss().await?;
+    drop(sockets);
+    Ok(IdleReport { sessions: n, rss_mb_before, rss_mb_after })
 }

@@ -72,14 +72,16 @@ impl AdmissionConfig {
 #[derive(Debug)]
 pub struct StreamTicket {
     opened: Instant,
-    /// Milliseconds after `opened` when audio last arrived.
+    /// Milliseconds after `opened` when audio last arrived; `NEVER` before the first.
     last_audio_ms: AtomicU64,
     diarize: bool,
     final_delays: Arc<RecentWaits>,
 }
 
-/// A new session counts as streaming this long even before its first audio.
-const GRACE: Duration = Duration::from_secs(5);
+/// A new session counts as streaming this long even before its first audio, so a burst of
+/// connections is counted before their audio arrives.
+const GRACE: Duration = Duration::from_secs(1);
+const NEVER: u64 = u64::MAX;
 /// A session that sent no audio for this long is idle.
 const IDLE_AFTER: Duration = Duration::from_secs(3);
 /// Streams younger than this have not ended an utterance yet: they are left out of the cost.
@@ -89,7 +91,7 @@ const WINDOW: usize = 10;
 
 impl StreamTicket {
     fn new(diarize: bool, final_delays: Arc<RecentWaits>) -> Self {
-        Self { opened: Instant::now(), last_audio_ms: AtomicU64::new(0), diarize, final_delays }
+        Self { opened: Instant::now(), last_audio_ms: AtomicU64::new(NEVER), diarize, final_delays }
     }
 
     /// Audio arrived.
@@ -105,8 +107,10 @@ impl StreamTicket {
 
     fn streaming(&self, now: Instant) -> bool {
         let age = now - self.opened;
-        let last = Duration::from_millis(self.last_audio_ms.load(Ordering::Relaxed));
-        age < GRACE || age.saturating_sub(last) < IDLE_AFTER
+        match self.last_audio_ms.load(Ordering::Relaxed) {
+            NEVER => age < GRACE,
+            last => age.saturating_sub(Duration::from_millis(last)) < IDLE_AFTER,
+        }
     }
 
     fn mature(&self, now: Instant) -> bool {
@@ -399,7 +403,9 @@ mod tests {
         let t = StreamTicket::new(true, Arc::default());
         let now = Instant::now();
         assert!(t.streaming(now), "a new session counts before its first audio");
-        assert!(!t.streaming(now + GRACE + IDLE_AFTER), "silent past the grace period: idle");
+        assert!(!t.streaming(now + GRACE), "no audio past the grace period: idle");
+        t.heard();
+        assert!(t.streaming(now + GRACE) && !t.streaming(now + IDLE_AFTER * 2));
         assert!(!t.mature(now));
     }
 }

@@ -284,6 +284,15 @@ async fn drain(
         }
         outlet.flush(&mut session.outbox).await;
     }
+    // Speaker labels still on their way for finals already sent: they are part of the
+    // transcript, so they go out before `closed` (speakers are bounded by their own queue wait).
+    while !inflight.late.is_empty() {
+        match timeout(wait, inflight.late.next()).await {
+            Ok(Some(late)) => session.on_late_speakers(late),
+            Ok(None) | Err(_) => break,
+        }
+        outlet.flush(&mut session.outbox).await;
+    }
     let closed =
         ServerMessage::Closed { reason, audio_seconds: session.audio_seconds(), segments: session.finals_sent };
     session.outbox.push(closed);

@@ -31,6 +31,7 @@ async fn bad_query_values_are_refused_with_400_naming_the_parameter() {
         ("max_speakers=0", "max_speakers"),
         ("min_speakers=3&max_speakers=2", "min_speakers"),
         ("diarize=perhaps", "diarize"),
+        ("endpointing_ms=20", "endpointing_ms"),
     ] {
         let (status, body) = refused(&format!("{}?{query}", app.ws_url())).await;
         assert_eq!(status, 400, "{query}");

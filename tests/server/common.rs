@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use speech_service::app;
@@ -180,4 +181,60 @@ pub async fn http_with_headers(app: &TestApp, method: &str, path: &str, headers:
 pub async fn http(app: &TestApp, method: &str, path: &str) -> (u16, serde_json::Value) {
     let (status, body) = http_text(app, method, path).await;
     (status, serde_json::from_str(&body).unwrap_or(serde_json::Value::Null))
+}
+
+/// Starts the real binary with `args` and JSON logs; returns it, its address and its log lines
+/// as they come.
+pub async fn start_binary(
+    args: &[&str],
+    data_dir: &std::path::Path,
+) -> (tokio::process::Child, TestApp, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    start_binary_with_env(args, data_dir, &[]).await
+}
+
+/// The same with extra environment variables (`SPEECH_...` settings).
+pub async fn start_binary_with_env(
+    args: &[&str],
+    data_dir: &std::path::Path,
+    envs: &[(&str, &str)],
+) -> (tokio::process::Child, TestApp, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_speech-service"))
+        .args(["--log-format", "json", "--models-dir"])
+        .arg(models_dir())
+        .args(args)
+        .env("SPEECH_DATA_DIR", data_dir)
+        .envs(envs.iter().copied())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut logs = BufReader::new(server.stderr.take().unwrap()).lines();
+    let address = loop {
+        let line =
+            tokio::time::timeout(Duration::from_secs(60), logs.next_line()).await.unwrap().unwrap().expect("logs");
+        let entry: serde_json::Value = serde_json::from_str(&line).unwrap();
+        if entry["fields"]["message"] == "listening" {
+            break entry["fields"]["address"].as_str().unwrap().parse().unwrap();
+        }
+    };
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = lines.clone();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = logs.next_line().await {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    (server, TestApp { addr: address }, lines)
+}
+
+/// Polls `check` every 100 ms for up to 10 s.
+pub async fn wait_until(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    for _ in 0..100 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {what}");
 }

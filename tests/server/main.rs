@@ -2,6 +2,7 @@
 //! models and real recordings (fetched by the test command into `models/`).
 
 mod bad_input;
+mod capacity;
 mod common;
 mod rest;
 mod shutdown;

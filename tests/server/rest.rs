@@ -12,7 +12,7 @@ async fn detailed_health_lists_every_component() {
     assert_eq!(body["status"], "ok");
     assert_eq!(body["components"]["asr"]["state"], "up");
     assert_eq!(body["components"]["asr"]["model"], "tiny.en");
-    assert_eq!(body["components"]["asr"]["workers"], 1);
+    assert_eq!(body["components"]["asr"]["workers"], 2);
     assert_eq!(body["components"]["diarization"]["state"], "up");
 }
 

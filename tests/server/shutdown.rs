@@ -1,10 +1,8 @@
 //! The real binary: JSON logs, and SIGTERM mid-stream losing no final segment.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use speech_service::client::{stream_file, StreamOptions};
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::common::*;
 
@@ -49,52 +47,8 @@ async fn sigterm_mid_stream_drains_the_session_and_exits_cleanly() {
     assert_eq!(session["transcript"].as_array().unwrap().len(), finals.len());
 }
 
-/// Starts the real binary with `args` and JSON logs; returns it, its address and its log lines
-/// as they come.
-async fn start_binary(
-    args: &[&str],
-    data_dir: &std::path::Path,
-) -> (tokio::process::Child, TestApp, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
-    let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_speech-service"))
-        .args(["--log-format", "json", "--models-dir"])
-        .arg(models_dir())
-        .args(args)
-        .env("SPEECH_DATA_DIR", data_dir)
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut logs = BufReader::new(server.stderr.take().unwrap()).lines();
-    let address = loop {
-        let line =
-            tokio::time::timeout(Duration::from_secs(60), logs.next_line()).await.unwrap().unwrap().expect("logs");
-        let entry: serde_json::Value = serde_json::from_str(&line).unwrap();
-        if entry["fields"]["message"] == "listening" {
-            break entry["fields"]["address"].as_str().unwrap().parse().unwrap();
-        }
-    };
-    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let sink = lines.clone();
-    tokio::spawn(async move {
-        while let Ok(Some(line)) = logs.next_line().await {
-            sink.lock().unwrap().push(line);
-        }
-    });
-    (server, TestApp { addr: address }, lines)
-}
-
 async fn session_limit(app: &TestApp) -> u64 {
     http(app, "GET", "/health/detailed").await.1["components"]["sessions"]["limit"].as_u64().unwrap()
-}
-
-async fn wait_until(what: &str, mut check: impl AsyncFnMut() -> bool) {
-    for _ in 0..100 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting for {what}");
 }
 
 fn logged(lines: &std::sync::Mutex<Vec<String>>, text: &str) -> bool {
