@@ -256,5 +256,5 @@ pub async fn get_json(url: &str, path: &str, token: Option<&str>) -> anyhow::Res
         bail!("{path}: {}", head.lines().next().unwrap_or_default());
     }
     // axum answers small JSON bodies with a Content-Length, never chunked.
-    Ok(serde_json::from_str(body).with_context(|| format!("{path}: body is not JSON"))?)
+    serde_json::from_str(body).with_context(|| format!("{path}: body is not JSON"))
 }

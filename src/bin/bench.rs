@@ -6,7 +6,6 @@
 //! first partial), VAD cost per frame, and peak memory. Run one model per process so the peak
 //! memory figure belongs to that model.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -14,6 +13,7 @@ use std::time::Instant;
 use speech_service::app::{self, Engines};
 use speech_service::audio::wav;
 use speech_service::client::{stream_file, Received, StreamOptions};
+use speech_service::load::StreamReport;
 use speech_service::config::Config;
 use speech_service::eval::der;
 use speech_service::eval::reference::{stm_text, JFK_TEXT};
@@ -30,12 +30,8 @@ fn arg(name: &str, default: &str) -> String {
 }
 
 fn percentile(values: &mut [f64], p: f64) -> f64 {
-    if values.is_empty() {
-        return f64::NAN;
-    }
     values.sort_by(f64::total_cmp);
-    let rank = ((p / 100.0) * (values.len() - 1) as f64).round() as usize;
-    values[rank]
+    speech_service::load::report::percentile(values, p).unwrap_or(f64::NAN)
 }
 
 fn peak_rss_mb() -> f64 {
@@ -77,45 +73,6 @@ async fn offline_rtf(
     Ok((spent / audio_s, wers, turns))
 }
 
-fn final_text(received: &[Received]) -> String {
-    let finals = received.iter().filter(|r| r.message["type"] == "final");
-    finals.filter_map(|r| r.message["text"].as_str()).collect::<Vec<_>>().join(" ")
-}
-
-/// Per utterance: (end of its last word -> arrival of its last final part) and (speech start ->
-/// first partial), in seconds. An utterance split by speaker counts once: its parts can only go
-/// out when the whole utterance has ended.
-fn latencies(received: &[Received]) -> (Vec<f64>, Vec<f64>) {
-    let mut speech_start: HashMap<u64, f64> = HashMap::new();
-    let mut first_partial: HashMap<u64, f64> = HashMap::new();
-    let mut last_final: HashMap<u64, (f64, f64)> = HashMap::new();
-    for r in received {
-        let m = &r.message;
-        let id = m["segment_id"].as_u64().unwrap_or(u64::MAX);
-        match m["type"].as_str().unwrap_or_default() {
-            "speech_started" => {
-                speech_start.insert(id, m["start"].as_f64().unwrap_or_default());
-            }
-            "partial" => {
-                first_partial.entry(id).or_insert(r.wall);
-            }
-            "final" => {
-                let words = m["words"].as_array().cloned().unwrap_or_default();
-                if let Some(end) = words.last().and_then(|w| w["end"].as_f64()) {
-                    last_final.insert(id, (end, r.wall));
-                    if std::env::args().any(|a| a == "--verbose") {
-                        eprintln!("final {id}: last word ends {end:.2}, arrived {:.2}: {}", r.wall, m["text"]);
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    let partial_delay = first_partial.iter().filter_map(|(id, t)| speech_start.get(id).map(|s| t - s)).collect();
-    let final_latency = last_final.values().map(|(end, arrived)| arrived - end).collect();
-    (final_latency, partial_delay)
-}
-
 /// Segmentation cost per 10 s window and CAM++ cost per second of audio, in milliseconds.
 fn speaker_costs(dir: &Path, audio: &[f32]) -> anyhow::Result<(f64, f64)> {
     let mut segmentation = Segmentation::load(&dir.join(paths::SEGMENTATION))?;
@@ -153,10 +110,10 @@ async fn stream_all(url: &str, files: &[PathBuf], refs: &[String], options: &Str
     let mut run = LiveRun { finals: Vec::new(), partials: Vec::new(), wer: Vec::new(), sample_turns: Vec::new() };
     for (file, reference) in files.iter().zip(refs) {
         let received = stream_file(url, file, options, |_| {}).await?;
-        let (f, p) = latencies(&received);
-        run.finals.extend(f);
-        run.partials.extend(p);
-        run.wer.push(word_error_rate(reference, &final_text(&received)).wer());
+        let report = StreamReport::from_messages("", Some(reference), &received);
+        run.finals.extend(report.final_latency);
+        run.partials.extend(report.first_partial);
+        run.wer.push(report.wer.unwrap_or(f64::NAN));
         run.sample_turns = live_turns(&received);
     }
     Ok(run)

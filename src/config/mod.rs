@@ -148,7 +148,8 @@ pub struct LimitsConfig {
 impl Default for LimitsConfig {
     fn default() -> Self {
         Self {
-            max_sessions: 16,
+            // A ceiling on connections; how many streams are served is admission's call.
+            max_sessions: 128,
             max_frame_bytes: 1 << 20,
             idle_timeout_s: 30,
             max_session_audio_s: 4 * 3600,

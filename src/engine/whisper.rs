@@ -131,50 +131,48 @@ impl WhisperBackend {
 
 /// Reads the transcript out of `state`; `dtw` says whether it ran with DTW timings.
 fn collect(model: &WhisperModelFile, state: &WhisperState, dtw: bool, n_samples: usize) -> Transcript {
-    {
-        let eot = model.ctx.token_eot();
-        let clip_end = n_samples as f64 / SAMPLE_RATE as f64;
-        let mut text = String::new();
-        let mut words: Vec<WordBuilder> = Vec::new();
-        for segment in state.as_iter() {
-            if let Ok(s) = segment.to_str_lossy() {
-                text.push_str(&s);
-            }
-            for i in 0..segment.n_tokens() {
-                let Some(token) = segment.get_token(i) else { continue };
-                if token.token_id() >= eot {
-                    continue;
-                }
-                let piece = token.to_bytes().unwrap_or_default().to_vec();
-                let data = token.token_data();
-                // DTW gives one instant per token, close to where the token ends; it is far
-                // steadier than the timestamp-token heuristics (t0, t1), so it sets word ends.
-                let t0 = data.t0 as f64 / 100.0;
-                let t1 = if dtw && data.t_dtw >= 0 { data.t_dtw as f64 / 100.0 } else { data.t1 as f64 / 100.0 };
-                let starts_word = piece.first() == Some(&b' ') || words.is_empty();
-                if starts_word {
-                    words.push(WordBuilder { bytes: Vec::new(), start: t0, end: t1, probs: Vec::new() });
-                }
-                let current = words.last_mut().expect("a word was just pushed if none existed");
-                current.bytes.extend_from_slice(&piece);
-                current.end = t1;
-                current.probs.push(data.p);
-            }
+    let eot = model.ctx.token_eot();
+    let clip_end = n_samples as f64 / SAMPLE_RATE as f64;
+    let mut text = String::new();
+    let mut words: Vec<WordBuilder> = Vec::new();
+    for segment in state.as_iter() {
+        if let Ok(s) = segment.to_str_lossy() {
+            text.push_str(&s);
         }
-        let language = if model.is_multilingual() {
-            whisper_rs::get_lang_str(state.full_lang_id_from_state()).unwrap_or("unknown").to_owned()
-        } else {
-            "en".to_owned()
-        };
-        if dtw {
-            // Each word then runs from the end of the one before it.
-            for i in 1..words.len() {
-                words[i].start = words[i - 1].end;
+        for i in 0..segment.n_tokens() {
+            let Some(token) = segment.get_token(i) else { continue };
+            if token.token_id() >= eot {
+                continue;
             }
+            let piece = token.to_bytes().unwrap_or_default().to_vec();
+            let data = token.token_data();
+            // DTW gives one instant per token, close to where the token ends; it is far
+            // steadier than the timestamp-token heuristics (t0, t1), so it sets word ends.
+            let t0 = data.t0 as f64 / 100.0;
+            let t1 = if dtw && data.t_dtw >= 0 { data.t_dtw as f64 / 100.0 } else { data.t1 as f64 / 100.0 };
+            let starts_word = piece.first() == Some(&b' ') || words.is_empty();
+            if starts_word {
+                words.push(WordBuilder { bytes: Vec::new(), start: t0, end: t1, probs: Vec::new() });
+            }
+            let current = words.last_mut().expect("a word was just pushed if none existed");
+            current.bytes.extend_from_slice(&piece);
+            current.end = t1;
+            current.probs.push(data.p);
         }
-        let words = words.into_iter().filter_map(|w| w.build(clip_end)).collect();
-        Transcript { text: text.trim().to_owned(), words, language }
     }
+    let language = if model.is_multilingual() {
+        whisper_rs::get_lang_str(state.full_lang_id_from_state()).unwrap_or("unknown").to_owned()
+    } else {
+        "en".to_owned()
+    };
+    if dtw {
+        // Each word then runs from the end of the one before it.
+        for i in 1..words.len() {
+            words[i].start = words[i - 1].end;
+        }
+    }
+    let words = words.into_iter().filter_map(|w| w.build(clip_end)).collect();
+    Transcript { text: text.trim().to_owned(), words, language }
 }
 
 struct WordBuilder {

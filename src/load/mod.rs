@@ -166,7 +166,7 @@ pub async fn idle_sessions(url: &str, n: usize, token: Option<&str>) -> anyhow::
     }
     let mut sockets = Vec::with_capacity(n);
     for i in 0..n {
-        if i > 0 && i % 8 == 0 {
+        if i > 0 && i.is_multiple_of(8) {
             tokio::time::sleep(Duration::from_millis(1100)).await;
         }
         sockets.push(crate::client::open_ready(&url).await?);

@@ -87,7 +87,7 @@ fn quantize_tensor(input: &mut impl Read, out: &mut impl Write) -> Result<Option
     input.read_exact(&mut name).map_err(io_err)?;
     let n: usize = dims.iter().map(|&d| d as usize).product();
     let row = dims.first().copied().unwrap_or(0) as usize;
-    let quantize = ttype == TYPE_F16 && n_dims == 2 && row % BLOCK == 0;
+    let quantize = ttype == TYPE_F16 && n_dims == 2 && row.is_multiple_of(BLOCK);
     let out_type = if quantize { TYPE_Q8_0 } else { ttype };
     for v in [n_dims, name_len, out_type].into_iter().chain(dims.iter().copied()) {
         out.write_all(&v.to_le_bytes()).map_err(ModelError::Write)?;
