@@ -13,12 +13,12 @@ use std::time::Instant;
 use speech_service::app::{self, Engines};
 use speech_service::audio::wav;
 use speech_service::client::{stream_file, Received, StreamOptions};
-use speech_service::load::StreamReport;
 use speech_service::config::Config;
 use speech_service::eval::der;
 use speech_service::eval::reference::{stm_text, JFK_TEXT};
 use speech_service::eval::rttm::{self, Turn};
 use speech_service::eval::wer::word_error_rate;
+use speech_service::load::StreamReport;
 use speech_service::models::catalog::paths;
 use speech_service::pipeline::FRAME_SAMPLES;
 use speech_service::speaker::campplus::CamPlus;
@@ -110,7 +110,7 @@ async fn stream_all(url: &str, files: &[PathBuf], refs: &[String], options: &Str
     let mut run = LiveRun { finals: Vec::new(), partials: Vec::new(), wer: Vec::new(), sample_turns: Vec::new() };
     for (file, reference) in files.iter().zip(refs) {
         let received = stream_file(url, file, options, |_| {}).await?;
-        let report = StreamReport::from_messages("", Some(reference), &received);
+        let report = StreamReport::from_messages("", Some(reference), &received, options.speed);
         run.finals.extend(report.final_latency);
         run.partials.extend(report.first_partial);
         run.wer.push(report.wer.unwrap_or(f64::NAN));

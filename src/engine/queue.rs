@@ -29,6 +29,18 @@ struct Lanes<T> {
     partials_running: usize,
 }
 
+/// Removes the final with the smallest key. One whose key lies ahead of the clock (a client
+/// sending faster than real time) is "early": like a partial it needs a slot, so such clients
+/// never hold every worker; `None` when the first is early and `slots_full`. Says if early.
+fn take_final<T>(lane: &mut Vec<Entry<T>>, slots_full: bool) -> Option<(T, bool)> {
+    let index = lane.iter().enumerate().min_by_key(|(_, e)| e.key).map(|(i, _)| i)?;
+    let early = lane[index].key > clock_ms();
+    if early && slots_full {
+        return None;
+    }
+    Some((lane.remove(index).job, early))
+}
+
 /// Removes the job with the smallest key, the earliest queued among equals; only unlimited
 /// ones when `unlimited_only`. Says whether the job was limited.
 fn take_first<T>(lane: &mut Vec<Entry<T>>, unlimited_only: bool) -> Option<(T, bool)> {
@@ -174,11 +186,15 @@ impl<T> JobQueue<T> {
     pub fn pop_blocking(&self, tick: Duration) -> Option<(T, PartialSlot<'_, T>)> {
         let mut lanes = self.lock();
         loop {
-            if let Some((job, _)) = take_first(&mut lanes.finals, false) {
-                self.room.notify_waiters();
-                return Some((job, PartialSlot { queue: None }));
-            }
             let slots_full = lanes.partials_running >= self.partial_slots;
+            if let Some((job, early)) = take_final(&mut lanes.finals, slots_full) {
+                self.room.notify_waiters();
+                if !early {
+                    return Some((job, PartialSlot { queue: None }));
+                }
+                lanes.partials_running += 1;
+                return Some((job, PartialSlot { queue: Some(self) }));
+            }
             if let Some((job, limited)) = take_first(&mut lanes.partials, slots_full) {
                 if !limited {
                     return Some((job, PartialSlot { queue: None }));
@@ -259,10 +275,26 @@ mod tests {
             q.try_push_partial(key, job).unwrap();
         }
         let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
-        rt.block_on(q.push_final(9, "final-fast-client", Duration::from_millis(10))).unwrap();
-        rt.block_on(q.push_final(2, "final-live", Duration::from_millis(10))).unwrap();
+        let now = clock_ms();
+        rt.block_on(q.push_final(now + 60_000, "final-fast-client", Duration::from_millis(10))).unwrap();
+        rt.block_on(q.push_final(now, "final-live", Duration::from_millis(10))).unwrap();
         let order: Vec<_> = (0..5).map_while(|_| pop(&q)).collect();
         assert_eq!(order, ["final-live", "final-fast-client", "early", "late-a", "late-b"]);
+    }
+
+    #[test]
+    fn finals_ahead_of_real_time_take_a_partial_slot() {
+        let q = JobQueue::new(4, 4).with_partial_slots(1);
+        let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+        let ahead = clock_ms() + 60_000;
+        rt.block_on(q.push_final(ahead, "early-1", Duration::from_millis(10))).unwrap();
+        rt.block_on(q.push_final(ahead, "early-2", Duration::from_millis(10))).unwrap();
+        let (first, slot) = q.pop_blocking(Duration::from_millis(1)).unwrap();
+        assert_eq!(first, "early-1");
+        rt.block_on(q.push_final(clock_ms(), "live", Duration::from_millis(10))).unwrap();
+        assert_eq!(pop(&q), Some("live"), "a live final needs no slot");
+        drop(slot);
+        assert_eq!(pop(&q), Some("early-2"));
     }
 
     #[test]

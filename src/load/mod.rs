@@ -86,7 +86,7 @@ pub async fn run_level(options: &LoadOptions, n: usize) -> anyhow::Result<LevelR
         outcomes.push((file.name.clone(), file.reference.clone(), outcome));
     }
     let server = sampler.finish().await;
-    Ok(LevelReport::new(n, &outcomes, server, started.elapsed()))
+    Ok(LevelReport::new(n, &outcomes, server, started.elapsed(), options.speed))
 }
 
 /// The recordings the project ships, streamed round robin when no `--file` is given.

@@ -28,7 +28,9 @@ pub struct StreamReport {
 }
 
 impl StreamReport {
-    pub fn from_messages(file: &str, reference: Option<&str>, received: &[Received]) -> Self {
+    /// `speed` is the pace the audio was sent at (1 = real time); latencies are measured against
+    /// when each word was sent, and not at all for `speed` 0 (as fast as possible).
+    pub fn from_messages(file: &str, reference: Option<&str>, received: &[Received], speed: f64) -> Self {
         let mut speech_start: HashMap<u64, f64> = HashMap::new();
         let mut first_partial: HashMap<u64, f64> = HashMap::new();
         let mut last_final: HashMap<u64, (f64, f64)> = HashMap::new();
@@ -57,11 +59,16 @@ impl StreamReport {
                 _ => {}
             }
         }
-        let partial_delay = first_partial.iter().filter_map(|(id, t)| Some(t - speech_start.get(id)?)).collect();
+        let partial_delay = first_partial.iter().filter_map(|(id, t)| Some(t - speech_start.get(id)? / speed));
+        let partial_delay = partial_delay.filter(|_| speed > 0.0).collect();
         let text = text.join(" ");
         Self {
             file: file.to_owned(),
-            final_latency: last_final.values().map(|(end, arrived)| arrived - end).collect(),
+            final_latency: if speed > 0.0 {
+                last_final.values().map(|(end, arrived)| arrived - end / speed).collect()
+            } else {
+                Vec::new()
+            },
             first_partial: partial_delay,
             partials,
             speech_seconds: speech,
@@ -131,12 +138,13 @@ impl LevelReport {
         outcomes: &[(String, Option<String>, StreamOutcome)],
         server: ServerUsage,
         took: Duration,
+        speed: f64,
     ) -> Self {
         let (mut refused, mut errors, mut per_stream) = (BTreeMap::new(), BTreeMap::new(), Vec::new());
         for (file, reference, outcome) in outcomes {
             match outcome {
                 StreamOutcome::Done(received) => {
-                    let report = StreamReport::from_messages(file, reference.as_deref(), received);
+                    let report = StreamReport::from_messages(file, reference.as_deref(), received, speed);
                     for code in &report.errors {
                         *errors.entry(code.clone()).or_insert(0) += 1;
                     }
@@ -244,7 +252,7 @@ mod tests {
             ),
             got(3.5, serde_json::json!({"type":"error","code":"overloaded","message":"x"})),
         ];
-        let r = StreamReport::from_messages("a.wav", Some("ask not what"), &messages);
+        let r = StreamReport::from_messages("a.wav", Some("ask not what"), &messages, 1.0);
         assert_eq!(r.partials, 2);
         assert!((r.final_latency[0] - 1.4).abs() < 1e-9);
         assert!((r.first_partial[0] - 0.8).abs() < 1e-9);
