@@ -146,6 +146,9 @@ struct LoadArgs {
     /// server's memory before and after.
     #[arg(long)]
     idle: Option<usize>,
+    /// Instead of running, redraw `--out-dir`'s table and chart from this earlier `load.json`.
+    #[arg(long, requires = "out_dir")]
+    from_json: Option<PathBuf>,
     /// Seconds to wait between the levels of a sweep.
     #[arg(long, default_value_t = 5)]
     pause_s: u64,
@@ -157,6 +160,9 @@ fn parse_key_value(s: &str) -> Result<(String, String), String> {
 
 async fn load(args: LoadArgs, models_dir: &std::path::Path) -> anyhow::Result<()> {
     use speech_service::load::{self, LoadFile, LoadOptions, SweepOutput};
+    if let (Some(json), Some(dir)) = (&args.from_json, &args.out_dir) {
+        return load::redraw(json, dir, args.diarize);
+    }
     if let Some(n) = args.idle {
         let r = load::idle_sessions(&args.url, n, args.token.as_deref()).await?;
         let per = (r.rss_mb_after - r.rss_mb_before) / n.max(1) as f64;

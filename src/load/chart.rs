@@ -37,6 +37,9 @@ pub fn latency_chart(title: &str, levels: &[LevelReport]) -> String {
         for (sx, sy) in series.iter() {
             let _ = writeln!(svg, "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{colour}\"/>", x(*sx), y(*sy));
         }
+        if name == "p95" {
+            refused_labels(&mut svg, levels, &x, &y);
+        }
         let ly = if name == "p50" { TOP + 10.0 } else { TOP + 28.0 };
         let lx = WIDTH - RIGHT + 16.0;
         let _ = writeln!(
@@ -50,6 +53,26 @@ pub fn latency_chart(title: &str, levels: &[LevelReport]) -> String {
     svg
 }
 
+/// Where some streams were refused, says how many were admitted, above the p95 point.
+fn refused_labels(svg: &mut String, levels: &[LevelReport], x: &impl Fn(f64) -> f64, y: &impl Fn(f64) -> f64) {
+    for l in levels.iter().filter(|l| l.admitted < l.streams) {
+        let Some(p95) = l.final_latency.p95 else { continue };
+        let (px, py) = (x(l.streams as f64), y(p95) - 10.0);
+        let _ = writeln!(
+            svg,
+            "<text x=\"{px:.1}\" y=\"{py:.1}\" text-anchor=\"middle\" font-size=\"10\">{} admitted</text>",
+            l.admitted
+        );
+    }
+}
+
+/// A tick step of 1, 2 or 5 times a power of ten that gives at most about eight ticks.
+fn nice_step(max: f64) -> f64 {
+    let raw = max / 8.0;
+    let power = 10f64.powf(raw.log10().floor());
+    [1.0, 2.0, 5.0, 10.0].iter().map(|m| m * power).find(|step| *step >= raw).unwrap_or(power * 10.0)
+}
+
 fn axes(svg: &mut String, x_max: f64, y_max: f64, x: &impl Fn(f64) -> f64, y: &impl Fn(f64) -> f64) {
     let (x0, y0) = (x(0.0), y(0.0));
     let _ = writeln!(svg, "<line x1=\"{x0}\" y1=\"{y0}\" x2=\"{}\" y2=\"{y0}\" stroke=\"black\"/>", x(x_max));
@@ -60,18 +83,13 @@ fn axes(svg: &mut String, x_max: f64, y_max: f64, x: &impl Fn(f64) -> f64, y: &i
         let _ = writeln!(svg, "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{v}</text>", x(v), y0 + 16.0);
         v += x_step;
     }
-    let y_step = (y_max / 6.0).ceil().max(0.5);
-    let mut v = 0.0;
-    while v <= y_max {
-        let _ = writeln!(
-            svg,
-            "<line x1=\"{x0}\" y1=\"{:.1}\" x2=\"{}\" y2=\"{:.1}\" stroke=\"#ddd\"/>",
-            y(v),
-            x(x_max),
-            y(v)
-        );
-        let _ = writeln!(svg, "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{v}</text>", x0 - 6.0, y(v) + 4.0);
-        v += y_step;
+    let y_step = nice_step(y_max);
+    for i in 0..=((y_max / y_step) + 1e-9) as usize {
+        let v = i as f64 * y_step;
+        let label = format!("{v:.2}").trim_end_matches('0').trim_end_matches('.').to_owned();
+        let (yv, right) = (y(v), x(x_max));
+        let _ = writeln!(svg, "<line x1=\"{x0}\" y1=\"{yv:.1}\" x2=\"{right}\" y2=\"{yv:.1}\" stroke=\"#ddd\"/>");
+        let _ = writeln!(svg, "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{label}</text>", x0 - 6.0, yv + 4.0);
     }
     let _ = writeln!(
         svg,
@@ -92,6 +110,13 @@ mod tests {
     use crate::load::report::Spread;
 
     #[test]
+    fn ticks_are_round_numbers() {
+        assert_eq!(nice_step(1.0), 0.2);
+        assert_eq!(nice_step(4.0), 0.5);
+        assert_eq!(nice_step(31.2), 5.0);
+    }
+
+    #[test]
     fn draws_one_point_per_level_and_series() {
         let level = |streams: usize, p50: f64| LevelReport {
             streams,
@@ -106,8 +131,11 @@ mod tests {
             server: Default::default(),
             per_stream: Vec::new(),
         };
-        let svg = latency_chart("t", &[level(1, 0.5), level(4, 1.0)]);
-        assert_eq!(svg.matches("<circle").count(), 4);
+        let mut refused = level(8, 1.0);
+        refused.admitted = 6;
+        let svg = latency_chart("t", &[level(1, 0.5), level(4, 1.0), refused]);
+        assert_eq!(svg.matches("<circle").count(), 6);
+        assert!(svg.contains("6 admitted"));
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>\n"));
     }
 }

@@ -124,17 +124,28 @@ pub async fn sweep(options: &LoadOptions, levels: &[usize], out: &SweepOutput) -
         println!("{}", serde_json::to_string_pretty(&reports)?);
     }
     if let Some(dir) = &out.dir {
-        write_outputs(dir, options, &reports)?;
+        write_outputs(dir, options.diarize, &reports)?;
     }
     Ok(reports)
 }
 
-fn write_outputs(dir: &Path, options: &LoadOptions, reports: &[LevelReport]) -> anyhow::Result<()> {
+/// Writes the table, JSON and chart again from the `load.json` of an earlier run.
+pub fn redraw(json: &Path, dir: &Path, diarize: Option<bool>) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(json).with_context(|| format!("reading {}", json.display()))?;
+    let reports: Vec<LevelReport> =
+        serde_json::from_str(&text).with_context(|| format!("{} is not load JSON", json.display()))?;
+    for r in &reports {
+        println!("{}", report::table_row(r));
+    }
+    write_outputs(dir, diarize, &reports)
+}
+
+fn write_outputs(dir: &Path, diarize: Option<bool>, reports: &[LevelReport]) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)?;
     let rows: Vec<String> = reports.iter().map(report::table_row).collect();
     std::fs::write(dir.join("load.md"), format!("{}\n{}\n", report::TABLE_HEADER, rows.join("\n")))?;
     std::fs::write(dir.join("load.json"), serde_json::to_string_pretty(reports)?)?;
-    let speakers = match options.diarize {
+    let speakers = match diarize {
         Some(false) => "speakers off",
         _ => "speakers on",
     };

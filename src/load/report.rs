@@ -3,14 +3,14 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::stream::{ServerUsage, StreamOutcome};
 use crate::client::Received;
 use crate::eval::wer::word_error_rate;
 
 /// One admitted stream.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StreamReport {
     pub file: String,
     /// Per utterance: end of its last word -> arrival of its last `final` part (s).
@@ -89,7 +89,7 @@ impl StreamReport {
 }
 
 /// Percentiles of a sample; `None` when empty.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct Spread {
     pub p50: Option<f64>,
     pub p95: Option<f64>,
@@ -114,7 +114,7 @@ pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
 }
 
 /// One run with `streams` clients offered.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LevelReport {
     pub streams: usize,
     pub admitted: usize,

@@ -49,7 +49,7 @@ impl StreamJob {
 }
 
 /// The server's CPU and memory over a run, from its `/stats`.
-#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
 pub struct ServerUsage {
     /// Average CPU use over the run, in cores (2.0 = both cores of a 2-core machine busy).
     pub cpu_cores: Option<f64>,
