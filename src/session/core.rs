@@ -48,6 +48,8 @@ pub struct PendingPartial {
 pub struct Inflight {
     /// Yields finals in the order their utterances ended.
     pub finals: FuturesOrdered<BoxFuture<'static, FinalDone>>,
+    /// The segments of `finals`, oldest first: named in an `overloaded` error if given up.
+    pub final_ids: std::collections::VecDeque<u64>,
     pub partial: Option<PendingPartial>,
     /// Speakers still on their way for finals already sent.
     pub late: futures_util::stream::FuturesUnordered<BoxFuture<'static, LateSpeakers>>,
@@ -216,13 +218,14 @@ impl Session {
     async fn submit_final(&mut self, utterance: Utterance, inflight: &mut Inflight) {
         inflight.partial = None;
         self.policy.reset();
+        let timeout = Duration::from_secs(self.deps.config.asr.final_timeout_s);
         while inflight.finals.len() >= MAX_FINALS_IN_FLIGHT {
-            match inflight.finals.next().await {
-                Some(done) => self.on_final(done, inflight),
-                None => break,
+            match tokio::time::timeout(timeout, inflight.finals.next()).await {
+                Ok(Some(done)) => self.on_final(done, inflight),
+                // The engines are stuck; this utterance goes ahead and its own timeout applies.
+                Ok(None) | Err(_) => break,
             }
         }
-        let timeout = Duration::from_secs(self.deps.config.asr.final_timeout_s);
         let Utterance { id, start, end, samples } = utterance;
         // Finals are served in the order their audio was due in real time.
         let key = self.opened_ms + (seconds(end) * 1000.0) as u64;
@@ -244,6 +247,7 @@ impl Session {
         let join_timeout = Duration::from_millis(self.deps.config.diarization.join_timeout_ms);
         let stats = self.deps.aggregator.clone();
         inflight.finals.push_back(aggregate::join((id, start, end), rx, diarization, join_timeout, stats));
+        inflight.final_ids.push_back(id);
     }
 
     /// The utterance's speaker turns: those settled while it grew, plus its last stretch. A job
@@ -347,6 +351,7 @@ impl Session {
 
     /// A final came back: split it by speaker where known, and move times to the stream.
     pub fn on_final(&mut self, done: FinalDone, inflight: &mut Inflight) {
+        inflight.final_ids.retain(|id| *id != done.segment_id);
         crate::telemetry::record_final_latency(done.submitted.elapsed().as_secs_f64());
         // Admission watches how long finals take; a client ahead of real time is timed from
         // when its audio was due, since its finals rightly wait for live ones.

@@ -277,7 +277,9 @@ async fn drain(
             Ok(Some(done)) => session.on_final(done, inflight),
             Ok(None) => break,
             Err(_) => {
-                let message = format!("gave up waiting {} s for the last segments", wait.as_secs());
+                let ids: Vec<String> = inflight.final_ids.iter().map(u64::to_string).collect();
+                let message =
+                    format!("gave up waiting {} s for the finals of segments {}", wait.as_secs(), ids.join(", "));
                 session.outbox.push(ServerMessage::Error { code: ErrorCode::Overloaded, message });
                 break;
             }
