@@ -28,7 +28,10 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
 
 fn describe() {
     describe_counter!("speech_sessions_total", "WebSocket sessions started.");
-    describe_counter!("speech_sessions_rejected_total", "Sessions refused at the session limit.");
+    describe_counter!("speech_sessions_rejected_total", "Sessions refused: at capacity or at the session limit.");
+    describe_gauge!("speech_streams", "Sessions streaming audio now (idle ones left out).");
+    describe_gauge!("speech_stream_capacity", "Streams an engine can serve at the target load, at the measured cost.");
+    describe_gauge!("speech_ready", "1 while a new stream would be admitted, 0 while at capacity.");
     describe_gauge!("speech_sessions_active", "Sessions open now.");
     describe_counter!("speech_audio_received_seconds_total", Unit::Seconds, "Audio received from clients.");
     describe_counter!("speech_segments_total", "Final segments sent.");
@@ -68,6 +71,13 @@ pub fn render(state: &AppState) -> String {
         gauge!("speech_queue_depth", "engine" => "diarization").set(d.queue_depth() as f64);
         gauge!("speech_workers_alive", "engine" => "diarization").set(d.stats().snapshot().alive as f64);
     }
+    let load = state.admission.status(&state.config().admission, state.diarize.is_some());
+    gauge!("speech_streams").set(load.streams as f64);
+    gauge!("speech_stream_capacity", "engine" => "asr").set(load.asr_capacity as f64);
+    if state.diarize.is_some() {
+        gauge!("speech_stream_capacity", "engine" => "diarization").set(load.diarize_capacity as f64);
+    }
+    gauge!("speech_ready").set(if load.at_capacity { 0.0 } else { 1.0 });
     let agg = state.aggregator.snapshot();
     for (outcome, n) in [("joined", agg.joined), ("timed_out", agg.timed_out), ("late", agg.late)] {
         counter!("speech_aggregator_finals_total", "outcome" => outcome).absolute(n);

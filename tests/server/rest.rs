@@ -77,7 +77,11 @@ async fn a_session_is_listed_inspected_and_terminated_over_rest() {
         "speech_sessions_active",
         "speech_segments_total",
         "speech_queue_depth{engine=\"asr\"}",
-        "speech_inference_seconds_bucket{engine=\"asr\",kind=\"final\"",
+        // Finals are decoded at a pause (speculative) or after it (final): either counts.
+        "speech_inference_seconds_bucket{engine=\"asr\",kind=\"",
+        "speech_streams",
+        "speech_stream_capacity{engine=\"diarization\"}",
+        "speech_ready",
         "speech_final_latency_seconds_count",
         "speech_aggregator_finals_total{outcome=\"joined\"}",
     ] {
