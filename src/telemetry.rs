@@ -71,7 +71,7 @@ pub fn render(state: &AppState) -> String {
         gauge!("speech_queue_depth", "engine" => "diarization").set(d.queue_depth() as f64);
         gauge!("speech_workers_alive", "engine" => "diarization").set(d.stats().snapshot().alive as f64);
     }
-    let load = state.admission.status(&state.config().admission, state.diarize.is_some());
+    let load = state.load_status();
     gauge!("speech_streams").set(load.streams as f64);
     gauge!("speech_stream_capacity", "engine" => "asr").set(load.asr_capacity as f64);
     if state.diarize.is_some() {

@@ -74,7 +74,8 @@ struct Job {
     reply: oneshot::Sender<Result<Transcript, AsrError>>,
 }
 
-type Reply = oneshot::Receiver<Result<Transcript, AsrError>>;
+/// Where a job's transcript arrives; dropping it withdraws the job if no worker took it yet.
+pub type Reply = oneshot::Receiver<Result<Transcript, AsrError>>;
 
 /// Counters every worker updates; read by statistics and benchmarks.
 #[derive(Debug, Default)]
@@ -92,7 +93,8 @@ pub struct AsrStats {
     pub audio_micros: AtomicU64,
 }
 
-/// Queue waits of the last few hundred finals, for admission control.
+/// Delays of the last few hundred finals with when they happened: queue waits here, delays
+/// after the end of an utterance in admission control.
 #[derive(Debug, Default)]
 pub struct RecentWaits {
     waits: std::sync::Mutex<std::collections::VecDeque<(Instant, f64)>>,

@@ -15,7 +15,7 @@ use tokio::sync::Notify;
 struct Entry<T> {
     key: u64,
     ticket: u64,
-    /// Counts against the partial slots (partials do; speculative finals do not).
+    /// A partial: counts against the partial slots (speculative finals do not).
     limited: bool,
     job: T,
 }
@@ -29,25 +29,24 @@ struct Lanes<T> {
     partials_running: usize,
 }
 
-/// Removes the final with the smallest key. One whose key lies ahead of the clock (a client
-/// sending faster than real time) is "early": like a partial it needs a slot, so such clients
-/// never hold every worker; `None` when the first is early and `slots_full`. Says if early.
-fn take_final<T>(lane: &mut Vec<Entry<T>>, slots_full: bool) -> Option<(T, bool)> {
-    let index = lane.iter().enumerate().min_by_key(|(_, e)| e.key).map(|(i, _)| i)?;
-    let early = lane[index].key > clock_ms();
-    if early && slots_full {
-        return None;
+impl<T> Lanes<T> {
+    fn entry(&mut self, key: u64, limited: bool, job: T) -> Entry<T> {
+        self.next_ticket += 1;
+        Entry { key, ticket: self.next_ticket, limited, job }
     }
-    Some((lane.remove(index).job, early))
 }
 
-/// Removes the job with the smallest key, the earliest queued among equals; only unlimited
-/// ones when `unlimited_only`. Says whether the job was limited.
-fn take_first<T>(lane: &mut Vec<Entry<T>>, unlimited_only: bool) -> Option<(T, bool)> {
-    let candidates = lane.iter().enumerate().filter(|(_, e)| !(unlimited_only && e.limited));
+/// Removes the job with the smallest key, the earliest queued among equals, skipping those that
+/// `needs_slot` while `slots_full`. Says whether the job taken needs a slot.
+fn take_first<T>(
+    lane: &mut Vec<Entry<T>>,
+    slots_full: bool,
+    needs_slot: impl Fn(&Entry<T>) -> bool,
+) -> Option<(T, bool)> {
+    let candidates = lane.iter().enumerate().filter(|(_, e)| !(slots_full && needs_slot(e)));
     let index = candidates.min_by_key(|(_, e)| e.key).map(|(i, _)| i)?;
-    let entry = lane.remove(index);
-    Some((entry.job, entry.limited))
+    let slot = needs_slot(&lane[index]);
+    Some((lane.remove(index).job, slot))
 }
 
 pub struct JobQueue<T> {
@@ -77,8 +76,13 @@ impl<T> Drop for PartialSlot<'_, T> {
 
 /// Milliseconds since the first call in this process: the clock that queue keys are read on.
 pub fn clock_ms() -> u64 {
+    clock_ms_at(std::time::Instant::now())
+}
+
+/// The queue clock's reading at `at` (0 for instants before the clock started).
+pub fn clock_ms_at(at: std::time::Instant) -> u64 {
     static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-    EPOCH.get_or_init(std::time::Instant::now).elapsed().as_millis() as u64
+    at.saturating_duration_since(*EPOCH.get_or_init(std::time::Instant::now)).as_millis() as u64
 }
 
 /// Why a job was not queued.
@@ -147,9 +151,9 @@ impl<T> JobQueue<T> {
         if lanes.partials.len() >= self.partial_capacity {
             return Err(PushError::Full);
         }
-        let ticket = lanes.next_ticket;
-        lanes.next_ticket += 1;
-        lanes.partials.push(Entry { key, ticket, limited, job });
+        let entry = lanes.entry(key, limited, job);
+        let ticket = entry.ticket;
+        lanes.partials.push(entry);
         self.work.notify_one();
         Ok(ticket)
     }
@@ -167,9 +171,8 @@ impl<T> JobQueue<T> {
                     return Err((PushError::Closed, job));
                 }
                 if lanes.finals.len() < self.final_capacity {
-                    let ticket = lanes.next_ticket;
-                    lanes.next_ticket += 1;
-                    lanes.finals.push(Entry { key, ticket, limited: false, job });
+                    let entry = lanes.entry(key, false, job);
+                    lanes.finals.push(entry);
                     self.work.notify_one();
                     return Ok(());
                 }
@@ -187,20 +190,19 @@ impl<T> JobQueue<T> {
         let mut lanes = self.lock();
         loop {
             let slots_full = lanes.partials_running >= self.partial_slots;
-            if let Some((job, early)) = take_final(&mut lanes.finals, slots_full) {
+            // A final whose key lies ahead of the clock (a client sending faster than real time)
+            // needs a slot like a partial, so such clients never hold every worker. Finals with
+            // smaller keys are never early when a larger one is not, so order is kept.
+            let now = clock_ms();
+            let taken = take_first(&mut lanes.finals, slots_full, |e| e.key > now);
+            if taken.is_some() {
                 self.room.notify_waiters();
-                if !early {
-                    return Some((job, PartialSlot { queue: None }));
-                }
-                lanes.partials_running += 1;
-                return Some((job, PartialSlot { queue: Some(self) }));
             }
-            if let Some((job, limited)) = take_first(&mut lanes.partials, slots_full) {
-                if !limited {
-                    return Some((job, PartialSlot { queue: None }));
-                }
-                lanes.partials_running += 1;
-                return Some((job, PartialSlot { queue: Some(self) }));
+            if let Some((job, needs_slot)) =
+                taken.or_else(|| take_first(&mut lanes.partials, slots_full, |e| e.limited))
+            {
+                lanes.partials_running += usize::from(needs_slot);
+                return Some((job, PartialSlot { queue: needs_slot.then_some(self) }));
             }
             if lanes.closed {
                 return None;

@@ -74,7 +74,8 @@ pub struct WhisperBackend {
 
 /// Encoder context fitted to the clip so short clips encode quickly. Whisper needs some silence
 /// after the speech within its window: a context cut right at the clip's end garbles the first
-/// words (measured on jfk.wav), so a quarter is added, plus a floor of 384 positions (7.7 s).
+/// words (measured on jfk.wav), so a quarter is added, and at least `floor` positions (384,
+/// 7.7 s, for finals; partials take less).
 fn audio_ctx_for(n_samples: usize, floor: usize) -> i32 {
     let needed = n_samples.div_ceil(SAMPLE_RATE / CTX_PER_SECOND);
     let padded = needed + needed / 4 + 96;

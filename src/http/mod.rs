@@ -52,6 +52,12 @@ impl AppState {
     pub fn config(&self) -> Arc<Config> {
         self.config.borrow().clone()
     }
+
+    /// The load as admission sees it for a stream with the default settings (speakers on
+    /// where the server has them): what readiness, `/stats` and `/metrics` report.
+    pub fn load_status(&self) -> crate::session::admission::LoadStatus {
+        self.admission.status(&self.config().admission, self.diarize.is_some())
+    }
 }
 
 pub fn router(state: AppState) -> Router {

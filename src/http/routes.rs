@@ -55,8 +55,7 @@ pub async fn health_detailed(State(state): State<AppState>) -> Response {
     responses((status = 200, description = "New streams are admitted", body = Object), (status = 503, description = "At capacity or draining", body = Object)))]
 pub async fn health_ready(State(state): State<AppState>) -> Response {
     let config = state.config();
-    // Ready means a stream with the default settings would be admitted.
-    let load = state.admission.status(&config.admission, state.diarize.is_some());
+    let load = state.load_status();
     let sessions_full = state.session_slots.available_permits() == 0;
     let status = if *state.shutdown.borrow() {
         "draining"
@@ -207,7 +206,7 @@ pub async fn stats(State(state): State<AppState>) -> Json<Value> {
         "asr_audio_seconds": audio,
         "real_time_factor": if audio > 0.0 { Some(busy / audio) } else { None },
         "process": crate::process::usage(),
-        "load": state.admission.status(&state.config().admission, state.diarize.is_some()),
+        "load": state.load_status(),
     }))
 }
 

@@ -167,8 +167,8 @@ pub struct IdleReport {
 /// for a second), measures the server's RSS before and after, and closes them.
 pub async fn idle_sessions(url: &str, n: usize, token: Option<&str>) -> anyhow::Result<IdleReport> {
     let rss = async || -> anyhow::Result<f64> {
-        let stats = crate::client::get_json(url, "/stats", token).await?;
-        stats["process"]["rss_bytes"].as_f64().map(|b| b / 1e6).context("/stats has no process.rss_bytes")
+        let process = stream::server_process(url, token).await.context("reading the server's /stats")?;
+        Ok(process.rss_bytes as f64 / 1e6)
     };
     let rss_mb_before = rss().await?;
     let mut url = format!("{url}{}diarize=false", if url.contains('?') { '&' } else { '?' });

@@ -8,6 +8,7 @@ use tokio::sync::watch;
 use super::{LoadFile, LoadOptions};
 use crate::audio::wav::WavAudio;
 use crate::client::{self, Received, Refused, StreamOptions};
+use crate::process::ProcessUsage;
 
 /// How one stream ended.
 pub enum StreamOutcome {
@@ -65,15 +66,20 @@ pub struct ServerSampler {
 
 const POLL: Duration = Duration::from_millis(500);
 
+/// The server's memory and CPU time, from the `process` section of its `/stats`.
+pub async fn server_process(url: &str, token: Option<&str>) -> anyhow::Result<ProcessUsage> {
+    let stats = client::get_json(url, "/stats", token).await?;
+    Ok(serde_json::from_value(stats["process"].clone())?)
+}
+
 impl ServerSampler {
     pub async fn start(url: &str, token: Option<String>) -> Self {
         let (stop, mut stopped) = watch::channel(false);
         let url = url.to_owned();
         let task = tokio::spawn(async move {
             let read = || async {
-                let stats = client::get_json(&url, "/stats", token.as_deref()).await.ok()?;
-                let p = &stats["process"];
-                Some((Instant::now(), p["cpu_seconds"].as_f64()?, p["rss_bytes"].as_f64()? / 1e6))
+                let p = server_process(&url, token.as_deref()).await.ok()?;
+                Some((Instant::now(), p.cpu_seconds, p.rss_bytes as f64 / 1e6))
             };
             let first = read().await;
             let mut last = first;

@@ -7,7 +7,7 @@ use super::ct2::{Ct2Model, Variable};
 use super::mel::mel_filters;
 use super::ModelError;
 
-const GGML_MAGIC: i32 = 0x6767_6d6c;
+pub(super) const GGML_MAGIC: i32 = 0x6767_6d6c;
 const HEAD_DIM: usize = 64;
 
 /// Whisper's hyper-parameters, in the order the ggml header stores them.

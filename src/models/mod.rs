@@ -50,8 +50,9 @@ impl ModelError {
 pub enum Weights {
     /// As converted: 16-bit floats.
     F16,
-    /// 8-bit blocks (ggml Q8_0), quantized from the f16 file: about 10% faster per job on
-    /// these CPUs with the same word error rate on the test recordings (docs/BENCHMARKS.md).
+    /// 8-bit blocks (ggml Q8_0), quantized from the f16 file: smaller, about 5% faster offline
+    /// on these CPUs (live, within run-to-run spread) with the same word error rate on the test
+    /// recordings (docs/BENCHMARKS.md).
     Q8_0,
 }
 

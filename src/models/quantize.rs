@@ -4,9 +4,9 @@
 
 use std::io::{self, Read, Write};
 
+use super::ggml::GGML_MAGIC;
 use super::ModelError;
 
-const GGML_MAGIC: i32 = 0x6767_6d6c;
 /// `GGML_FTYPE_MOSTLY_Q8_0`, plus ggml's quantization version (2) times 1000.
 const FTYPE_Q8_0: i32 = 7 + 2 * 1000;
 const TYPE_F16: i32 = 1;

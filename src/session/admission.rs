@@ -248,19 +248,16 @@ impl Admission {
         tickets.iter().filter_map(Weak::upgrade).collect()
     }
 
-    /// Streams running now, all and those labelling speakers.
-    fn streams_now(&self) -> (usize, usize) {
-        let now = Instant::now();
+    /// Live streams that pass `keep`: all of them, and those labelling speakers.
+    fn count(&self, keep: impl Fn(&StreamTicket) -> bool) -> (usize, usize) {
         let tickets = self.live_tickets();
-        let streaming = tickets.iter().filter(|t| t.streaming(now));
-        streaming.fold((0, 0), |(all, dia), t| (all + 1, dia + usize::from(t.diarize)))
+        let kept = tickets.iter().filter(|t| keep(t));
+        kept.fold((0, 0), |(all, dia), t| (all + 1, dia + usize::from(t.diarize)))
     }
 
     fn sample(&self) {
         let now = Instant::now();
-        let tickets = self.live_tickets();
-        let mature = tickets.iter().filter(|t| t.mature(now));
-        let mature = mature.fold((0, 0), |(all, dia), t| (all + 1, dia + usize::from(t.diarize)));
+        let mature = self.count(|t| t.mature(now));
         let stats = self.asr.stats();
         let final_busy =
             stats.final_busy_micros.load(Ordering::Relaxed) as f64 / 1e6 / self.asr.workers().max(1) as f64;
@@ -283,7 +280,8 @@ impl Admission {
 
     /// The load figures, and whether a new stream (`diarize`: with speakers) would be refused.
     pub fn status(&self, config: &AdmissionConfig, diarize: bool) -> LoadStatus {
-        let (streams, diarizing) = self.streams_now();
+        let now = Instant::now();
+        let (streams, diarizing) = self.count(|t| t.streaming(now));
         let e = self.estimate.lock().unwrap_or_else(|p| p.into_inner());
         let asr_cost = e.asr_cost.unwrap_or(config.prior_asr_cost);
         let diarize_cost = e.diarize_cost.unwrap_or(config.prior_diarize_cost);

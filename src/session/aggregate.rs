@@ -9,9 +9,8 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use serde::Serialize;
-use tokio::sync::oneshot;
 
-use crate::engine::asr::{AsrError, Transcript};
+use crate::engine::asr::{AsrError, Reply, Transcript};
 use crate::engine::diarize::{DiarizeError, DiarizeReply, EmbeddedTurn};
 
 /// Join counters, shared by all sessions (for the statistics API).
@@ -71,7 +70,7 @@ pub struct FinalDone {
 /// The join of one utterance, yielding when its transcript is ready.
 pub fn join(
     (segment_id, start, end): (u64, usize, usize),
-    asr: oneshot::Receiver<Result<Transcript, AsrError>>,
+    asr: Reply,
     diarization: Option<SpeakerFuture>,
     timeout: Duration,
     stats: Arc<AggregatorStats>,
@@ -114,6 +113,7 @@ pub fn late(segment_id: u64, speakers: SpeakerFuture, stats: Arc<AggregatorStats
 mod tests {
     use super::*;
     use crate::engine::asr::Transcript;
+    use tokio::sync::oneshot;
 
     fn turn() -> EmbeddedTurn {
         EmbeddedTurn { start: 0, end: 16_000, embedding: None, reliable: true }

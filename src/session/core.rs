@@ -6,7 +6,6 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesOrdered;
 use futures_util::StreamExt;
-use tokio::sync::oneshot;
 
 use super::aggregate::{self, FinalDone, LateSpeakers, SpeakerFuture, Speakers};
 use super::front::AudioFront;
@@ -15,9 +14,9 @@ use super::speakers::SessionSpeakers;
 use super::speculation::Speculation;
 use super::SessionDeps;
 use crate::audio::{seconds, MODEL_RATE};
-use crate::engine::asr::{AsrError, Transcript, Word};
+use crate::engine::asr::{AsrError, Reply, Transcript, Word};
 use crate::engine::diarize::{DiarizeError, DiarizeReply, EmbeddedTurn};
-use crate::engine::queue::clock_ms;
+use crate::engine::queue::{clock_ms, clock_ms_at};
 
 /// Less audio than this (0.4 s) left at the end of an utterance is not worth a diarization job:
 /// it is the silence that ended it.
@@ -38,7 +37,7 @@ pub struct PendingPartial {
     pub segment_id: u64,
     pub start: usize,
     pub end: usize,
-    pub rx: oneshot::Receiver<Result<Transcript, AsrError>>,
+    pub rx: Reply,
     pub requested: std::time::Instant,
 }
 
@@ -82,9 +81,8 @@ pub struct Session {
     progress: Option<SpeakerProgress>,
     pub outbox: Vec<ServerMessage>,
     pub finals_sent: u64,
-    /// When the session began, on the engine queue's clock: with the stream position it tells
-    /// when audio was due in real time, the key that orders this session's finals.
-    opened_ms: u64,
+    /// When the session began: with a stream position it tells when that audio was due in real
+    /// time (`due`).
     opened: std::time::Instant,
     /// When this session's last partial came back: the key that orders its partials.
     last_partial_ms: u64,
@@ -128,7 +126,7 @@ impl Session {
         if let Some(ms) = params.endpointing_ms {
             vad.min_silence_ms = ms;
         }
-        let opened_ms = clock_ms();
+        let opened = std::time::Instant::now();
         Self {
             front,
             segmenter: Segmenter::new(&vad),
@@ -138,12 +136,16 @@ impl Session {
             progress: None,
             outbox: vec![ready],
             finals_sent: 0,
-            opened_ms,
-            last_partial_ms: opened_ms,
-            opened: std::time::Instant::now(),
+            last_partial_ms: clock_ms_at(opened),
+            opened,
             ticket,
             params,
         }
+    }
+
+    /// When the audio up to stream sample `position` was due, had the client sent in real time.
+    fn due(&self, position: usize) -> std::time::Instant {
+        self.opened + Duration::from_secs_f64(seconds(position))
     }
 
     pub fn audio_seconds(&self) -> f64 {
@@ -228,7 +230,7 @@ impl Session {
         }
         let Utterance { id, start, end, samples } = utterance;
         // Finals are served in the order their audio was due in real time.
-        let key = self.opened_ms + (seconds(end) * 1000.0) as u64;
+        let key = clock_ms_at(self.due(end));
         let speculated = Speculation::take_for(&mut inflight.speculation, id, end, &self.deps.asr, key);
         let diarization = self.submit_diarization(id, samples.clone(), timeout, inflight).await;
         let result = match speculated {
@@ -355,8 +357,7 @@ impl Session {
         crate::telemetry::record_final_latency(done.submitted.elapsed().as_secs_f64());
         // Admission watches how long finals take; a client ahead of real time is timed from
         // when its audio was due, since its finals rightly wait for live ones.
-        let due = self.opened + Duration::from_secs_f64(seconds(done.end));
-        self.ticket.final_ready(done.submitted.max(due).elapsed());
+        self.ticket.final_ready(done.submitted.max(self.due(done.end)).elapsed());
         let transcript = match done.result {
             Ok(t) => t,
             Err(e) => return self.error(ErrorCode::AsrFailed, format!("segment {}: {e}", done.segment_id)),

@@ -4,11 +4,8 @@
 //! speech resumes the decode is withdrawn (or its result thrown away). Only spare capacity runs
 //! it: it waits in the partial lane, and none is started while finals are queued.
 
-use crate::engine::asr::{AsrError, AsrHandle, Transcript};
+use crate::engine::asr::{AsrHandle, Reply};
 use crate::pipeline::segmenter::Segmenter;
-use tokio::sync::oneshot;
-
-type Reply = oneshot::Receiver<Result<Transcript, AsrError>>;
 
 /// A speculative decode of the open utterance, as it would end at the current pause.
 pub struct Speculation {
