@@ -10,7 +10,7 @@ use tokio::sync::{watch, Semaphore};
 use crate::config::Config;
 use crate::engine::asr::{AsrHandle, EngineOptions, Transcriber};
 use crate::engine::diarize::{DiarizeHandle, Diarizer};
-use crate::engine::onnx;
+use crate::onnx;
 use crate::engine::whisper::WhisperModelFile;
 use crate::http::{self, AppState};
 use crate::logging::LogHandle;

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::{Deserialize, Serialize};
 
 use crate::audio::pcm::Encoding;
-use crate::engine::asr::Word;
+use crate::domain::Word;
 
 /// Parameters of `GET /v1/listen`.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,7 +58,7 @@ impl ListenParams {
         }
         let sample_rate =
             match query.get("sample_rate") {
-                None => 16_000,
+                None => crate::domain::SAMPLE_RATE,
                 Some(v) => v.parse::<u32>().ok().filter(|r| (8_000..=192_000).contains(r)).ok_or_else(|| {
                     ParamError(format!("sample_rate must be an integer from 8000 to 192000, got `{v}`"))
                 })?,

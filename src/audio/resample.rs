@@ -2,7 +2,8 @@
 
 use rubato::{FftFixedIn, Resampler};
 
-use super::{AudioError, MODEL_RATE};
+use super::AudioError;
+use crate::domain::SAMPLE_RATE;
 
 const CHUNK_IN: usize = 1024;
 
@@ -19,10 +20,10 @@ pub struct StreamResampler {
 
 impl StreamResampler {
     pub fn new(input_rate: u32) -> Result<Self, AudioError> {
-        let inner = if input_rate == MODEL_RATE {
+        let inner = if input_rate == SAMPLE_RATE {
             None
         } else {
-            let r = FftFixedIn::new(input_rate as usize, MODEL_RATE as usize, CHUNK_IN, 2, 1)
+            let r = FftFixedIn::new(input_rate as usize, SAMPLE_RATE as usize, CHUNK_IN, 2, 1)
                 .map_err(|e| AudioError::Resample { from: input_rate, message: e.to_string() })?;
             Some(r)
         };
@@ -51,7 +52,7 @@ impl StreamResampler {
 
     /// Flushes the tail, so the output length matches the input duration.
     pub fn finish(&mut self) -> Vec<f32> {
-        let expected = (self.n_in as u64 * u64::from(MODEL_RATE)).div_ceil(u64::from(self.input_rate)) as usize;
+        let expected = (self.n_in as u64 * u64::from(SAMPLE_RATE)).div_ceil(u64::from(self.input_rate)) as usize;
         let Some(r) = self.inner.as_mut() else { return Vec::new() };
         let mut out = Vec::new();
         let pending = std::mem::take(&mut self.pending);
@@ -108,7 +109,7 @@ mod tests {
             assert_eq!(out.len(), 16_000, "rate {rate}");
             // Aligned with a 440 Hz reference at 16 kHz (to a small fraction of a sample), away
             // from the edges.
-            let reference = sine(MODEL_RATE, 440.0, 1.0);
+            let reference = sine(SAMPLE_RATE, 440.0, 1.0);
             let err: f32 = (2000..14000).map(|i| (out[i] - reference[i]).abs()).fold(0.0, f32::max);
             assert!(err < 0.05, "rate {rate}: max error {err}");
         }

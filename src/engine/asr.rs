@@ -4,28 +4,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
 use tokio::sync::oneshot;
 
 use super::queue::{JobQueue, PushError};
 use super::stats::WorkerStats;
-
-/// One recognised word; times are seconds from the start of the clip.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Word {
-    pub word: String,
-    pub start: f64,
-    pub end: f64,
-    pub probability: f32,
-}
-
-/// What Whisper made of one clip.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct Transcript {
-    pub text: String,
-    pub words: Vec<Word>,
-    pub language: String,
-}
+use crate::domain::{Transcript, SAMPLE_RATE};
 
 /// How to decode a clip.
 #[derive(Debug, Clone, PartialEq)]
@@ -275,7 +258,7 @@ fn worker_loop(mut backend: Box<dyn Transcriber>, queue: &JobQueue<Job>, stats: 
             JobKind::Final => "final",
         };
         crate::telemetry::record_inference("asr", kind, took.as_secs_f64());
-        stats.audio_micros.fetch_add(job.samples.len() as u64 * 1_000_000 / 16_000, Ordering::Relaxed);
+        stats.audio_micros.fetch_add(job.samples.len() as u64 * 1_000_000 / u64::from(SAMPLE_RATE), Ordering::Relaxed);
         if job.kind == JobKind::Partial {
             stats.partial_jobs.fetch_add(1, Ordering::Relaxed);
         } else {

@@ -10,6 +10,7 @@ use tokio::sync::oneshot;
 
 use super::queue::{JobQueue, PushError};
 use super::stats::WorkerStats;
+use crate::domain::{ms_to_samples as ms, EmbeddedTurn};
 use crate::speaker::campplus::CamPlus;
 use crate::speaker::segmentation::{dominant_turns, LocalTurn, Segmentation, WINDOW};
 
@@ -50,15 +51,6 @@ impl Default for DiarizeConfig {
     }
 }
 
-/// One speaker turn within an utterance, in samples relative to the clip.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EmbeddedTurn {
-    pub start: usize,
-    pub end: usize,
-    pub embedding: Option<Vec<f32>>,
-    pub reliable: bool,
-}
-
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum DiarizeError {
     #[error("diarization is overloaded")]
@@ -70,10 +62,6 @@ pub enum DiarizeError {
 }
 
 pub type DiarizeReply = oneshot::Receiver<Result<Vec<EmbeddedTurn>, DiarizeError>>;
-
-const fn ms(v: u32) -> usize {
-    v as usize * 16
-}
 
 /// The middle `max` samples of `clip` (all of it when shorter).
 fn middle(clip: &[f32], max: usize) -> &[f32] {

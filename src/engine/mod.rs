@@ -3,7 +3,6 @@
 
 pub mod asr;
 pub mod diarize;
-pub mod onnx;
 pub mod queue;
 pub mod stats;
 pub mod whisper;

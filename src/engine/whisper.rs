@@ -8,9 +8,10 @@ use whisper_rs::{
     WhisperState,
 };
 
-use super::asr::{AsrError, DecodeOptions, Transcriber, Transcript, Word};
+use super::asr::{AsrError, DecodeOptions, Transcriber};
+use crate::domain::{Transcript, Word};
 
-const SAMPLE_RATE: usize = 16_000;
+const SAMPLE_RATE: usize = crate::domain::SAMPLE_RATE as usize;
 /// whisper.cpp ignores clips under one second; shorter ones are padded with silence.
 const MIN_SAMPLES: usize = SAMPLE_RATE + SAMPLE_RATE / 10;
 /// Encoder positions per second of audio (1500 for 30 s).

@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::app::Engines;
 use crate::audio::wav;
 use crate::config::Config;
-use crate::engine::asr::Word;
+use crate::domain::Word;
 use crate::eval::rttm::Turn;
 use crate::pipeline::segmenter::{SegmentEvent, Segmenter, Utterance};
 use crate::pipeline::vad::VadFramer;

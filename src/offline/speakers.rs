@@ -1,10 +1,9 @@
 //! Offline speaker attribution: the same online clustering as live sessions, then a second pass
 //! that relabels every turn with its nearest final speaker (offline can look back).
 
-use crate::audio::seconds;
+use crate::domain::seconds;
 use crate::config::Config;
-use crate::engine::asr::{Transcript, Word};
-use crate::engine::diarize::EmbeddedTurn;
+use crate::domain::{EmbeddedTurn, Transcript, Word};
 use crate::eval::rttm::Turn;
 use crate::speaker::attribution::{join_words, label_turns, split_words, Part, SpeakerTurn};
 use crate::speaker::cluster::{label, SpeakerTracker};

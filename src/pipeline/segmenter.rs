@@ -11,7 +11,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::FRAME_SAMPLES;
-use crate::audio::MODEL_RATE;
+use crate::domain::{ms_to_samples, SAMPLE_RATE};
 
 /// Segmenter settings; times are in milliseconds of audio.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -55,10 +55,6 @@ impl SegmenterConfig {
         }
         Ok(())
     }
-}
-
-fn ms_to_samples(ms: u32) -> usize {
-    (u64::from(ms) * u64::from(MODEL_RATE) / 1000) as usize
 }
 
 /// A finished stretch of speech. Positions are absolute 16 kHz sample indices in the stream.
@@ -116,7 +112,7 @@ impl Segmenter {
             min_speech: ms_to_samples(cfg.min_speech_ms),
             min_silence: ms_to_samples(cfg.min_silence_ms),
             pad: ms_to_samples(cfg.speech_pad_ms),
-            max_len: (cfg.max_utterance_s * MODEL_RATE as f32) as usize,
+            max_len: (cfg.max_utterance_s * SAMPLE_RATE as f32) as usize,
             threshold: cfg.threshold,
             neg_threshold: cfg.neg_threshold,
             buf: Vec::new(),

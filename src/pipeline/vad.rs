@@ -8,7 +8,7 @@ use ort::session::Session;
 use ort::value::Tensor;
 
 use super::FRAME_SAMPLES;
-use crate::engine::onnx::{self, OnnxError};
+use crate::onnx::{self, OnnxError};
 
 /// Samples of the previous frame that Silero v5/v6 expects in front of each new frame.
 const CONTEXT_SAMPLES: usize = 64;
@@ -46,7 +46,7 @@ pub struct VadModel {
 impl VadModel {
     /// Loads `path` into `sessions` ONNX Runtime sessions of one thread each.
     pub fn load(path: &Path, sessions: usize) -> Result<Self, OnnxError> {
-        let bytes = std::fs::read(path).map_err(|e| OnnxError::Load(format!("{}: {e}", path.display())))?;
+        let bytes = onnx::read_model(path)?;
         let sessions = (0..sessions.max(1))
             .map(|_| onnx::session_from_memory(&bytes, 1).map(Mutex::new))
             .collect::<Result<Vec<_>, _>>()?;
@@ -75,14 +75,14 @@ impl SileroVad {
         let mut input = Vec::with_capacity(CONTEXT_SAMPLES + FRAME_SAMPLES);
         input.extend_from_slice(&self.context);
         input.extend_from_slice(frame);
-        let input = Tensor::from_array(([1usize, CONTEXT_SAMPLES + FRAME_SAMPLES], input)).map_err(OnnxError::run)?;
-        let state = Tensor::from_array(([2usize, 1, 128], self.state.clone())).map_err(OnnxError::run)?;
-        let sr = Tensor::from_array(ndarray::arr0(16_000i64)).map_err(OnnxError::run)?;
+        let input = Tensor::from_array(([1usize, CONTEXT_SAMPLES + FRAME_SAMPLES], input))?;
+        let state = Tensor::from_array(([2usize, 1, 128], self.state.clone()))?;
+        let sr = Tensor::from_array(ndarray::arr0(i64::from(crate::domain::SAMPLE_RATE)))?;
         let (prob, new_state) = self.pool.with_session(self.home, |session| {
             let outputs =
-                session.run(ort::inputs!["input" => input, "state" => state, "sr" => sr]).map_err(OnnxError::run)?;
-            let (_, prob) = outputs["output"].try_extract_tensor::<f32>().map_err(OnnxError::run)?;
-            let (_, new_state) = outputs["stateN"].try_extract_tensor::<f32>().map_err(OnnxError::run)?;
+                session.run(ort::inputs!["input" => input, "state" => state, "sr" => sr])?;
+            let (_, prob) = outputs["output"].try_extract_tensor::<f32>()?;
+            let (_, new_state) = outputs["stateN"].try_extract_tensor::<f32>()?;
             Ok::<_, OnnxError>((prob[0], new_state.to_vec()))
         })?;
         // The state and context move on only once the frame was scored.

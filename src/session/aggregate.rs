@@ -10,8 +10,9 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use serde::Serialize;
 
-use crate::engine::asr::{AsrError, Reply, Transcript};
-use crate::engine::diarize::{DiarizeError, DiarizeReply, EmbeddedTurn};
+use crate::domain::{EmbeddedTurn, Transcript};
+use crate::engine::asr::{AsrError, Reply};
+use crate::engine::diarize::{DiarizeError, DiarizeReply};
 
 /// Join counters, shared by all sessions (for the statistics API).
 #[derive(Debug, Default)]
@@ -112,7 +113,6 @@ pub fn late(segment_id: u64, speakers: SpeakerFuture, stats: Arc<AggregatorStats
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::asr::Transcript;
     use tokio::sync::oneshot;
 
     fn turn() -> EmbeddedTurn {

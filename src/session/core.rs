@@ -13,9 +13,10 @@ use super::progress::SpeakerProgress;
 use super::speakers::SessionSpeakers;
 use super::speculation::Speculation;
 use super::SessionDeps;
-use crate::audio::{seconds, MODEL_RATE};
-use crate::engine::asr::{AsrError, Reply, Transcript, Word};
-use crate::engine::diarize::{DiarizeError, DiarizeReply, EmbeddedTurn};
+use crate::domain::{seconds, SAMPLES_PER_MS, SAMPLE_RATE};
+use crate::domain::{EmbeddedTurn, Transcript, Word};
+use crate::engine::asr::{AsrError, Reply};
+use crate::engine::diarize::{DiarizeError, DiarizeReply};
 use crate::engine::queue::{clock_ms, clock_ms_at};
 
 /// Less audio than this (0.4 s) left at the end of an utterance is not worth a diarization job:
@@ -25,7 +26,7 @@ const MIN_TAIL: usize = 6_400;
 /// silence that may end it.
 const PAUSE: usize = 3_200;
 /// The first speaker job of an utterance waits for 8 s of audio.
-const FIRST_PREFIX: usize = 8 * 16_000;
+const FIRST_PREFIX: usize = 8 * SAMPLE_RATE as usize;
 use crate::pipeline::policy::PartialPolicy;
 use crate::pipeline::segmenter::{SegmentEvent, Segmenter, Utterance};
 use crate::pipeline::vad::ScoredFrame;
@@ -103,7 +104,7 @@ impl Session {
         ticket: std::sync::Arc<super::admission::StreamTicket>,
     ) -> Self {
         let config = deps.config.clone();
-        let ms = |v: u32| v as usize * MODEL_RATE as usize / 1000;
+        let ms = |v: u32| v as usize * SAMPLE_RATE as usize / 1000;
         let policy = PartialPolicy::new(ms(config.streaming.partial_interval_ms), ms(config.streaming.min_partial_ms));
         let ready = ServerMessage::Ready {
             session_id: id,
@@ -187,7 +188,7 @@ impl Session {
         }
         self.maybe_request_partial(inflight);
         self.maybe_diarize_prefix(inflight).await;
-        if self.segmenter.position() as u64 > self.deps.config.limits.max_session_audio_s * u64::from(MODEL_RATE) {
+        if self.segmenter.position() as u64 > self.deps.config.limits.max_session_audio_s * u64::from(SAMPLE_RATE) {
             let limit = self.deps.config.limits.max_session_audio_s;
             self.error(ErrorCode::SessionTooLong, format!("stream exceeds the limit of {limit} s of audio"));
             return Flow::Close(CloseReason::SessionTooLong);
@@ -293,7 +294,7 @@ impl Session {
     async fn maybe_diarize_prefix(&mut self, inflight: &mut Inflight) {
         let (Some(progress), Some(diarize)) = (self.progress.as_mut(), self.deps.diarize.as_ref()) else { return };
         let Some((id, _, audio)) = self.segmenter.open_utterance() else { return };
-        let step = self.deps.config.diarization.incremental_step_ms as usize * 16;
+        let step = self.deps.config.diarization.incremental_step_ms as usize * SAMPLES_PER_MS;
         if id != progress.utterance {
             return;
         }
@@ -335,7 +336,7 @@ impl Session {
 
     /// A partial came back; it is shown only while its utterance is still open.
     pub fn on_partial(&mut self, pending: PendingPartial, result: Result<Transcript, AsrError>) {
-        let turnaround = pending.requested.elapsed().as_secs_f64() * f64::from(MODEL_RATE);
+        let turnaround = pending.requested.elapsed().as_secs_f64() * f64::from(SAMPLE_RATE);
         self.policy.completed(turnaround as usize);
         self.last_partial_ms = clock_ms();
         let still_open = self.segmenter.open_utterance().is_some_and(|(id, ..)| id == pending.segment_id);

@@ -3,7 +3,7 @@
 use crate::audio::pcm::PcmDecoder;
 use crate::audio::resample::StreamResampler;
 use crate::audio::AudioError;
-use crate::engine::onnx::OnnxError;
+use crate::onnx::OnnxError;
 use crate::pipeline::vad::{ScoredFrame, SileroVad, VadFramer};
 use crate::protocol::ListenParams;
 

@@ -47,10 +47,10 @@ pub struct SessionDeps {
 enum Event {
     Client(Message),
     ClientGone,
-    Partial(Result<crate::engine::asr::Transcript, crate::engine::asr::AsrError>),
+    Partial(Result<crate::domain::Transcript, crate::engine::asr::AsrError>),
     Final(FinalDone),
     LateSpeakers(LateSpeakers),
-    SpeakerPrefix(Result<Vec<crate::engine::diarize::EmbeddedTurn>, crate::engine::diarize::DiarizeError>),
+    SpeakerPrefix(Result<Vec<crate::domain::EmbeddedTurn>, crate::engine::diarize::DiarizeError>),
     /// A frame so large the WebSocket layer refused it before we saw it.
     TooLarge,
     Idle,

@@ -5,11 +5,11 @@
 
 use std::ops::Range;
 
-use crate::engine::diarize::EmbeddedTurn;
+use crate::domain::EmbeddedTurn;
 use crate::speaker::segmentation::WINDOW;
 
 /// Samples at the end of a prefix job that are not settled: the speaker may change there.
-const MARGIN: usize = 16_000;
+const MARGIN: usize = crate::domain::SAMPLE_RATE as usize;
 /// A last turn at least this long is settled up to the margin.
 const SETTLE_LAST: usize = 2 * MARGIN;
 /// A pause triggers a job only when this much audio (0.3 s) is new.

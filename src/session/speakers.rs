@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::engine::diarize::EmbeddedTurn;
+use crate::domain::EmbeddedTurn;
 use crate::protocol::{ServerMessage, SpeakerLabel};
 use crate::speaker::attribution::{dominant_speaker, label_turns, SpeakerTurn};
 use crate::speaker::cluster::{label, ClusterConfig, SpeakerTracker};

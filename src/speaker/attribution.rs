@@ -2,8 +2,7 @@
 //! tracker, then splits the words into per-speaker parts.
 
 use super::cluster::SpeakerTracker;
-use crate::engine::asr::Word;
-use crate::engine::diarize::EmbeddedTurn;
+use crate::domain::{EmbeddedTurn, Word};
 
 /// A turn with its speaker id, in samples relative to the clip.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,7 +23,7 @@ pub fn label_turns(tracker: &mut SpeakerTracker, turns: &[EmbeddedTurn]) -> (Vec
     for i in order {
         let t = &turns[i];
         let Some(embedding) = t.embedding.as_ref() else { continue };
-        let seconds = (t.end - t.start) as f32 / 16_000.0;
+        let seconds = crate::domain::seconds(t.end - t.start) as f32;
         let a = tracker.assign(embedding, seconds, t.reliable);
         merged.extend(a.merged);
         labels[i] = Some(a.speaker);
@@ -71,7 +70,7 @@ pub struct Part {
 }
 
 fn speaker_at(turns: &[SpeakerTurn], seconds: f64) -> Option<usize> {
-    let sample = (seconds * 16_000.0) as usize;
+    let sample = (seconds * f64::from(crate::domain::SAMPLE_RATE)) as usize;
     let inside = turns.iter().find(|t| sample >= t.start && sample < t.end);
     let nearest = || turns.iter().min_by_key(|t| t.start.abs_diff(sample).min(t.end.abs_diff(sample)));
     inside.or_else(nearest).map(|t| t.speaker)

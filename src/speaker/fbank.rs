@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use realfft::{RealFftPlanner, RealToComplex};
 
-const SAMPLE_RATE: f64 = 16_000.0;
+const SAMPLE_RATE: f64 = crate::domain::SAMPLE_RATE as f64;
 pub const FRAME_LEN: usize = 400;
 pub const FRAME_SHIFT: usize = 160;
 const N_FFT: usize = 512;

@@ -6,7 +6,7 @@ use std::path::Path;
 use ort::session::Session;
 use ort::value::Tensor;
 
-use crate::engine::onnx::{self, OnnxError};
+use crate::onnx::{self, OnnxError};
 
 /// The model's window: 10 s at 16 kHz.
 pub const WINDOW: usize = 160_000;
@@ -29,7 +29,7 @@ pub struct Segmentation {
 
 impl Segmentation {
     pub fn load(path: &Path) -> Result<Self, OnnxError> {
-        let bytes = std::fs::read(path).map_err(|e| OnnxError::Load(format!("{}: {e}", path.display())))?;
+        let bytes = onnx::read_model(path)?;
         Ok(Self { session: onnx::session_from_memory(&bytes, 1)? })
     }
 
@@ -40,9 +40,9 @@ impl Segmentation {
         for chunk in samples.chunks(WINDOW) {
             let mut input = chunk.to_vec();
             input.resize(WINDOW, 0.0);
-            let tensor = Tensor::from_array(([1usize, 1, WINDOW], input)).map_err(OnnxError::run)?;
-            let outputs = self.session.run(ort::inputs![tensor]).map_err(OnnxError::run)?;
-            let (_, logp) = outputs[0].try_extract_tensor::<f32>().map_err(OnnxError::run)?;
+            let tensor = Tensor::from_array(([1usize, 1, WINDOW], input))?;
+            let outputs = self.session.run(ort::inputs![tensor])?;
+            let (_, logp) = outputs[0].try_extract_tensor::<f32>()?;
             let n_frames = (chunk.len().div_ceil(FRAME_STEP)).min(FRAMES);
             windows.push(logp.chunks_exact(7).take(n_frames).map(frame_activity).collect());
         }

@@ -1,0 +1,98 @@
+//! The bottom layer: the domain types every other module shares. It imports nothing from the
+//! crate, so any module may use it (docs/ARCHITECTURE.md, "Layers").
+
+use serde::{Deserialize, Serialize};
+
+/// The rate every model here runs at, and the rate of every sample count in the crate.
+pub const SAMPLE_RATE: u32 = 16_000;
+
+/// Samples in one millisecond at [`SAMPLE_RATE`].
+pub const SAMPLES_PER_MS: usize = SAMPLE_RATE as usize / 1000;
+
+/// Seconds of audio in `n_samples`.
+pub fn seconds(n_samples: usize) -> f64 {
+    n_samples as f64 / f64::from(SAMPLE_RATE)
+}
+
+/// Samples in `ms` milliseconds of audio.
+pub const fn ms_to_samples(ms: u32) -> usize {
+    ms as usize * SAMPLES_PER_MS
+}
+
+/// Rounds seconds to whole milliseconds: every time a client sees has this precision.
+pub fn round_ms(seconds: f64) -> f64 {
+    (seconds * 1000.0).round() / 1000.0
+}
+
+/// One recognised word; times are seconds from the start of the clip (or of the stream, once in
+/// a [`Segment`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Word {
+    pub word: String,
+    pub start: f64,
+    pub end: f64,
+    pub probability: f32,
+}
+
+impl Word {
+    /// The word moved by `offset` seconds, rounded to milliseconds.
+    pub fn shifted(mut self, offset: f64) -> Self {
+        self.start = round_ms(self.start + offset);
+        self.end = round_ms(self.end + offset);
+        self
+    }
+}
+
+/// What Whisper made of one clip.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Transcript {
+    pub text: String,
+    pub words: Vec<Word>,
+    pub language: String,
+}
+
+/// One speaker turn within an utterance, in samples relative to the clip, with the speaker
+/// embedding of its audio when it was long enough to embed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmbeddedTurn {
+    pub start: usize,
+    pub end: usize,
+    pub embedding: Option<Vec<f32>>,
+    pub reliable: bool,
+}
+
+impl EmbeddedTurn {
+    /// The turn moved `offset` samples later.
+    pub fn shifted(self, offset: usize) -> Self {
+        Self { start: self.start + offset, end: self.end + offset, ..self }
+    }
+}
+
+/// A final segment: an utterance's transcript joined with its speaker, times in seconds from
+/// the start of the stream (or file). The one shape a final has from the moment text and
+/// speakers meet: the wire message, the session registry, the store and the renderers use it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Segment {
+    pub segment_id: u64,
+    /// 0 unless the utterance was split at a speaker change: then 0, 1, ... in time order.
+    pub part: u32,
+    pub start: f64,
+    pub end: f64,
+    pub text: String,
+    pub words: Vec<Word>,
+    pub language: String,
+    pub speaker: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sample_counts_and_seconds_agree() {
+        assert_eq!(ms_to_samples(250), 4_000);
+        assert_eq!(seconds(ms_to_samples(1500)), 1.5);
+        let w = Word { word: "a".into(), start: 0.1234, end: 0.2, probability: 1.0 }.shifted(1.0);
+        assert_eq!((w.start, w.end), (1.123, 1.2));
+    }
+}
