@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::{Deserialize, Serialize};
 
 use crate::audio::pcm::Encoding;
-use crate::domain::Word;
+use crate::domain::Segment;
 
 /// Parameters of `GET /v1/listen`.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,10 +35,21 @@ pub const SPEAKER_LIMIT: usize = 32;
 #[error("{0}")]
 pub struct ParamError(pub String);
 
+/// What the server can do: decides the defaults and what a client may ask for.
+#[derive(Debug, Clone, Copy)]
+pub struct Abilities {
+    /// The model detects and transcribes languages other than English.
+    pub multilingual: bool,
+    /// The server has the speaker models (speaker labels are then on by default).
+    pub diarization: bool,
+    /// Whether a language code is one the model knows (asked only when multilingual).
+    pub is_language: fn(&str) -> bool,
+}
+
 impl ListenParams {
-    /// Parses the query, refusing unknown names and bad values. `diarization` says whether the
-    /// server can label speakers (it is then on by default).
-    pub fn parse(query: &HashMap<String, String>, multilingual: bool, diarization: bool) -> Result<Self, ParamError> {
+    /// Parses the query, refusing unknown names and bad values.
+    pub fn parse(query: &HashMap<String, String>, abilities: &Abilities) -> Result<Self, ParamError> {
+        let Abilities { multilingual, diarization, is_language } = *abilities;
         const KNOWN: &[&str] = &[
             "sample_rate",
             "encoding",
@@ -83,7 +94,7 @@ impl ListenParams {
                 return Err(ParamError(format!("min_speakers ({min}) must not exceed max_speakers ({max})")));
             }
         }
-        let language = parse_language(query.get("language").map(String::as_str), multilingual)?;
+        let language = parse_language(query.get("language").map(String::as_str), multilingual, is_language)?;
         let endpointing_ms = parse_endpointing(query)?;
         Ok(Self {
             sample_rate,
@@ -122,11 +133,15 @@ fn parse_count(query: &HashMap<String, String>, name: &str) -> Result<Option<usi
     n.map(Some).ok_or_else(|| ParamError(format!("{name} must be an integer from 1 to {SPEAKER_LIMIT}, got `{v}`")))
 }
 
-fn parse_language(value: Option<&str>, multilingual: bool) -> Result<Option<String>, ParamError> {
+fn parse_language(
+    value: Option<&str>,
+    multilingual: bool,
+    is_language: fn(&str) -> bool,
+) -> Result<Option<String>, ParamError> {
     match value {
         None | Some("auto") if multilingual => Ok(None),
         None | Some("en") => Ok(Some("en".into())),
-        Some(lang) if multilingual && whisper_rs::get_lang_id(lang).is_some() => Ok(Some(lang.to_owned())),
+        Some(lang) if multilingual && is_language(lang) => Ok(Some(lang.to_owned())),
         Some(lang) if multilingual => Err(ParamError(format!("language `{lang}` is not a Whisper language code"))),
         Some(lang) => {
             Err(ParamError(format!("language `{lang}` is not available: the model is English-only (use en)")))
@@ -135,7 +150,7 @@ fn parse_language(value: Option<&str>, multilingual: bool) -> Result<Option<Stri
 }
 
 /// Text messages a client may send.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ClientMessage {
     Finalize,
@@ -144,7 +159,7 @@ pub enum ClientMessage {
 }
 
 /// Specific error codes sent in `error` messages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     InvalidJson,
@@ -158,14 +173,14 @@ pub enum ErrorCode {
     Internal,
 }
 
-/// Messages the server sends, as JSON text frames.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// Messages the server sends, as JSON text frames. Clients parse them back with serde.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMessage {
     Ready {
         session_id: String,
         sample_rate: u32,
-        encoding: &'static str,
+        encoding: Encoding,
         model: String,
         language: Option<String>,
         interim_results: bool,
@@ -181,17 +196,8 @@ pub enum ServerMessage {
         end: f64,
         text: String,
     },
-    Final {
-        segment_id: u64,
-        /// 0 unless the segment was split at a speaker change: then 0, 1, ... in time order.
-        part: u32,
-        start: f64,
-        end: f64,
-        text: String,
-        words: Vec<Word>,
-        language: String,
-        speaker: Option<String>,
-    },
+    /// A final segment; its fields sit beside `type` in the JSON object.
+    Final(Segment),
     /// Speaker labels that changed or arrived late, and speakers found to be one.
     SpeakerUpdate {
         segments: Vec<SpeakerLabel>,
@@ -209,7 +215,7 @@ pub enum ServerMessage {
 }
 
 /// A speaker label for one part of a segment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SpeakerLabel {
     pub segment_id: u64,
     pub part: u32,
@@ -250,13 +256,17 @@ impl CloseReason {
 mod tests {
     use super::*;
 
+    fn abilities(multilingual: bool, diarization: bool) -> Abilities {
+        Abilities { multilingual, diarization, is_language: |code| ["en", "de", "fr"].contains(&code) }
+    }
+
     fn query(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
     fn defaults_for_an_english_model() {
-        let p = ListenParams::parse(&query(&[]), false, true).unwrap();
+        let p = ListenParams::parse(&query(&[]), &abilities(false, true)).unwrap();
         let expected = ListenParams {
             sample_rate: 16_000,
             encoding: Encoding::PcmS16le,
@@ -268,7 +278,10 @@ mod tests {
             endpointing_ms: None,
         };
         assert_eq!(p, expected);
-        assert!(!ListenParams::parse(&query(&[]), false, false).unwrap().diarize, "off where the server has no models");
+        assert!(
+            !ListenParams::parse(&query(&[]), &abilities(false, false)).unwrap().diarize,
+            "off where the server has no models"
+        );
     }
 
     #[test]
@@ -287,31 +300,34 @@ mod tests {
             (("endpointing_ms", "fast"), "endpointing_ms"),
         ];
         for ((k, v), name) in cases {
-            let err = ListenParams::parse(&query(&[(k, v)]), false, true).unwrap_err();
+            let err = ListenParams::parse(&query(&[(k, v)]), &abilities(false, true)).unwrap_err();
             assert!(err.0.contains(name), "{k}={v}: {}", err.0);
         }
     }
 
     #[test]
     fn endpointing_is_taken_within_its_range() {
-        let p = ListenParams::parse(&query(&[("endpointing_ms", "300")]), false, true).unwrap();
+        let p = ListenParams::parse(&query(&[("endpointing_ms", "300")]), &abilities(false, true)).unwrap();
         assert_eq!(p.endpointing_ms, Some(300));
-        assert!(ListenParams::parse(&query(&[("endpointing_ms", "2001")]), false, true).is_err());
+        assert!(ListenParams::parse(&query(&[("endpointing_ms", "2001")]), &abilities(false, true)).is_err());
     }
 
     #[test]
     fn multilingual_models_detect_or_take_a_code() {
-        assert_eq!(ListenParams::parse(&query(&[]), true, true).unwrap().language, None);
-        assert_eq!(ListenParams::parse(&query(&[("language", "de")]), true, true).unwrap().language, Some("de".into()));
-        assert!(ListenParams::parse(&query(&[("language", "xx")]), true, true).is_err());
+        assert_eq!(ListenParams::parse(&query(&[]), &abilities(true, true)).unwrap().language, None);
+        assert_eq!(
+            ListenParams::parse(&query(&[("language", "de")]), &abilities(true, true)).unwrap().language,
+            Some("de".into())
+        );
+        assert!(ListenParams::parse(&query(&[("language", "xx")]), &abilities(true, true)).is_err());
     }
 
     #[test]
     fn speaker_counts_must_be_consistent() {
-        let err =
-            ListenParams::parse(&query(&[("min_speakers", "3"), ("max_speakers", "2")]), false, true).unwrap_err();
+        let err = ListenParams::parse(&query(&[("min_speakers", "3"), ("max_speakers", "2")]), &abilities(false, true))
+            .unwrap_err();
         assert!(err.0.contains("min_speakers"));
-        let err = ListenParams::parse(&query(&[("diarize", "true")]), false, false).unwrap_err();
+        let err = ListenParams::parse(&query(&[("diarize", "true")]), &abilities(false, false)).unwrap_err();
         assert!(err.0.contains("diarize"));
     }
 

@@ -9,7 +9,8 @@ use std::sync::Mutex;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
-use crate::session::registry::{SessionSnapshot, TranscriptEntry};
+use crate::domain::Segment;
+use crate::protocol::CloseReason;
 
 /// Store settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -31,20 +32,45 @@ impl Default for StoreConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("database: {0}")]
+    #[error("database error")]
     Db(#[from] rusqlite::Error),
-    #[error("cannot create the data directory {0}: {1}")]
-    Dir(PathBuf, std::io::Error),
-    #[error("stored session is unreadable: {0}")]
-    Corrupt(String),
+    #[error("cannot create the data directory {}", .0.display())]
+    Dir(PathBuf, #[source] std::io::Error),
+    #[error("a stored session is unreadable")]
+    Corrupt(#[from] serde_json::Error),
+}
+
+/// An ended session as the store keeps it: the store's own record, whatever the REST API shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredSession {
+    pub id: String,
+    pub client: String,
+    pub meta: SessionMeta,
+    pub started_at: f64,
+    pub ended_at: f64,
+    pub close_reason: Option<CloseReason>,
+    pub audio_seconds: f64,
+    /// Empty in lists ([`TranscriptStore::recent`]).
+    pub segments: Vec<Segment>,
+}
+
+/// How the session was opened; kept as JSON in `sessions.meta` (unknown fields, such as those
+/// schema 1 wrote there, are ignored).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionMeta {
+    pub sample_rate: u32,
+    pub encoding: String,
+    pub language: Option<String>,
+    pub diarize: bool,
 }
 
 /// Where transcripts are kept.
 pub trait TranscriptStore: Send + Sync {
     /// Queues an ended session for writing; never blocks.
-    fn save(&self, session: SessionSnapshot);
-    fn get(&self, id: &str) -> Result<Option<SessionSnapshot>, StoreError>;
-    fn recent(&self, limit: usize) -> Result<Vec<SessionSnapshot>, StoreError>;
+    fn save(&self, session: StoredSession);
+    fn get(&self, id: &str) -> Result<Option<StoredSession>, StoreError>;
+    /// The sessions that ended last, newest first, without their segments.
+    fn recent(&self, limit: usize) -> Result<Vec<StoredSession>, StoreError>;
     /// Deletes sessions that ended before `unix_seconds`; returns how many.
     fn delete_ended_before(&self, unix_seconds: f64) -> Result<usize, StoreError>;
     fn reachable(&self) -> bool;
@@ -52,7 +78,8 @@ pub trait TranscriptStore: Send + Sync {
     fn close(&self);
 }
 
-const SCHEMA_VERSION: i64 = 1;
+/// Schema 2 keeps each segment's words (JSON) and language.
+const SCHEMA_VERSION: i64 = 2;
 
 fn migrate(conn: &Connection) -> Result<(), StoreError> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
@@ -80,6 +107,12 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
              );",
         )?;
     }
+    if version < 2 {
+        conn.execute_batch(
+            "ALTER TABLE segments ADD COLUMN words TEXT NOT NULL DEFAULT '[]';
+             ALTER TABLE segments ADD COLUMN language TEXT NOT NULL DEFAULT '';",
+        )?;
+    }
     conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
     Ok(())
 }
@@ -90,30 +123,33 @@ fn open(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
-fn write(conn: &mut Connection, s: &SessionSnapshot) -> Result<(), StoreError> {
+fn reason_text(reason: CloseReason) -> Option<String> {
+    serde_json::to_value(reason).ok().and_then(|v| v.as_str().map(str::to_owned))
+}
+
+fn write(conn: &mut Connection, s: &StoredSession) -> Result<(), StoreError> {
     let tx = conn.transaction()?;
-    let mut meta = s.clone();
-    meta.transcript.clear();
-    let meta = serde_json::to_string(&meta).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let reason = s.close_reason.map(|r| serde_json::to_value(r).ok().and_then(|v| v.as_str().map(str::to_owned)));
+    let meta = serde_json::to_string(&s.meta)?;
     tx.execute(
         "INSERT OR REPLACE INTO sessions (id, started_at, ended_at, close_reason, client, audio_seconds, meta)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![
-            s.id,
-            s.started_at,
-            s.ended_at.unwrap_or(s.started_at),
-            reason.flatten(),
-            s.client,
-            s.audio_seconds,
-            meta
-        ],
+        params![s.id, s.started_at, s.ended_at, s.close_reason.and_then(reason_text), s.client, s.audio_seconds, meta],
     )?;
-    for e in &s.transcript {
+    for e in &s.segments {
         tx.execute(
-            "INSERT OR REPLACE INTO segments (session_id, segment_id, part, start, end, text, speaker)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![s.id, e.segment_id as i64, e.part, e.start, e.end, e.text, e.speaker],
+            "INSERT OR REPLACE INTO segments (session_id, segment_id, part, start, end, text, speaker, words, language)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                s.id,
+                e.segment_id as i64,
+                e.part,
+                e.start,
+                e.end,
+                e.text,
+                e.speaker,
+                serde_json::to_string(&e.words)?,
+                e.language
+            ],
         )?;
     }
     tx.commit()?;
@@ -122,7 +158,7 @@ fn write(conn: &mut Connection, s: &SessionSnapshot) -> Result<(), StoreError> {
 
 pub struct SqliteStore {
     path: PathBuf,
-    writes: Mutex<Option<SyncSender<SessionSnapshot>>>,
+    writes: Mutex<Option<SyncSender<StoredSession>>>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
@@ -133,7 +169,7 @@ impl SqliteStore {
         let path = config.data_dir.join("speech.db");
         let mut conn = open(&path)?;
         migrate(&conn)?;
-        let (writes, queue) = sync_channel::<SessionSnapshot>(1024);
+        let (writes, queue) = sync_channel::<StoredSession>(1024);
         let writer = std::thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || {
@@ -152,30 +188,61 @@ impl SqliteStore {
     }
 }
 
-fn load_session(conn: &Connection, id: &str) -> Result<Option<SessionSnapshot>, StoreError> {
-    let meta: Option<String> =
-        conn.query_row("SELECT meta FROM sessions WHERE id = ?1", [id], |r| r.get(0)).optional()?;
-    let Some(meta) = meta else { return Ok(None) };
-    let mut session: SessionSnapshot = serde_json::from_str(&meta).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+const SESSION_COLUMNS: &str = "id, client, meta, started_at, ended_at, close_reason, audio_seconds";
+
+fn session_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(StoredSession, String)> {
+    let reason: Option<String> = r.get(5)?;
+    let session = StoredSession {
+        id: r.get(0)?,
+        client: r.get(1)?,
+        meta: SessionMeta { sample_rate: 0, encoding: String::new(), language: None, diarize: false },
+        started_at: r.get(3)?,
+        ended_at: r.get(4)?,
+        close_reason: reason.and_then(|r| serde_json::from_value(serde_json::Value::String(r)).ok()),
+        audio_seconds: r.get(6)?,
+        segments: Vec::new(),
+    };
+    Ok((session, r.get(2)?))
+}
+
+/// A session row with its meta JSON parsed.
+fn with_meta((mut session, meta): (StoredSession, String)) -> Result<StoredSession, StoreError> {
+    session.meta = serde_json::from_str(&meta)?;
+    Ok(session)
+}
+
+fn segment_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Segment, String)> {
+    let segment = Segment {
+        segment_id: r.get::<_, i64>(0)? as u64,
+        part: r.get(1)?,
+        start: r.get(2)?,
+        end: r.get(3)?,
+        text: r.get(4)?,
+        speaker: r.get(5)?,
+        words: Vec::new(),
+        language: r.get(7)?,
+    };
+    Ok((segment, r.get(6)?))
+}
+
+fn load_session(conn: &Connection, id: &str) -> Result<Option<StoredSession>, StoreError> {
+    let query = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?1");
+    let Some(row) = conn.query_row(&query, [id], session_row).optional()? else { return Ok(None) };
+    let mut session = with_meta(row)?;
     let mut stmt = conn.prepare(
-        "SELECT segment_id, part, start, end, text, speaker FROM segments WHERE session_id = ?1 ORDER BY segment_id, part",
+        "SELECT segment_id, part, start, end, text, speaker, words, language
+         FROM segments WHERE session_id = ?1 ORDER BY segment_id, part",
     )?;
-    let rows = stmt.query_map([id], |r| {
-        Ok(TranscriptEntry {
-            segment_id: r.get::<_, i64>(0)? as u64,
-            part: r.get(1)?,
-            start: r.get(2)?,
-            end: r.get(3)?,
-            text: r.get(4)?,
-            speaker: r.get(5)?,
-        })
-    })?;
-    session.transcript = rows.collect::<Result<_, _>>()?;
+    for row in stmt.query_map([id], segment_row)? {
+        let (mut segment, words) = row?;
+        segment.words = serde_json::from_str(&words)?;
+        session.segments.push(segment);
+    }
     Ok(Some(session))
 }
 
 impl TranscriptStore for SqliteStore {
-    fn save(&self, session: SessionSnapshot) {
+    fn save(&self, session: StoredSession) {
         let writes = self.writes.lock().unwrap_or_else(|p| p.into_inner());
         let Some(writes) = writes.as_ref() else {
             return tracing::error!(session_id = %session.id, "store closed: session not persisted");
@@ -195,15 +262,16 @@ impl TranscriptStore for SqliteStore {
         }
     }
 
-    fn get(&self, id: &str) -> Result<Option<SessionSnapshot>, StoreError> {
+    fn get(&self, id: &str) -> Result<Option<StoredSession>, StoreError> {
         self.read(|conn| load_session(conn, id))
     }
 
-    fn recent(&self, limit: usize) -> Result<Vec<SessionSnapshot>, StoreError> {
+    fn recent(&self, limit: usize) -> Result<Vec<StoredSession>, StoreError> {
         self.read(|conn| {
-            let mut stmt = conn.prepare("SELECT meta FROM sessions ORDER BY ended_at DESC LIMIT ?1")?;
-            let metas = stmt.query_map([limit as i64], |r| r.get::<_, String>(0))?;
-            metas.map(|m| serde_json::from_str(&m?).map_err(|e| StoreError::Corrupt(e.to_string()))).collect()
+            let query = format!("SELECT {SESSION_COLUMNS} FROM sessions ORDER BY ended_at DESC LIMIT ?1");
+            let mut stmt = conn.prepare(&query)?;
+            let rows = stmt.query_map([limit as i64], session_row)?;
+            rows.map(|row| with_meta(row?)).collect()
         })
     }
 
@@ -219,34 +287,37 @@ impl TranscriptStore for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::Word;
 
-    fn snapshot(id: &str, ended_at: f64) -> SessionSnapshot {
-        SessionSnapshot {
+    fn stored(id: &str, ended_at: f64) -> StoredSession {
+        let words = vec![Word { word: "hi".into(), start: 0.5, end: 2.0, probability: 0.9 }];
+        StoredSession {
             id: id.into(),
-            state: "ended".into(),
             client: "127.0.0.1:1".into(),
-            sample_rate: 16_000,
-            encoding: "pcm_s16le".into(),
-            language: Some("en".into()),
-            diarize: true,
+            meta: SessionMeta {
+                sample_rate: 16_000,
+                encoding: "pcm_s16le".into(),
+                language: Some("en".into()),
+                diarize: true,
+            },
             started_at: ended_at - 5.0,
-            ended_at: Some(ended_at),
-            close_reason: Some(crate::protocol::CloseReason::ClientClose),
+            ended_at,
+            close_reason: Some(CloseReason::ClientClose),
             audio_seconds: 5.0,
-            segments: 1,
-            speakers: vec!["S1".into()],
-            transcript: vec![TranscriptEntry {
+            segments: vec![Segment {
                 segment_id: 0,
                 part: 0,
                 start: 0.5,
                 end: 2.0,
                 text: "hi".into(),
+                words,
+                language: "en".into(),
                 speaker: Some("S1".into()),
             }],
         }
     }
 
-    fn wait_for(store: &SqliteStore, id: &str) -> SessionSnapshot {
+    fn wait_for(store: &SqliteStore, id: &str) -> StoredSession {
         for _ in 0..100 {
             if let Some(s) = store.get(id).unwrap() {
                 return s;
@@ -262,11 +333,11 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         let store =
             SqliteStore::open(&StoreConfig { enabled: true, data_dir: dir.clone(), retention_days: 1 }).unwrap();
-        store.save(snapshot("old", 1_000.0));
-        store.save(snapshot("new", 2_000_000_000.0));
+        store.save(stored("old", 1_000.0));
+        store.save(stored("new", 2_000_000_000.0));
         store.close();
         let back = wait_for(&store, "new");
-        assert_eq!((back.transcript[0].text.as_str(), back.transcript[0].speaker.as_deref()), ("hi", Some("S1")));
+        assert_eq!(back, stored("new", 2_000_000_000.0), "every field, words included, comes back");
         wait_for(&store, "old");
         assert_eq!(store.recent(10).unwrap()[0].id, "new", "newest first");
         assert_eq!(store.delete_ended_before(1_000_000.0).unwrap(), 1);

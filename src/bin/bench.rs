@@ -10,10 +10,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use speech_service::app::{self, Engines};
+use speech_service::app;
 use speech_service::audio::wav;
 use speech_service::client::{stream_file, Received, StreamOptions};
 use speech_service::config::Config;
+use speech_service::engine::Engines;
 use speech_service::eval::der;
 use speech_service::eval::reference::{stm_text, JFK_TEXT};
 use speech_service::eval::rttm::{self, Turn};

@@ -2,7 +2,7 @@
 //! `load` reads it from a file and the environment; docs/CONFIGURATION.md lists every setting.
 
 pub mod load;
-pub mod reload;
+pub mod restart;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -11,7 +11,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::diarize::DiarizeConfig;
 use crate::pipeline::segmenter::SegmenterConfig;
-use crate::session::admission::AdmissionConfig;
 use crate::speaker::cluster::ClusterConfig;
 use crate::store::StoreConfig;
 
@@ -161,6 +160,54 @@ impl Default for LimitsConfig {
 impl LimitsConfig {
     pub fn idle_timeout(&self) -> Duration {
         Duration::from_secs(self.idle_timeout_s)
+    }
+}
+
+/// Admission settings (`[admission]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdmissionConfig {
+    /// Refuse streams beyond measured capacity; off, only `limits.max_sessions` applies.
+    pub enabled: bool,
+    /// Share of each engine's time (ASR finals, speaker labelling) that admitted streams may
+    /// plan to use; the rest absorbs bursts and runs partials.
+    pub target_load: f64,
+    /// Recent finals (90th percentile) ready later than this after their utterance ended
+    /// close admission until they are quick again.
+    pub max_final_delay_ms: u64,
+    /// Share of the ASR workers one real-time stream is assumed to take before any was measured
+    /// (measured on 2 cores with tiny.en: 0.055-0.075).
+    pub prior_asr_cost: f64,
+    /// The same for the speaker labelling worker and a stream with speakers (measured: 0.095).
+    pub prior_diarize_cost: f64,
+    /// `Retry-After` on a refusal, in seconds.
+    pub retry_after_s: u64,
+}
+
+impl Default for AdmissionConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            target_load: 0.8,
+            max_final_delay_ms: 1000,
+            prior_asr_cost: 0.06,
+            prior_diarize_cost: 0.095,
+            retry_after_s: 5,
+        }
+    }
+}
+
+impl AdmissionConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if !(0.05..=1.0).contains(&self.target_load) {
+            return Err(format!("admission.target_load must be within 0.05..1, got {}", self.target_load));
+        }
+        for (name, cost) in [("prior_asr_cost", self.prior_asr_cost), ("prior_diarize_cost", self.prior_diarize_cost)] {
+            if !(0.001..=1.0).contains(&cost) {
+                return Err(format!("admission.{name} must be within 0.001..1, got {cost}"));
+            }
+        }
+        Ok(())
     }
 }
 

@@ -6,3 +6,26 @@ pub mod diarize;
 pub mod queue;
 pub mod stats;
 pub mod whisper;
+
+use self::asr::AsrHandle;
+use self::diarize::DiarizeHandle;
+use crate::pipeline::vad::VadModel;
+
+/// The loaded models: the ASR engine, the diarization engine (unless disabled) and the VAD
+/// model bytes.
+#[derive(Clone)]
+pub struct Engines {
+    pub asr: AsrHandle,
+    pub diarize: Option<DiarizeHandle>,
+    pub vad: VadModel,
+}
+
+impl Engines {
+    /// Stops the engine threads once their queues are empty.
+    pub fn close(&self) {
+        self.asr.close();
+        if let Some(d) = &self.diarize {
+            d.close();
+        }
+    }
+}

@@ -20,7 +20,7 @@ pub struct WorkerStats {
 }
 
 /// A snapshot for the statistics API.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct WorkerSnapshot {
     pub jobs: u64,
     pub busy_seconds: f64,

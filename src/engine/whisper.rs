@@ -12,6 +12,11 @@ use super::asr::{AsrError, DecodeOptions, Transcriber};
 use crate::domain::{Transcript, Word};
 
 const SAMPLE_RATE: usize = crate::domain::SAMPLE_RATE as usize;
+/// Whether `code` is a language Whisper knows (`en`, `de`, ...).
+pub fn is_language(code: &str) -> bool {
+    whisper_rs::get_lang_id(code).is_some()
+}
+
 /// whisper.cpp ignores clips under one second; shorter ones are padded with silence.
 const MIN_SAMPLES: usize = SAMPLE_RATE + SAMPLE_RATE / 10;
 /// Encoder positions per second of audio (1500 for 30 s).

@@ -8,7 +8,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
-use super::AppState;
+use super::state::AppState;
 
 /// Compares without stopping at the first difference, so timing does not reveal a key's prefix.
 fn same(a: &[u8], b: &[u8]) -> bool {

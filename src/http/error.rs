@@ -3,6 +3,24 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::session::admission::Refusal;
+use crate::session::registry::LookupError;
+
+/// The body of every error response.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ErrorDetail {
+    /// A stable code, e.g. `session_not_found`.
+    pub code: String,
+    pub message: String,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -11,7 +29,7 @@ pub enum ApiError {
     #[error("the server is at its limit of {0} concurrent sessions; try again later")]
     TooManySessions(usize),
     #[error("the server is at capacity ({}); try again in {} s", .0.reason, .0.retry_after_s)]
-    AtCapacity(crate::session::admission::Refusal),
+    AtCapacity(Refusal),
     #[error("the server is shutting down")]
     ShuttingDown,
     #[error("no session with id `{0}`")]
@@ -19,7 +37,7 @@ pub enum ApiError {
     #[error("session `{0}` has already ended")]
     SessionEnded(String),
     #[error("the transcript store failed")]
-    Store(String),
+    Store(#[from] LookupError),
 }
 
 impl ApiError {
@@ -39,10 +57,11 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if let Self::Store(cause) = &self {
-            tracing::error!(%cause, "transcript store failed");
+            // The cause chain goes to the log only; the client gets the plain message.
+            tracing::error!(error = %cause_chain(cause), "transcript store failed");
         }
         let (status, code) = self.status_and_code();
-        let body = serde_json::json!({ "error": { "code": code, "message": self.to_string() } });
+        let body = ErrorBody { error: ErrorDetail { code: code.into(), message: self.to_string() } };
         let mut response = (status, Json(body)).into_response();
         if let Self::AtCapacity(refusal) = &self {
             // Load balancers and clients back off by this header.
@@ -50,4 +69,16 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// An error and its causes, outermost first, as one line.
+fn cause_chain(error: &dyn std::error::Error) -> String {
+    let mut chain = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        chain.push_str(": ");
+        chain.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    chain
 }

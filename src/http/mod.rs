@@ -1,68 +1,29 @@
 //! The HTTP edge: the router, the WebSocket upgrade, and error responses.
 
 mod auth;
+pub mod bodies;
 mod error;
+mod metrics;
 pub mod openapi;
 mod routes;
+mod state;
 mod ws;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::Router;
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 
-pub use error::ApiError;
-
-use crate::config::Config;
-use crate::engine::asr::AsrHandle;
-use crate::engine::diarize::DiarizeHandle;
-use crate::pipeline::vad::VadModel;
-use crate::session::aggregate::AggregatorStats;
-use crate::session::registry::SessionRegistry;
-
-/// Shared state behind every route; cheap to clone.
-#[derive(Clone)]
-pub struct AppState {
-    /// The running configuration; a reload replaces it for new sessions and requests.
-    pub config: Arc<watch::Sender<Arc<Config>>>,
-    pub asr: AsrHandle,
-    pub diarize: Option<DiarizeHandle>,
-    pub aggregator: Arc<AggregatorStats>,
-    pub vad: VadModel,
-    /// One permit per live session: the hard limit (`limits.max_sessions`).
-    pub session_slots: Arc<Semaphore>,
-    /// Load-aware admission of streams, and the load figures.
-    pub admission: Arc<crate::session::admission::Admission>,
-    pub shutdown: watch::Receiver<bool>,
-    pub registry: Arc<SessionRegistry>,
-    pub started: std::time::Instant,
-    /// 1 at start, one more for each reload that changed something.
-    pub config_version: Arc<std::sync::atomic::AtomicU64>,
-    /// Changes the log filter on reload; `None` when fixed on the command line (or in tests).
-    pub log: Option<crate::logging::LogHandle>,
-}
-
-impl AppState {
-    /// The configuration in force now.
-    pub fn config(&self) -> Arc<Config> {
-        self.config.borrow().clone()
-    }
-
-    /// The load as admission sees it for a stream with the default settings (speakers on
-    /// where the server has them): what readiness, `/stats` and `/metrics` report.
-    pub fn load_status(&self) -> crate::session::admission::LoadStatus {
-        self.admission.status(&self.config().admission, self.diarize.is_some())
-    }
-}
+pub use error::{ApiError, ErrorBody, ErrorDetail};
+pub use state::AppState;
 
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/health", get(|| async { Json(serde_json::json!({ "status": "ok" })) }))
+        .route("/health", get(routes::health))
         .route("/health/detailed", get(routes::health_detailed))
         .route("/health/ready", get(routes::health_ready))
         .route("/sessions", get(routes::list_sessions))

@@ -3,28 +3,18 @@
 
 use axum::response::Html;
 use axum::Json;
-use serde::Serialize;
-use utoipa::{OpenApi, ToSchema};
+use utoipa::OpenApi;
 
+use super::bodies::*;
+use super::error::{ErrorBody, ErrorDetail};
 use super::routes;
+use crate::domain::{Segment, Word};
 use crate::engine::stats::WorkerSnapshot;
 use crate::process::ProcessUsage;
+use crate::protocol::CloseReason;
 use crate::session::admission::LoadStatus;
 use crate::session::aggregate::AggregatorCounts;
-use crate::session::registry::{SessionSnapshot, TranscriptEntry};
-
-/// The body of every error response.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorBody {
-    pub error: ErrorDetail,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorDetail {
-    /// A stable code, e.g. `session_not_found`.
-    pub code: String,
-    pub message: String,
-}
+use crate::session::registry::{SessionSnapshot, SessionState};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -33,6 +23,7 @@ pub struct ErrorDetail {
         description = "REST API of the real-time speech-to-text server. The WebSocket protocol (GET /v1/listen) is in docs/protocol.md."
     ),
     paths(
+        routes::health,
         routes::health_detailed,
         routes::health_ready,
         routes::metrics,
@@ -47,8 +38,18 @@ pub struct ErrorDetail {
     components(schemas(
         ErrorBody,
         ErrorDetail,
+        Health,
+        DetailedHealth,
+        Ready,
+        SessionList,
         SessionSnapshot,
-        TranscriptEntry,
+        SessionState,
+        CloseReason,
+        Segment,
+        Word,
+        Terminating,
+        Stats,
+        WorkerStats,
         AggregatorCounts,
         WorkerSnapshot,
         LoadStatus,

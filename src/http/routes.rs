@@ -7,43 +7,70 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
-use serde_json::{json, Value};
 
-use super::openapi::ErrorBody;
-use super::{ApiError, AppState};
-use crate::offline::{render, Format, Segment, Transcription};
+use super::bodies::{
+    ComponentState, Components, DetailedHealth, EngineHealth, EngineStats, Health, ModelHealth, Readiness, Ready,
+    SessionCount, SessionList, SessionStats, SessionsHealth, Stats, StoreHealth, Terminating, WorkerStats,
+};
+use super::error::{ApiError, ErrorBody};
+use super::state::AppState;
+use crate::offline::{render, Format, Transcription};
 use crate::session::aggregate::AggregatorCounts;
 use crate::session::registry::{SessionSnapshot, TerminateError};
 
+/// `GET /health`: liveness.
+#[utoipa::path(get, path = "/health", tag = "health", responses((status = 200, description = "The process answers", body = Health)))]
+pub async fn health() -> Json<Health> {
+    Json(Health { status: "ok".into() })
+}
+
+fn up_or_down(up: bool) -> ComponentState {
+    if up {
+        ComponentState::Up
+    } else {
+        ComponentState::Down
+    }
+}
+
+fn diarization_health(state: &AppState) -> EngineHealth {
+    let Some(d) = &state.diarize else {
+        return EngineHealth { state: ComponentState::Disabled, model: None, workers: None, queue_depth: None };
+    };
+    let alive = d.stats().snapshot().alive;
+    EngineHealth { state: up_or_down(alive > 0), model: None, workers: Some(alive), queue_depth: Some(d.queue_depth()) }
+}
+
 /// `GET /health/detailed`: each component's state; 503 when a required one is down.
 #[utoipa::path(get, path = "/health/detailed", tag = "health",
-    responses((status = 200, description = "Every component is up", body = Object), (status = 503, description = "A required component is down", body = Object)))]
+    responses((status = 200, description = "Every component is up", body = DetailedHealth), (status = 503, description = "A required component is down", body = DetailedHealth)))]
 pub async fn health_detailed(State(state): State<AppState>) -> Response {
-    let asr = state.asr.stats().worker.snapshot();
-    let asr_up = asr.alive > 0;
-    let diarization = match &state.diarize {
-        None => json!({ "state": "disabled" }),
-        Some(d) => {
-            let s = d.stats().snapshot();
-            json!({ "state": if s.alive > 0 { "up" } else { "down" }, "workers": s.alive, "queue_depth": d.queue_depth() })
-        }
+    let alive = state.asr.stats().worker.snapshot().alive;
+    let asr = EngineHealth {
+        state: up_or_down(alive > 0),
+        model: Some(state.asr.model().to_owned()),
+        workers: Some(alive),
+        queue_depth: Some(state.asr.queue_depth()),
     };
-    let diarization_up = diarization["state"] != "down";
-    let store_up = store_health(&state).await["state"] != "down";
-    let healthy = asr_up && diarization_up && store_up;
-    let body = json!({
-        "status": if healthy { "ok" } else { "down" },
-        "uptime_seconds": state.started.elapsed().as_secs(),
-        "config_version": state.config_version.load(Ordering::Relaxed),
-        "version": env!("CARGO_PKG_VERSION"),
-        "components": {
-            "asr": { "state": if asr_up { "up" } else { "down" }, "model": state.asr.model(), "workers": asr.alive, "queue_depth": state.asr.queue_depth() },
-            "diarization": diarization,
-            "vad": { "state": "up", "model": "silero-vad 6.2.3" },
-            "sessions": { "state": "up", "active": state.registry.totals().active, "limit": state.config().limits.max_sessions },
-            "store": store_health(&state).await,
+    let components = Components {
+        diarization: diarization_health(&state),
+        vad: ModelHealth { state: ComponentState::Up, model: "silero-vad 6.2.3".into() },
+        sessions: SessionsHealth {
+            state: ComponentState::Up,
+            active: state.registry.totals().active,
+            limit: state.config().limits.max_sessions,
         },
-    });
+        store: store_health(&state).await,
+        asr,
+    };
+    let down = [&components.asr.state, &components.diarization.state, &components.store.state];
+    let healthy = !down.contains(&&ComponentState::Down);
+    let body = DetailedHealth {
+        status: if healthy { ComponentState::Ok } else { ComponentState::Down },
+        uptime_seconds: state.started.elapsed().as_secs(),
+        config_version: state.config_version.load(Ordering::Relaxed),
+        version: env!("CARGO_PKG_VERSION").into(),
+        components,
+    };
     let status = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(body)).into_response()
 }
@@ -52,27 +79,29 @@ pub async fn health_detailed(State(state): State<AppState>) -> Response {
 /// stream would be refused) or draining for shutdown, so a load balancer sends streams
 /// elsewhere; `/health` stays the liveness check.
 #[utoipa::path(get, path = "/health/ready", tag = "health",
-    responses((status = 200, description = "New streams are admitted", body = Object), (status = 503, description = "At capacity or draining", body = Object)))]
+    responses((status = 200, description = "New streams are admitted", body = Ready), (status = 503, description = "At capacity or draining", body = Ready)))]
 pub async fn health_ready(State(state): State<AppState>) -> Response {
     let config = state.config();
     let load = state.load_status();
     let sessions_full = state.session_slots.available_permits() == 0;
     let status = if *state.shutdown.borrow() {
-        "draining"
+        Readiness::Draining
     } else if load.at_capacity || sessions_full {
-        "at_capacity"
+        Readiness::AtCapacity
     } else {
-        "ready"
+        Readiness::Ready
     };
-    let code = if status == "ready" { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    let body = json!({ "status": status, "load": load, "sessions": { "active": state.registry.totals().active, "limit": config.limits.max_sessions } });
-    (code, Json(body)).into_response()
+    let code = if status == Readiness::Ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let sessions = SessionCount { active: state.registry.totals().active, limit: config.limits.max_sessions };
+    (code, Json(Ready { status, load, sessions })).into_response()
 }
 
-async fn store_health(state: &AppState) -> Value {
-    let Some(store) = state.registry.store().cloned() else { return json!({ "state": "disabled" }) };
+async fn store_health(state: &AppState) -> StoreHealth {
+    let Some(store) = state.registry.store().cloned() else {
+        return StoreHealth { state: ComponentState::Disabled, kind: None };
+    };
     let up = tokio::task::spawn_blocking(move || store.reachable()).await.unwrap_or(false);
-    json!({ "state": if up { "up" } else { "down" }, "kind": "sqlite" })
+    StoreHealth { state: up_or_down(up), kind: Some("sqlite".into()) }
 }
 
 #[derive(Debug, Deserialize)]
@@ -85,15 +114,14 @@ pub struct ListQuery {
 /// Ended sessions listed from the store (they survive restarts).
 const LISTED_FROM_STORE: usize = 100;
 
-fn store_failed(e: impl std::fmt::Display) -> ApiError {
-    ApiError::Store(e.to_string())
-}
-
 /// `GET /sessions`: live sessions, then recently ended ones (from the store when there is one).
 #[utoipa::path(get, path = "/sessions", tag = "sessions",
     params(("state" = Option<String>, Query, description = "active, ended or all (default)")),
-    responses((status = 200, description = "Sessions without transcripts: `{\"sessions\": [...]}`", body = Object), (status = 400, body = ErrorBody)))]
-pub async fn list_sessions(State(state): State<AppState>, Query(q): Query<ListQuery>) -> Result<Json<Value>, ApiError> {
+    responses((status = 200, description = "Sessions without transcripts", body = SessionList), (status = 400, body = ErrorBody)))]
+pub async fn list_sessions(
+    State(state): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<SessionList>, ApiError> {
     let (active, ended) = match q.state.as_deref() {
         None | Some("all") => (true, true),
         Some("active") => (true, false),
@@ -102,36 +130,25 @@ pub async fn list_sessions(State(state): State<AppState>, Query(q): Query<ListQu
             return Err(ApiError::InvalidParameter(format!("state must be active, ended or all, got `{other}`")))
         }
     };
-    let Some(store) = state.registry.store().cloned().filter(|_| ended) else {
-        return Ok(Json(json!({ "sessions": state.registry.list(active, ended) })));
-    };
-    let mut sessions = state.registry.list(active, true);
-    let stored = tokio::task::spawn_blocking(move || store.recent(LISTED_FROM_STORE)).await.map_err(store_failed)?;
-    // Sessions that just ended may not be written yet; those in memory come first.
-    let mut stored: Vec<SessionSnapshot> =
-        stored.map_err(store_failed)?.into_iter().filter(|s| !sessions.iter().any(|m| m.id == s.id)).collect();
-    stored.iter_mut().for_each(|s| s.transcript.clear());
-    sessions.extend(stored);
-    Ok(Json(json!({ "sessions": sessions })))
+    let mut sessions = state.registry.list_with_stored(active, ended, LISTED_FROM_STORE).await?;
+    sessions.iter_mut().for_each(|s| s.transcript.clear());
+    Ok(Json(SessionList { sessions }))
 }
 
 /// A session from memory, or else from the store.
 async fn find_session(state: &AppState, id: String) -> Result<SessionSnapshot, ApiError> {
-    if let Some(session) = state.registry.get(&id) {
-        return Ok(session);
-    }
-    let Some(store) = state.registry.store().cloned() else { return Err(ApiError::SessionNotFound(id)) };
-    let lookup = id.clone();
-    let found = tokio::task::spawn_blocking(move || store.get(&lookup)).await.map_err(store_failed)?;
-    found.map_err(store_failed)?.ok_or(ApiError::SessionNotFound(id))
+    state.registry.find(&id).await?.ok_or(ApiError::SessionNotFound(id))
 }
 
 /// `GET /sessions/{id}`: one session with its transcript so far.
 #[utoipa::path(get, path = "/sessions/{id}", tag = "sessions",
     params(("id" = String, Path, description = "Session id")),
     responses((status = 200, body = SessionSnapshot), (status = 404, body = ErrorBody)))]
-pub async fn get_session(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
-    Ok(Json(find_session(&state, id).await?).into_response())
+pub async fn get_session(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<SessionSnapshot>, ApiError> {
+    Ok(Json(find_session(&state, id).await?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -159,22 +176,7 @@ pub async fn get_transcript(
         }
     };
     let session = find_session(&state, id).await?;
-    let language = session.language.clone().unwrap_or_default();
-    let segments = session
-        .transcript
-        .into_iter()
-        .map(|e| Segment {
-            id: e.segment_id,
-            part: e.part,
-            start: e.start,
-            end: e.end,
-            text: e.text,
-            words: Vec::new(),
-            language: language.clone(),
-            speaker: e.speaker,
-        })
-        .collect();
-    let body = render(&Transcription { segments, turns: Vec::new() }, format, &session.id);
+    let body = render(&Transcription { segments: session.transcript, turns: Vec::new() }, format, &session.id);
     Ok(([(axum::http::header::CONTENT_TYPE, content_type)], body).into_response())
 }
 
@@ -182,63 +184,76 @@ pub async fn get_transcript(
 /// and `closed` with reason `terminated`).
 #[utoipa::path(delete, path = "/sessions/{id}", tag = "sessions",
     params(("id" = String, Path, description = "Session id")),
-    responses((status = 202, description = "The session is ending gracefully", body = Object), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 202, description = "The session is ending gracefully", body = Terminating), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn delete_session(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
     match state.registry.terminate(&id) {
-        Ok(()) => Ok((StatusCode::ACCEPTED, Json(json!({ "id": id, "status": "terminating" }))).into_response()),
+        Ok(()) => {
+            let body = Terminating { id, status: "terminating".into() };
+            Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+        }
         Err(TerminateError::NotFound) => Err(ApiError::SessionNotFound(id)),
         Err(TerminateError::AlreadyEnded) => Err(ApiError::SessionEnded(id)),
     }
 }
 
 /// `GET /stats`: sessions, audio, segments, errors by kind, real-time factor.
-#[utoipa::path(get, path = "/stats", tag = "statistics", responses((status = 200, description = "Sessions, audio, segments, errors by kind, real-time factor", body = Object)))]
-pub async fn stats(State(state): State<AppState>) -> Json<Value> {
+#[utoipa::path(get, path = "/stats", tag = "statistics", responses((status = 200, description = "Sessions, audio, segments, errors by kind, real-time factor", body = Stats)))]
+pub async fn stats(State(state): State<AppState>) -> Json<Stats> {
     let sessions = state.registry.totals();
     let asr = state.asr.stats();
     let audio = asr.audio_micros.load(Ordering::Relaxed) as f64 / 1e6;
     let busy = asr.worker.snapshot().busy_seconds;
-    Json(json!({
-        "sessions": { "active": sessions.active, "total": sessions.total, "rejected": sessions.rejected },
-        "audio_seconds": sessions.audio_seconds,
-        "segments": sessions.segments,
-        "errors": sessions.errors,
-        "asr_audio_seconds": audio,
-        "real_time_factor": if audio > 0.0 { Some(busy / audio) } else { None },
-        "process": crate::process::usage(),
-        "load": state.load_status(),
-    }))
+    Json(Stats {
+        sessions: SessionStats { active: sessions.active, total: sessions.total, rejected: sessions.rejected },
+        audio_seconds: sessions.audio_seconds,
+        segments: sessions.segments,
+        errors: sessions.errors,
+        asr_audio_seconds: audio,
+        real_time_factor: (audio > 0.0).then(|| busy / audio),
+        process: crate::process::usage(),
+        load: state.load_status(),
+    })
 }
 
 /// `GET /stats/workers`: per engine, jobs, busy time, queue depth and job-time percentiles.
-#[utoipa::path(get, path = "/stats/workers", tag = "statistics", responses((status = 200, description = "Per engine: queue depth and WorkerSnapshot stats", body = Object)))]
-pub async fn worker_stats(State(state): State<AppState>) -> Json<Value> {
+#[utoipa::path(get, path = "/stats/workers", tag = "statistics", responses((status = 200, description = "Per engine: queue depth and worker statistics", body = WorkerStats)))]
+pub async fn worker_stats(State(state): State<AppState>) -> Json<WorkerStats> {
     let asr = state.asr.stats();
-    let mut workers = vec![json!({
-        "name": "asr",
-        "queue_depth": state.asr.queue_depth(),
-        "partial_jobs": asr.partial_jobs.load(Ordering::Relaxed),
-        "skipped_stale_partials": asr.skipped_stale.load(Ordering::Relaxed),
-        "refused_partials": asr.refused_partials.load(Ordering::Relaxed),
-        "speculative_jobs": asr.speculative_jobs.load(Ordering::Relaxed),
-        "final_wait_p90_seconds": asr.final_waits.p90_within(std::time::Duration::from_secs(60)),
-        "stats": asr.worker.snapshot(),
-    })];
+    let count = |n: &std::sync::atomic::AtomicU64| Some(n.load(Ordering::Relaxed));
+    let mut workers = vec![EngineStats {
+        name: "asr".into(),
+        queue_depth: state.asr.queue_depth(),
+        partial_jobs: count(&asr.partial_jobs),
+        skipped_stale_partials: count(&asr.skipped_stale),
+        refused_partials: count(&asr.refused_partials),
+        speculative_jobs: count(&asr.speculative_jobs),
+        final_wait_p90_seconds: asr.final_waits.p90_within(std::time::Duration::from_secs(60)),
+        stats: asr.worker.snapshot(),
+    }];
     if let Some(d) = &state.diarize {
-        workers.push(json!({ "name": "diarization", "queue_depth": d.queue_depth(), "stats": d.stats().snapshot() }));
+        workers.push(EngineStats {
+            name: "diarization".into(),
+            queue_depth: d.queue_depth(),
+            partial_jobs: None,
+            skipped_stale_partials: None,
+            refused_partials: None,
+            speculative_jobs: None,
+            final_wait_p90_seconds: None,
+            stats: d.stats().snapshot(),
+        });
     }
-    Json(json!({ "workers": workers }))
+    Json(WorkerStats { workers })
 }
 
 /// `GET /stats/aggregator`: how finals met their speakers.
 #[utoipa::path(get, path = "/stats/aggregator", tag = "statistics", responses((status = 200, body = AggregatorCounts)))]
-pub async fn aggregator_stats(State(state): State<AppState>) -> Json<Value> {
-    Json(json!(state.aggregator.snapshot()))
+pub async fn aggregator_stats(State(state): State<AppState>) -> Json<AggregatorCounts> {
+    Json(state.aggregator.snapshot())
 }
 
 /// `GET /metrics`: Prometheus exposition format.
 #[utoipa::path(get, path = "/metrics", tag = "health", responses((status = 200, description = "Prometheus exposition format", body = String, content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    let body = crate::telemetry::render(&state);
+    let body = super::metrics::render(&state);
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }

@@ -6,8 +6,9 @@ use std::net::SocketAddr;
 use axum::extract::{ConnectInfo, Query, State, WebSocketUpgrade};
 use axum::response::Response;
 
-use super::{ApiError, AppState};
-use crate::protocol::ListenParams;
+use super::error::ApiError;
+use super::state::AppState;
+use crate::protocol::{Abilities, ListenParams};
 use crate::session::{self, SessionDeps};
 
 pub async fn listen(
@@ -16,8 +17,12 @@ pub async fn listen(
     Query(query): Query<HashMap<String, String>>,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    let params = ListenParams::parse(&query, state.asr.is_multilingual(), state.diarize.is_some())
-        .map_err(|e| ApiError::InvalidParameter(e.0))?;
+    let abilities = Abilities {
+        multilingual: state.asr.is_multilingual(),
+        diarization: state.diarize.is_some(),
+        is_language: crate::engine::whisper::is_language,
+    };
+    let params = ListenParams::parse(&query, &abilities).map_err(|e| ApiError::InvalidParameter(e.0))?;
     if *state.shutdown.borrow() {
         return Err(ApiError::ShuttingDown);
     }

@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::LevelReport;
+use super::report::LevelReport;
 
 const WIDTH: f64 = 640.0;
 const HEIGHT: f64 = 360.0;

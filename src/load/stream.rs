@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use super::{LoadFile, LoadOptions};
+use super::plan::{LoadFile, LoadOptions};
 use crate::audio::wav::WavAudio;
 use crate::client::{self, Received, Refused, StreamOptions};
 use crate::process::ProcessUsage;

@@ -3,34 +3,16 @@
 use std::path::Path;
 use std::time::Duration;
 
-use serde::Serialize;
-
-use crate::app::Engines;
 use crate::audio::wav;
 use crate::config::Config;
-use crate::domain::Word;
-use crate::eval::rttm::Turn;
+use crate::engine::Engines;
 use crate::pipeline::segmenter::{SegmentEvent, Segmenter, Utterance};
 use crate::pipeline::vad::VadFramer;
 
 mod render;
 mod speakers;
 
-pub use render::{render, Format};
-
-/// One transcribed segment with stream-relative times in seconds.
-#[derive(Debug, Clone, Serialize)]
-pub struct Segment {
-    pub id: u64,
-    /// 0 unless the utterance was split at a speaker change.
-    pub part: u32,
-    pub start: f64,
-    pub end: f64,
-    pub text: String,
-    pub words: Vec<Word>,
-    pub language: String,
-    pub speaker: Option<String>,
-}
+pub use render::{render, Format, Transcription};
 
 /// Runs VAD and the segmenter over 16 kHz `samples` (on the calling thread).
 pub fn find_utterances(samples: &[f32], engines: &Engines, config: &Config) -> anyhow::Result<Vec<Utterance>> {
@@ -48,13 +30,6 @@ pub fn find_utterances(samples: &[f32], engines: &Engines, config: &Config) -> a
     }
     utterances.extend(segmenter.finalize());
     Ok(utterances)
-}
-
-/// A transcribed file: its segments and, when diarized, its speaker turns.
-#[derive(Debug, Clone, Default)]
-pub struct Transcription {
-    pub segments: Vec<Segment>,
-    pub turns: Vec<Turn>,
 }
 
 /// Transcribes a WAV file of any rate, labelling speakers when `diarize` and the engine allow.

@@ -1,7 +1,14 @@
 //! Output formats of `transcribe`.
 
-use super::{Segment, Transcription};
-use crate::eval::rttm;
+use crate::domain::Segment;
+use crate::eval::rttm::{self, Turn};
+
+/// A transcribed file: its segments and, when diarized, its speaker turns.
+#[derive(Debug, Clone, Default)]
+pub struct Transcription {
+    pub segments: Vec<Segment>,
+    pub turns: Vec<Turn>,
+}
 
 /// Output formats of `transcribe`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -65,11 +72,10 @@ pub fn render(t: &Transcription, format: Format, file: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::eval::rttm::Turn;
 
     fn segment(start: f64, end: f64, text: &str, speaker: Option<&str>) -> Segment {
         let speaker = speaker.map(str::to_owned);
-        Segment { id: 0, part: 0, start, end, text: text.into(), words: vec![], language: "en".into(), speaker }
+        Segment { segment_id: 0, part: 0, start, end, text: text.into(), words: vec![], language: "en".into(), speaker }
     }
 
     #[test]

@@ -1,14 +1,12 @@
 //! Offline speaker attribution: the same online clustering as live sessions, then a second pass
 //! that relabels every turn with its nearest final speaker (offline can look back).
 
-use crate::domain::seconds;
+use super::render::Transcription;
 use crate::config::Config;
-use crate::domain::{EmbeddedTurn, Transcript, Word};
+use crate::domain::{seconds, EmbeddedTurn, Transcript};
 use crate::eval::rttm::Turn;
-use crate::speaker::attribution::{join_words, label_turns, split_words, Part, SpeakerTurn};
+use crate::speaker::attribution::{label_turns, to_segments, SpeakerTurn};
 use crate::speaker::cluster::{label, SpeakerTracker};
-
-use super::{Segment, Transcription};
 
 /// One utterance's results: id, start and end sample, transcript, speaker turns.
 pub type UtteranceResult = (u64, usize, usize, Transcript, Vec<EmbeddedTurn>);
@@ -21,33 +19,13 @@ pub fn attribute(results: Vec<UtteranceResult>, config: &Config, diarized: bool)
     for ((id, start, end, transcript, turns), labelled) in results.into_iter().zip(first) {
         let labelled = relabel(&tracker, &turns, labelled);
         let offset = seconds(start);
-        let clip_end = seconds(end - start);
         out.turns.extend(labelled.iter().map(|t| Turn {
             start: offset + seconds(t.start),
             end: offset + seconds(t.end),
             speaker: label(t.speaker),
         }));
-        let parts = if diarized {
-            split_words(&transcript.words, &labelled, clip_end)
-        } else {
-            vec![Part { speaker: None, start: 0.0, end: clip_end, words: transcript.words.clone() }]
-        };
-        let single = parts.len() == 1;
-        for (i, part) in parts.into_iter().enumerate() {
-            let text = if single { transcript.text.clone() } else { join_words(&part.words) };
-            let words =
-                part.words.into_iter().map(|w| Word { start: w.start + offset, end: w.end + offset, ..w }).collect();
-            out.segments.push(Segment {
-                id,
-                part: i as u32,
-                start: offset + part.start,
-                end: offset + part.end,
-                text,
-                words,
-                language: transcript.language.clone(),
-                speaker: part.speaker.map(label),
-            });
-        }
+        let turns = diarized.then_some(labelled.as_slice());
+        out.segments.extend(to_segments(id, &transcript, turns, end - start, offset));
     }
     out.turns = merge_adjacent(out.turns);
     out

@@ -79,8 +79,7 @@ impl SileroVad {
         let state = Tensor::from_array(([2usize, 1, 128], self.state.clone()))?;
         let sr = Tensor::from_array(ndarray::arr0(i64::from(crate::domain::SAMPLE_RATE)))?;
         let (prob, new_state) = self.pool.with_session(self.home, |session| {
-            let outputs =
-                session.run(ort::inputs!["input" => input, "state" => state, "sr" => sr])?;
+            let outputs = session.run(ort::inputs!["input" => input, "state" => state, "sr" => sr])?;
             let (_, prob) = outputs["output"].try_extract_tensor::<f32>()?;
             let (_, new_state) = outputs["stateN"].try_extract_tensor::<f32>()?;
             Ok::<_, OnnxError>((prob[0], new_state.to_vec()))

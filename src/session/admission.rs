@@ -15,58 +15,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
+use crate::config::AdmissionConfig;
 use crate::engine::asr::{AsrHandle, RecentWaits};
 use crate::engine::diarize::DiarizeHandle;
-
-/// Admission settings (`[admission]`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct AdmissionConfig {
-    /// Refuse streams beyond measured capacity; off, only `limits.max_sessions` applies.
-    pub enabled: bool,
-    /// Share of each engine's time (ASR finals, speaker labelling) that admitted streams may
-    /// plan to use; the rest absorbs bursts and runs partials.
-    pub target_load: f64,
-    /// Recent finals (90th percentile) ready later than this after their utterance ended
-    /// close admission until they are quick again.
-    pub max_final_delay_ms: u64,
-    /// Share of the ASR workers one real-time stream is assumed to take before any was measured
-    /// (measured on 2 cores with tiny.en: 0.055-0.075).
-    pub prior_asr_cost: f64,
-    /// The same for the speaker labelling worker and a stream with speakers (measured: 0.095).
-    pub prior_diarize_cost: f64,
-    /// `Retry-After` on a refusal, in seconds.
-    pub retry_after_s: u64,
-}
-
-impl Default for AdmissionConfig {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            target_load: 0.8,
-            max_final_delay_ms: 1000,
-            prior_asr_cost: 0.06,
-            prior_diarize_cost: 0.095,
-            retry_after_s: 5,
-        }
-    }
-}
-
-impl AdmissionConfig {
-    pub fn validate(&self) -> Result<(), String> {
-        if !(0.05..=1.0).contains(&self.target_load) {
-            return Err(format!("admission.target_load must be within 0.05..1, got {}", self.target_load));
-        }
-        for (name, cost) in [("prior_asr_cost", self.prior_asr_cost), ("prior_diarize_cost", self.prior_diarize_cost)] {
-            if !(0.001..=1.0).contains(&cost) {
-                return Err(format!("admission.{name} must be within 0.001..1, got {cost}"));
-            }
-        }
-        Ok(())
-    }
-}
 
 /// A stream that was admitted; its session says when audio arrives.
 #[derive(Debug)]
@@ -119,7 +72,7 @@ impl StreamTicket {
 }
 
 /// What admission sees now; served by `/health/ready` and `/stats`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct LoadStatus {
     /// Sessions streaming now (idle ones left out), and those of them labelling speakers.
     pub streams: usize,

@@ -23,7 +23,7 @@ pub struct AggregatorStats {
 }
 
 /// A snapshot of the counters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct AggregatorCounts {
     pub joined: u64,
     pub timed_out: u64,

@@ -13,8 +13,8 @@ use super::progress::SpeakerProgress;
 use super::speakers::SessionSpeakers;
 use super::speculation::Speculation;
 use super::SessionDeps;
+use crate::domain::{round_ms, EmbeddedTurn, Transcript};
 use crate::domain::{seconds, SAMPLES_PER_MS, SAMPLE_RATE};
-use crate::domain::{EmbeddedTurn, Transcript, Word};
 use crate::engine::asr::{AsrError, Reply};
 use crate::engine::diarize::{DiarizeError, DiarizeReply};
 use crate::engine::queue::{clock_ms, clock_ms_at};
@@ -31,8 +31,8 @@ use crate::pipeline::policy::PartialPolicy;
 use crate::pipeline::segmenter::{SegmentEvent, Segmenter, Utterance};
 use crate::pipeline::vad::ScoredFrame;
 use crate::protocol::{ClientMessage, CloseReason, ErrorCode, ListenParams, ServerMessage};
-use crate::speaker::attribution::{join_words, split_words, Part};
-use crate::speaker::cluster::{label, ClusterConfig};
+use crate::speaker::attribution::to_segments;
+use crate::speaker::cluster::ClusterConfig;
 
 pub struct PendingPartial {
     pub segment_id: u64,
@@ -109,7 +109,7 @@ impl Session {
         let ready = ServerMessage::Ready {
             session_id: id,
             sample_rate: params.sample_rate,
-            encoding: params.encoding.as_str(),
+            encoding: params.encoding,
             model: deps.asr.model().to_owned(),
             language: params.language.clone(),
             interim_results: params.interim_results,
@@ -363,37 +363,21 @@ impl Session {
             Ok(t) => t,
             Err(e) => return self.error(ErrorCode::AsrFailed, format!("segment {}: {e}", done.segment_id)),
         };
-        let clip_end = seconds(done.end - done.start);
-        let unlabelled = || vec![Part { speaker: None, start: 0.0, end: clip_end, words: transcript.words.clone() }];
-        let parts = match (done.speakers, self.speakers.as_mut()) {
-            (Speakers::Ready(Ok(turns)), Some(speakers)) => {
-                let labelled = speakers.label(&turns, &mut self.outbox);
-                split_words(&transcript.words, &labelled, clip_end)
-            }
+        let labelled = match (done.speakers, self.speakers.as_mut()) {
+            (Speakers::Ready(Ok(turns)), Some(speakers)) => Some(speakers.label(&turns, &mut self.outbox)),
             (Speakers::Ready(Err(e)), _) => {
                 tracing::warn!(segment_id = done.segment_id, error = %e, "speaker labels failed");
-                unlabelled()
+                None
             }
             (Speakers::Late(rx), _) => {
                 inflight.late.push(aggregate::late(done.segment_id, rx, self.deps.aggregator.clone()));
-                unlabelled()
+                None
             }
-            _ => unlabelled(),
+            _ => None,
         };
-        let offset = seconds(done.start);
-        let single = parts.len() == 1;
-        for (i, part) in parts.into_iter().enumerate() {
-            let text = if single { transcript.text.clone() } else { join_words(&part.words) };
-            self.outbox.push(ServerMessage::Final {
-                segment_id: done.segment_id,
-                part: i as u32,
-                start: round_ms(part.start + offset),
-                end: round_ms(part.end + offset),
-                text,
-                words: part.words.into_iter().map(|w| shift(w, offset)).collect(),
-                language: transcript.language.clone(),
-                speaker: part.speaker.map(label),
-            });
+        let n_samples = done.end - done.start;
+        for segment in to_segments(done.segment_id, &transcript, labelled.as_deref(), n_samples, seconds(done.start)) {
+            self.outbox.push(ServerMessage::Final(segment));
             self.finals_sent += 1;
         }
     }
@@ -446,16 +430,6 @@ impl Session {
             self.submit_final(utterance, inflight).await;
         }
     }
-}
-
-fn round_ms(seconds: f64) -> f64 {
-    (seconds * 1000.0).round() / 1000.0
-}
-
-fn shift(mut w: Word, offset: f64) -> Word {
-    w.start = round_ms(w.start + offset);
-    w.end = round_ms(w.end + offset);
-    w
 }
 
 fn parse_client_message(text: &str) -> Result<ClientMessage, (ErrorCode, String)> {

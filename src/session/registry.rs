@@ -1,7 +1,7 @@
 //! The session manager: every live session's record, recently ended ones, and the totals the
 //! statistics API reports. Sessions write their own record; REST handlers read snapshots.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -10,8 +10,9 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+use crate::domain::Segment;
 use crate::protocol::{CloseReason, ErrorCode, ListenParams, ServerMessage};
-use crate::store::TranscriptStore;
+use crate::store::{SessionMeta, StoreError, StoredSession, TranscriptStore};
 
 /// Ended sessions kept for `GET /sessions`.
 const RECENT_ENDED: usize = 256;
@@ -24,40 +25,98 @@ fn unix_seconds(t: SystemTime) -> f64 {
     t.duration_since(SystemTime::UNIX_EPOCH).map_or(0.0, |d| (d.as_secs_f64() * 1000.0).round() / 1000.0)
 }
 
-/// One final segment as the REST API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct TranscriptEntry {
-    pub segment_id: u64,
-    pub part: u32,
-    pub start: f64,
-    pub end: f64,
-    pub text: String,
-    pub speaker: Option<String>,
+/// Whether a session is still streaming.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionState {
+    Active,
+    Ended,
 }
 
 /// A session as seen from outside: what `GET /sessions/{id}` returns.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SessionSnapshot {
     pub id: String,
-    pub state: String,
+    pub state: SessionState,
     pub client: String,
     pub sample_rate: u32,
     pub encoding: String,
     pub language: Option<String>,
     pub diarize: bool,
+    /// Unix time in seconds.
     pub started_at: f64,
     pub ended_at: Option<f64>,
     pub close_reason: Option<CloseReason>,
     pub audio_seconds: f64,
     pub segments: u64,
     pub speakers: Vec<String>,
-    pub transcript: Vec<TranscriptEntry>,
+    /// The final segments so far; empty in lists.
+    pub transcript: Vec<Segment>,
+}
+
+impl SessionSnapshot {
+    /// The record the store keeps of this (ended) session.
+    fn to_stored(&self) -> StoredSession {
+        StoredSession {
+            id: self.id.clone(),
+            client: self.client.clone(),
+            meta: SessionMeta {
+                sample_rate: self.sample_rate,
+                encoding: self.encoding.clone(),
+                language: self.language.clone(),
+                diarize: self.diarize,
+            },
+            started_at: self.started_at,
+            ended_at: self.ended_at.unwrap_or(self.started_at),
+            close_reason: self.close_reason,
+            audio_seconds: self.audio_seconds,
+            segments: self.transcript.clone(),
+        }
+    }
+
+    /// A session read back from the store. `segments` counts what was stored: nothing in lists,
+    /// which leave transcripts out.
+    fn from_stored(s: StoredSession) -> Self {
+        Self {
+            state: SessionState::Ended,
+            sample_rate: s.meta.sample_rate,
+            encoding: s.meta.encoding,
+            language: s.meta.language,
+            diarize: s.meta.diarize,
+            started_at: s.started_at,
+            ended_at: Some(s.ended_at),
+            close_reason: s.close_reason,
+            audio_seconds: s.audio_seconds,
+            segments: s.segments.len() as u64,
+            speakers: speakers_of(&s.segments),
+            transcript: s.segments,
+            id: s.id,
+            client: s.client,
+        }
+    }
+}
+
+/// The distinct speakers of a transcript, sorted.
+fn speakers_of(transcript: &[Segment]) -> Vec<String> {
+    let mut speakers: Vec<String> = transcript.iter().filter_map(|e| e.speaker.clone()).collect();
+    speakers.sort();
+    speakers.dedup();
+    speakers
+}
+
+/// A session could not be read from the store.
+#[derive(Debug, thiserror::Error)]
+pub enum LookupError {
+    #[error("the transcript store failed")]
+    Store(#[from] StoreError),
+    #[error("the transcript store lookup stopped")]
+    Interrupted(#[from] tokio::task::JoinError),
 }
 
 #[derive(Debug, Default)]
 struct Progress {
     audio_seconds: f64,
-    transcript: Vec<TranscriptEntry>,
+    transcript: Vec<Segment>,
     ended_at: Option<SystemTime>,
     close_reason: Option<CloseReason>,
 }
@@ -80,13 +139,13 @@ impl SessionRecord {
         lock(&self.progress).audio_seconds = seconds;
     }
 
-    pub fn add_final(&self, entry: TranscriptEntry) {
+    pub fn add_final(&self, entry: Segment) {
         self.totals.segments.fetch_add(1, Ordering::Relaxed);
         lock(&self.progress).transcript.push(entry);
     }
 
     /// Applies a late label or a merge to what is already recorded.
-    pub fn relabel(&self, matches: impl Fn(&TranscriptEntry) -> bool, speaker: &str) {
+    pub fn relabel(&self, matches: impl Fn(&Segment) -> bool, speaker: &str) {
         for entry in lock(&self.progress).transcript.iter_mut().filter(|e| matches(e)) {
             entry.speaker = Some(speaker.to_owned());
         }
@@ -95,16 +154,7 @@ impl SessionRecord {
     /// Records what a message sent to the client says about the session.
     pub fn observe(&self, message: &ServerMessage) {
         match message {
-            ServerMessage::Final { segment_id, part, start, end, text, speaker, .. } => {
-                self.add_final(TranscriptEntry {
-                    segment_id: *segment_id,
-                    part: *part,
-                    start: *start,
-                    end: *end,
-                    text: text.clone(),
-                    speaker: speaker.clone(),
-                })
-            }
+            ServerMessage::Final(segment) => self.add_final(segment.clone()),
             ServerMessage::SpeakerUpdate { segments, merged } => {
                 for s in segments {
                     self.relabel(|e| e.segment_id == s.segment_id && e.part == s.part, &s.speaker);
@@ -130,12 +180,9 @@ impl SessionRecord {
 
     fn snapshot(&self) -> SessionSnapshot {
         let p = lock(&self.progress);
-        let mut speakers: Vec<String> = p.transcript.iter().filter_map(|e| e.speaker.clone()).collect();
-        speakers.sort();
-        speakers.dedup();
         SessionSnapshot {
             id: self.id.clone(),
-            state: if p.ended_at.is_some() { "ended" } else { "active" }.to_owned(),
+            state: if p.ended_at.is_some() { SessionState::Ended } else { SessionState::Active },
             client: self.client.to_string(),
             sample_rate: self.params.sample_rate,
             encoding: self.params.encoding.as_str().to_owned(),
@@ -146,7 +193,7 @@ impl SessionRecord {
             close_reason: p.close_reason,
             audio_seconds: p.audio_seconds,
             segments: p.transcript.len() as u64,
-            speakers,
+            speakers: speakers_of(&p.transcript),
             transcript: p.transcript.clone(),
         }
     }
@@ -198,6 +245,35 @@ impl SessionRegistry {
         self.store.as_ref()
     }
 
+    /// A session from memory, or else from the store.
+    pub async fn find(&self, id: &str) -> Result<Option<SessionSnapshot>, LookupError> {
+        if let Some(session) = self.get(id) {
+            return Ok(Some(session));
+        }
+        let Some(store) = self.store.clone() else { return Ok(None) };
+        let id = id.to_owned();
+        let stored = tokio::task::spawn_blocking(move || store.get(&id)).await??;
+        Ok(stored.map(SessionSnapshot::from_stored))
+    }
+
+    /// Like [`list`](Self::list), with the ended sessions from the store when there is one
+    /// (they survive restarts): up to `stored` of them, after those still in memory.
+    pub async fn list_with_stored(
+        &self,
+        active: bool,
+        ended: bool,
+        stored: usize,
+    ) -> Result<Vec<SessionSnapshot>, LookupError> {
+        let Some(store) = self.store.clone().filter(|_| ended) else { return Ok(self.list(active, ended)) };
+        let mut sessions = self.list(active, true);
+        let recent = tokio::task::spawn_blocking(move || store.recent(stored)).await??;
+        // Sessions that just ended may not be written yet; those in memory come first.
+        let in_memory: HashSet<String> = sessions.iter().map(|s| s.id.clone()).collect();
+        let older = recent.into_iter().filter(|s| !in_memory.contains(&s.id));
+        sessions.extend(older.map(SessionSnapshot::from_stored));
+        Ok(sessions)
+    }
+
     /// Registers a new live session.
     pub fn open(&self, id: String, client: SocketAddr, params: ListenParams) -> Arc<SessionRecord> {
         self.totals.sessions.fetch_add(1, Ordering::Relaxed);
@@ -225,7 +301,7 @@ impl SessionRegistry {
         }
         let snapshot = record.snapshot();
         if let Some(store) = &self.store {
-            store.save(snapshot.clone());
+            store.save(snapshot.to_stored());
         }
         let mut ended = lock(&self.ended);
         if ended.len() == RECENT_ENDED {
@@ -306,18 +382,27 @@ mod tests {
         let registry = SessionRegistry::default();
         let record = registry.open("a".into(), "127.0.0.1:9".parse().unwrap(), params());
         record.set_audio_seconds(2.5);
-        let entry = TranscriptEntry { segment_id: 0, part: 0, start: 0.1, end: 2.0, text: "hi".into(), speaker: None };
+        let entry = Segment {
+            segment_id: 0,
+            part: 0,
+            start: 0.1,
+            end: 2.0,
+            text: "hi".into(),
+            words: vec![],
+            language: "en".into(),
+            speaker: None,
+        };
         record.add_final(entry);
         record.relabel(|e| e.segment_id == 0, "S1");
         record.count_error(ErrorCode::InvalidJson);
-        assert_eq!(registry.get("a").unwrap().state, "active");
+        assert_eq!(registry.get("a").unwrap().state, SessionState::Active);
         assert_eq!(registry.terminate("a"), Ok(()));
         assert!(*record.terminate_signal().borrow());
         registry.close("a", CloseReason::Terminated);
         let s = registry.get("a").unwrap();
         assert_eq!(
-            (s.state.as_str(), s.close_reason, s.speakers.clone()),
-            ("ended", Some(CloseReason::Terminated), vec!["S1".to_owned()])
+            (s.state, s.close_reason, s.speakers.clone()),
+            (SessionState::Ended, Some(CloseReason::Terminated), vec!["S1".to_owned()])
         );
         assert_eq!(registry.terminate("a"), Err(TerminateError::AlreadyEnded));
         assert_eq!(registry.terminate("b"), Err(TerminateError::NotFound));

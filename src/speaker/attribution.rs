@@ -1,8 +1,8 @@
 //! Joins speaker turns with the words of a transcript: labels the turns through the session's
 //! tracker, then splits the words into per-speaker parts.
 
-use super::cluster::SpeakerTracker;
-use crate::domain::{EmbeddedTurn, Word};
+use super::cluster::{label, SpeakerTracker};
+use crate::domain::{round_ms, seconds, EmbeddedTurn, Segment, Transcript, Word};
 
 /// A turn with its speaker id, in samples relative to the clip.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,6 +103,37 @@ pub fn split_words(words: &[Word], turns: &[SpeakerTurn], clip_end: f64) -> Vec<
     parts
 }
 
+/// The final segments of one utterance (`segment_id`, `n_samples` long, starting `offset`
+/// seconds into the stream): its words split by speaker where `turns` are known, one segment
+/// otherwise, with times moved to the stream and rounded to milliseconds. The one place where a
+/// transcript and its speakers become segments, live and offline alike.
+pub fn to_segments(
+    segment_id: u64,
+    transcript: &Transcript,
+    turns: Option<&[SpeakerTurn]>,
+    n_samples: usize,
+    offset: f64,
+) -> Vec<Segment> {
+    let clip_end = seconds(n_samples);
+    let parts = match turns {
+        Some(turns) => split_words(&transcript.words, turns, clip_end),
+        None => vec![Part { speaker: None, start: 0.0, end: clip_end, words: transcript.words.clone() }],
+    };
+    let single = parts.len() == 1;
+    let segment = |(i, part): (usize, Part)| Segment {
+        segment_id,
+        part: i as u32,
+        start: round_ms(part.start + offset),
+        end: round_ms(part.end + offset),
+        // A whole utterance keeps Whisper's own text (its spacing and punctuation).
+        text: if single { transcript.text.clone() } else { join_words(&part.words) },
+        words: part.words.into_iter().map(|w| w.shifted(offset)).collect(),
+        language: transcript.language.clone(),
+        speaker: part.speaker.map(label),
+    };
+    parts.into_iter().enumerate().map(segment).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,5 +159,20 @@ mod tests {
         let parts = split_words(&[], &turns, 1.0);
         assert_eq!(parts.len(), 1);
         assert_eq!(parts[0].speaker, Some(1));
+    }
+
+    #[test]
+    fn segments_take_stream_times_and_split_only_at_a_speaker_change() {
+        let words = vec![word("hello", 0.2, 0.6), word("there", 0.7, 1.9), word("hi", 2.1, 2.4)];
+        let transcript = Transcript { text: " Hello there, hi.".into(), words, language: "en".into() };
+        let whole = to_segments(4, &transcript, None, 48_000, 10.0);
+        assert_eq!(whole.len(), 1);
+        assert_eq!((whole[0].start, whole[0].end, whole[0].text.as_str()), (10.0, 13.0, " Hello there, hi."));
+        assert_eq!((whole[0].words[2].start, whole[0].speaker.as_deref()), (12.1, None));
+        let turns =
+            [SpeakerTurn { start: 0, end: 32_000, speaker: 0 }, SpeakerTurn { start: 32_000, end: 48_000, speaker: 1 }];
+        let split = to_segments(4, &transcript, Some(&turns), 48_000, 10.0);
+        let summary: Vec<_> = split.iter().map(|s| (s.part, s.end, s.text.as_str(), s.speaker.clone())).collect();
+        assert_eq!(summary, [(0, 12.1, "hello there", Some(label(0))), (1, 13.0, "hi", Some(label(1)))]);
     }
 }

@@ -7,40 +7,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use super::load::load;
-use super::Config;
+use crate::config::load::load;
+use crate::config::restart::keep_restart_only;
 use crate::http::AppState;
 
 /// How often the file's modification time is checked.
 const POLL: Duration = Duration::from_secs(2);
-
-/// Keeps the running value of every setting that needs a restart; returns the names of those
-/// the new configuration tried to change.
-pub fn keep_restart_only(running: &Config, new: &mut Config) -> Vec<&'static str> {
-    let mut changed = Vec::new();
-    macro_rules! keep {
-        ($($field:ident).+, $name:literal) => {
-            if new.$($field).+ != running.$($field).+ {
-                changed.push($name);
-                new.$($field).+ = running.$($field).+.clone();
-            }
-        };
-    }
-    keep!(server.host, "server.host");
-    keep!(server.port, "server.port");
-    keep!(models.dir, "models.dir");
-    keep!(models.whisper, "models.whisper");
-    keep!(asr.workers, "asr.workers");
-    keep!(asr.threads, "asr.threads");
-    keep!(asr.final_queue, "asr.final_queue");
-    keep!(asr.partial_queue, "asr.partial_queue");
-    keep!(asr.partial_workers, "asr.partial_workers");
-    keep!(diarization.enabled, "diarization.enabled");
-    keep!(diarization.queue, "diarization.queue");
-    keep!(store.enabled, "store.enabled");
-    keep!(store.data_dir, "store.data_dir");
-    changed
-}
 
 fn modified(path: &Path) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
@@ -120,24 +92,5 @@ async fn resize_slots(state: &AppState, from: usize, to: usize) {
                 permits.forget();
             }
         });
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn restart_only_settings_keep_their_running_values() {
-        let running = Config::default();
-        let mut new = Config::default();
-        new.server.port = 9999;
-        new.models.whisper = "base".into();
-        new.limits.max_sessions = 2;
-        new.vad.threshold = 0.6;
-        let changed = keep_restart_only(&running, &mut new);
-        assert_eq!(changed, ["server.port", "models.whisper"]);
-        assert_eq!((new.server.port, new.models.whisper.as_str()), (8000, "tiny.en"));
-        assert_eq!((new.limits.max_sessions, new.vad.threshold), (2, 0.6), "live settings change");
     }
 }

@@ -1,6 +1,8 @@
 //! Start-up wiring (the seed's "DI container"): loads models, starts engines, builds the state
 //! every route and session shares.
 
+mod reload;
+
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -10,35 +12,17 @@ use tokio::sync::{watch, Semaphore};
 use crate::config::Config;
 use crate::engine::asr::{AsrHandle, EngineOptions, Transcriber};
 use crate::engine::diarize::{DiarizeHandle, Diarizer};
-use crate::onnx;
 use crate::engine::whisper::WhisperModelFile;
+use crate::engine::Engines;
 use crate::http::{self, AppState};
 use crate::logging::LogHandle;
 use crate::models::{self, catalog::paths, WhisperModel};
+use crate::onnx;
 use crate::pipeline::vad::VadModel;
 use crate::session::admission::Admission;
 use crate::session::aggregate::AggregatorStats;
 use crate::session::registry::SessionRegistry;
 use crate::store::{SqliteStore, TranscriptStore};
-
-/// The loaded models: the ASR engine, the diarization engine (unless disabled) and the VAD
-/// model bytes.
-#[derive(Clone)]
-pub struct Engines {
-    pub asr: AsrHandle,
-    pub diarize: Option<DiarizeHandle>,
-    pub vad: VadModel,
-}
-
-impl Engines {
-    /// Stops the engine threads once their queues are empty.
-    pub fn close(&self) {
-        self.asr.close();
-        if let Some(d) = &self.diarize {
-            d.close();
-        }
-    }
-}
 
 fn load_diarizer(config: &Config) -> anyhow::Result<Option<DiarizeHandle>> {
     if !config.diarization.enabled {
@@ -154,7 +138,7 @@ pub async fn serve(config: Config, file: Option<std::path::PathBuf>, log: Option
     let (mut state, shutdown_tx) = app_state(config, engines.clone())?;
     state.log = log;
     if let Some(file) = file {
-        tokio::spawn(crate::config::reload::watch(file, state.clone()));
+        tokio::spawn(reload::watch(file, state.clone()));
     }
     let store = state.registry.store().cloned();
     http::serve(listener, state, shutdown_tx, shutdown_signal()).await?;

@@ -1,0 +1,170 @@
+//! The JSON bodies of the REST API, one struct each, with the schemas `/openapi.json` documents
+//! (a test validates real responses against them).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::engine::stats::WorkerSnapshot;
+use crate::process::ProcessUsage;
+use crate::session::admission::LoadStatus;
+use crate::session::registry::SessionSnapshot;
+
+/// `GET /health`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    /// Always `ok`: the process answers.
+    pub status: String,
+}
+
+/// Up or down, for the whole server and for each component.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ComponentState {
+    Ok,
+    Up,
+    Down,
+    Disabled,
+}
+
+/// `GET /health/detailed`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DetailedHealth {
+    /// `ok` or `down`.
+    pub status: ComponentState,
+    pub uptime_seconds: u64,
+    /// 1 at start, one more for each reload that changed something.
+    pub config_version: u64,
+    pub version: String,
+    pub components: Components,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Components {
+    pub asr: EngineHealth,
+    pub diarization: EngineHealth,
+    pub vad: ModelHealth,
+    pub sessions: SessionsHealth,
+    pub store: StoreHealth,
+}
+
+/// An engine: its state, and while it runs its workers and queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct EngineHealth {
+    pub state: ComponentState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workers: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_depth: Option<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ModelHealth {
+    pub state: ComponentState,
+    pub model: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SessionsHealth {
+    pub state: ComponentState,
+    pub active: usize,
+    pub limit: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct StoreHealth {
+    pub state: ComponentState,
+    /// `sqlite` when enabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+}
+
+/// Whether a new stream would be admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Readiness {
+    Ready,
+    AtCapacity,
+    Draining,
+}
+
+/// `GET /health/ready`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Ready {
+    pub status: Readiness,
+    pub load: LoadStatus,
+    pub sessions: SessionCount,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SessionCount {
+    pub active: usize,
+    pub limit: usize,
+}
+
+/// `GET /sessions`: sessions without their transcripts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SessionList {
+    pub sessions: Vec<SessionSnapshot>,
+}
+
+/// `DELETE /sessions/{id}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Terminating {
+    pub id: String,
+    /// Always `terminating`.
+    pub status: String,
+}
+
+/// `GET /stats`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Stats {
+    pub sessions: SessionStats,
+    /// Audio received from clients, in seconds.
+    pub audio_seconds: f64,
+    pub segments: u64,
+    /// Errors sent to clients, by code.
+    pub errors: BTreeMap<String, u64>,
+    /// Audio the ASR engine decoded, in seconds.
+    pub asr_audio_seconds: f64,
+    /// ASR busy time over audio decoded; null before any audio.
+    pub real_time_factor: Option<f64>,
+    pub process: ProcessUsage,
+    pub load: LoadStatus,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SessionStats {
+    pub active: usize,
+    pub total: u64,
+    pub rejected: u64,
+}
+
+/// `GET /stats/workers`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct WorkerStats {
+    pub workers: Vec<EngineStats>,
+}
+
+/// One engine's queue and workers; the partial and speculative counts are the ASR engine's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct EngineStats {
+    /// `asr` or `diarization`.
+    pub name: String,
+    pub queue_depth: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partial_jobs: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped_stale_partials: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused_partials: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speculative_jobs: Option<u64>,
+    /// 90th percentile of how long finals waited in the queue over the last minute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_wait_p90_seconds: Option<f64>,
+    pub stats: WorkerSnapshot,
+}

@@ -1,0 +1,47 @@
+//! The state every route and session upgrade shares.
+
+use std::sync::Arc;
+
+use tokio::sync::{watch, Semaphore};
+
+use crate::config::Config;
+use crate::engine::asr::AsrHandle;
+use crate::engine::diarize::DiarizeHandle;
+use crate::pipeline::vad::VadModel;
+use crate::session::aggregate::AggregatorStats;
+use crate::session::registry::SessionRegistry;
+
+/// Shared state behind every route; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// The running configuration; a reload replaces it for new sessions and requests.
+    pub config: Arc<watch::Sender<Arc<Config>>>,
+    pub asr: AsrHandle,
+    pub diarize: Option<DiarizeHandle>,
+    pub aggregator: Arc<AggregatorStats>,
+    pub vad: VadModel,
+    /// One permit per live session: the hard limit (`limits.max_sessions`).
+    pub session_slots: Arc<Semaphore>,
+    /// Load-aware admission of streams, and the load figures.
+    pub admission: Arc<crate::session::admission::Admission>,
+    pub shutdown: watch::Receiver<bool>,
+    pub registry: Arc<SessionRegistry>,
+    pub started: std::time::Instant,
+    /// 1 at start, one more for each reload that changed something.
+    pub config_version: Arc<std::sync::atomic::AtomicU64>,
+    /// Changes the log filter on reload; `None` when fixed on the command line (or in tests).
+    pub log: Option<crate::logging::LogHandle>,
+}
+
+impl AppState {
+    /// The configuration in force now.
+    pub fn config(&self) -> Arc<Config> {
+        self.config.borrow().clone()
+    }
+
+    /// The load as admission sees it for a stream with the default settings (speakers on
+    /// where the server has them): what readiness, `/stats` and `/metrics` report.
+    pub fn load_status(&self) -> crate::session::admission::LoadStatus {
+        self.admission.status(&self.config().admission, self.diarize.is_some())
+    }
+}
