@@ -10,6 +10,8 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::audio::pcm::Encoding;
 use crate::audio::wav;
+use crate::domain::Segment;
+use crate::protocol::{ClientMessage, ServerMessage};
 
 /// How to stream.
 #[derive(Debug, Clone)]
@@ -41,7 +43,7 @@ pub fn encode(samples: &[f32], encoding: Encoding) -> Vec<u8> {
 /// A server message and when it arrived, in seconds of audio sent so far (the stream clock).
 #[derive(Debug, Clone)]
 pub struct Received {
-    pub message: serde_json::Value,
+    pub message: ServerMessage,
     /// Seconds since the first audio was sent, in wall-clock time.
     pub wall: f64,
     /// Seconds of audio sent when the message arrived.
@@ -101,8 +103,7 @@ pub async fn open_ready(url: &str) -> anyhow::Result<Socket> {
     let mut socket = connect(url).await?;
     while let Some(message) = socket.next().await {
         if let Message::Text(text) = message? {
-            let value: serde_json::Value = serde_json::from_str(&text)?;
-            if value["type"] == "ready" {
+            if let ServerMessage::Ready { .. } = serde_json::from_str(&text)? {
                 return Ok(socket);
             }
         }
@@ -153,7 +154,7 @@ pub async fn stream_audio(
                 if let Message::Text(text) = message? {
                     let r = Received { message: serde_json::from_str(&text)?, wall: started.elapsed().as_secs_f64(), audio_sent: sent_bytes as f64 / bytes_per_sec };
                     on_message(&r);
-                    let is_closed = r.message["type"] == "closed";
+                    let is_closed = matches!(r.message, ServerMessage::Closed { .. });
                     received.push(r);
                     if is_closed {
                         return Ok(received);
@@ -168,7 +169,7 @@ pub async fn stream_audio(
                     }
                     None => {
                         close_sent = true;
-                        tx.send(Message::Text(r#"{"type":"close"}"#.into())).await
+                        tx.send(Message::Text(client_text(&ClientMessage::Close).into())).await
                     }
                 };
                 // The server may end the session first (shutdown, termination, a limit): stop
@@ -181,41 +182,39 @@ pub async fn stream_audio(
     }
 }
 
+/// A client message as the JSON text frame that carries it.
+pub fn client_text(message: &ClientMessage) -> String {
+    serde_json::to_string(message).expect("client messages always serialise")
+}
+
 /// Prints a message the way the `stream` command shows it.
 pub fn print_message(r: &Received) {
-    let m = &r.message;
-    let f = |k: &str| m[k].as_f64().unwrap_or_default();
-    match m["type"].as_str().unwrap_or_default() {
-        "partial" => {
-            println!("  ... [{:7.2} - {:7.2}] {}", f("start"), f("end"), m["text"].as_str().unwrap_or_default())
+    match &r.message {
+        ServerMessage::Partial { start, end, text, .. } => println!("  ... [{start:7.2} - {end:7.2}] {text}"),
+        ServerMessage::Final(s) => {
+            let speaker = s.speaker.as_ref().map_or_else(String::new, |who| format!("{who}: "));
+            println!("FINAL [{:7.2} - {:7.2}] {speaker}{}", s.start, s.end, s.text)
         }
-        "final" => {
-            let speaker = m["speaker"].as_str().map_or_else(String::new, |s| format!("{s}: "));
-            println!(
-                "FINAL [{:7.2} - {:7.2}] {speaker}{}",
-                f("start"),
-                f("end"),
-                m["text"].as_str().unwrap_or_default()
-            )
-        }
-        _ => println!("{m}"),
+        other => println!("{}", serde_json::to_string(other).expect("server messages always serialise")),
     }
+}
+
+/// The final segments among `messages`.
+pub fn finals(messages: &[ServerMessage]) -> Vec<&Segment> {
+    messages.iter().filter_map(|m| if let ServerMessage::Final(s) = m { Some(s) } else { None }).collect()
 }
 
 /// Speaker turns of a live session from the messages it received: each final part with its
 /// speaker, after every `speaker_update` (late labels and merges) is applied. Finals that never
 /// got a speaker are left out.
-pub fn speaker_turns(messages: &[serde_json::Value]) -> Vec<crate::eval::rttm::Turn> {
+pub fn speaker_turns(messages: &[ServerMessage]) -> Vec<crate::eval::rttm::Turn> {
     use std::collections::HashMap;
-    let mut labels: HashMap<(u64, u64), String> = HashMap::new();
+    let mut labels: HashMap<(u64, u32), String> = HashMap::new();
     let mut merged: HashMap<String, String> = HashMap::new();
-    for m in messages.iter().filter(|m| m["type"] == "speaker_update") {
-        for s in m["segments"].as_array().into_iter().flatten() {
-            let key = (s["segment_id"].as_u64().unwrap_or_default(), s["part"].as_u64().unwrap_or_default());
-            labels.insert(key, s["speaker"].as_str().unwrap_or_default().to_owned());
-        }
-        for (gone, kept) in m["merged"].as_object().into_iter().flatten() {
-            merged.insert(gone.clone(), kept.as_str().unwrap_or_default().to_owned());
+    for m in messages {
+        if let ServerMessage::SpeakerUpdate { segments, merged: merges } = m {
+            labels.extend(segments.iter().map(|s| ((s.segment_id, s.part), s.speaker.clone())));
+            merged.extend(merges.iter().map(|(gone, kept)| (gone.clone(), kept.clone())));
         }
     }
     let resolve = |mut s: String| {
@@ -224,16 +223,11 @@ pub fn speaker_turns(messages: &[serde_json::Value]) -> Vec<crate::eval::rttm::T
         }
         s
     };
-    let finals = messages.iter().filter(|m| m["type"] == "final");
-    finals
+    finals(messages)
+        .into_iter()
         .filter_map(|f| {
-            let key = (f["segment_id"].as_u64()?, f["part"].as_u64()?);
-            let speaker = f["speaker"].as_str().map(str::to_owned).or_else(|| labels.get(&key).cloned())?;
-            Some(crate::eval::rttm::Turn {
-                start: f["start"].as_f64()?,
-                end: f["end"].as_f64()?,
-                speaker: resolve(speaker),
-            })
+            let speaker = f.speaker.clone().or_else(|| labels.get(&(f.segment_id, f.part)).cloned())?;
+            Some(crate::eval::rttm::Turn { start: f.start, end: f.end, speaker: resolve(speaker) })
         })
         .collect()
 }

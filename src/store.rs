@@ -347,4 +347,33 @@ mod tests {
         let again = SqliteStore::open(&StoreConfig { enabled: true, data_dir: dir, retention_days: 1 }).unwrap();
         assert!(again.get("new").unwrap().is_some());
     }
+
+    #[test]
+    fn a_schema_1_database_is_migrated_and_keeps_its_sessions() {
+        let dir = std::env::temp_dir().join(format!("speech-store-v1-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let conn = Connection::open(dir.join("speech.db")).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE sessions (id TEXT PRIMARY KEY, started_at REAL NOT NULL, ended_at REAL NOT NULL,
+                 close_reason TEXT, client TEXT NOT NULL, audio_seconds REAL NOT NULL, meta TEXT NOT NULL);
+             CREATE TABLE segments (session_id TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+                 segment_id INTEGER NOT NULL, part INTEGER NOT NULL, start REAL NOT NULL, end REAL NOT NULL,
+                 text TEXT NOT NULL, speaker TEXT, PRIMARY KEY (session_id, segment_id, part));
+             INSERT INTO sessions VALUES ('old', 1.0, 6.0, 'shutdown', '127.0.0.1:1', 5.0,
+                 '{\"id\":\"old\",\"state\":\"ended\",\"sample_rate\":16000,\"encoding\":\"pcm_s16le\",
+                   \"language\":\"en\",\"diarize\":true,\"transcript\":[]}');
+             INSERT INTO segments VALUES ('old', 0, 0, 0.5, 2.0, 'hi', 'S1');
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+        drop(conn);
+        let store =
+            SqliteStore::open(&StoreConfig { enabled: true, data_dir: dir.clone(), retention_days: 0 }).unwrap();
+        let old = store.get("old").unwrap().expect("kept through the migration");
+        assert_eq!((old.close_reason, old.meta.sample_rate), (Some(CloseReason::Shutdown), 16_000));
+        let segment = &old.segments[0];
+        assert_eq!((segment.text.as_str(), segment.words.len(), segment.speaker.as_deref()), ("hi", 0, Some("S1")));
+        store.close();
+    }
 }

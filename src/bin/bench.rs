@@ -22,6 +22,7 @@ use speech_service::eval::wer::word_error_rate;
 use speech_service::load::StreamReport;
 use speech_service::models::catalog::paths;
 use speech_service::pipeline::FRAME_SAMPLES;
+use speech_service::protocol::ServerMessage;
 use speech_service::speaker::campplus::CamPlus;
 use speech_service::speaker::segmentation::Segmentation;
 
@@ -96,7 +97,7 @@ fn speaker_costs(dir: &Path, audio: &[f32]) -> anyhow::Result<(f64, f64)> {
 
 /// Speaker turns of a live session from its finals (labels and merges applied).
 fn live_turns(received: &[Received]) -> Vec<Turn> {
-    let messages: Vec<serde_json::Value> = received.iter().map(|r| r.message.clone()).collect();
+    let messages: Vec<ServerMessage> = received.iter().map(|r| r.message.clone()).collect();
     speech_service::client::speaker_turns(&messages)
 }
 

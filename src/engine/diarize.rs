@@ -11,6 +11,7 @@ use tokio::sync::oneshot;
 use super::queue::{JobQueue, PushError};
 use super::stats::WorkerStats;
 use crate::domain::{ms_to_samples as ms, EmbeddedTurn};
+use crate::onnx::OnnxError;
 use crate::speaker::campplus::CamPlus;
 use crate::speaker::segmentation::{dominant_turns, LocalTurn, Segmentation, WINDOW};
 
@@ -51,14 +52,16 @@ impl Default for DiarizeConfig {
     }
 }
 
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum DiarizeError {
     #[error("diarization is overloaded")]
     Overloaded,
     #[error("diarization is shutting down")]
     ShuttingDown,
-    #[error("diarization failed: {0}")]
-    Failed(String),
+    #[error("speaker segmentation failed")]
+    Segmentation(#[source] OnnxError),
+    #[error("the diarization worker stopped before answering")]
+    WorkerLost,
 }
 
 pub type DiarizeReply = oneshot::Receiver<Result<Vec<EmbeddedTurn>, DiarizeError>>;
@@ -85,7 +88,7 @@ impl Diarizer {
     /// before `from` is context for the segmentation model only (it separates speakers far
     /// better with several seconds to compare); turns there are not returned.
     pub fn diarize(&mut self, samples: &[f32], from: usize) -> Result<Vec<EmbeddedTurn>, DiarizeError> {
-        let windows = self.segmentation.activity(samples).map_err(|e| DiarizeError::Failed(e.to_string()))?;
+        let windows = self.segmentation.activity(samples).map_err(DiarizeError::Segmentation)?;
         let mut turns = Vec::new();
         for (w, frames) in windows.iter().enumerate() {
             turns.extend(dominant_turns(frames, w * WINDOW, ms(self.config.min_turn_ms)));

@@ -3,11 +3,11 @@
 //! metrics endpoints when they are configured as public. Checked before any audio is accepted.
 
 use axum::extract::{Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 
+use super::error::ApiError;
 use super::state::AppState;
 
 /// Compares without stopping at the first difference, so timing does not reveal a key's prefix.
@@ -49,8 +49,7 @@ pub async fn require_key(State(state): State<AppState>, request: Request, next: 
         presented => {
             let message =
                 if presented.is_some() { "invalid API key" } else { "missing API key: send Authorization: Bearer KEY" };
-            let body = serde_json::json!({ "error": { "code": "unauthorized", "message": message } });
-            (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], Json(body)).into_response()
+            ApiError::Unauthorized(message).into_response()
         }
     }
 }

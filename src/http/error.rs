@@ -1,6 +1,6 @@
 //! Errors at the HTTP edge, as JSON bodies with a status code. Internals never leak.
 
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -38,6 +38,8 @@ pub enum ApiError {
     SessionEnded(String),
     #[error("the transcript store failed")]
     Store(#[from] LookupError),
+    #[error("{0}")]
+    Unauthorized(&'static str),
 }
 
 impl ApiError {
@@ -50,6 +52,7 @@ impl ApiError {
             Self::SessionNotFound(_) => (StatusCode::NOT_FOUND, "session_not_found"),
             Self::SessionEnded(_) => (StatusCode::CONFLICT, "session_ended"),
             Self::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "store_error"),
+            Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
         }
     }
 }
@@ -63,9 +66,12 @@ impl IntoResponse for ApiError {
         let (status, code) = self.status_and_code();
         let body = ErrorBody { error: ErrorDetail { code: code.into(), message: self.to_string() } };
         let mut response = (status, Json(body)).into_response();
-        if let Self::AtCapacity(refusal) = &self {
+        let headers = response.headers_mut();
+        match &self {
             // Load balancers and clients back off by this header.
-            response.headers_mut().insert(axum::http::header::RETRY_AFTER, refusal.retry_after_s.into());
+            Self::AtCapacity(refusal) => _ = headers.insert(header::RETRY_AFTER, refusal.retry_after_s.into()),
+            Self::Unauthorized(_) => _ = headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")),
+            _ => {}
         }
         response
     }

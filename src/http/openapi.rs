@@ -16,8 +16,29 @@ use crate::session::admission::LoadStatus;
 use crate::session::aggregate::AggregatorCounts;
 use crate::session::registry::{SessionSnapshot, SessionState};
 
+/// Every route answers 401 with an [`ErrorBody`] when API keys are configured and none (or a
+/// wrong one) was sent; the health and metrics routes only when configured as private.
+struct Unauthorized;
+
+impl utoipa::Modify for Unauthorized {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let response = ResponseBuilder::new()
+            .description("No API key, or a wrong one")
+            .content("application/json", ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build())
+            .build();
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [&mut item.get, &mut item.delete, &mut item.post, &mut item.put];
+            for operation in operations.into_iter().flatten() {
+                operation.responses.responses.insert("401".into(), response.clone().into());
+            }
+        }
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
+    modifiers(&Unauthorized),
     info(
         title = "speech-service",
         description = "REST API of the real-time speech-to-text server. The WebSocket protocol (GET /v1/listen) is in docs/protocol.md."

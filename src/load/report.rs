@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::stream::{ServerUsage, StreamOutcome};
 use crate::client::Received;
 use crate::eval::wer::word_error_rate;
+use crate::protocol::ServerMessage;
 
 /// One admitted stream.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -36,26 +37,22 @@ impl StreamReport {
         let mut last_final: HashMap<u64, (f64, f64)> = HashMap::new();
         let (mut partials, mut speech, mut errors, mut text) = (0, 0.0, Vec::new(), Vec::new());
         for r in received {
-            let m = &r.message;
-            let id = m["segment_id"].as_u64().unwrap_or(u64::MAX);
-            let num = |k: &str| m[k].as_f64().unwrap_or_default();
-            match m["type"].as_str().unwrap_or_default() {
-                "speech_started" => {
-                    speech_start.insert(id, num("start"));
+            match &r.message {
+                ServerMessage::SpeechStarted { segment_id, start } => {
+                    speech_start.insert(*segment_id, *start);
                 }
-                "partial" => {
+                ServerMessage::Partial { segment_id, .. } => {
                     partials += 1;
-                    first_partial.entry(id).or_insert(r.wall);
+                    first_partial.entry(*segment_id).or_insert(r.wall);
                 }
-                "final" => {
-                    speech += num("end") - num("start");
-                    text.push(m["text"].as_str().unwrap_or_default().to_owned());
-                    let last_word = m["words"].as_array().and_then(|w| w.last()?["end"].as_f64());
-                    if let Some(end) = last_word {
-                        last_final.insert(id, (end, r.wall));
+                ServerMessage::Final(f) => {
+                    speech += f.end - f.start;
+                    text.push(f.text.clone());
+                    if let Some(last_word) = f.words.last() {
+                        last_final.insert(f.segment_id, (last_word.end, r.wall));
                     }
                 }
-                "error" => errors.push(m["code"].as_str().unwrap_or("unknown").to_owned()),
+                ServerMessage::Error { code, .. } => errors.push(code.name()),
                 _ => {}
             }
         }
@@ -236,19 +233,21 @@ mod tests {
     use super::*;
 
     fn got(wall: f64, message: serde_json::Value) -> Received {
-        Received { message, wall, audio_sent: wall }
+        Received { message: serde_json::from_value(message).expect("a server message"), wall, audio_sent: wall }
     }
 
     #[test]
     fn measures_latency_partials_and_wer_from_messages() {
         let messages = [
             got(0.1, serde_json::json!({"type":"speech_started","segment_id":0,"start":0.2})),
-            got(1.0, serde_json::json!({"type":"partial","segment_id":0,"text":"ask"})),
-            got(1.6, serde_json::json!({"type":"partial","segment_id":0,"text":"ask not"})),
+            got(1.0, serde_json::json!({"type":"partial","segment_id":0,"start":0.2,"end":1.0,"text":"ask"})),
+            got(1.6, serde_json::json!({"type":"partial","segment_id":0,"start":0.2,"end":1.6,"text":"ask not"})),
             got(
                 3.4,
                 serde_json::json!({"type":"final","segment_id":0,"part":0,"start":0.2,"end":2.2,"text":"ask not",
-                "words":[{"word":"ask","start":0.2,"end":0.8},{"word":"not","start":0.8,"end":2.0}]}),
+                "words":[{"word":"ask","start":0.2,"end":0.8,"probability":0.9},
+                         {"word":"not","start":0.8,"end":2.0,"probability":0.9}],
+                "language":"en","speaker":null}),
             ),
             got(3.5, serde_json::json!({"type":"error","code":"overloaded","message":"x"})),
         ];

@@ -34,6 +34,17 @@ fn with_speaker(s: &Segment, style: fn(&str, &str) -> String) -> String {
     }
 }
 
+/// The cue text of a segment with a WebVTT timestamp tag before every word after the first
+/// (players highlight each word as it is spoken); `None` without word timings.
+fn timed_words(s: &Segment) -> Option<String> {
+    let (first, rest) = s.words.split_first()?;
+    let mut text = first.word.trim().to_owned();
+    for w in rest {
+        text.push_str(&format!(" <{}>{}", timestamp(w.start, '.'), w.word.trim()));
+    }
+    Some(text)
+}
+
 /// Renders a transcription of recording `file` in `format`.
 pub fn render(t: &Transcription, format: Format, file: &str) -> String {
     let spoken = t.segments.iter().filter(|s| !s.text.is_empty());
@@ -60,7 +71,12 @@ pub fn render(t: &Transcription, format: Format, file: &str) -> String {
             let cues: String = spoken
                 .map(|s| {
                     let (a, b) = (timestamp(s.start, '.'), timestamp(s.end, '.'));
-                    format!("{a} --> {b}\n{}\n\n", with_speaker(s, |who, text| format!("<v {who}>{text}")))
+                    let text = timed_words(s).unwrap_or_else(|| s.text.trim().to_owned());
+                    let cue = match &s.speaker {
+                        Some(who) => format!("<v {who}>{text}"),
+                        None => text,
+                    };
+                    format!("{a} --> {b}\n{cue}\n\n")
                 })
                 .collect();
             format!("WEBVTT\n\n{cues}")
@@ -72,6 +88,7 @@ pub fn render(t: &Transcription, format: Format, file: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::Word;
 
     fn segment(start: f64, end: f64, text: &str, speaker: Option<&str>) -> Segment {
         let speaker = speaker.map(str::to_owned);
@@ -96,5 +113,15 @@ mod tests {
         assert!(render(&t, Format::Vtt, "f").contains("<v S1>Hi."));
         assert_eq!(render(&t, Format::Rttm, "call"), "SPEAKER call 1 0.500 1.500 <NA> <NA> S1 <NA> <NA>\n");
         assert!(render(&t, Format::Json, "f").contains("\"speaker_turns\""));
+    }
+
+    #[test]
+    fn vtt_cues_carry_word_timings() {
+        let word = |w: &str, start: f64| Word { word: w.into(), start, end: start + 0.3, probability: 0.9 };
+        let mut s = segment(1.0, 2.0, " Ask not.", Some("S2"));
+        s.words = vec![word(" Ask", 1.0), word(" not.", 1.42)];
+        let t = Transcription { segments: vec![s], turns: vec![] };
+        let vtt = render(&t, Format::Vtt, "f");
+        assert_eq!(vtt, "WEBVTT\n\n00:00:01.000 --> 00:00:02.000\n<v S2>Ask <00:00:01.420>not.\n\n");
     }
 }

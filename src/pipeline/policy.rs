@@ -10,6 +10,8 @@ pub struct PartialPolicy {
     interval: usize,
     min_len: usize,
     requested_at_len: usize,
+    /// `requested_at_len` before the last request, restored if that request is withdrawn.
+    previous_request: usize,
     in_flight: bool,
     /// Turnaround of the last partial, in samples of audio time.
     last_turnaround: usize,
@@ -17,7 +19,7 @@ pub struct PartialPolicy {
 
 impl PartialPolicy {
     pub fn new(interval: usize, min_len: usize) -> Self {
-        Self { interval, min_len, requested_at_len: 0, in_flight: false, last_turnaround: 0 }
+        Self { interval, min_len, requested_at_len: 0, previous_request: 0, in_flight: false, last_turnaround: 0 }
     }
 
     fn effective_interval(&self) -> usize {
@@ -32,9 +34,16 @@ impl PartialPolicy {
         if self.in_flight || open_len < self.min_len || open_len < due {
             return false;
         }
+        self.previous_request = self.requested_at_len;
         self.requested_at_len = open_len;
         self.in_flight = true;
         true
+    }
+
+    /// The request just made was not sent after all: as if it had never been asked for.
+    pub fn withdraw(&mut self) {
+        self.requested_at_len = self.previous_request;
+        self.in_flight = false;
     }
 
     /// The request came back after `turnaround` samples' worth of time, or was refused (0).
@@ -65,6 +74,8 @@ mod tests {
         assert!(p.should_request(250));
         p.reset();
         assert!(p.should_request(100));
+        p.withdraw();
+        assert!(p.should_request(100), "a withdrawn request leaves the policy as it was");
     }
 
     #[test]

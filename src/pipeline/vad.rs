@@ -98,6 +98,7 @@ pub struct VadFramer {
 }
 
 /// A scored frame: its samples and its speech probability.
+#[derive(Debug, Clone, PartialEq)]
 pub struct ScoredFrame {
     pub samples: Vec<f32>,
     pub probability: f32,

@@ -45,7 +45,7 @@ pub type SpeakerFuture = BoxFuture<'static, Result<Vec<EmbeddedTurn>, DiarizeErr
 
 /// Waits for the diarization engine's reply.
 pub fn from_reply(rx: DiarizeReply) -> SpeakerFuture {
-    Box::pin(async move { rx.await.unwrap_or_else(|_| Err(DiarizeError::Failed("worker stopped".into()))) })
+    Box::pin(async move { rx.await.unwrap_or(Err(DiarizeError::WorkerLost)) })
 }
 
 /// The speakers of an utterance, as far as the join got.

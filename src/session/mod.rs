@@ -4,7 +4,9 @@
 pub mod admission;
 pub mod aggregate;
 mod core;
+mod deps;
 mod front;
+mod jobs;
 mod progress;
 pub mod registry;
 mod speakers;
@@ -21,36 +23,25 @@ use tokio::time::{sleep_until, timeout, Instant};
 use tracing::Instrument;
 
 use self::admission::StreamTicket;
-use self::aggregate::{AggregatorStats, FinalDone, LateSpeakers};
-use self::core::{Flow, Inflight, Session};
+use self::aggregate::{FinalDone, LateSpeakers};
+use self::core::{Input, Session};
+pub use self::deps::SessionDeps;
 use self::front::AudioFront;
+use self::jobs::Jobs;
 use self::registry::{SessionRecord, SessionRegistry};
-use crate::config::Config;
-use crate::engine::asr::AsrHandle;
-use crate::engine::diarize::DiarizeHandle;
-use crate::pipeline::vad::VadModel;
+use crate::domain::{EmbeddedTurn, Transcript};
+use crate::engine::asr::AsrError;
+use crate::engine::diarize::DiarizeError;
 use crate::protocol::{CloseReason, ErrorCode, ListenParams, ServerMessage};
 
-/// What every session needs from the server.
-#[derive(Clone)]
-pub struct SessionDeps {
-    pub asr: AsrHandle,
-    /// None when the server runs without speaker models.
-    pub diarize: Option<DiarizeHandle>,
-    pub aggregator: Arc<AggregatorStats>,
-    pub vad: VadModel,
-    pub config: Arc<Config>,
-    pub shutdown: watch::Receiver<bool>,
-    pub registry: Arc<SessionRegistry>,
-}
-
+/// What the event loop waits for.
 enum Event {
     Client(Message),
     ClientGone,
-    Partial(Result<crate::domain::Transcript, crate::engine::asr::AsrError>),
+    Partial(Result<Transcript, AsrError>),
     Final(FinalDone),
     LateSpeakers(LateSpeakers),
-    SpeakerPrefix(Result<Vec<crate::domain::EmbeddedTurn>, crate::engine::diarize::DiarizeError>),
+    SpeakerPrefix(Result<Vec<EmbeddedTurn>, DiarizeError>),
     /// A frame so large the WebSocket layer refused it before we saw it.
     TooLarge,
     Idle,
@@ -142,75 +133,75 @@ pub async fn run(
             }
         };
         tracing::info!(sample_rate = params.sample_rate, encoding = params.encoding.as_str(), "session started");
-        let session = Session::new(id, params, front, deps.clone(), ticket);
-        event_loop(session, outlet, deps).await
+        let jobs = Jobs::new(&deps, ticket, params.language.clone(), params.diarize);
+        let session = Session::new(id, params, &deps.config, deps.asr.model());
+        event_loop(session, jobs, front, outlet, deps).await
     }
     .instrument(span)
     .await;
     registry.close(&closing_id, reason);
 }
 
-async fn event_loop(mut session: Session, mut outlet: Outlet, mut deps: SessionDeps) -> CloseReason {
+/// The session's loop: waits for the next event, lets the core react, carries out its actions.
+async fn event_loop(
+    mut session: Session,
+    mut jobs: Jobs,
+    mut front: AudioFront,
+    mut outlet: Outlet,
+    mut deps: SessionDeps,
+) -> CloseReason {
     let idle = deps.config.limits.idle_timeout();
     let mut terminate = outlet.record.terminate_signal();
-    let mut inflight = Inflight::default();
     let mut last_heard = Instant::now();
-    outlet.flush(&mut session.outbox).await;
+    let mut outbox = Vec::new();
+    let first = session.take_actions();
+    jobs.run(&mut session, first, &mut outbox).await;
+    outlet.flush(&mut outbox).await;
     let reason = loop {
-        let event =
-            next_event(&mut outlet, &mut inflight, (&mut deps.shutdown, &mut terminate), last_heard + idle).await;
-        let flow = match event {
+        let event = next_event(&mut outlet, &mut jobs, (&mut deps.shutdown, &mut terminate), last_heard + idle).await;
+        let input = match event {
             Event::Client(message) => {
                 last_heard = Instant::now();
-                on_message(&mut session, message, &mut inflight, &mut outlet).await
+                match client_input(&session, &mut jobs, &mut front, message, &mut outlet) {
+                    Some(input) => input,
+                    None => continue,
+                }
             }
             Event::ClientGone => {
                 outlet.open = false;
-                Flow::Close(CloseReason::Disconnected)
+                Input::ClientGone
             }
-            Event::Partial(result) => {
-                let pending = inflight.partial.take().expect("a partial event implies a pending partial");
-                session.on_partial(pending, result);
-                Flow::Continue
-            }
-            Event::Final(done) => {
-                session.on_final(done, &mut inflight);
-                Flow::Continue
-            }
-            Event::LateSpeakers(late) => {
-                session.on_late_speakers(late);
-                Flow::Continue
-            }
+            Event::Partial(result) => jobs.partial_done(result),
+            Event::Final(done) => Input::Final(jobs.final_done(done)),
+            Event::LateSpeakers(late) => Input::LateSpeakers { segment_id: late.segment_id, result: late.result },
             Event::SpeakerPrefix(result) => {
-                inflight.speaker_prefix = None;
-                session.on_speaker_prefix(result);
-                Flow::Continue
+                jobs.inflight.speaker_prefix = None;
+                Input::SpeakerPrefix(result)
             }
-            Event::TooLarge => session.reject_oversized(),
-            Event::Idle => {
-                let message = format!("no frames received for {} s", idle.as_secs());
-                session.outbox.push(ServerMessage::Error { code: ErrorCode::IdleTimeout, message });
-                Flow::Close(CloseReason::IdleTimeout)
-            }
-            Event::Shutdown => Flow::Close(CloseReason::Shutdown),
-            Event::Terminated => Flow::Close(CloseReason::Terminated),
+            Event::TooLarge => Input::TooLarge(None),
+            Event::Idle => Input::Idle(idle.as_secs()),
+            Event::Shutdown => Input::Shutdown,
+            Event::Terminated => Input::Terminated,
         };
+        let actions = session.handle(input);
+        let close = jobs.run(&mut session, actions, &mut outbox).await;
         outlet.record.set_audio_seconds(session.audio_seconds());
-        outlet.flush(&mut session.outbox).await;
-        if let Flow::Close(reason) = flow {
+        outlet.flush(&mut outbox).await;
+        if let Some(reason) = close {
             break reason;
         }
     };
-    drain(&mut session, &mut inflight, &mut outlet, reason, &deps.config).await;
+    drain(&mut session, &mut jobs, &mut front, &mut outlet, reason).await;
     reason
 }
 
 async fn next_event(
     outlet: &mut Outlet,
-    inflight: &mut Inflight,
+    jobs: &mut Jobs,
     (shutdown, terminate): (&mut watch::Receiver<bool>, &mut watch::Receiver<bool>),
     idle_deadline: Instant,
 ) -> Event {
+    let inflight = &mut jobs.inflight;
     let has_finals = !inflight.finals.is_empty();
     let has_late = !inflight.late.is_empty();
     let partial = async {
@@ -231,8 +222,8 @@ async fn next_event(
         _ = terminate.changed() => Event::Terminated,
         Some(done) = inflight.finals.next(), if has_finals => Event::Final(done),
         Some(late) = inflight.late.next(), if has_late => Event::LateSpeakers(late),
-        result = prefix => Event::SpeakerPrefix(result.unwrap_or_else(|_| Err(crate::engine::diarize::DiarizeError::Failed("worker stopped".into())))),
-        result = partial => Event::Partial(result.unwrap_or(Err(crate::engine::asr::AsrError::WorkerLost))),
+        result = prefix => Event::SpeakerPrefix(result.unwrap_or(Err(DiarizeError::WorkerLost))),
+        result = partial => Event::Partial(result.unwrap_or(Err(AsrError::WorkerLost))),
         message = outlet.socket.recv() => match message {
             Some(Ok(message)) => Event::Client(message),
             Some(Err(e)) if is_capacity_error(&e) => Event::TooLarge,
@@ -248,15 +239,30 @@ fn is_capacity_error(e: &axum::Error) -> bool {
     text.contains("Space limit exceeded") || text.contains("too long") || text.contains("Message too big")
 }
 
-async fn on_message(session: &mut Session, message: Message, inflight: &mut Inflight, outlet: &mut Outlet) -> Flow {
+/// What a client frame tells the core; audio is checked for size, then decoded and scored here
+/// (the VAD model runs on this task: it is cheap). `None` for pings and pongs.
+fn client_input(
+    session: &Session,
+    jobs: &mut Jobs,
+    front: &mut AudioFront,
+    message: Message,
+    outlet: &mut Outlet,
+) -> Option<Input> {
     match message {
-        Message::Binary(bytes) => session.on_audio(&bytes, inflight).await,
-        Message::Text(text) => session.on_text(text.as_str(), inflight).await,
-        Message::Ping(_) | Message::Pong(_) => Flow::Continue,
+        Message::Binary(bytes) if !session.accepts_frame(bytes.len()) => Some(Input::TooLarge(Some(bytes.len()))),
+        Message::Binary(bytes) => {
+            jobs.heard();
+            Some(match front.push(&bytes) {
+                Ok(frames) => Input::Audio(frames),
+                Err(e) => Input::AudioFailed(e),
+            })
+        }
+        Message::Text(text) => Some(Input::Text(text.as_str().to_owned())),
+        Message::Ping(_) | Message::Pong(_) => None,
         Message::Close(_) => {
             // The client closed the socket: it will not read anything more.
             outlet.open = false;
-            Flow::Close(CloseReason::Disconnected)
+            Some(Input::ClientGone)
         }
     }
 }
@@ -264,42 +270,50 @@ async fn on_message(session: &mut Session, message: Message, inflight: &mut Infl
 /// Finishes the session: flush audio, wait for every final (bounded), send them, then `closed`.
 async fn drain(
     session: &mut Session,
-    inflight: &mut Inflight,
+    jobs: &mut Jobs,
+    front: &mut AudioFront,
     outlet: &mut Outlet,
     reason: CloseReason,
-    config: &Config,
 ) {
-    session.finish_audio(inflight).await;
-    inflight.partial = None;
-    let wait = Duration::from_secs(config.asr.final_timeout_s);
-    while !inflight.finals.is_empty() {
-        match timeout(wait, inflight.finals.next()).await {
-            Ok(Some(done)) => session.on_final(done, inflight),
+    let mut outbox = Vec::new();
+    let last = Input::EndOfAudio { frames: front.finish(), dropped_bytes: front.dropped_bytes };
+    let actions = session.handle(last);
+    jobs.run(session, actions, &mut outbox).await;
+    jobs.inflight.partial = None;
+    let wait = jobs.final_timeout();
+    while !jobs.inflight.finals.is_empty() {
+        match timeout(wait, jobs.inflight.finals.next()).await {
+            Ok(Some(done)) => {
+                let actions = session.handle(Input::Final(jobs.final_done(done)));
+                jobs.run(session, actions, &mut outbox).await;
+            }
             Ok(None) => break,
             Err(_) => {
-                let ids: Vec<String> = inflight.final_ids.iter().map(u64::to_string).collect();
+                let ids: Vec<String> = jobs.inflight.final_ids.iter().map(u64::to_string).collect();
                 let message =
                     format!("gave up waiting {} s for the finals of segments {}", wait.as_secs(), ids.join(", "));
-                session.outbox.push(ServerMessage::Error { code: ErrorCode::Overloaded, message });
+                outbox.push(ServerMessage::Error { code: ErrorCode::Overloaded, message });
                 break;
             }
         }
-        outlet.flush(&mut session.outbox).await;
+        outlet.flush(&mut outbox).await;
     }
     // Speaker labels still on their way for finals already sent: they are part of the
     // transcript, so they go out before `closed` (speakers are bounded by their own queue wait).
-    while !inflight.late.is_empty() {
-        match timeout(wait, inflight.late.next()).await {
-            Ok(Some(late)) => session.on_late_speakers(late),
+    while !jobs.inflight.late.is_empty() {
+        match timeout(wait, jobs.inflight.late.next()).await {
+            Ok(Some(late)) => {
+                let actions = session.handle(Input::LateSpeakers { segment_id: late.segment_id, result: late.result });
+                jobs.run(session, actions, &mut outbox).await;
+            }
             Ok(None) | Err(_) => break,
         }
-        outlet.flush(&mut session.outbox).await;
+        outlet.flush(&mut outbox).await;
     }
-    let closed =
-        ServerMessage::Closed { reason, audio_seconds: session.audio_seconds(), segments: session.finals_sent };
-    session.outbox.push(closed);
+    outbox.push(session.closed(reason));
     outlet.record.set_audio_seconds(session.audio_seconds());
-    outlet.flush(&mut session.outbox).await;
+    outlet.flush(&mut outbox).await;
     outlet.close(reason).await;
-    tracing::info!(?reason, audio_seconds = session.audio_seconds(), segments = session.finals_sent, "session ended");
+    let (audio_seconds, segments) = (session.audio_seconds(), session.finals_sent());
+    tracing::info!(?reason, audio_seconds, segments, "session ended");
 }

@@ -169,8 +169,7 @@ impl SessionRecord {
     }
 
     pub fn count_error(&self, code: ErrorCode) {
-        let name = serde_json::to_value(code).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
-        *lock(&self.totals.errors).entry(name).or_default() += 1;
+        *lock(&self.totals.errors).entry(code.name()).or_default() += 1;
     }
 
     /// Resolves when `DELETE /sessions/{id}` asks this session to end.

@@ -2,10 +2,11 @@
 //! made of is complete as soon as the quiet has lasted the padding (200 ms): decoding it then,
 //! while the rest of the silence passes, has the final ready almost as the utterance ends. If
 //! speech resumes the decode is withdrawn (or its result thrown away). Only spare capacity runs
-//! it: it waits in the partial lane, and none is started while finals are queued.
+//! it: it waits in the partial lane, and none is started while finals are queued. The session
+//! core says when to start and stop one (`Action::Speculate`, `Action::StopSpeculating`);
+//! dropping a `Speculation` drops its receiver, which tells the worker to skip it.
 
 use crate::engine::asr::{AsrHandle, Reply};
-use crate::pipeline::segmenter::Segmenter;
 
 /// A speculative decode of the open utterance, as it would end at the current pause.
 pub struct Speculation {
@@ -17,19 +18,11 @@ pub struct Speculation {
 }
 
 impl Speculation {
-    /// Starts, keeps or withdraws the speculation after new frames: one per pause, dropped as
-    /// soon as the pause is over (dropping the receiver tells the worker to skip it).
-    pub fn update(current: &mut Option<Self>, segmenter: &Segmenter, asr: &AsrHandle, language: &Option<String>) {
-        let Some((segment_id, end, audio)) = segmenter.clip_if_pause_ends() else {
-            *current = None;
-            return;
-        };
-        if current.as_ref().is_some_and(|s| s.segment_id == segment_id && s.end == end) {
-            return;
-        }
-        let pending =
-            if asr.final_queue_depth() == 0 { asr.try_speculative(audio.to_vec(), language.clone()) } else { None };
-        *current = Some(Self { segment_id, end, pending });
+    /// Starts the decode of utterance `segment_id`'s clip up to `end` (the core asks once per
+    /// pause), if the engine has spare capacity: no final waiting and room in the partial lane.
+    pub fn start(segment_id: u64, end: usize, samples: Vec<f32>, asr: &AsrHandle, language: &Option<String>) -> Self {
+        let pending = if asr.final_queue_depth() == 0 { asr.try_speculative(samples, language.clone()) } else { None };
+        Self { segment_id, end, pending }
     }
 
     /// Whether a decode is waiting or running (partials are then not worth asking for).

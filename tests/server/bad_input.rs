@@ -44,21 +44,20 @@ async fn bad_query_values_are_refused_with_400_naming_the_parameter() {
 async fn malformed_and_unknown_messages_get_errors_and_the_session_goes_on() {
     let app = default_app();
     let mut ws = connect(&app.ws_url()).await;
-    assert_eq!(next_json(&mut ws).await["type"], "ready");
+    assert!(matches!(next_message(&mut ws).await, ServerMessage::Ready { .. }));
     send_text(&mut ws, "{not json").await;
-    let m = next_json(&mut ws).await;
-    assert_eq!((m["type"].as_str(), m["code"].as_str()), (Some("error"), Some("invalid_json")));
+    assert_eq!(error_code(&next_message(&mut ws).await), Some(ErrorCode::InvalidJson));
     send_text(&mut ws, r#"{"type":"rewind"}"#).await;
-    let m = next_json(&mut ws).await;
-    assert_eq!(m["code"], "unknown_message_type");
-    assert!(m["message"].as_str().unwrap().contains("rewind"));
-    send_text(&mut ws, r#"{"type":"keepalive"}"#).await;
+    let ServerMessage::Error { code, message } = next_message(&mut ws).await else { panic!("an error") };
+    assert_eq!(code, ErrorCode::UnknownMessageType);
+    assert!(message.contains("rewind"));
+    send_message(&mut ws, &ClientMessage::Keepalive).await;
     send_binary(&mut ws, vec![0; 3200]).await;
-    send_text(&mut ws, r#"{"type":"close"}"#).await;
+    send_message(&mut ws, &ClientMessage::Close).await;
     let (messages, code) = until_closed(&mut ws).await;
-    let closed = messages.last().unwrap();
-    assert_eq!((closed["type"].as_str(), closed["reason"].as_str()), (Some("closed"), Some("client_close")));
-    assert!((closed["audio_seconds"].as_f64().unwrap() - 0.1).abs() < 0.04, "{closed}");
+    let Some(ServerMessage::Closed { reason, audio_seconds, .. }) = messages.last() else { panic!("{messages:?}") };
+    assert_eq!(*reason, CloseReason::ClientClose);
+    assert!((audio_seconds - 0.1).abs() < 0.04, "{audio_seconds}");
     assert_eq!(code, Some(1000));
 }
 
@@ -66,13 +65,13 @@ async fn malformed_and_unknown_messages_get_errors_and_the_session_goes_on() {
 async fn a_trailing_odd_byte_is_reported_at_close() {
     let app = default_app();
     let mut ws = connect(&app.ws_url()).await;
-    next_json(&mut ws).await;
+    next_message(&mut ws).await;
     send_binary(&mut ws, vec![0; 3201]).await;
-    send_text(&mut ws, r#"{"type":"close"}"#).await;
+    send_message(&mut ws, &ClientMessage::Close).await;
     let (messages, _) = until_closed(&mut ws).await;
-    let error = messages.iter().find(|m| m["type"] == "error").expect("an error about the odd byte");
-    assert_eq!(error["code"], "incomplete_sample");
-    assert_eq!(messages.last().unwrap()["type"], "closed");
+    let error = messages.iter().find_map(error_code).expect("an error about the odd byte");
+    assert_eq!(error, ErrorCode::IncompleteSample);
+    assert!(matches!(messages.last(), Some(ServerMessage::Closed { .. })));
 }
 
 #[tokio::test]
@@ -80,11 +79,11 @@ async fn oversized_frames_close_the_session_with_1009() {
     let app = spawn_app(|c| c.limits.max_frame_bytes = 4096);
     for size in [5_000, 20_000] {
         let mut ws = connect(&app.ws_url()).await;
-        next_json(&mut ws).await;
+        next_message(&mut ws).await;
         send_binary(&mut ws, vec![0; size]).await;
         let (messages, code) = until_closed(&mut ws).await;
-        assert_eq!(messages[0]["code"], "frame_too_large", "{size} bytes: {messages:?}");
-        assert_eq!(messages.last().unwrap()["reason"], "frame_too_large");
+        assert_eq!(error_code(&messages[0]), Some(ErrorCode::FrameTooLarge), "{size} bytes: {messages:?}");
+        assert_eq!(messages.last().and_then(close_reason), Some(CloseReason::FrameTooLarge));
         assert_eq!(code, Some(1009));
     }
 }
@@ -93,10 +92,10 @@ async fn oversized_frames_close_the_session_with_1009() {
 async fn an_idle_client_is_told_and_closed() {
     let app = spawn_app(|c| c.limits.idle_timeout_s = 1);
     let mut ws = connect(&app.ws_url()).await;
-    next_json(&mut ws).await;
+    next_message(&mut ws).await;
     let (messages, code) = until_closed(&mut ws).await;
-    assert_eq!(messages[0]["code"], "idle_timeout");
-    assert_eq!(messages.last().unwrap()["reason"], "idle_timeout");
+    assert_eq!(error_code(&messages[0]), Some(ErrorCode::IdleTimeout));
+    assert_eq!(messages.last().and_then(close_reason), Some(CloseReason::IdleTimeout));
     assert_eq!(code, Some(4001));
 }
 
@@ -106,7 +105,7 @@ async fn session_limit_refuses_with_503_and_a_vanished_client_frees_its_slot() {
     let app = spawn_app(|c| c.limits.max_sessions = 1);
     let audio = speech_service::audio::wav::read(&recording("jfk.wav")).unwrap();
     let mut first = connect(&app.ws_url()).await;
-    next_json(&mut first).await;
+    next_message(&mut first).await;
     let (status, body) = refused(&app.ws_url()).await;
     assert_eq!(status, 503);
     assert_eq!(body["error"]["code"], "too_many_sessions");
@@ -126,8 +125,8 @@ async fn session_limit_refuses_with_503_and_a_vanished_client_frees_its_slot() {
             Err(e) => panic!("slot never freed: {e}"),
         }
     };
-    assert_eq!(next_json(&mut second).await["type"], "ready");
-    send_text(&mut second, r#"{"type":"close"}"#).await;
+    assert!(matches!(next_message(&mut second).await, ServerMessage::Ready { .. }));
+    send_message(&mut second, &ClientMessage::Close).await;
     let (messages, _) = until_closed(&mut second).await;
-    assert_eq!(messages.last().unwrap()["reason"], "client_close");
+    assert_eq!(messages.last().and_then(close_reason), Some(CloseReason::ClientClose));
 }

@@ -37,14 +37,14 @@ async fn a_full_server_refuses_streams_and_admits_again_once_load_drops() {
     // A stream without speakers does not need the full engine.
     let plain = format!("{}?diarize=false", app.ws_url());
     let (mut ws, _) = tokio_tungstenite::connect_async(&plain).await.expect("admitted without speakers");
-    send_text(&mut ws, r#"{"type":"close"}"#).await;
+    send_message(&mut ws, &ClientMessage::Close).await;
     until_closed(&mut ws).await;
 
     let received = first.await.unwrap();
-    assert!(final_text(&received.iter().map(|r| r.message.clone()).collect::<Vec<_>>()).contains("country"));
+    assert!(final_text(&messages_of(&received)).contains("country"));
     wait_until("readiness once the stream ended", async || http(&app, "GET", "/health/ready").await.0 == 200).await;
     let mut ws = connect(&app.ws_url()).await;
-    assert_eq!(next_json(&mut ws).await["type"], "ready");
+    assert!(matches!(next_message(&mut ws).await, ServerMessage::Ready { .. }));
     let (_, stats) = http(&app, "GET", "/stats").await;
     assert_eq!(stats["sessions"]["rejected"], 1, "{stats}");
 }
@@ -60,7 +60,7 @@ async fn a_hundred_idle_sessions_cost_little_memory() {
     let mut sockets = Vec::new();
     // Warm up the runtime and the first session's buffers before the baseline.
     sockets.push(connect(&app.ws_url()).await);
-    next_json(sockets.last_mut().unwrap()).await;
+    next_message(sockets.last_mut().unwrap()).await;
     let before = rss_mb(&app).await;
     for batch in 0..11 {
         if batch > 0 {
@@ -69,7 +69,7 @@ async fn a_hundred_idle_sessions_cost_little_memory() {
         }
         for _ in 0..9 {
             let mut ws = connect(&format!("{}?diarize=false", app.ws_url())).await;
-            assert_eq!(next_json(&mut ws).await["type"], "ready");
+            assert!(matches!(next_message(&mut ws).await, ServerMessage::Ready { .. }));
             sockets.push(ws);
         }
     }
@@ -88,7 +88,7 @@ async fn endpointing_ms_sets_the_pause_that_ends_an_utterance() {
     let run = async |query: &str| {
         let url = format!("{}?diarize=false{query}", app.ws_url());
         let received = stream_file(&url, &recording("jfk.wav"), &speed, |_| {}).await.unwrap();
-        received.into_iter().filter(|r| r.message["type"] == "final").count()
+        finals(&messages_of(&received)).len()
     };
     let default_finals = run("").await;
     let patient_finals = run("&endpointing_ms=2000").await;

@@ -9,7 +9,10 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use speech_service::app;
+pub use speech_service::client::finals;
+use speech_service::client::Received;
 use speech_service::config::Config;
+pub use speech_service::protocol::{ClientMessage, CloseReason, ErrorCode, ServerMessage};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -84,8 +87,8 @@ pub async fn connect(url: &str) -> Ws {
     tokio_tungstenite::connect_async(url).await.expect("upgrade succeeds").0
 }
 
-/// The next JSON text message, skipping pings; panics after 60 s.
-pub async fn next_json(ws: &mut Ws) -> serde_json::Value {
+/// The next server message, skipping pings; panics after 60 s.
+pub async fn next_message(ws: &mut Ws) -> ServerMessage {
     loop {
         let message = tokio::time::timeout(std::time::Duration::from_secs(60), ws.next())
             .await
@@ -93,7 +96,7 @@ pub async fn next_json(ws: &mut Ws) -> serde_json::Value {
             .expect("socket still open")
             .expect("no protocol error");
         match message {
-            Message::Text(text) => return serde_json::from_str(&text).unwrap(),
+            Message::Text(text) => return serde_json::from_str(&text).expect("a server message"),
             Message::Close(frame) => panic!("closed unexpectedly: {frame:?}"),
             _ => {}
         }
@@ -101,12 +104,12 @@ pub async fn next_json(ws: &mut Ws) -> serde_json::Value {
 }
 
 /// Reads messages until `closed`, then the close frame; returns the messages and the close code.
-pub async fn until_closed(ws: &mut Ws) -> (Vec<serde_json::Value>, Option<u16>) {
+pub async fn until_closed(ws: &mut Ws) -> (Vec<ServerMessage>, Option<u16>) {
     let mut messages = Vec::new();
     loop {
         let next = tokio::time::timeout(std::time::Duration::from_secs(120), ws.next()).await.expect("closes in time");
         match next {
-            Some(Ok(Message::Text(text))) => messages.push(serde_json::from_str(&text).unwrap()),
+            Some(Ok(Message::Text(text))) => messages.push(serde_json::from_str(&text).expect("a server message")),
             Some(Ok(Message::Close(frame))) => return (messages, frame.map(|f| u16::from(f.code))),
             Some(Ok(_)) => {}
             None | Some(Err(_)) => return (messages, None),
@@ -118,14 +121,40 @@ pub async fn send_text(ws: &mut Ws, text: &str) {
     ws.send(Message::Text(text.into())).await.unwrap();
 }
 
+pub async fn send_message(ws: &mut Ws, message: &ClientMessage) {
+    send_text(ws, &speech_service::client::client_text(message)).await;
+}
+
 pub async fn send_binary(ws: &mut Ws, bytes: Vec<u8>) {
     ws.send(Message::Binary(bytes.into())).await.unwrap();
 }
 
 /// Concatenated text of every `final`.
-pub fn final_text(messages: &[serde_json::Value]) -> String {
-    let finals = messages.iter().filter(|m| m["type"] == "final");
-    finals.map(|m| m["text"].as_str().unwrap().to_owned()).collect::<Vec<_>>().join(" ")
+pub fn final_text(messages: &[ServerMessage]) -> String {
+    finals(messages).iter().map(|f| f.text.as_str()).collect::<Vec<_>>().join(" ")
+}
+
+/// The messages of a streamed file.
+pub fn messages_of(received: &[Received]) -> Vec<ServerMessage> {
+    received.iter().map(|r| r.message.clone()).collect()
+}
+
+/// The code of an `error` message.
+pub fn error_code(message: &ServerMessage) -> Option<ErrorCode> {
+    if let ServerMessage::Error { code, .. } = message {
+        Some(*code)
+    } else {
+        None
+    }
+}
+
+/// The reason of a `closed` message.
+pub fn close_reason(message: &ServerMessage) -> Option<CloseReason> {
+    if let ServerMessage::Closed { reason, .. } = message {
+        Some(*reason)
+    } else {
+        None
+    }
 }
 
 /// Writes jfk.wav at another rate by linear interpolation (independent of our resampler), with
@@ -156,7 +185,7 @@ pub fn jfk_at(rate: u32, channels: u16, float: bool) -> PathBuf {
 }
 
 /// Speaker turns of a live session (see `client::speaker_turns`).
-pub fn live_turns(messages: &[serde_json::Value]) -> Vec<speech_service::eval::rttm::Turn> {
+pub fn live_turns(messages: &[ServerMessage]) -> Vec<speech_service::eval::rttm::Turn> {
     speech_service::client::speaker_turns(messages)
 }
 
@@ -177,10 +206,68 @@ pub async fn http_with_headers(app: &TestApp, method: &str, path: &str, headers:
     (status, body.to_owned())
 }
 
-/// The same, with the body parsed as JSON.
+/// The same, with the body parsed as JSON. A response of a route in the server's OpenAPI
+/// document must be documented there with its status and match that schema exactly.
 pub async fn http(app: &TestApp, method: &str, path: &str) -> (u16, serde_json::Value) {
     let (status, body) = http_text(app, method, path).await;
-    (status, serde_json::from_str(&body).unwrap_or(serde_json::Value::Null))
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap_or(serde_json::Value::Null);
+    if !body.is_null() {
+        if let Err(mismatch) = check_documented(app, method, path, status, &body).await {
+            panic!("{mismatch}");
+        }
+    }
+    (status, body)
+}
+
+/// Checks `body` against the schema `/openapi.json` gives for this route and status; routes
+/// the document leaves out (the WebSocket, the document itself) pass.
+pub async fn check_documented(
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    status: u16,
+    body: &serde_json::Value,
+) -> Result<(), String> {
+    let (_, doc) = http_text(app, "GET", "/openapi.json").await;
+    let doc: serde_json::Value = serde_json::from_str(&doc).expect("the OpenAPI document is JSON");
+    let path = path.split('?').next().unwrap_or(path);
+    let Some(operation) = operation(&doc, method, path) else { return Ok(()) };
+    let schema = &operation["responses"][status.to_string()]["content"]["application/json"]["schema"];
+    if schema.is_null() {
+        return Err(format!("{method} {path}: status {status} is not documented with a JSON body: {body}"));
+    }
+    let mut root = closed_objects(schema.clone());
+    root["components"] = closed_objects(doc["components"].clone());
+    jsonschema::validate(&root, body)
+        .map_err(|e| format!("{method} {path} {status}: the body does not match its documented schema: {e}\n{body}"))
+}
+
+/// The documented operation for a concrete path (`/sessions/abc` matches `/sessions/{id}`).
+fn operation<'a>(doc: &'a serde_json::Value, method: &str, path: &str) -> Option<&'a serde_json::Value> {
+    let parts: Vec<&str> = path.split('/').collect();
+    let (_, item) = doc["paths"].as_object()?.iter().find(|(template, _)| {
+        let pattern: Vec<&str> = template.split('/').collect();
+        pattern.len() == parts.len() && pattern.iter().zip(&parts).all(|(p, s)| p.starts_with('{') || p == s)
+    })?;
+    item.get(method.to_lowercase())
+}
+
+/// The schema with every object closed to properties it does not list, so a field sent but
+/// not documented fails too.
+fn closed_objects(mut schema: serde_json::Value) -> serde_json::Value {
+    match &mut schema {
+        serde_json::Value::Object(map) => {
+            if map.contains_key("properties") && !map.contains_key("additionalProperties") {
+                map.insert("additionalProperties".into(), false.into());
+            }
+            for value in map.values_mut() {
+                *value = closed_objects(value.take());
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(|v| *v = closed_objects(v.take())),
+        _ => {}
+    }
+    schema
 }
 
 /// Starts the real binary with `args` and JSON logs; returns it, its address and its log lines

@@ -14,6 +14,14 @@ async fn detailed_health_lists_every_component() {
     assert_eq!(body["components"]["asr"]["model"], "tiny.en");
     assert_eq!(body["components"]["asr"]["workers"], 2);
     assert_eq!(body["components"]["diarization"]["state"], "up");
+    // Every other read-only route answers in its documented shape (`http` checks the schema).
+    for path in ["/health/ready", "/sessions", "/stats", "/stats/workers", "/stats/aggregator"] {
+        assert_eq!(http(app, "GET", path).await.0, 200, "{path}");
+    }
+    let (status, body) = http(app, "GET", "/sessions/no-such-session").await;
+    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("session_not_found")));
+    let (status, _) = http(app, "GET", "/sessions?state=asleep").await;
+    assert_eq!(status, 400);
 }
 
 #[tokio::test]
@@ -22,16 +30,11 @@ async fn a_session_is_listed_inspected_and_terminated_over_rest() {
     let app = spawn_app(|_| {});
     let audio = speech_service::audio::wav::read(&recording("jfk.wav")).unwrap();
     let mut ws = connect(&app.ws_url()).await;
-    let ready = next_json(&mut ws).await;
-    let id = ready["session_id"].as_str().unwrap().to_owned();
+    let ServerMessage::Ready { session_id: id, .. } = next_message(&mut ws).await else { panic!("ready first") };
     // "And so my fellow Americans" and the pause after it: one final.
     let head = speech_service::client::encode(&audio.samples[..48_000], speech_service::audio::pcm::Encoding::PcmS16le);
     send_binary(&mut ws, head).await;
-    loop {
-        if next_json(&mut ws).await["type"] == "final" {
-            break;
-        }
-    }
+    while !matches!(next_message(&mut ws).await, ServerMessage::Final(_)) {}
 
     let (status, list) = http(&app, "GET", "/sessions?state=active").await;
     assert_eq!(status, 200);
@@ -46,7 +49,7 @@ async fn a_session_is_listed_inspected_and_terminated_over_rest() {
     let (status, body) = http(&app, "DELETE", &format!("/sessions/{id}")).await;
     assert_eq!((status, body["status"].as_str()), (202, Some("terminating")));
     let (messages, code) = until_closed(&mut ws).await;
-    assert_eq!(messages.last().unwrap()["reason"], "terminated");
+    assert_eq!(messages.last().and_then(close_reason), Some(CloseReason::Terminated));
     assert_eq!(code, Some(4003));
 
     let (_, session) = http(&app, "GET", &format!("/sessions/{id}")).await;
@@ -146,8 +149,8 @@ async fn api_keys_guard_rest_and_websocket_but_not_health() {
         other => panic!("expected 401, got {:?}", other.map(|_| ())),
     }
     let mut ws = connect(&format!("{}?token=key-one-123", app.ws_url())).await;
-    assert_eq!(next_json(&mut ws).await["type"], "ready");
-    send_text(&mut ws, r#"{"type":"close"}"#).await;
+    assert!(matches!(next_message(&mut ws).await, ServerMessage::Ready { .. }));
+    send_message(&mut ws, &ClientMessage::Close).await;
     until_closed(&mut ws).await;
 }
 
@@ -161,8 +164,8 @@ async fn ended_transcripts_survive_a_restart() {
     let options = speech_service::client::StreamOptions { speed: 0.0, ..Default::default() };
     let received =
         speech_service::client::stream_file(&first.ws_url(), &recording("jfk.wav"), &options, |_| {}).await.unwrap();
-    let id = received[0].message["session_id"].as_str().unwrap().to_owned();
-    let finals = received.iter().filter(|r| r.message["type"] == "final").count();
+    let ServerMessage::Ready { session_id: id, .. } = &received[0].message else { panic!("ready first") };
+    let finals = finals(&messages_of(&received)).len();
 
     let second = spawn_app_with_data(&data, |_| {});
     let mut session = serde_json::Value::Null;
@@ -185,14 +188,31 @@ async fn ended_transcripts_survive_a_restart() {
     let (status, srt) = http_text(&second, "GET", &format!("/sessions/{id}/transcript?format=srt")).await;
     assert_eq!(status, 200);
     assert!(srt.starts_with("1\n00:00:00,") && srt.contains("[S1]"), "{srt}");
+    // Stored words come back: the WebVTT cues time each word.
+    let (_, vtt) = http_text(&second, "GET", &format!("/sessions/{id}/transcript?format=vtt")).await;
+    assert!(vtt.starts_with("WEBVTT") && vtt.contains("<v S1>") && vtt.contains(" <00:00:0"), "{vtt}");
     let (_, text) = http_text(&second, "GET", &format!("/sessions/{id}/transcript?format=text")).await;
     assert!(text.lines().count() == finals && text.starts_with("S1: "), "{text}");
     let (status, body) = http(&second, "GET", &format!("/sessions/{id}/transcript?format=doc")).await;
     assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_parameter")));
     let (_, list) = http(&second, "GET", "/sessions?state=ended").await;
-    assert!(list["sessions"].as_array().unwrap().iter().any(|s| s["id"] == id), "{list}");
+    assert!(list["sessions"].as_array().unwrap().iter().any(|s| s["id"] == *id), "{list}");
     let (_, health) = http(&second, "GET", "/health/detailed").await;
     assert_eq!(health["components"]["store"]["state"], "up");
+}
+
+#[tokio::test]
+async fn responses_off_their_documented_schema_are_caught() {
+    let app = default_app();
+    let check =
+        async |status: u16, body: serde_json::Value| check_documented(app, "GET", "/health", status, &body).await;
+    assert_eq!(check(200, serde_json::json!({ "status": "ok" })).await, Ok(()));
+    assert!(check(200, serde_json::json!({ "status": "ok", "extra": 1 })).await.is_err(), "undocumented field");
+    assert!(check(200, serde_json::json!({ "status": 5 })).await.is_err(), "wrong type");
+    assert!(check(200, serde_json::json!({})).await.is_err(), "missing field");
+    assert!(check(418, serde_json::json!({ "status": "ok" })).await.is_err(), "undocumented status");
+    let error = serde_json::json!({ "error": { "code": "unauthorized", "message": "missing API key" } });
+    assert_eq!(check(401, error).await, Ok(()), "every route documents 401");
 }
 
 #[tokio::test]

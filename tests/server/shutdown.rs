@@ -21,14 +21,14 @@ async fn sigterm_mid_stream_drains_the_session_and_exits_cleanly() {
     assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
 
     let received = stream.await.unwrap();
-    let messages: Vec<_> = received.iter().map(|r| r.message.clone()).collect();
-    let finals: Vec<_> = messages.iter().filter(|m| m["type"] == "final").collect();
-    let started = messages.iter().filter(|m| m["type"] == "speech_started").count();
+    let messages = messages_of(&received);
+    let finals = finals(&messages);
+    let started = messages.iter().filter(|m| matches!(m, ServerMessage::SpeechStarted { .. })).count();
     assert!(finals.len() >= 2, "{messages:?}");
-    let with_part0 = finals.iter().filter(|f| f["part"] == 0).count();
+    let with_part0 = finals.iter().filter(|f| f.part == 0).count();
     assert_eq!(with_part0, started, "every utterance that began got its final");
-    let closed = messages.last().unwrap();
-    assert_eq!((closed["type"].as_str(), closed["reason"].as_str()), (Some("closed"), Some("shutdown")));
+    assert_eq!(messages.last().and_then(close_reason), Some(CloseReason::Shutdown));
+    let ServerMessage::Ready { session_id, .. } = &messages[0] else { panic!("{:?}", messages[0]) };
 
     let status = tokio::time::timeout(Duration::from_secs(60), server.wait()).await.unwrap().unwrap();
     assert!(status.success(), "exit status {status}");
@@ -37,12 +37,11 @@ async fn sigterm_mid_stream_drains_the_session_and_exits_cleanly() {
     let entries: Vec<serde_json::Value> = lines.iter().filter_map(|l| serde_json::from_str(l).ok()).collect();
     let ended = entries.iter().find(|e| e["fields"]["message"] == "session ended").unwrap();
     assert_eq!(ended["fields"]["reason"], "Shutdown");
-    assert_eq!(ended["span"]["session_id"], messages[0]["session_id"]);
+    assert_eq!(ended["span"]["session_id"].as_str(), Some(session_id.as_str()));
 
     // The drained session was written before the process exited: a new server reads it.
     let restarted = spawn_app_with_data(&data, |_| {});
-    let id = messages[0]["session_id"].as_str().unwrap();
-    let (status, session) = http(&restarted, "GET", &format!("/sessions/{id}")).await;
+    let (status, session) = http(&restarted, "GET", &format!("/sessions/{session_id}")).await;
     assert_eq!((status, session["close_reason"].as_str()), (200, Some("shutdown")), "{session}");
     assert_eq!(session["transcript"].as_array().unwrap().len(), finals.len());
 }

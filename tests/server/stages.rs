@@ -12,7 +12,7 @@ use speech_service::offline;
 
 use crate::common::*;
 
-fn engines(model: &str) -> (app::Engines, Config) {
+fn engines(model: &str) -> (speech_service::engine::Engines, Config) {
     let mut config = Config::default();
     config.models.dir = models_dir();
     config.models.whisper = model.into();

@@ -1,0 +1,164 @@
+//! The session core driven by hand: scored frames and engine results in, actions out. No model,
+//! no socket, no clock.
+
+use super::*;
+use crate::audio::pcm::Encoding;
+use crate::domain::Word;
+
+const FRAME: usize = crate::pipeline::FRAME_SAMPLES;
+
+fn params(diarize: bool) -> ListenParams {
+    ListenParams {
+        sample_rate: 16_000,
+        encoding: Encoding::PcmS16le,
+        language: Some("en".into()),
+        interim_results: true,
+        diarize,
+        max_speakers: None,
+        min_speakers: None,
+        endpointing_ms: None,
+    }
+}
+
+fn session(diarize: bool) -> Session {
+    let mut s = Session::new("s1".into(), params(diarize), &Config::default(), "tiny.en");
+    let first = s.take_actions();
+    assert!(matches!(first.as_slice(), [Action::Send(ServerMessage::Ready { .. })]), "{first:?}");
+    s
+}
+
+fn frames(n: usize, probability: f32) -> Input {
+    Input::Audio(vec![ScoredFrame { samples: vec![0.1; FRAME], probability }; n])
+}
+
+fn sent(actions: &[Action]) -> Vec<&ServerMessage> {
+    actions.iter().filter_map(|a| if let Action::Send(m) = a { Some(m) } else { None }).collect()
+}
+
+fn final_job(actions: Vec<Action>) -> Option<FinalJob> {
+    actions.into_iter().find_map(|a| if let Action::Final(job) = a { Some(job) } else { None })
+}
+
+/// Silence one frame at a time until the utterance ends; returns its job and whether a
+/// speculative decode was asked for first.
+fn silence_until_final(s: &mut Session) -> (FinalJob, bool) {
+    let mut speculated = false;
+    for _ in 0..100 {
+        let actions = s.handle(frames(1, 0.0));
+        speculated |= actions.iter().any(|a| matches!(a, Action::Speculate { .. }));
+        if let Some(job) = final_job(actions) {
+            return (job, speculated);
+        }
+    }
+    panic!("no final after 3 s of silence");
+}
+
+fn transcript(text: &str) -> Transcript {
+    let words = vec![Word { word: text.into(), start: 0.1, end: 0.5, probability: 0.9 }];
+    Transcript { text: text.into(), words, language: "en".into() }
+}
+
+#[test]
+fn speech_asks_for_partials_then_a_final_that_comes_back_as_a_segment() {
+    let mut s = session(false);
+    let actions = s.handle(frames(40, 0.9));
+    assert!(matches!(sent(&actions)[..], [ServerMessage::SpeechStarted { segment_id: 0, .. }]), "{actions:?}");
+    let Some(Action::Partial(job)) = actions.into_iter().find(|a| matches!(a, Action::Partial(_))) else {
+        panic!("1.3 s of speech asks for a partial")
+    };
+    let shown = s.handle(Input::Partial { job, turnaround: 1600, result: Ok(transcript("hello")) });
+    assert!(matches!(sent(&shown)[..], [ServerMessage::Partial { text, .. }] if text == "hello"), "{shown:?}");
+
+    let (job, speculated) = silence_until_final(&mut s);
+    assert!(speculated, "the pause was decoded speculatively before it ended the utterance");
+    assert_eq!((job.utterance.id, job.speakers.is_some()), (0, false));
+    let (start, end) = (job.utterance.start, job.utterance.end);
+    let result = FinalResult { segment_id: 0, start, end, result: Ok(transcript("hello")), speakers: None };
+    let actions = s.handle(Input::Final(result));
+    let [ServerMessage::Final(segment)] = sent(&actions)[..] else { panic!("{actions:?}") };
+    assert_eq!((segment.start, segment.end), (secs(start), secs(end)));
+    assert_eq!(segment.words[0].start, round_ms(seconds(start) + 0.1), "words move to stream time");
+    assert_eq!(
+        s.closed(CloseReason::ClientClose),
+        ServerMessage::Closed { reason: CloseReason::ClientClose, audio_seconds: s.audio_seconds(), segments: 1 }
+    );
+}
+
+#[test]
+fn a_withdrawn_or_refused_partial_is_asked_for_again() {
+    let mut s = session(false);
+    let asked = |actions: &[Action]| actions.iter().any(|a| matches!(a, Action::Partial(_)));
+    assert!(asked(&s.handle(frames(20, 0.9))));
+    assert!(!asked(&s.handle(frames(1, 0.9))), "one partial at a time");
+    s.handle(Input::PartialWithdrawn);
+    assert!(asked(&s.handle(frames(1, 0.9))), "withdrawn: as if never asked");
+    s.handle(Input::PartialRefused);
+    assert!(!asked(&s.handle(frames(1, 0.9))), "refused: the next waits an interval");
+    assert!(asked(&s.handle(frames(20, 0.9))));
+}
+
+#[test]
+fn speakers_label_finals_and_late_labels_become_updates() {
+    let mut s = session(true);
+    s.handle(frames(40, 0.9));
+    let (job, _) = silence_until_final(&mut s);
+    assert!(job.speakers.is_some(), "a labelling session hands over its speaker progress");
+    let (start, end) = (job.utterance.start, job.utterance.end);
+    let turn = EmbeddedTurn { start: 0, end: end - start, embedding: Some(vec![0.5; 8]), reliable: true };
+    let speakers = Some(Ok(vec![turn.clone()]));
+    let result = FinalResult { segment_id: 0, start, end, result: Ok(transcript("hi")), speakers };
+    let actions = s.handle(Input::Final(result));
+    let [ServerMessage::Final(segment)] = sent(&actions)[..] else { panic!("{actions:?}") };
+    assert_eq!(segment.speaker.as_deref(), Some("S1"));
+
+    let late = s.handle(Input::LateSpeakers { segment_id: 7, result: Ok(vec![turn]) });
+    let [ServerMessage::SpeakerUpdate { segments, .. }] = sent(&late)[..] else { panic!("{late:?}") };
+    assert_eq!((segments[0].segment_id, segments[0].speaker.as_str()), (7, "S1"));
+}
+
+#[test]
+fn client_messages_and_limits_give_specific_errors() {
+    let mut s = session(false);
+    let error_code = |actions: &[Action]| match sent(actions)[..] {
+        [ServerMessage::Error { code, .. }] => Some(*code),
+        _ => None,
+    };
+    assert_eq!(error_code(&s.handle(Input::Text("{oops".into()))), Some(ErrorCode::InvalidJson));
+    assert_eq!(error_code(&s.handle(Input::Text(r#"{"type":"dance"}"#.into()))), Some(ErrorCode::UnknownMessageType));
+    assert!(s.handle(Input::Text(r#"{"type":"keepalive"}"#.into())).is_empty());
+    let too_large = s.handle(Input::TooLarge(Some(5 << 20)));
+    assert_eq!(error_code(&too_large), Some(ErrorCode::FrameTooLarge));
+    assert!(matches!(too_large.last(), Some(Action::Close(CloseReason::FrameTooLarge))));
+    assert!(s.accepts_frame(1024) && !s.accepts_frame(5 << 20));
+    let idle = s.handle(Input::Idle(30));
+    assert_eq!(error_code(&idle), Some(ErrorCode::IdleTimeout));
+    assert!(matches!(idle.last(), Some(Action::Close(CloseReason::IdleTimeout))));
+    let close = s.handle(Input::Text(r#"{"type":"close"}"#.into()));
+    assert!(matches!(close[..], [Action::Close(CloseReason::ClientClose)]));
+}
+
+#[test]
+fn finalize_and_end_of_audio_flush_the_open_utterance() {
+    let mut s = session(false);
+    s.handle(frames(20, 0.9));
+    let finalize = s.handle(Input::Text(r#"{"type":"finalize"}"#.into()));
+    assert_eq!(final_job(finalize).map(|j| j.utterance.id), Some(0));
+    s.handle(frames(20, 0.9));
+    let end = s.handle(Input::EndOfAudio { frames: Ok(Vec::new()), dropped_bytes: 1 });
+    let codes: Vec<ErrorCode> = sent(&end)
+        .iter()
+        .filter_map(|m| if let ServerMessage::Error { code, .. } = m { Some(*code) } else { None })
+        .collect();
+    assert_eq!(codes, [ErrorCode::IncompleteSample]);
+    assert_eq!(final_job(end).map(|j| j.utterance.id), Some(1));
+}
+
+#[test]
+fn client_message_errors_are_specific() {
+    assert_eq!(parse_client_message("{oops").unwrap_err().0, ErrorCode::InvalidJson);
+    assert_eq!(parse_client_message("[1]").unwrap_err().0, ErrorCode::InvalidJson);
+    let (code, message) = parse_client_message(r#"{"type":"dance"}"#).unwrap_err();
+    assert_eq!(code, ErrorCode::UnknownMessageType);
+    assert!(message.contains("dance"));
+    assert_eq!(parse_client_message(r#"{"type":"close"}"#).unwrap(), ClientMessage::Close);
+}

@@ -1,0 +1,258 @@
+//! The engine side of a session: carries out the jobs the core asks for on the ASR and
+//! diarization engines, and holds what is in flight so the event loop can await it. All of a
+//! session's clocks live here (real-time due times, partial turnaround, final latency).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::future::BoxFuture;
+use futures_util::stream::{FuturesOrdered, FuturesUnordered};
+use futures_util::StreamExt;
+
+use super::admission::StreamTicket;
+use super::aggregate::{self, FinalDone, LateSpeakers, SpeakerFuture, Speakers};
+use super::core::{Action, FinalJob, FinalResult, Input, PartialJob, Session};
+use super::deps::SessionDeps;
+use super::progress::SpeakerProgress;
+use super::speculation::Speculation;
+use crate::domain::{seconds, SAMPLE_RATE};
+use crate::engine::asr::{AsrHandle, Reply};
+use crate::engine::diarize::{DiarizeHandle, DiarizeReply};
+use crate::engine::queue::{clock_ms, clock_ms_at};
+use crate::protocol::{CloseReason, ServerMessage};
+
+/// Less audio than this (0.4 s) left at the end of an utterance is not worth a diarization job:
+/// it is the silence that ended it.
+const MIN_TAIL: usize = 6_400;
+
+/// Finals one session may have queued or running; past this it waits for its oldest, so a
+/// client sending faster than real time holds back only itself.
+const MAX_FINALS_IN_FLIGHT: usize = 4;
+
+pub struct PendingPartial {
+    pub job: PartialJob,
+    pub rx: Reply,
+    pub requested: Instant,
+}
+
+/// Engine requests in flight.
+#[derive(Default)]
+pub struct Inflight {
+    /// Yields finals in the order their utterances ended.
+    pub finals: FuturesOrdered<BoxFuture<'static, FinalDone>>,
+    /// The segments of `finals`, oldest first: named in an `overloaded` error if given up.
+    pub final_ids: VecDeque<u64>,
+    pub partial: Option<PendingPartial>,
+    /// Speakers still on their way for finals already sent.
+    pub late: FuturesUnordered<BoxFuture<'static, LateSpeakers>>,
+    /// Speaker turns of the open utterance's audio so far.
+    pub speaker_prefix: Option<DiarizeReply>,
+    /// A decode of the open utterance at its current pause (`speculation.rs`).
+    speculation: Option<Speculation>,
+}
+
+pub struct Jobs {
+    asr: AsrHandle,
+    /// Present when the session labels speakers.
+    diarize: Option<DiarizeHandle>,
+    aggregator: Arc<aggregate::AggregatorStats>,
+    ticket: Arc<StreamTicket>,
+    language: Option<String>,
+    final_timeout: Duration,
+    join_timeout: Duration,
+    /// When the session began: with a stream position it tells when that audio was due in real
+    /// time (`due`).
+    opened: Instant,
+    /// When this session's last partial came back: the key that orders its partials.
+    last_partial_ms: u64,
+    pub inflight: Inflight,
+}
+
+impl Jobs {
+    pub fn new(deps: &SessionDeps, ticket: Arc<StreamTicket>, language: Option<String>, diarize: bool) -> Self {
+        let opened = Instant::now();
+        Self {
+            asr: deps.asr.clone(),
+            diarize: deps.diarize.clone().filter(|_| diarize),
+            aggregator: deps.aggregator.clone(),
+            ticket,
+            language,
+            final_timeout: Duration::from_secs(deps.config.asr.final_timeout_s),
+            join_timeout: Duration::from_millis(deps.config.diarization.join_timeout_ms),
+            opened,
+            last_partial_ms: clock_ms_at(opened),
+            inflight: Inflight::default(),
+        }
+    }
+
+    pub fn final_timeout(&self) -> Duration {
+        self.final_timeout
+    }
+
+    /// Audio arrived: admission counts this stream as streaming.
+    pub fn heard(&self) {
+        self.ticket.heard();
+    }
+
+    /// When the audio up to stream sample `position` was due, had the client sent in real time.
+    fn due(&self, position: usize) -> Instant {
+        self.opened + Duration::from_secs_f64(seconds(position))
+    }
+
+    /// Carries out `actions` in order; messages go to `outbox`. Returns the first close asked for.
+    pub async fn run(
+        &mut self,
+        session: &mut Session,
+        actions: Vec<Action>,
+        outbox: &mut Vec<ServerMessage>,
+    ) -> Option<CloseReason> {
+        let mut queue = VecDeque::from(actions);
+        let mut close = None;
+        while let Some(action) = queue.pop_front() {
+            // Reactions to what an action brought back come before the actions queued after it.
+            let follow = match action {
+                Action::Send(message) => {
+                    outbox.push(message);
+                    Vec::new()
+                }
+                Action::Final(job) => self.submit_final(session, job).await,
+                Action::Partial(job) => self.request_partial(session, job),
+                Action::SpeakerPrefix { samples, from } => self.diarize_prefix(session, samples, from).await,
+                Action::DropSpeakerPrefix => {
+                    self.inflight.speaker_prefix = None;
+                    Vec::new()
+                }
+                Action::Speculate { segment_id, end, samples } => {
+                    let started = Speculation::start(segment_id, end, samples, &self.asr, &self.language);
+                    self.inflight.speculation = Some(started);
+                    Vec::new()
+                }
+                Action::StopSpeculating => {
+                    self.inflight.speculation = None;
+                    Vec::new()
+                }
+                Action::Close(reason) => {
+                    close = close.or(Some(reason));
+                    Vec::new()
+                }
+            };
+            for action in follow.into_iter().rev() {
+                queue.push_front(action);
+            }
+        }
+        close
+    }
+
+    fn request_partial(&mut self, session: &mut Session, job: PartialJob) -> Vec<Action> {
+        if Speculation::in_flight(&self.inflight.speculation) {
+            // The speculative decode will be the utterance's text soon: a partial is not worth it.
+            return session.handle(Input::PartialWithdrawn);
+        }
+        match self.asr.try_partial(job.samples.clone(), self.language.clone(), self.last_partial_ms) {
+            Some(rx) => {
+                self.inflight.partial = Some(PendingPartial { job, rx, requested: Instant::now() });
+                Vec::new()
+            }
+            None => session.handle(Input::PartialRefused),
+        }
+    }
+
+    /// A partial came back: what the core is told.
+    pub fn partial_done(&mut self, result: Result<crate::domain::Transcript, crate::engine::asr::AsrError>) -> Input {
+        let pending = self.inflight.partial.take().expect("a partial result implies a pending partial");
+        let turnaround = (pending.requested.elapsed().as_secs_f64() * f64::from(SAMPLE_RATE)) as usize;
+        self.last_partial_ms = clock_ms();
+        Input::Partial { job: pending.job, turnaround, result }
+    }
+
+    /// Diarizes the open utterance's new audio; a full queue just skips it (the final diarizes
+    /// what is left).
+    async fn diarize_prefix(&mut self, session: &mut Session, samples: Vec<f32>, from: usize) -> Vec<Action> {
+        let Some(diarize) = &self.diarize else { return Vec::new() };
+        match diarize.submit(samples, from, Duration::ZERO).await {
+            Ok(rx) => {
+                self.inflight.speaker_prefix = Some(rx);
+                Vec::new()
+            }
+            Err(e) => session.handle(Input::SpeakerPrefix(Err(e))),
+        }
+    }
+
+    /// Hands an ended utterance to the engines. A partial still in flight is dropped, which also
+    /// tells the worker to skip it.
+    async fn submit_final(&mut self, session: &mut Session, job: FinalJob) -> Vec<Action> {
+        self.inflight.partial = None;
+        let mut follow = Vec::new();
+        while self.inflight.finals.len() >= MAX_FINALS_IN_FLIGHT {
+            match tokio::time::timeout(self.final_timeout, self.inflight.finals.next()).await {
+                Ok(Some(done)) => follow.extend(session.handle(Input::Final(self.final_done(done)))),
+                // The engines are stuck; this utterance goes ahead and its own timeout applies.
+                Ok(None) | Err(_) => break,
+            }
+        }
+        let FinalJob { utterance, speakers } = job;
+        let (id, start, end) = (utterance.id, utterance.start, utterance.end);
+        // Finals are served in the order their audio was due in real time.
+        let key = clock_ms_at(self.due(end));
+        let speculated = Speculation::take_for(&mut self.inflight.speculation, id, end, &self.asr, key);
+        let diarization = speakers.and_then(|progress| self.speaker_future(progress, utterance.samples.clone()));
+        let result = match speculated {
+            Some(rx) => Ok(rx),
+            None => self.asr.submit_final(utterance.samples, self.language.clone(), key, self.final_timeout).await,
+        };
+        match result {
+            Ok(rx) => {
+                let joined =
+                    aggregate::join((id, start, end), rx, diarization, self.join_timeout, self.aggregator.clone());
+                self.inflight.finals.push_back(joined);
+                self.inflight.final_ids.push_back(id);
+            }
+            Err(error) => follow.extend(session.handle(Input::FinalRefused { segment_id: id, error })),
+        }
+        follow
+    }
+
+    /// The utterance's speaker turns: those settled while it grew, plus its last stretch. A job
+    /// still in flight for its earlier audio is awaited and used rather than thrown away, so the
+    /// last job is short.
+    fn speaker_future(&mut self, mut progress: SpeakerProgress, samples: Vec<f32>) -> Option<SpeakerFuture> {
+        let diarize = self.diarize.clone()?;
+        let pending = self.inflight.speaker_prefix.take();
+        let timeout = self.final_timeout;
+        Some(Box::pin(async move {
+            if let Some(rx) = pending {
+                match aggregate::from_reply(rx).await {
+                    Ok(turns) => progress.settle(turns),
+                    Err(_) => progress.abandon(),
+                }
+            }
+            let (mut turns, tail) = progress.finish(samples.len(), MIN_TAIL);
+            if let Some((range, from)) = tail {
+                let rx = diarize.submit(samples[range.clone()].to_vec(), from, timeout).await?;
+                let tail = aggregate::from_reply(rx).await?;
+                turns.extend(tail.into_iter().map(|t| t.shifted(range.start)));
+            }
+            Ok(turns)
+        }))
+    }
+
+    /// A final's transcript is back: counts it, sends late speakers on their way, and says what
+    /// the core is told.
+    pub fn final_done(&mut self, done: FinalDone) -> FinalResult {
+        self.inflight.final_ids.retain(|id| *id != done.segment_id);
+        crate::telemetry::record_final_latency(done.submitted.elapsed().as_secs_f64());
+        // Admission watches how long finals take; a client ahead of real time is timed from
+        // when its audio was due, since its finals rightly wait for live ones.
+        self.ticket.final_ready(done.submitted.max(self.due(done.end)).elapsed());
+        let speakers = match done.speakers {
+            Speakers::Disabled => None,
+            Speakers::Ready(result) => Some(result),
+            Speakers::Late(rx) => {
+                self.inflight.late.push(aggregate::late(done.segment_id, rx, self.aggregator.clone()));
+                None
+            }
+        };
+        FinalResult { segment_id: done.segment_id, start: done.start, end: done.end, result: done.result, speakers }
+    }
+}
