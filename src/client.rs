@@ -4,7 +4,6 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -75,10 +74,47 @@ pub struct Refused {
     pub retry_after: Option<u64>,
 }
 
+/// What can go wrong talking to a server.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error(transparent)]
+    Refused(#[from] Refused),
+    #[error("cannot connect to {url}")]
+    Connect {
+        url: String,
+        #[source]
+        source: tokio_tungstenite::tungstenite::Error,
+    },
+    #[error("the WebSocket failed")]
+    Socket(#[from] tokio_tungstenite::tungstenite::Error),
+    #[error("the server sent a message this client cannot read")]
+    Message(#[from] serde_json::Error),
+    #[error("the server closed the session before `{0}`")]
+    ClosedBefore(&'static str),
+    #[error(transparent)]
+    Audio(#[from] crate::audio::AudioError),
+    #[error("cannot reach {authority}")]
+    Http {
+        authority: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {status_line}")]
+    Status { path: String, status_line: String },
+    #[error("{path}: malformed HTTP response")]
+    MalformedHttp { path: String },
+    #[error("{path}: the body is not the JSON expected")]
+    Body {
+        path: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
 pub type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Opens the socket; a refusal at the upgrade becomes a [`Refused`] error (downcast it).
-async fn connect(url: &str) -> anyhow::Result<Socket> {
+async fn connect(url: &str) -> Result<Socket, ClientError> {
     use tokio_tungstenite::tungstenite::Error;
     match tokio_tungstenite::connect_async(url).await {
         Ok((socket, _)) => Ok(socket),
@@ -94,12 +130,12 @@ async fn connect(url: &str) -> anyhow::Result<Socket> {
             }
             .into())
         }
-        Err(e) => Err(anyhow::Error::new(e).context(format!("connecting to {url}"))),
+        Err(source) => Err(ClientError::Connect { url: url.to_owned(), source }),
     }
 }
 
 /// Connects and waits for `ready`; the socket is returned open, with no audio sent.
-pub async fn open_ready(url: &str) -> anyhow::Result<Socket> {
+pub async fn open_ready(url: &str) -> Result<Socket, ClientError> {
     let mut socket = connect(url).await?;
     while let Some(message) = socket.next().await {
         if let Message::Text(text) = message? {
@@ -108,7 +144,7 @@ pub async fn open_ready(url: &str) -> anyhow::Result<Socket> {
             }
         }
     }
-    bail!("the server closed the session before `ready`")
+    Err(ClientError::ClosedBefore("ready"))
 }
 
 /// Streams `path` to `url` at the file's own rate, sends `close`, and returns every
@@ -118,7 +154,7 @@ pub async fn stream_file(
     path: &Path,
     options: &StreamOptions,
     on_message: impl FnMut(&Received) + Send,
-) -> anyhow::Result<Vec<Received>> {
+) -> Result<Vec<Received>, ClientError> {
     let audio = wav::read(path)?;
     stream_audio(url, &audio, options, on_message).await
 }
@@ -129,7 +165,7 @@ pub async fn stream_audio(
     audio: &wav::WavAudio,
     options: &StreamOptions,
     mut on_message: impl FnMut(&Received) + Send,
-) -> anyhow::Result<Vec<Received>> {
+) -> Result<Vec<Received>, ClientError> {
     let pcm = encode(&audio.samples, options.encoding);
     let url = listen_url(url, audio.sample_rate, options);
     let socket = connect(&url).await?;
@@ -150,7 +186,7 @@ pub async fn stream_audio(
         });
         tokio::select! {
             message = rx.next() => {
-                let Some(message) = message else { bail!("server closed the connection before `closed`") };
+                let Some(message) = message else { return Err(ClientError::ClosedBefore("closed")) };
                 if let Message::Text(text) = message? {
                     let r = Received { message: serde_json::from_str(&text)?, wall: started.elapsed().as_secs_f64(), audio_sent: sent_bytes as f64 / bytes_per_sec };
                     on_message(&r);
@@ -234,21 +270,26 @@ pub fn speaker_turns(messages: &[ServerMessage]) -> Vec<crate::eval::rttm::Turn>
 
 /// `GET path` on the server behind a `ws://` or `http://` URL, as JSON (plain HTTP/1.1, no TLS).
 /// Used by the load generator to read `/stats` from a server that may be on another machine.
-pub async fn get_json(url: &str, path: &str, token: Option<&str>) -> anyhow::Result<serde_json::Value> {
+pub async fn get_json<T: serde::de::DeserializeOwned>(
+    url: &str,
+    path: &str,
+    token: Option<&str>,
+) -> Result<T, ClientError> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let authority = url.split("://").nth(1).unwrap_or(url).split(['/', '?']).next().unwrap_or_default();
-    let mut stream =
-        tokio::net::TcpStream::connect(authority).await.with_context(|| format!("connecting to {authority}"))?;
+    let unreachable = |source| ClientError::Http { authority: authority.to_owned(), source };
+    let mut stream = tokio::net::TcpStream::connect(authority).await.map_err(unreachable)?;
     let auth = token.map_or_else(String::new, |t| format!("Authorization: Bearer {t}\r\n"));
     let request = format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\n{auth}Connection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await?;
+    stream.write_all(request.as_bytes()).await.map_err(unreachable)?;
     let mut response = Vec::new();
-    stream.read_to_end(&mut response).await?;
+    stream.read_to_end(&mut response).await.map_err(unreachable)?;
     let text = String::from_utf8_lossy(&response);
-    let Some((head, body)) = text.split_once("\r\n\r\n") else { bail!("{path}: malformed HTTP response") };
+    let path = path.to_owned();
+    let Some((head, body)) = text.split_once("\r\n\r\n") else { return Err(ClientError::MalformedHttp { path }) };
     if !head.starts_with("HTTP/1.1 200") {
-        bail!("{path}: {}", head.lines().next().unwrap_or_default());
+        return Err(ClientError::Status { path, status_line: head.lines().next().unwrap_or_default().to_owned() });
     }
     // axum answers small JSON bodies with a Content-Length, never chunked.
-    serde_json::from_str(body).with_context(|| format!("{path}: body is not JSON"))
+    serde_json::from_str(body).map_err(|source| ClientError::Body { path, source })
 }

@@ -84,6 +84,20 @@ pub struct Segment {
     pub speaker: Option<String>,
 }
 
+/// A setting the service cannot run with: names the setting (`vad.threshold`) and the rule.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{setting} {problem}")]
+pub struct InvalidSetting {
+    pub setting: &'static str,
+    pub problem: String,
+}
+
+impl InvalidSetting {
+    pub fn new(setting: &'static str, problem: impl Into<String>) -> Self {
+        Self { setting, problem: problem.into() }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

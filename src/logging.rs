@@ -9,10 +9,26 @@ use tracing_subscriber::{fmt, reload, EnvFilter, Layer, Registry};
 #[derive(Clone)]
 pub struct LogHandle(reload::Handle<EnvFilter, Registry>);
 
+/// A log filter that could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum LogFilterError {
+    #[error("`{filter}` is not a log filter")]
+    Invalid {
+        filter: String,
+        #[source]
+        source: tracing_subscriber::filter::ParseError,
+    },
+    #[error("the log filter could not be replaced")]
+    Reload(#[from] reload::Error),
+}
+
+fn parse(filter: &str) -> Result<EnvFilter, LogFilterError> {
+    EnvFilter::try_new(filter).map_err(|source| LogFilterError::Invalid { filter: filter.to_owned(), source })
+}
+
 impl LogHandle {
-    pub fn set_level(&self, filter: &str) -> Result<(), String> {
-        let filter = EnvFilter::try_new(filter).map_err(|e| format!("log.level: {e}"))?;
-        self.0.reload(filter).map_err(|e| e.to_string())
+    pub fn set_level(&self, filter: &str) -> Result<(), LogFilterError> {
+        Ok(self.0.reload(parse(filter)?)?)
     }
 }
 
@@ -29,7 +45,19 @@ pub fn init(filter: &str, json: bool) -> LogHandle {
     LogHandle(handle)
 }
 
-/// Whether `filter` is a valid log filter.
+/// Whether `filter` is a valid log filter; the error says why not.
 pub fn valid_filter(filter: &str) -> Result<(), String> {
-    EnvFilter::try_new(filter).map(drop).map_err(|e| format!("log.level `{filter}`: {e}"))
+    EnvFilter::try_new(filter).map(drop).map_err(|e| format!("`{filter}` is not a log filter: {e}"))
+}
+
+/// An error and its causes, outermost first, as one line: how errors are logged.
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut line = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        line.push_str(": ");
+        line.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    line
 }

@@ -161,7 +161,7 @@ fn parse_key_value(s: &str) -> Result<(String, String), String> {
 async fn load(args: LoadArgs, models_dir: &std::path::Path) -> anyhow::Result<()> {
     use speech_service::load::{self, LoadFile, LoadOptions, SweepOutput};
     if let (Some(json), Some(dir)) = (&args.from_json, &args.out_dir) {
-        return load::redraw(json, dir, args.diarize);
+        return Ok(load::redraw(json, dir, args.diarize)?);
     }
     if let Some(n) = args.idle {
         let r = load::idle_sessions(&args.url, n, args.token.as_deref()).await?;
@@ -174,7 +174,7 @@ async fn load(args: LoadArgs, models_dir: &std::path::Path) -> anyhow::Result<()
         .iter()
         .enumerate()
         .map(|(i, p)| LoadFile::open(p, args.references.get(i).map(String::as_str), args.repeat))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+        .collect::<Result<Vec<_>, _>>()?;
     let options = LoadOptions {
         url: args.url,
         files,
@@ -292,7 +292,7 @@ async fn main() -> anyhow::Result<()> {
             override_with(&mut config.models.whisper, model);
             override_with(&mut config.asr.workers, asr_workers);
             override_with(&mut config.asr.threads, asr_threads);
-            app::serve(config, cli.config.clone(), log).await
+            Ok(app::serve(config, cli.config.clone(), log).await?)
         }
         Command::Config { action } => {
             config.validate().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;

@@ -201,3 +201,15 @@ fn the_checker_sees_imports_and_cycles() {
     let dag: BTreeMap<u8, BTreeSet<u8>> = [(1, BTreeSet::from([2, 3])), (2, BTreeSet::from([3]))].into();
     assert_eq!(find_cycle(&dag), None);
 }
+
+/// `anyhow` is for the binaries' top level; library code returns typed errors that keep causes.
+#[test]
+fn anyhow_stays_in_the_binaries() {
+    let users: Vec<String> = sources()
+        .into_iter()
+        .filter(|f| !matches!(f.module.first().map(String::as_str), Some("main" | "bin")))
+        .filter(|f| f.code.contains("anyhow"))
+        .map(|f| f.module.join("::"))
+        .collect();
+    assert!(users.is_empty(), "library modules using anyhow: {users:?}");
+}

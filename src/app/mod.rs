@@ -5,12 +5,14 @@ mod reload;
 
 use std::sync::Arc;
 
-use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 
 use crate::config::Config;
+use crate::domain::InvalidSetting;
+use crate::engine::asr::AsrError;
 use crate::engine::asr::{AsrHandle, EngineOptions, Transcriber};
+use crate::engine::diarize::SpeakerModelError;
 use crate::engine::diarize::{DiarizeHandle, Diarizer};
 use crate::engine::whisper::WhisperModelFile;
 use crate::engine::Engines;
@@ -18,13 +20,43 @@ use crate::http::{self, AppState};
 use crate::logging::LogHandle;
 use crate::models::{self, catalog::paths, WhisperModel};
 use crate::onnx;
+use crate::onnx::OnnxError;
 use crate::pipeline::vad::VadModel;
 use crate::session::admission::Admission;
 use crate::session::aggregate::AggregatorStats;
 use crate::session::registry::SessionRegistry;
+use crate::session::SessionDeps;
+use crate::store::StoreError;
 use crate::store::{SqliteStore, TranscriptStore};
 
-fn load_diarizer(config: &Config) -> anyhow::Result<Option<DiarizeHandle>> {
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("invalid configuration")]
+    Config(#[from] InvalidSetting),
+    #[error(transparent)]
+    Model(#[from] models::ModelError),
+    #[error("cannot start ONNX Runtime or load the VAD model")]
+    Onnx(#[from] OnnxError),
+    #[error(transparent)]
+    Whisper(#[from] AsrError),
+    #[error(transparent)]
+    Speakers(#[from] SpeakerModelError),
+    #[error("cannot open the transcript store")]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {address}")]
+    Bind {
+        address: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the server stopped with an I/O error")]
+    Serve(#[from] std::io::Error),
+    #[error("writing the last transcripts was interrupted")]
+    StoreClose(#[from] tokio::task::JoinError),
+}
+
+fn load_diarizer(config: &Config) -> Result<Option<DiarizeHandle>, StartupError> {
     if !config.diarization.enabled {
         return Ok(None);
     }
@@ -42,7 +74,7 @@ fn load_diarizer(config: &Config) -> anyhow::Result<Option<DiarizeHandle>> {
 }
 
 /// Loads ONNX Runtime, Silero and Whisper from the models directory and starts the ASR workers.
-pub fn load_engines(config: &Config) -> anyhow::Result<Engines> {
+pub fn load_engines(config: &Config) -> Result<Engines, StartupError> {
     let dir = &config.models.dir;
     onnx::init(&models::require(dir, paths::ORT_LIBRARY)?)?;
     // One Silero session per runtime worker thread: frames are scored on those threads.
@@ -58,8 +90,7 @@ pub fn load_engines(config: &Config) -> anyhow::Result<Engines> {
         WhisperModel::Base(_) => Some(whisper_rs::DtwModelPreset::Base),
         WhisperModel::File(_) => None,
     };
-    let whisper =
-        WhisperModelFile::load(&path, dtw).with_context(|| format!("loading Whisper model {}", path.display()))?;
+    let whisper = WhisperModelFile::load(&path, dtw)?;
     let backends = (0..config.asr.workers)
         .map(|_| whisper.backend(config.asr.threads).map(|b| Box::new(b) as Box<dyn Transcriber>))
         .collect::<Result<Vec<_>, _>>()?;
@@ -75,7 +106,7 @@ pub fn load_engines(config: &Config) -> anyhow::Result<Engines> {
 }
 
 /// Opens the transcript store when enabled, and starts its retention sweep.
-fn open_store(config: &Config) -> anyhow::Result<Option<Arc<dyn TranscriptStore>>> {
+fn open_store(config: &Config) -> Result<Option<Arc<dyn TranscriptStore>>, StoreError> {
     if !config.store.enabled {
         return Ok(None);
     }
@@ -102,7 +133,7 @@ async fn retention(store: Arc<dyn TranscriptStore>, days: u32) {
 }
 
 /// The state shared by routes and sessions, and the sender that starts a graceful shutdown.
-pub fn app_state(config: Arc<Config>, engines: Engines) -> anyhow::Result<(AppState, watch::Sender<bool>)> {
+pub fn app_state(config: Arc<Config>, engines: Engines) -> Result<(AppState, watch::Sender<bool>), StoreError> {
     // Install the metrics recorder before any engine or session records into it.
     crate::telemetry::handle();
     let store = open_store(&config)?;
@@ -113,12 +144,12 @@ pub fn app_state(config: Arc<Config>, engines: Engines) -> anyhow::Result<(AppSt
         admission,
         session_slots: Arc::new(Semaphore::new(config.limits.max_sessions)),
         config: Arc::new(watch::channel(config).0),
-        asr: engines.asr,
-        diarize: engines.diarize,
-        aggregator: Arc::new(AggregatorStats::default()),
-        vad: engines.vad,
-        shutdown,
-        registry: Arc::new(SessionRegistry::with_store(store)),
+        shared: SessionDeps {
+            engines,
+            aggregator: Arc::new(AggregatorStats::default()),
+            shutdown,
+            registry: Arc::new(SessionRegistry::with_store(store)),
+        },
         started: std::time::Instant::now(),
         config_version: Arc::new(std::sync::atomic::AtomicU64::new(1)),
         log: None,
@@ -128,19 +159,23 @@ pub fn app_state(config: Arc<Config>, engines: Engines) -> anyhow::Result<(AppSt
 
 /// Binds, serves until SIGINT/SIGTERM, drains sessions and stops the engines. With a config
 /// `file`, SIGHUP or a change of the file reloads it.
-pub async fn serve(config: Config, file: Option<std::path::PathBuf>, log: Option<LogHandle>) -> anyhow::Result<()> {
-    config.validate().map_err(anyhow::Error::msg)?;
+pub async fn serve(
+    config: Config,
+    file: Option<std::path::PathBuf>,
+    log: Option<LogHandle>,
+) -> Result<(), StartupError> {
+    config.validate()?;
     let config = Arc::new(config);
     let engines = load_engines(&config)?;
     let addr = format!("{}:{}", config.server.host, config.server.port);
-    let listener = TcpListener::bind(&addr).await.with_context(|| format!("binding {addr}"))?;
+    let listener = TcpListener::bind(&addr).await.map_err(|source| StartupError::Bind { address: addr, source })?;
     tracing::info!(address = %listener.local_addr()?, "listening");
     let (mut state, shutdown_tx) = app_state(config, engines.clone())?;
     state.log = log;
     if let Some(file) = file {
         tokio::spawn(reload::watch(file, state.clone()));
     }
-    let store = state.registry.store().cloned();
+    let store = state.shared.registry.store().cloned();
     http::serve(listener, state, shutdown_tx, shutdown_signal()).await?;
     engines.close();
     // Sessions ended while draining are queued for the store: write them before exiting.

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use crate::config::load::load;
+use crate::config::load::{load, ConfigError};
 use crate::config::restart::keep_restart_only;
 use crate::http::AppState;
 
@@ -47,7 +47,8 @@ pub async fn watch(file: PathBuf, state: AppState) {
 
 /// One reload attempt.
 pub async fn reload(file: &Path, state: &AppState) {
-    let mut new = match load(Some(file)).map_err(|e| e.to_string()).and_then(|c| c.validate().map(|()| c)) {
+    let loaded = load(Some(file)).and_then(|c| c.validate().map(|()| c).map_err(ConfigError::from));
+    let mut new = match loaded {
         Ok(config) => config,
         Err(error) => {
             tracing::error!(file = %file.display(), %error, "configuration reload rejected; the running configuration stays");

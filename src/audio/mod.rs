@@ -11,6 +11,10 @@ pub enum AudioError {
     Wav(#[from] hound::Error),
     #[error("unsupported WAV format: {0}")]
     Unsupported(String),
-    #[error("cannot resample from {from} Hz: {message}")]
-    Resample { from: u32, message: String },
+    #[error("cannot resample from {from} Hz")]
+    Resample {
+        from: u32,
+        #[source]
+        source: rubato::ResamplerConstructionError,
+    },
 }

@@ -24,7 +24,7 @@ impl StreamResampler {
             None
         } else {
             let r = FftFixedIn::new(input_rate as usize, SAMPLE_RATE as usize, CHUNK_IN, 2, 1)
-                .map_err(|e| AudioError::Resample { from: input_rate, message: e.to_string() })?;
+                .map_err(|source| AudioError::Resample { from: input_rate, source })?;
             Some(r)
         };
         let skip = inner.as_ref().map_or(0, |r| r.output_delay());

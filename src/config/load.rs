@@ -20,14 +20,19 @@ const SHORT_FORMS: &[(&str, &str, &str)] = &[
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
-    Read { path: String, source: std::io::Error },
-    #[error("config file {path}: {message}")]
-    Parse { path: String, message: String },
+    #[error("cannot read config file {path}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The TOML error names the key and shows the line, so it is part of the message.
+    #[error("config file {path}: {error}")]
+    Parse { path: String, error: toml::de::Error },
     #[error("environment variable {name}: {message}")]
     Env { name: String, message: String },
     #[error("invalid configuration: {0}")]
-    Invalid(String),
+    Invalid(#[from] crate::domain::InvalidSetting),
 }
 
 /// A value from the environment as TOML would read it: numbers and booleans as such, the rest
@@ -77,8 +82,7 @@ pub fn load_from(file: Option<&Path>, vars: impl Iterator<Item = (String, String
             let name = path.display().to_string();
             let text =
                 std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: name.clone(), source })?;
-            let table =
-                text.parse::<Table>().map_err(|e| ConfigError::Parse { path: name.clone(), message: e.to_string() })?;
+            let table = text.parse::<Table>().map_err(|error| ConfigError::Parse { path: name.clone(), error })?;
             (table, name)
         }
         None => (Table::new(), "environment".to_owned()),
@@ -86,8 +90,7 @@ pub fn load_from(file: Option<&Path>, vars: impl Iterator<Item = (String, String
     apply_env(&mut table, vars)?;
     // Re-reading the merged table as text makes serde's errors quote the offending key.
     let merged = toml::to_string(&table).expect("a TOML table always serialises");
-    let config: Config =
-        toml::from_str(&merged).map_err(|e| ConfigError::Parse { path: origin, message: e.to_string() })?;
+    let config: Config = toml::from_str(&merged).map_err(|error| ConfigError::Parse { path: origin, error })?;
     Ok(config)
 }
 

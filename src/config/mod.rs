@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::InvalidSetting;
 use crate::engine::diarize::DiarizeConfig;
 use crate::pipeline::segmenter::SegmenterConfig;
 use crate::speaker::cluster::ClusterConfig;
@@ -198,13 +199,20 @@ impl Default for AdmissionConfig {
 }
 
 impl AdmissionConfig {
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
         if !(0.05..=1.0).contains(&self.target_load) {
-            return Err(format!("admission.target_load must be within 0.05..1, got {}", self.target_load));
+            return Err(InvalidSetting::new(
+                "admission.target_load",
+                format!("must be within 0.05..1, got {}", self.target_load),
+            ));
         }
-        for (name, cost) in [("prior_asr_cost", self.prior_asr_cost), ("prior_diarize_cost", self.prior_diarize_cost)] {
+        let costs = [
+            ("admission.prior_asr_cost", self.prior_asr_cost),
+            ("admission.prior_diarize_cost", self.prior_diarize_cost),
+        ];
+        for (name, cost) in costs {
             if !(0.001..=1.0).contains(&cost) {
-                return Err(format!("admission.{name} must be within 0.001..1, got {cost}"));
+                return Err(InvalidSetting::new(name, format!("must be within 0.001..1, got {cost}")));
             }
         }
         Ok(())
@@ -217,28 +225,29 @@ impl Config {
         self.auth.api_keys.iter_mut().for_each(|k| *k = "<redacted>".into());
     }
 
-    /// Rejects values the service cannot run with; the message names the setting.
-    pub fn validate(&self) -> Result<(), String> {
+    /// Rejects values the service cannot run with; the error names the setting.
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
         self.vad.validate()?;
         self.admission.validate()?;
-        crate::logging::valid_filter(&self.log.level)?;
+        crate::logging::valid_filter(&self.log.level).map_err(|e| InvalidSetting::new("log.level", e))?;
         let checks = [
-            (self.asr.workers == 0, "asr.workers must be at least 1"),
-            (self.asr.threads == 0, "asr.threads must be at least 1"),
-            (self.limits.max_sessions == 0, "limits.max_sessions must be at least 1"),
-            (self.limits.max_frame_bytes < 1024, "limits.max_frame_bytes must be at least 1024"),
-            (self.limits.idle_timeout_s == 0, "limits.idle_timeout_s must be at least 1"),
-            (self.streaming.partial_interval_ms < 100, "streaming.partial_interval_ms must be at least 100"),
-            (self.auth.api_keys.iter().any(|k| k.len() < 8), "auth.api_keys: every key needs at least 8 characters"),
-            (self.speakers.max_speakers == 0, "speakers.max_speakers must be at least 1"),
+            (self.asr.workers == 0, "asr.workers", "must be at least 1"),
+            (self.asr.threads == 0, "asr.threads", "must be at least 1"),
+            (self.limits.max_sessions == 0, "limits.max_sessions", "must be at least 1"),
+            (self.limits.max_frame_bytes < 1024, "limits.max_frame_bytes", "must be at least 1024"),
+            (self.limits.idle_timeout_s == 0, "limits.idle_timeout_s", "must be at least 1"),
+            (self.streaming.partial_interval_ms < 100, "streaming.partial_interval_ms", "must be at least 100"),
+            (self.auth.api_keys.iter().any(|k| k.len() < 8), "auth.api_keys:", "every key needs at least 8 characters"),
+            (self.speakers.max_speakers == 0, "speakers.max_speakers", "must be at least 1"),
             (
                 self.speakers.min_speakers > self.speakers.max_speakers,
-                "speakers.min_speakers must not exceed max_speakers",
+                "speakers.min_speakers",
+                "must not exceed max_speakers",
             ),
-            (!(-1.0..=1.0).contains(&self.speakers.threshold), "speakers.threshold must be within -1..1"),
+            (!(-1.0..=1.0).contains(&self.speakers.threshold), "speakers.threshold", "must be within -1..1"),
         ];
-        match checks.iter().find(|(bad, _)| *bad) {
-            Some((_, message)) => Err((*message).to_owned()),
+        match checks.iter().find(|(bad, ..)| *bad) {
+            Some((_, setting, problem)) => Err(InvalidSetting::new(setting, *problem)),
             None => Ok(()),
         }
     }

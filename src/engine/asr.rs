@@ -19,14 +19,22 @@ pub struct DecodeOptions {
     pub partial: bool,
 }
 
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum AsrError {
     #[error("speech recognition is overloaded: the queue stayed full for {0:?}")]
     Overloaded(Duration),
     #[error("speech recognition is shutting down")]
     ShuttingDown,
-    #[error("speech recognition failed: {0}")]
-    Failed(String),
+    #[error("speech recognition failed")]
+    Whisper(#[from] whisper_rs::WhisperError),
+    #[error("cannot load the Whisper model {}", path.display())]
+    Load {
+        path: std::path::PathBuf,
+        #[source]
+        source: whisper_rs::WhisperError,
+    },
+    #[error("the Whisper model path {} is not UTF-8", .0.display())]
+    PathNotUtf8(std::path::PathBuf),
     #[error("the recognition worker stopped before answering")]
     WorkerLost,
 }

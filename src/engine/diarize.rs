@@ -64,6 +64,15 @@ pub enum DiarizeError {
     WorkerLost,
 }
 
+/// The speaker models could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum SpeakerModelError {
+    #[error("cannot load the speaker segmentation model")]
+    Segmentation(#[from] OnnxError),
+    #[error("cannot load the speaker embedding model")]
+    Embedding(#[from] crate::speaker::campplus::EmbeddingError),
+}
+
 pub type DiarizeReply = oneshot::Receiver<Result<Vec<EmbeddedTurn>, DiarizeError>>;
 
 /// The middle `max` samples of `clip` (all of it when shorter).
@@ -80,7 +89,7 @@ pub struct Diarizer {
 }
 
 impl Diarizer {
-    pub fn load(segmentation: &Path, campplus: &Path, config: DiarizeConfig) -> anyhow::Result<Self> {
+    pub fn load(segmentation: &Path, campplus: &Path, config: DiarizeConfig) -> Result<Self, SpeakerModelError> {
         Ok(Self { segmentation: Segmentation::load(segmentation)?, campplus: CamPlus::load(campplus)?, config })
     }
 

@@ -41,11 +41,11 @@ impl WhisperModelFile {
     /// timestamp-token heuristics, which are much coarser.
     pub fn load(path: &Path, dtw: Option<DtwModelPreset>) -> Result<Self, AsrError> {
         whisper_rs::install_logging_hooks();
-        let path_str = path.to_str().ok_or_else(|| AsrError::Failed(format!("model path {path:?} is not UTF-8")))?;
+        let path_str = path.to_str().ok_or_else(|| AsrError::PathNotUtf8(path.to_owned()))?;
         let open = |params: WhisperContextParameters| {
             WhisperContext::new_with_params(path_str, params)
                 .map(Arc::new)
-                .map_err(|e| AsrError::Failed(format!("cannot load {}: {e}", path.display())))
+                .map_err(|source| AsrError::Load { path: path.to_owned(), source })
         };
         let Some(model_preset) = dtw else {
             return Ok(Self { ctx: open(WhisperContextParameters::default())?, dtw: false, quick: None });
@@ -63,9 +63,8 @@ impl WhisperModelFile {
 
     /// A backend for one worker thread, decoding with `threads` ggml threads.
     pub fn backend(&self, threads: usize) -> Result<WhisperBackend, AsrError> {
-        let failed = |e: whisper_rs::WhisperError| AsrError::Failed(e.to_string());
-        let state = self.ctx.create_state().map_err(failed)?;
-        let quick_state = self.quick.as_ref().map(|q| q.create_state()).transpose().map_err(failed)?;
+        let state = self.ctx.create_state()?;
+        let quick_state = self.quick.as_ref().map(|q| q.create_state()).transpose()?;
         Ok(WhisperBackend { model: self.clone(), state, quick_state, threads: threads.max(1) as i32 })
     }
 }
@@ -217,7 +216,7 @@ impl Transcriber for WhisperBackend {
             Some(quick) if options.partial => (quick, false),
             _ => (&mut self.state, self.model.dtw),
         };
-        state.full(params, audio).map_err(|e| AsrError::Failed(e.to_string()))?;
+        state.full(params, audio)?;
         Ok(collect(&self.model, state, dtw, samples.len()))
     }
 }

@@ -61,7 +61,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if let Self::Store(cause) = &self {
             // The cause chain goes to the log only; the client gets the plain message.
-            tracing::error!(error = %cause_chain(cause), "transcript store failed");
+            tracing::error!(error = %crate::logging::chain(cause), "transcript store failed");
         }
         let (status, code) = self.status_and_code();
         let body = ErrorBody { error: ErrorDetail { code: code.into(), message: self.to_string() } };
@@ -75,16 +75,4 @@ impl IntoResponse for ApiError {
         }
         response
     }
-}
-
-/// An error and its causes, outermost first, as one line.
-fn cause_chain(error: &dyn std::error::Error) -> String {
-    let mut chain = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        chain.push_str(": ");
-        chain.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    chain
 }

@@ -33,7 +33,7 @@ fn up_or_down(up: bool) -> ComponentState {
 }
 
 fn diarization_health(state: &AppState) -> EngineHealth {
-    let Some(d) = &state.diarize else {
+    let Some(d) = &state.shared.engines.diarize else {
         return EngineHealth { state: ComponentState::Disabled, model: None, workers: None, queue_depth: None };
     };
     let alive = d.stats().snapshot().alive;
@@ -44,19 +44,19 @@ fn diarization_health(state: &AppState) -> EngineHealth {
 #[utoipa::path(get, path = "/health/detailed", tag = "health",
     responses((status = 200, description = "Every component is up", body = DetailedHealth), (status = 503, description = "A required component is down", body = DetailedHealth)))]
 pub async fn health_detailed(State(state): State<AppState>) -> Response {
-    let alive = state.asr.stats().worker.snapshot().alive;
+    let alive = state.shared.engines.asr.stats().worker.snapshot().alive;
     let asr = EngineHealth {
         state: up_or_down(alive > 0),
-        model: Some(state.asr.model().to_owned()),
+        model: Some(state.shared.engines.asr.model().to_owned()),
         workers: Some(alive),
-        queue_depth: Some(state.asr.queue_depth()),
+        queue_depth: Some(state.shared.engines.asr.queue_depth()),
     };
     let components = Components {
         diarization: diarization_health(&state),
         vad: ModelHealth { state: ComponentState::Up, model: "silero-vad 6.2.3".into() },
         sessions: SessionsHealth {
             state: ComponentState::Up,
-            active: state.registry.totals().active,
+            active: state.shared.registry.totals().active,
             limit: state.config().limits.max_sessions,
         },
         store: store_health(&state).await,
@@ -84,7 +84,7 @@ pub async fn health_ready(State(state): State<AppState>) -> Response {
     let config = state.config();
     let load = state.load_status();
     let sessions_full = state.session_slots.available_permits() == 0;
-    let status = if *state.shutdown.borrow() {
+    let status = if *state.shared.shutdown.borrow() {
         Readiness::Draining
     } else if load.at_capacity || sessions_full {
         Readiness::AtCapacity
@@ -92,12 +92,12 @@ pub async fn health_ready(State(state): State<AppState>) -> Response {
         Readiness::Ready
     };
     let code = if status == Readiness::Ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    let sessions = SessionCount { active: state.registry.totals().active, limit: config.limits.max_sessions };
+    let sessions = SessionCount { active: state.shared.registry.totals().active, limit: config.limits.max_sessions };
     (code, Json(Ready { status, load, sessions })).into_response()
 }
 
 async fn store_health(state: &AppState) -> StoreHealth {
-    let Some(store) = state.registry.store().cloned() else {
+    let Some(store) = state.shared.registry.store().cloned() else {
         return StoreHealth { state: ComponentState::Disabled, kind: None };
     };
     let up = tokio::task::spawn_blocking(move || store.reachable()).await.unwrap_or(false);
@@ -130,14 +130,14 @@ pub async fn list_sessions(
             return Err(ApiError::InvalidParameter(format!("state must be active, ended or all, got `{other}`")))
         }
     };
-    let mut sessions = state.registry.list_with_stored(active, ended, LISTED_FROM_STORE).await?;
+    let mut sessions = state.shared.registry.list_with_stored(active, ended, LISTED_FROM_STORE).await?;
     sessions.iter_mut().for_each(|s| s.transcript.clear());
     Ok(Json(SessionList { sessions }))
 }
 
 /// A session from memory, or else from the store.
 async fn find_session(state: &AppState, id: String) -> Result<SessionSnapshot, ApiError> {
-    state.registry.find(&id).await?.ok_or(ApiError::SessionNotFound(id))
+    state.shared.registry.find(&id).await?.ok_or(ApiError::SessionNotFound(id))
 }
 
 /// `GET /sessions/{id}`: one session with its transcript so far.
@@ -186,7 +186,7 @@ pub async fn get_transcript(
     params(("id" = String, Path, description = "Session id")),
     responses((status = 202, description = "The session is ending gracefully", body = Terminating), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn delete_session(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
-    match state.registry.terminate(&id) {
+    match state.shared.registry.terminate(&id) {
         Ok(()) => {
             let body = Terminating { id, status: "terminating".into() };
             Ok((StatusCode::ACCEPTED, Json(body)).into_response())
@@ -199,8 +199,8 @@ pub async fn delete_session(State(state): State<AppState>, Path(id): Path<String
 /// `GET /stats`: sessions, audio, segments, errors by kind, real-time factor.
 #[utoipa::path(get, path = "/stats", tag = "statistics", responses((status = 200, description = "Sessions, audio, segments, errors by kind, real-time factor", body = Stats)))]
 pub async fn stats(State(state): State<AppState>) -> Json<Stats> {
-    let sessions = state.registry.totals();
-    let asr = state.asr.stats();
+    let sessions = state.shared.registry.totals();
+    let asr = state.shared.engines.asr.stats();
     let audio = asr.audio_micros.load(Ordering::Relaxed) as f64 / 1e6;
     let busy = asr.worker.snapshot().busy_seconds;
     Json(Stats {
@@ -218,11 +218,11 @@ pub async fn stats(State(state): State<AppState>) -> Json<Stats> {
 /// `GET /stats/workers`: per engine, jobs, busy time, queue depth and job-time percentiles.
 #[utoipa::path(get, path = "/stats/workers", tag = "statistics", responses((status = 200, description = "Per engine: queue depth and worker statistics", body = WorkerStats)))]
 pub async fn worker_stats(State(state): State<AppState>) -> Json<WorkerStats> {
-    let asr = state.asr.stats();
+    let asr = state.shared.engines.asr.stats();
     let count = |n: &std::sync::atomic::AtomicU64| Some(n.load(Ordering::Relaxed));
     let mut workers = vec![EngineStats {
         name: "asr".into(),
-        queue_depth: state.asr.queue_depth(),
+        queue_depth: state.shared.engines.asr.queue_depth(),
         partial_jobs: count(&asr.partial_jobs),
         skipped_stale_partials: count(&asr.skipped_stale),
         refused_partials: count(&asr.refused_partials),
@@ -230,7 +230,7 @@ pub async fn worker_stats(State(state): State<AppState>) -> Json<WorkerStats> {
         final_wait_p90_seconds: asr.final_waits.p90_within(std::time::Duration::from_secs(60)),
         stats: asr.worker.snapshot(),
     }];
-    if let Some(d) = &state.diarize {
+    if let Some(d) = &state.shared.engines.diarize {
         workers.push(EngineStats {
             name: "diarization".into(),
             queue_depth: d.queue_depth(),
@@ -248,7 +248,7 @@ pub async fn worker_stats(State(state): State<AppState>) -> Json<WorkerStats> {
 /// `GET /stats/aggregator`: how finals met their speakers.
 #[utoipa::path(get, path = "/stats/aggregator", tag = "statistics", responses((status = 200, body = AggregatorCounts)))]
 pub async fn aggregator_stats(State(state): State<AppState>) -> Json<AggregatorCounts> {
-    Json(state.aggregator.snapshot())
+    Json(state.shared.aggregator.snapshot())
 }
 
 /// `GET /metrics`: Prometheus exposition format.

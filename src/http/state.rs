@@ -5,27 +5,19 @@ use std::sync::Arc;
 use tokio::sync::{watch, Semaphore};
 
 use crate::config::Config;
-use crate::engine::asr::AsrHandle;
-use crate::engine::diarize::DiarizeHandle;
-use crate::pipeline::vad::VadModel;
-use crate::session::aggregate::AggregatorStats;
-use crate::session::registry::SessionRegistry;
+use crate::session::SessionDeps;
 
 /// Shared state behind every route; cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
     /// The running configuration; a reload replaces it for new sessions and requests.
     pub config: Arc<watch::Sender<Arc<Config>>>,
-    pub asr: AsrHandle,
-    pub diarize: Option<DiarizeHandle>,
-    pub aggregator: Arc<AggregatorStats>,
-    pub vad: VadModel,
+    /// The engines, counters, registry and shutdown signal that sessions share.
+    pub shared: SessionDeps,
     /// One permit per live session: the hard limit (`limits.max_sessions`).
     pub session_slots: Arc<Semaphore>,
     /// Load-aware admission of streams, and the load figures.
     pub admission: Arc<crate::session::admission::Admission>,
-    pub shutdown: watch::Receiver<bool>,
-    pub registry: Arc<SessionRegistry>,
     pub started: std::time::Instant,
     /// 1 at start, one more for each reload that changed something.
     pub config_version: Arc<std::sync::atomic::AtomicU64>,
@@ -42,6 +34,6 @@ impl AppState {
     /// The load as admission sees it for a stream with the default settings (speakers on
     /// where the server has them): what readiness, `/stats` and `/metrics` report.
     pub fn load_status(&self) -> crate::session::admission::LoadStatus {
-        self.admission.status(&self.config().admission, self.diarize.is_some())
+        self.admission.status(&self.config().admission, self.shared.engines.diarize.is_some())
     }
 }

@@ -9,7 +9,7 @@ use axum::response::Response;
 use super::error::ApiError;
 use super::state::AppState;
 use crate::protocol::{Abilities, ListenParams};
-use crate::session::{self, SessionDeps};
+use crate::session;
 
 pub async fn listen(
     State(state): State<AppState>,
@@ -18,38 +18,30 @@ pub async fn listen(
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let abilities = Abilities {
-        multilingual: state.asr.is_multilingual(),
-        diarization: state.diarize.is_some(),
+        multilingual: state.shared.engines.asr.is_multilingual(),
+        diarization: state.shared.engines.diarize.is_some(),
         is_language: crate::engine::whisper::is_language,
     };
     let params = ListenParams::parse(&query, &abilities).map_err(|e| ApiError::InvalidParameter(e.0))?;
-    if *state.shutdown.borrow() {
+    if *state.shared.shutdown.borrow() {
         return Err(ApiError::ShuttingDown);
     }
     let permit = state.session_slots.clone().try_acquire_owned().map_err(|_| {
-        state.registry.count_rejected();
+        state.shared.registry.count_rejected();
         ApiError::TooManySessions(state.config().limits.max_sessions)
     })?;
     let config = state.config();
     let ticket = state.admission.admit(&config.admission, params.diarize).map_err(|refusal| {
-        state.registry.count_rejected();
+        state.shared.registry.count_rejected();
         tracing::info!(reason = %refusal.reason, "stream refused: at capacity");
         ApiError::AtCapacity(refusal)
     })?;
     // The socket layer allows twice our limit so that an oversized frame still reaches the
     // session and gets a specific error instead of a bare protocol failure.
     let cap = config.limits.max_frame_bytes.saturating_mul(2);
-    let deps = SessionDeps {
-        asr: state.asr.clone(),
-        diarize: state.diarize.clone(),
-        aggregator: state.aggregator.clone(),
-        vad: state.vad.clone(),
-        config,
-        shutdown: state.shutdown.clone(),
-        registry: state.registry.clone(),
-    };
+    let deps = state.shared.clone();
     Ok(upgrade.max_message_size(cap).max_frame_size(cap).on_upgrade(move |socket| async move {
-        session::run(socket, params, deps, client, ticket).await;
+        session::run(socket, params, deps, config, client, ticket).await;
         drop(permit);
     }))
 }

@@ -3,6 +3,7 @@
 //! (read from its `/stats`, so the server may be on another machine).
 
 mod chart;
+mod error;
 mod plan;
 pub mod report;
 mod stream;
@@ -10,16 +11,19 @@ mod stream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
+use crate::client::ClientError;
 
 pub use chart::latency_chart;
+pub use error::LoadError;
 pub use plan::{default_files, LoadFile, LoadOptions};
 pub use report::{LevelReport, StreamReport};
 use stream::{ServerSampler, StreamOutcome};
 
 /// Streams `n` clients at once (file `i % files`) and sums the run up.
-pub async fn run_level(options: &LoadOptions, n: usize) -> anyhow::Result<LevelReport> {
-    anyhow::ensure!(!options.files.is_empty(), "no recordings to stream");
+pub async fn run_level(options: &LoadOptions, n: usize) -> Result<LevelReport, LoadError> {
+    if options.files.is_empty() {
+        return Err(LoadError::NoRecordings);
+    }
     let sampler = ServerSampler::start(&options.url, options.token.clone()).await;
     let started = Instant::now();
     let tasks: Vec<_> = (0..n)
@@ -48,7 +52,7 @@ pub struct SweepOutput {
 }
 
 /// Runs each level in turn, printing a table row as each finishes (or JSON at the end).
-pub async fn sweep(options: &LoadOptions, levels: &[usize], out: &SweepOutput) -> anyhow::Result<Vec<LevelReport>> {
+pub async fn sweep(options: &LoadOptions, levels: &[usize], out: &SweepOutput) -> Result<Vec<LevelReport>, LoadError> {
     let mut reports = Vec::with_capacity(levels.len());
     if !out.json {
         println!("{}", report::TABLE_HEADER);
@@ -65,7 +69,7 @@ pub async fn sweep(options: &LoadOptions, levels: &[usize], out: &SweepOutput) -
         reports.push(level);
     }
     if out.json {
-        println!("{}", serde_json::to_string_pretty(&reports)?);
+        println!("{}", serde_json::to_string_pretty(&reports).expect("reports always serialise"));
     }
     if let Some(dir) = &out.dir {
         write_outputs(dir, options.diarize, &reports)?;
@@ -74,27 +78,31 @@ pub async fn sweep(options: &LoadOptions, levels: &[usize], out: &SweepOutput) -
 }
 
 /// Writes the table, JSON and chart again from the `load.json` of an earlier run.
-pub fn redraw(json: &Path, dir: &Path, diarize: Option<bool>) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(json).with_context(|| format!("reading {}", json.display()))?;
+pub fn redraw(json: &Path, dir: &Path, diarize: Option<bool>) -> Result<(), LoadError> {
+    let text = std::fs::read_to_string(json).map_err(|source| LoadError::Read { path: json.to_owned(), source })?;
     let reports: Vec<LevelReport> =
-        serde_json::from_str(&text).with_context(|| format!("{} is not load JSON", json.display()))?;
+        serde_json::from_str(&text).map_err(|source| LoadError::Json { path: json.to_owned(), source })?;
     for r in &reports {
         println!("{}", report::table_row(r));
     }
     write_outputs(dir, diarize, &reports)
 }
 
-fn write_outputs(dir: &Path, diarize: Option<bool>, reports: &[LevelReport]) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir)?;
+fn write_outputs(dir: &Path, diarize: Option<bool>, reports: &[LevelReport]) -> Result<(), LoadError> {
+    let write = |name: &str, text: String| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).map_err(|source| LoadError::Write { path, source })
+    };
+    std::fs::create_dir_all(dir).map_err(|source| LoadError::Write { path: dir.to_owned(), source })?;
     let rows: Vec<String> = reports.iter().map(report::table_row).collect();
-    std::fs::write(dir.join("load.md"), format!("{}\n{}\n", report::TABLE_HEADER, rows.join("\n")))?;
-    std::fs::write(dir.join("load.json"), serde_json::to_string_pretty(reports)?)?;
+    write("load.md", format!("{}\n{}\n", report::TABLE_HEADER, rows.join("\n")))?;
+    write("load.json", serde_json::to_string_pretty(reports).expect("reports always serialise"))?;
     let speakers = match diarize {
         Some(false) => "speakers off",
         _ => "speakers on",
     };
     let title = format!("Final latency against concurrent streams ({speakers})");
-    std::fs::write(dir.join("load.svg"), latency_chart(&title, reports))?;
+    write("load.svg", latency_chart(&title, reports))?;
     eprintln!("wrote load.md, load.json and load.svg to {}", dir.display());
     Ok(())
 }
@@ -109,9 +117,9 @@ pub struct IdleReport {
 
 /// Opens `n` sessions that send no audio, a few at a time (a new session counts as streaming
 /// for a second), measures the server's RSS before and after, and closes them.
-pub async fn idle_sessions(url: &str, n: usize, token: Option<&str>) -> anyhow::Result<IdleReport> {
-    let rss = async || -> anyhow::Result<f64> {
-        let process = stream::server_process(url, token).await.context("reading the server's /stats")?;
+pub async fn idle_sessions(url: &str, n: usize, token: Option<&str>) -> Result<IdleReport, LoadError> {
+    let rss = async || -> Result<f64, ClientError> {
+        let process = stream::server_process(url, token).await?;
         Ok(process.rss_bytes as f64 / 1e6)
     };
     let rss_mb_before = rss().await?;

@@ -4,8 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
-
+use super::error::LoadError;
 use crate::audio::wav::{self, WavAudio};
 
 /// A recording to stream, with the text that was said (for WER), if known.
@@ -19,12 +18,15 @@ impl LoadFile {
     /// Reads `path`; `reference` is text or a file holding it. Without one, the references the
     /// project ships (jfk.wav's text, sample.wav's STM beside it) are used for those recordings.
     /// `repeat` plays the recording that many times back to back (a longer, busier stream).
-    pub fn open(path: &Path, reference: Option<&str>, repeat: usize) -> anyhow::Result<Self> {
-        let mut audio = wav::read(path).with_context(|| format!("reading {}", path.display()))?;
+    pub fn open(path: &Path, reference: Option<&str>, repeat: usize) -> Result<Self, LoadError> {
+        let audio = wav::read(path).map_err(|source| LoadError::Audio { path: path.to_owned(), source });
+        let mut audio = audio?;
         audio.samples = audio.samples.repeat(repeat.max(1));
         let name = path.file_name().map_or_else(|| "audio".into(), |n| n.to_string_lossy().into_owned());
         let reference = match reference {
-            Some(r) if Path::new(r).is_file() => Some(std::fs::read_to_string(r)?),
+            Some(r) if Path::new(r).is_file() => {
+                Some(std::fs::read_to_string(r).map_err(|source| LoadError::Read { path: r.into(), source })?)
+            }
             Some(r) => Some(r.to_owned()),
             None => known_reference(path),
         };

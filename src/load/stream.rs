@@ -7,7 +7,8 @@ use tokio::sync::watch;
 
 use super::plan::{LoadFile, LoadOptions};
 use crate::audio::wav::WavAudio;
-use crate::client::{self, Received, Refused, StreamOptions};
+use crate::client::{self, ClientError, Received, Refused, StreamOptions};
+use crate::http::bodies::Stats;
 use crate::process::ProcessUsage;
 
 /// How one stream ended.
@@ -41,9 +42,9 @@ impl StreamJob {
         tokio::time::sleep(self.delay).await;
         match client::stream_audio(&self.url, &self.audio, &self.options, |_| {}).await {
             Ok(received) => StreamOutcome::Done(received),
-            Err(e) => match e.downcast::<Refused>() {
-                Ok(refused) => StreamOutcome::Refused(refused),
-                Err(e) => StreamOutcome::Failed(format!("{e:#}")),
+            Err(e) => match e {
+                ClientError::Refused(refused) => StreamOutcome::Refused(refused),
+                e => StreamOutcome::Failed(crate::logging::chain(&e)),
             },
         }
     }
@@ -67,9 +68,9 @@ pub struct ServerSampler {
 const POLL: Duration = Duration::from_millis(500);
 
 /// The server's memory and CPU time, from the `process` section of its `/stats`.
-pub async fn server_process(url: &str, token: Option<&str>) -> anyhow::Result<ProcessUsage> {
-    let stats = client::get_json(url, "/stats", token).await?;
-    Ok(serde_json::from_value(stats["process"].clone())?)
+pub async fn server_process(url: &str, token: Option<&str>) -> Result<ProcessUsage, ClientError> {
+    let stats: Stats = client::get_json(url, "/stats", token).await?;
+    Ok(stats.process)
 }
 
 impl ServerSampler {

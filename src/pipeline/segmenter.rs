@@ -11,7 +11,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::FRAME_SAMPLES;
-use crate::domain::{ms_to_samples, SAMPLE_RATE};
+use crate::domain::{ms_to_samples, InvalidSetting, SAMPLE_RATE};
 
 /// Segmenter settings; times are in milliseconds of audio.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -40,17 +40,19 @@ impl Default for SegmenterConfig {
 
 impl SegmenterConfig {
     /// Checks the values make sense together; the message names the setting.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
         if !(0.0..=1.0).contains(&self.threshold) {
-            return Err(format!("vad.threshold must be within 0..1, got {}", self.threshold));
+            return Err(InvalidSetting::new("vad.threshold", format!("must be within 0..1, got {}", self.threshold)));
         }
         if !(0.0..=self.threshold).contains(&self.neg_threshold) {
-            return Err(format!("vad.neg_threshold must be within 0..threshold, got {}", self.neg_threshold));
+            let got = self.neg_threshold;
+            return Err(InvalidSetting::new("vad.neg_threshold", format!("must be within 0..threshold, got {got}")));
         }
         if !(2.0..=30.0).contains(&self.max_utterance_s) {
-            return Err(format!(
-                "vad.max_utterance_s must be within 2..30 (Whisper's window), got {}",
-                self.max_utterance_s
+            let got = self.max_utterance_s;
+            return Err(InvalidSetting::new(
+                "vad.max_utterance_s",
+                format!("must be within 2..30 (Whisper's window), got {got}"),
             ));
         }
         Ok(())

@@ -6,20 +6,14 @@ use tokio::sync::watch;
 
 use super::aggregate::AggregatorStats;
 use super::registry::SessionRegistry;
-use crate::config::Config;
-use crate::engine::asr::AsrHandle;
-use crate::engine::diarize::DiarizeHandle;
-use crate::pipeline::vad::VadModel;
+use crate::engine::Engines;
 
-/// What every session needs from the server.
+/// What every session shares with the server (the configuration in force is passed beside
+/// it): the routes hold the same value in `AppState`, so nothing is copied field by field.
 #[derive(Clone)]
 pub struct SessionDeps {
-    pub asr: AsrHandle,
-    /// None when the server runs without speaker models.
-    pub diarize: Option<DiarizeHandle>,
+    pub engines: Engines,
     pub aggregator: Arc<AggregatorStats>,
-    pub vad: VadModel,
-    pub config: Arc<Config>,
     pub shutdown: watch::Receiver<bool>,
     pub registry: Arc<SessionRegistry>,
 }

@@ -16,11 +16,12 @@ use super::core::{Action, FinalJob, FinalResult, Input, PartialJob, Session};
 use super::deps::SessionDeps;
 use super::progress::SpeakerProgress;
 use super::speculation::Speculation;
+use crate::config::Config;
 use crate::domain::{seconds, SAMPLE_RATE};
 use crate::engine::asr::{AsrHandle, Reply};
 use crate::engine::diarize::{DiarizeHandle, DiarizeReply};
 use crate::engine::queue::{clock_ms, clock_ms_at};
-use crate::protocol::{CloseReason, ServerMessage};
+use crate::protocol::{CloseReason, ListenParams, ServerMessage};
 
 /// Less audio than this (0.4 s) left at the end of an utterance is not worth a diarization job:
 /// it is the silence that ended it.
@@ -70,16 +71,16 @@ pub struct Jobs {
 }
 
 impl Jobs {
-    pub fn new(deps: &SessionDeps, ticket: Arc<StreamTicket>, language: Option<String>, diarize: bool) -> Self {
+    pub fn new(deps: &SessionDeps, config: &Config, ticket: Arc<StreamTicket>, params: &ListenParams) -> Self {
         let opened = Instant::now();
         Self {
-            asr: deps.asr.clone(),
-            diarize: deps.diarize.clone().filter(|_| diarize),
+            asr: deps.engines.asr.clone(),
+            diarize: deps.engines.diarize.clone().filter(|_| params.diarize),
             aggregator: deps.aggregator.clone(),
             ticket,
-            language,
-            final_timeout: Duration::from_secs(deps.config.asr.final_timeout_s),
-            join_timeout: Duration::from_millis(deps.config.diarization.join_timeout_ms),
+            language: params.language.clone(),
+            final_timeout: Duration::from_secs(config.asr.final_timeout_s),
+            join_timeout: Duration::from_millis(config.diarization.join_timeout_ms),
             opened,
             last_partial_ms: clock_ms_at(opened),
             inflight: Inflight::default(),

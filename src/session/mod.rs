@@ -29,6 +29,7 @@ pub use self::deps::SessionDeps;
 use self::front::AudioFront;
 use self::jobs::Jobs;
 use self::registry::{SessionRecord, SessionRegistry};
+use crate::config::Config;
 use crate::domain::{EmbeddedTurn, Transcript};
 use crate::engine::asr::AsrError;
 use crate::engine::diarize::DiarizeError;
@@ -112,6 +113,7 @@ pub async fn run(
     socket: WebSocket,
     params: ListenParams,
     deps: SessionDeps,
+    config: Arc<Config>,
     client: SocketAddr,
     ticket: Arc<StreamTicket>,
 ) {
@@ -120,9 +122,9 @@ pub async fn run(
     let record = deps.registry.open(id.clone(), client, params.clone());
     let (registry, closing_id) = (deps.registry.clone(), id.clone());
     let reason = async move {
-        let send_timeout = Duration::from_secs(deps.config.limits.send_timeout_s);
+        let send_timeout = Duration::from_secs(config.limits.send_timeout_s);
         let mut outlet = Outlet { socket, open: true, send_timeout, record, registry: deps.registry.clone() };
-        let front = match AudioFront::new(&params, deps.vad.detector()) {
+        let front = match AudioFront::new(&params, deps.engines.vad.detector()) {
             Ok(front) => front,
             Err(e) => {
                 let message = e.to_string();
@@ -133,9 +135,10 @@ pub async fn run(
             }
         };
         tracing::info!(sample_rate = params.sample_rate, encoding = params.encoding.as_str(), "session started");
-        let jobs = Jobs::new(&deps, ticket, params.language.clone(), params.diarize);
-        let session = Session::new(id, params, &deps.config, deps.asr.model());
-        event_loop(session, jobs, front, outlet, deps).await
+        let jobs = Jobs::new(&deps, &config, ticket, &params);
+        let session = Session::new(id, params, &config, deps.engines.asr.model());
+        let idle = config.limits.idle_timeout();
+        event_loop(session, jobs, front, outlet, deps.shutdown, idle).await
     }
     .instrument(span)
     .await;
@@ -148,9 +151,9 @@ async fn event_loop(
     mut jobs: Jobs,
     mut front: AudioFront,
     mut outlet: Outlet,
-    mut deps: SessionDeps,
+    mut shutdown: watch::Receiver<bool>,
+    idle: Duration,
 ) -> CloseReason {
-    let idle = deps.config.limits.idle_timeout();
     let mut terminate = outlet.record.terminate_signal();
     let mut last_heard = Instant::now();
     let mut outbox = Vec::new();
@@ -158,7 +161,7 @@ async fn event_loop(
     jobs.run(&mut session, first, &mut outbox).await;
     outlet.flush(&mut outbox).await;
     let reason = loop {
-        let event = next_event(&mut outlet, &mut jobs, (&mut deps.shutdown, &mut terminate), last_heard + idle).await;
+        let event = next_event(&mut outlet, &mut jobs, (&mut shutdown, &mut terminate), last_heard + idle).await;
         let input = match event {
             Event::Client(message) => {
                 last_heard = Instant::now();

@@ -21,9 +21,15 @@ const BLOCKS: [(usize, usize); 3] = [(12, 1), (24, 2), (16, 2)];
 
 #[derive(Debug, thiserror::Error)]
 pub enum EmbeddingError {
-    #[error("cannot load CAM++ weights: {0}")]
-    Load(String),
-    #[error("CAM++ inference failed: {0}")]
+    #[error("cannot load CAM++ weights from {}", path.display())]
+    Load {
+        path: std::path::PathBuf,
+        #[source]
+        source: candle_core::Error,
+    },
+    #[error("the CAM++ weights have no tensor {0}")]
+    MissingTensor(String),
+    #[error("CAM++ inference failed")]
     Run(#[from] candle_core::Error),
     #[error("clip too short for an embedding ({0} samples)")]
     TooShort(usize),
@@ -45,7 +51,7 @@ struct Weights(HashMap<String, Tensor>);
 
 impl Weights {
     fn get(&self, name: &str) -> Result<Tensor, EmbeddingError> {
-        self.0.get(name).cloned().ok_or_else(|| EmbeddingError::Load(format!("missing tensor {name}")))
+        self.0.get(name).cloned().ok_or_else(|| EmbeddingError::MissingTensor(name.to_owned()))
     }
 
     /// A BatchNorm layer (affine or not) as scale and shift over `rank`-dimensional input.
@@ -160,7 +166,7 @@ pub struct CamPlus {
 impl CamPlus {
     pub fn load(path: &Path) -> Result<Self, EmbeddingError> {
         let tensors = candle_core::pickle::read_all(path)
-            .map_err(|e| EmbeddingError::Load(format!("{}: {e}", path.display())))?;
+            .map_err(|source| EmbeddingError::Load { path: path.to_owned(), source })?;
         let w = Weights(tensors.into_iter().filter(|(_, t)| t.dtype() == DType::F32).collect());
         let mut res_blocks = Vec::new();
         for layer in 1..=2 {

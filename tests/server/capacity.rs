@@ -3,14 +3,17 @@
 
 use std::time::Duration;
 
-use speech_service::client::{stream_file, Refused, StreamOptions};
+use speech_service::client::{stream_file, ClientError, Refused, StreamOptions};
 use speech_service::load::{self, LoadFile, LoadOptions};
 
 use crate::common::*;
 
 async fn refusal(url: &str) -> Refused {
     let err = stream_file(url, &recording("jfk.wav"), &StreamOptions::default(), |_| {}).await.unwrap_err();
-    err.downcast::<Refused>().expect("refused at the upgrade")
+    match err {
+        ClientError::Refused(refused) => refused,
+        other => panic!("expected a refusal at the upgrade, got {other}"),
+    }
 }
 
 #[tokio::test]
