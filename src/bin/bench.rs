@@ -63,7 +63,7 @@ async fn offline_rtf(
 ) -> anyhow::Result<(f64, Vec<f64>, Vec<Turn>)> {
     let (mut audio_s, mut spent, mut wers, mut turns) = (0.0, 0.0, Vec::new(), Vec::new());
     for (file, reference) in files.iter().zip(refs) {
-        audio_s += wav::read_16k(file)?.len() as f64 / 16_000.0;
+        audio_s += speech_service::domain::seconds(wav::read_16k(file)?.len());
         let started = Instant::now();
         let result = speech_service::offline::transcribe_file(file, engines, config, None, true).await?;
         spent += started.elapsed().as_secs_f64();

@@ -226,7 +226,7 @@ fn write_header(out: &mut impl Write, h: &HParams, tokens: &[Vec<u8>]) -> io::Re
     for v in fields {
         write_i32(out, v)?;
     }
-    let filters = mel_filters(16_000, 400, h.n_mels);
+    let filters = mel_filters(crate::domain::SAMPLE_RATE, 400, h.n_mels);
     write_i32(out, h.n_mels)?;
     write_i32(out, 400 / 2 + 1)?;
     for v in filters {

@@ -5,7 +5,7 @@
 //! loop in `mod.rs` and the jobs in `jobs.rs` do all waiting and I/O.
 
 use crate::config::Config;
-use crate::domain::{round_ms, seconds, EmbeddedTurn, Transcript, SAMPLES_PER_MS, SAMPLE_RATE};
+use crate::domain::{ms_to_samples, round_ms, seconds, EmbeddedTurn, Transcript, SAMPLES_PER_MS, SAMPLE_RATE};
 use crate::engine::asr::AsrError;
 use crate::engine::diarize::DiarizeError;
 use crate::onnx::OnnxError;
@@ -21,7 +21,7 @@ use super::speakers::SessionSpeakers;
 
 /// Quiet this long (0.2 s) inside an utterance starts its speaker job, hiding the work behind the
 /// silence that may end it.
-const PAUSE: usize = 3_200;
+const PAUSE: usize = ms_to_samples(200);
 /// The first speaker job of an utterance waits for 8 s of audio.
 const FIRST_PREFIX: usize = 8 * SAMPLE_RATE as usize;
 

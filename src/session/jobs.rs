@@ -25,7 +25,7 @@ use crate::protocol::{CloseReason, ListenParams, ServerMessage};
 
 /// Less audio than this (0.4 s) left at the end of an utterance is not worth a diarization job:
 /// it is the silence that ended it.
-const MIN_TAIL: usize = 6_400;
+const MIN_TAIL: usize = crate::domain::ms_to_samples(400);
 
 /// Finals one session may have queued or running; past this it waits for its oldest, so a
 /// client sending faster than real time holds back only itself.

@@ -13,7 +13,7 @@ const MARGIN: usize = crate::domain::SAMPLE_RATE as usize;
 /// A last turn at least this long is settled up to the margin.
 const SETTLE_LAST: usize = 2 * MARGIN;
 /// A pause triggers a job only when this much audio (0.3 s) is new.
-const MIN_NEW: usize = 4_800;
+const MIN_NEW: usize = crate::domain::ms_to_samples(300);
 
 #[derive(Debug)]
 pub struct SpeakerProgress {
