@@ -33,7 +33,7 @@ fn arg(name: &str, default: &str) -> String {
 
 fn percentile(values: &mut [f64], p: f64) -> f64 {
     values.sort_by(f64::total_cmp);
-    speech_service::load::report::percentile(values, p).unwrap_or(f64::NAN)
+    speech_service::engine::stats::percentile(values, p).unwrap_or(f64::NAN)
 }
 
 fn peak_rss_mb() -> f64 {

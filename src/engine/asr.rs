@@ -107,7 +107,7 @@ impl RecentWaits {
         let waits = self.waits.lock().unwrap_or_else(|p| p.into_inner());
         let mut recent: Vec<f64> = waits.iter().filter(|(at, _)| at.elapsed() <= window).map(|w| w.1).collect();
         recent.sort_by(f64::total_cmp);
-        (!recent.is_empty()).then(|| recent[(recent.len() - 1) * 9 / 10])
+        super::stats::percentile(&recent, 90.0)
     }
 }
 

@@ -29,6 +29,13 @@ pub struct WorkerSnapshot {
     pub job_seconds_p95: Option<f64>,
 }
 
+/// The nearest-rank percentile `p` (0 to 100) of `sorted` values; `None` when there are none.
+/// The one percentile of the crate: worker job times, queue waits, load-run figures.
+pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
+    let last = sorted.len().checked_sub(1)?;
+    Some(sorted[((p / 100.0) * last as f64).round() as usize])
+}
+
 impl WorkerStats {
     pub fn record(&self, took: Duration) {
         let micros = took.as_micros() as u64;
@@ -42,11 +49,11 @@ impl WorkerStats {
     }
 
     pub fn snapshot(&self) -> WorkerSnapshot {
-        let mut recent: Vec<u64> = self.recent.lock().unwrap_or_else(|p| p.into_inner()).iter().copied().collect();
-        recent.sort_unstable();
-        let pct = |p: f64| {
-            (!recent.is_empty()).then(|| recent[((recent.len() - 1) as f64 * p).round() as usize] as f64 / 1e6)
-        };
+        let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        let mut seconds: Vec<f64> = recent.iter().map(|&micros| micros as f64 / 1e6).collect();
+        drop(recent);
+        seconds.sort_by(f64::total_cmp);
+        let pct = |p: f64| percentile(&seconds, p * 100.0);
         WorkerSnapshot {
             jobs: self.jobs.load(Ordering::Relaxed),
             busy_seconds: self.busy_micros.load(Ordering::Relaxed) as f64 / 1e6,

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::stream::{ServerUsage, StreamOutcome};
 use crate::client::Received;
 use crate::eval::wer::word_error_rate;
+use crate::engine::stats::percentile;
 use crate::protocol::ServerMessage;
 
 /// One admitted stream.
@@ -99,15 +100,6 @@ impl Spread {
         v.sort_by(f64::total_cmp);
         Self { p50: percentile(&v, 50.0), p95: percentile(&v, 95.0), max: v.last().copied() }
     }
-}
-
-/// The nearest-rank percentile of sorted values.
-pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-    Some(sorted[rank])
 }
 
 /// One run with `streams` clients offered.
