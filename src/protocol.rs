@@ -339,6 +339,63 @@ mod tests {
     }
 
     #[test]
+    fn messages_round_trip_through_serde_in_their_wire_shape() {
+        let word = crate::domain::Word { word: "Hi".into(), start: 0.5, end: 0.9, probability: 0.8 };
+        let messages = [
+            ServerMessage::Ready {
+                session_id: "s".into(),
+                sample_rate: 16_000,
+                encoding: Encoding::PcmS16le,
+                model: "tiny.en".into(),
+                language: Some("en".into()),
+                interim_results: true,
+                diarize: true,
+            },
+            ServerMessage::Final(Segment {
+                segment_id: 3,
+                part: 1,
+                start: 0.5,
+                end: 1.0,
+                text: "Hi".into(),
+                words: vec![word],
+                language: "en".into(),
+                speaker: Some("S2".into()),
+            }),
+            ServerMessage::SpeakerUpdate {
+                segments: vec![SpeakerLabel { segment_id: 3, part: 1, speaker: "S1".into() }],
+                merged: BTreeMap::from([("S2".to_owned(), "S1".to_owned())]),
+            },
+            ServerMessage::Error { code: ErrorCode::FrameTooLarge, message: "big".into() },
+            ServerMessage::Closed { reason: CloseReason::IdleTimeout, audio_seconds: 1.5, segments: 1 },
+        ];
+        for message in messages {
+            let json = serde_json::to_value(&message).unwrap();
+            assert_eq!(serde_json::from_value::<ServerMessage>(json.clone()).unwrap(), message, "{json}");
+        }
+        let final_json = serde_json::to_value(&messages_final()).unwrap();
+        assert_eq!((final_json["type"].as_str(), final_json["segment_id"].as_u64()), (Some("final"), Some(3)));
+        assert_eq!(ErrorCode::FrameTooLarge.name(), "frame_too_large");
+        for message in [ClientMessage::Finalize, ClientMessage::Close, ClientMessage::Keepalive] {
+            let text = serde_json::to_string(&message).unwrap();
+            assert_eq!(serde_json::from_str::<ClientMessage>(&text).unwrap(), message);
+        }
+    }
+
+    fn messages_final() -> ServerMessage {
+        let segment = Segment {
+            segment_id: 3,
+            part: 0,
+            start: 0.0,
+            end: 1.0,
+            text: String::new(),
+            words: vec![],
+            language: "en".into(),
+            speaker: None,
+        };
+        ServerMessage::Final(segment)
+    }
+
+    #[test]
     fn client_messages_parse_strictly() {
         assert_eq!(serde_json::from_str::<ClientMessage>(r#"{"type":"finalize"}"#).unwrap(), ClientMessage::Finalize);
         assert!(serde_json::from_str::<ClientMessage>(r#"{"type":"dance"}"#).is_err());

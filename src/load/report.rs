@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use super::stream::{ServerUsage, StreamOutcome};
 use crate::client::Received;
-use crate::eval::wer::word_error_rate;
 use crate::engine::stats::percentile;
+use crate::eval::wer::word_error_rate;
 use crate::protocol::ServerMessage;
 
 /// One admitted stream.
