@@ -372,7 +372,7 @@ mod tests {
             let json = serde_json::to_value(&message).unwrap();
             assert_eq!(serde_json::from_value::<ServerMessage>(json.clone()).unwrap(), message, "{json}");
         }
-        let final_json = serde_json::to_value(&messages_final()).unwrap();
+        let final_json = serde_json::to_value(messages_final()).unwrap();
         assert_eq!((final_json["type"].as_str(), final_json["segment_id"].as_u64()), (Some("final"), Some(3)));
         assert_eq!(ErrorCode::FrameTooLarge.name(), "frame_too_large");
         for message in [ClientMessage::Finalize, ClientMessage::Close, ClientMessage::Keepalive] {
