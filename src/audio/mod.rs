@@ -1,5 +1,6 @@
 //! Audio in: PCM decoding, resampling to 16 kHz, and WAV files.
 
+pub mod decode;
 pub mod pcm;
 pub mod resample;
 pub mod wav;
@@ -11,6 +12,20 @@ pub enum AudioError {
     Wav(#[from] hound::Error),
     #[error("unsupported WAV format: {0}")]
     Unsupported(String),
+    #[error("cannot open {}", path.display())]
+    Open {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("not an audio file in a format this server reads (WAV, FLAC, MP3, Ogg Vorbis, M4A/AAC, WebM)")]
+    NotAudio,
+    #[error("the file holds no audio track")]
+    NoAudioTrack,
+    #[error("the file holds no audio samples")]
+    NoSamples,
+    #[error("the audio cannot be decoded")]
+    Decode(#[source] symphonia::core::errors::Error),
     #[error("cannot resample from {from} Hz")]
     Resample {
         from: u32,

@@ -143,6 +143,8 @@ pub struct LimitsConfig {
     pub max_session_audio_s: u64,
     /// A client that does not read its messages for this long is disconnected.
     pub send_timeout_s: u64,
+    /// Largest request body of the file API (`POST /v1/audio/*`), like OpenAI's 25 MB.
+    pub max_upload_bytes: usize,
 }
 
 impl Default for LimitsConfig {
@@ -154,6 +156,7 @@ impl Default for LimitsConfig {
             idle_timeout_s: 30,
             max_session_audio_s: 4 * 3600,
             send_timeout_s: 10,
+            max_upload_bytes: 25 << 20,
         }
     }
 }

@@ -25,6 +25,7 @@ pub fn keep_restart_only(running: &Config, new: &mut Config) -> Vec<&'static str
     keep!(asr.partial_workers, "asr.partial_workers");
     keep!(diarization.enabled, "diarization.enabled");
     keep!(diarization.queue, "diarization.queue");
+    keep!(limits.max_upload_bytes, "limits.max_upload_bytes");
     keep!(store.enabled, "store.enabled");
     keep!(store.data_dir, "store.data_dir");
     changed

@@ -11,12 +11,16 @@ use super::stats::WorkerStats;
 use crate::domain::{Transcript, SAMPLE_RATE};
 
 /// How to decode a clip.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct DecodeOptions {
     /// A language code, or `None` to detect it (multilingual models only).
     pub language: Option<String>,
     /// Partials skip word timings and temperature fallback: they only need to be quick.
     pub partial: bool,
+    /// Text that sets the decoder's context: spellings, names, style (Whisper's initial prompt).
+    pub prompt: Option<String>,
+    /// Translate to English instead of transcribing (multilingual models only).
+    pub translate: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -176,7 +180,19 @@ impl AsrHandle {
 
     fn job(&self, samples: Vec<f32>, language: Option<String>, kind: JobKind, key: u64) -> (Job, Reply) {
         let (reply, rx) = oneshot::channel();
-        let options = DecodeOptions { language, partial: kind == JobKind::Partial };
+        let options = DecodeOptions { language, partial: kind == JobKind::Partial, ..Default::default() };
+        self.job_with(samples, options, kind, key, reply, rx)
+    }
+
+    fn job_with(
+        &self,
+        samples: Vec<f32>,
+        options: DecodeOptions,
+        kind: JobKind,
+        key: u64,
+        reply: oneshot::Sender<Result<Transcript, AsrError>>,
+        rx: Reply,
+    ) -> (Job, Reply) {
         (Job { samples, options, kind, due_ms: key.max(super::queue::clock_ms()), reply }, rx)
     }
 
@@ -227,14 +243,22 @@ impl AsrHandle {
         }
     }
 
-    /// Transcribes one clip as a final and waits for it (offline use).
+    /// Transcribes one clip of a file as a final and waits for it (offline and file API use).
     pub async fn transcribe(
         &self,
         samples: Vec<f32>,
-        language: Option<String>,
+        options: DecodeOptions,
         timeout: Duration,
     ) -> Result<Transcript, AsrError> {
-        let rx = self.submit_final(samples, language, super::queue::clock_ms(), timeout).await?;
+        let (reply, rx) = oneshot::channel();
+        let key = super::queue::clock_ms();
+        let (job, rx) =
+            self.job_with(samples, DecodeOptions { partial: false, ..options }, JobKind::Final, key, reply, rx);
+        match self.queue.push_final(key, job, timeout).await {
+            Ok(()) => {}
+            Err((PushError::Full, _)) => return Err(AsrError::Overloaded(timeout)),
+            Err((PushError::Closed, _)) => return Err(AsrError::ShuttingDown),
+        }
         rx.await.map_err(|_| AsrError::WorkerLost)?
     }
 
@@ -301,7 +325,7 @@ mod tests {
     #[tokio::test]
     async fn finals_and_partials_come_back_to_their_callers() {
         let asr = handle();
-        let t = asr.transcribe(vec![0.0; 10], None, Duration::from_secs(1)).await.unwrap();
+        let t = asr.transcribe(vec![0.0; 10], DecodeOptions::default(), Duration::from_secs(1)).await.unwrap();
         assert_eq!(t.text, "final 10");
         let rx = asr.try_partial(vec![0.0; 3], None, 0).expect("queue has room");
         assert_eq!(rx.await.unwrap().unwrap().text, "partial 3");
@@ -312,7 +336,7 @@ mod tests {
     async fn closed_engine_refuses_new_finals() {
         let asr = handle();
         asr.close();
-        let err = asr.transcribe(vec![0.0; 10], None, Duration::from_secs(1)).await.unwrap_err();
+        let err = asr.transcribe(vec![0.0; 10], DecodeOptions::default(), Duration::from_secs(1)).await.unwrap_err();
         assert!(matches!(err, AsrError::ShuttingDown));
     }
 }

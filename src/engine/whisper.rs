@@ -17,6 +17,11 @@ pub fn is_language(code: &str) -> bool {
     whisper_rs::get_lang_id(code).is_some()
 }
 
+/// The English name Whisper gives a language code (`en` -> `english`), as OpenAI's API reports it.
+pub fn language_name(code: &str) -> Option<&'static str> {
+    whisper_rs::get_lang_id(code).and_then(whisper_rs::get_lang_str_full)
+}
+
 /// whisper.cpp ignores clips under one second; shorter ones are padded with silence.
 const MIN_SAMPLES: usize = SAMPLE_RATE + SAMPLE_RATE / 10;
 /// Encoder positions per second of audio (1500 for 30 s).
@@ -101,7 +106,10 @@ impl WhisperBackend {
     fn params<'a>(&self, options: &'a DecodeOptions, n_samples: usize) -> FullParams<'a, 'a> {
         let mut p = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
         p.set_n_threads(self.threads);
-        p.set_translate(false);
+        p.set_translate(options.translate);
+        if let Some(prompt) = options.prompt.as_deref() {
+            p.set_initial_prompt(prompt);
+        }
         p.set_no_context(true);
         p.set_print_progress(false);
         p.set_print_realtime(false);

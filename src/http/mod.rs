@@ -4,6 +4,7 @@ mod auth;
 pub mod bodies;
 mod error;
 mod metrics;
+mod openai;
 pub mod openapi;
 mod routes;
 mod state;
@@ -13,7 +14,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -22,6 +23,8 @@ pub use error::{ApiError, ErrorBody, ErrorDetail};
 pub use state::AppState;
 
 pub fn router(state: AppState) -> Router {
+    // Checked against Content-Length before the body is read, and while it streams in.
+    let upload_limit = axum::extract::DefaultBodyLimit::max(state.config().limits.max_upload_bytes);
     Router::new()
         .route("/health", get(routes::health))
         .route("/health/detailed", get(routes::health_detailed))
@@ -36,6 +39,9 @@ pub fn router(state: AppState) -> Router {
         .route("/stats/workers", get(routes::worker_stats))
         .route("/stats/aggregator", get(routes::aggregator_stats))
         .route("/v1/listen", get(ws::listen))
+        .route("/v1/models", get(openai::models))
+        .route("/v1/audio/transcriptions", post(openai::transcriptions).layer(upload_limit))
+        .route("/v1/audio/translations", post(openai::translations).layer(upload_limit))
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_key))
         .with_state(state)
 }

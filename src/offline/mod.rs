@@ -3,9 +3,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::audio::{wav, AudioError};
+use crate::audio::{decode, AudioError};
 use crate::config::Config;
-use crate::engine::asr::AsrError;
+use crate::engine::asr::{AsrError, DecodeOptions};
 use crate::engine::diarize::DiarizeError;
 use crate::engine::Engines;
 use crate::onnx::OnnxError;
@@ -50,7 +50,8 @@ pub fn find_utterances(samples: &[f32], engines: &Engines, config: &Config) -> R
     Ok(utterances)
 }
 
-/// Transcribes a WAV file of any rate, labelling speakers when `diarize` and the engine allow.
+/// Transcribes an audio file in any format `audio::decode` reads, labelling speakers when
+/// `diarize` and the engine allow.
 pub async fn transcribe_file(
     path: &Path,
     engines: &Engines,
@@ -58,7 +59,22 @@ pub async fn transcribe_file(
     language: Option<String>,
     diarize: bool,
 ) -> Result<Transcription, OfflineError> {
-    let samples = wav::read_16k(path)?;
+    let path = path.to_owned();
+    let samples = tokio::task::spawn_blocking(move || decode::read_16k(&path)).await??;
+    let options = DecodeOptions { language, ..Default::default() };
+    transcribe_samples(samples, engines, config, options, diarize, &mut |_| {}).await
+}
+
+/// Transcribes 16 kHz mono `samples`; `on_text` sees each utterance's text as soon as it is
+/// recognised (before speakers are settled), in order.
+pub async fn transcribe_samples(
+    samples: Vec<f32>,
+    engines: &Engines,
+    config: &Config,
+    options: DecodeOptions,
+    diarize: bool,
+    on_text: &mut (dyn FnMut(&str) + Send),
+) -> Result<Transcription, OfflineError> {
     let (e, c) = (engines.clone(), config.clone());
     let utterances = tokio::task::spawn_blocking(move || find_utterances(&samples, &e, &c)).await??;
     let timeout = Duration::from_secs(config.asr.final_timeout_s);
@@ -69,7 +85,8 @@ pub async fn transcribe_file(
             Some(d) => Some(d.submit(u.samples.clone(), 0, timeout).await?),
             None => None,
         };
-        let transcript = engines.asr.transcribe(u.samples, language.clone(), timeout).await?;
+        let transcript = engines.asr.transcribe(u.samples, options.clone(), timeout).await?;
+        on_text(&transcript.text);
         let turns = match turns {
             Some(rx) => rx.await.unwrap_or(Err(DiarizeError::WorkerLost))?,
             None => Vec::new(),

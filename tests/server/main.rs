@@ -4,6 +4,7 @@
 mod bad_input;
 mod capacity;
 mod common;
+mod files;
 mod rest;
 mod shutdown;
 mod speaker;

@@ -1,0 +1,124 @@
+//! Audio files of every common format, decoded in process with symphonia: WAV (PCM 8/16/24/32-bit,
+//! float, A-law, mu-law, ADPCM), FLAC, MP3, Ogg Vorbis, M4A/AAC and Matroska/WebM holding those
+//! codecs. Decoding streams: one packet at a time is mixed down to mono and resampled to 16 kHz,
+//! so a long file is never held whole in its original rate and channel count.
+
+use std::io::Cursor;
+use std::path::Path;
+
+use symphonia::core::codecs::audio::{AudioDecoder, AudioDecoderOptions};
+use symphonia::core::errors::Error as SymphoniaError;
+use symphonia::core::formats::probe::Hint;
+use symphonia::core::formats::{FormatOptions, FormatReader, TrackType};
+use symphonia::core::io::{MediaSource, MediaSourceStream};
+use symphonia::core::meta::MetadataOptions;
+
+use super::resample::StreamResampler;
+use super::AudioError;
+
+/// A file being decoded to 16 kHz mono, a chunk at a time.
+pub struct FileDecoder {
+    format: Box<dyn FormatReader>,
+    decoder: Box<dyn AudioDecoder>,
+    track_id: u32,
+    /// Made at the first decoded packet, whose rate it converts from.
+    resampler: Option<StreamResampler>,
+    interleaved: Vec<f32>,
+    finished: bool,
+}
+
+fn undecodable(source: SymphoniaError) -> AudioError {
+    AudioError::Decode(source)
+}
+
+impl FileDecoder {
+    /// Opens `path`; its extension is a hint, the content decides.
+    pub fn open(path: &Path) -> Result<Self, AudioError> {
+        let file = std::fs::File::open(path).map_err(|source| AudioError::Open { path: path.to_owned(), source })?;
+        Self::from_source(Box::new(file), path.extension().and_then(|e| e.to_str()))
+    }
+
+    /// Decodes an upload held in memory; `extension` (from its file name) is a hint.
+    pub fn from_bytes(bytes: Vec<u8>, extension: Option<&str>) -> Result<Self, AudioError> {
+        Self::from_source(Box::new(Cursor::new(bytes)), extension)
+    }
+
+    fn from_source(source: Box<dyn MediaSource>, extension: Option<&str>) -> Result<Self, AudioError> {
+        let mut hint = Hint::new();
+        if let Some(extension) = extension {
+            hint.with_extension(extension);
+        }
+        let stream = MediaSourceStream::new(source, Default::default());
+        let format = symphonia::default::get_probe()
+            .probe(&hint, stream, FormatOptions::default(), MetadataOptions::default())
+            .map_err(|e| match e {
+                SymphoniaError::Unsupported(_) => AudioError::NotAudio,
+                e => undecodable(e),
+            })?;
+        let track = format.default_track(TrackType::Audio).ok_or(AudioError::NoAudioTrack)?;
+        let params = track.codec_params.as_ref().and_then(|p| p.audio()).ok_or(AudioError::NoAudioTrack)?;
+        let decoder = symphonia::default::get_codecs()
+            .make_audio_decoder(params, &AudioDecoderOptions::default())
+            .map_err(undecodable)?;
+        let track_id = track.id;
+        Ok(Self { format, decoder, track_id, resampler: None, interleaved: Vec::new(), finished: false })
+    }
+
+    /// The next stretch of 16 kHz mono samples (possibly empty); `None` once the file is done.
+    pub fn next_chunk(&mut self) -> Result<Option<Vec<f32>>, AudioError> {
+        if self.finished {
+            return Ok(None);
+        }
+        loop {
+            let packet = match self.format.next_packet() {
+                Ok(Some(packet)) => packet,
+                Ok(None) => return Ok(Some(self.finish())),
+                // Where a file is cut short, what came before it is kept.
+                Err(SymphoniaError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    return Ok(Some(self.finish()))
+                }
+                Err(e) => return Err(undecodable(e)),
+            };
+            if packet.track_id != self.track_id {
+                continue;
+            }
+            let buffer = match self.decoder.decode(&packet) {
+                Ok(buffer) => buffer,
+                // A damaged packet is skipped, as players do.
+                Err(SymphoniaError::DecodeError(_)) => continue,
+                Err(e) => return Err(undecodable(e)),
+            };
+            let (rate, channels) = (buffer.spec().rate(), buffer.spec().channels().count().max(1));
+            buffer.copy_to_vec_interleaved(&mut self.interleaved);
+            let mono: Vec<f32> =
+                self.interleaved.chunks(channels).map(|frame| frame.iter().sum::<f32>() / channels as f32).collect();
+            let resampler = match &mut self.resampler {
+                Some(r) => r,
+                None => self.resampler.insert(StreamResampler::new(rate)?),
+            };
+            return Ok(Some(resampler.push(&mono)));
+        }
+    }
+
+    fn finish(&mut self) -> Vec<f32> {
+        self.finished = true;
+        self.resampler.as_mut().map(StreamResampler::finish).unwrap_or_default()
+    }
+
+    /// Decodes everything left.
+    pub fn read_all(mut self) -> Result<Vec<f32>, AudioError> {
+        let mut samples = Vec::new();
+        while let Some(chunk) = self.next_chunk()? {
+            samples.extend(chunk);
+        }
+        if samples.is_empty() && self.resampler.is_none() {
+            return Err(AudioError::NoSamples);
+        }
+        Ok(samples)
+    }
+}
+
+/// The whole file at `path` as 16 kHz mono, whatever its format.
+pub fn read_16k(path: &Path) -> Result<Vec<f32>, AudioError> {
+    FileDecoder::open(path)?.read_all()
+}

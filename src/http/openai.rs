@@ -1,0 +1,335 @@
+//! The OpenAI-compatible file API: `POST /v1/audio/transcriptions`, `POST /v1/audio/translations`
+//! and `GET /v1/models`, as OpenAI's official clients call them (multipart form in, the response
+//! formats and error shape they parse out). Files go through the same decoding, VAD, Whisper
+//! and speaker stages as `speech-service transcribe`.
+
+use std::convert::Infallible;
+
+use axum::extract::{Multipart, State};
+use axum::http::{header, StatusCode};
+use axum::response::sse::{Event, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures_util::stream::Stream;
+use serde::Serialize;
+use serde_json::json;
+
+use super::state::AppState;
+use crate::audio::decode::FileDecoder;
+use crate::domain::{seconds, Segment};
+use crate::engine::asr::DecodeOptions;
+use crate::offline::{render, transcribe_samples, Format, Transcription};
+
+/// An error in OpenAI's shape: `{"error":{"message","type","param","code"}}`.
+#[derive(Debug)]
+pub struct OpenAiError {
+    status: StatusCode,
+    message: String,
+    kind: &'static str,
+    param: Option<&'static str>,
+    code: &'static str,
+}
+
+impl OpenAiError {
+    fn invalid(param: &'static str, code: &'static str, message: impl Into<String>) -> Self {
+        let (status, kind, param) = (StatusCode::BAD_REQUEST, "invalid_request_error", Some(param));
+        Self { status, message: message.into(), kind, param, code }
+    }
+
+    fn server(message: impl Into<String>) -> Self {
+        let (status, kind, code) = (StatusCode::INTERNAL_SERVER_ERROR, "server_error", "internal_error");
+        Self { status, message: message.into(), kind, param: None, code }
+    }
+}
+
+impl IntoResponse for OpenAiError {
+    fn into_response(self) -> Response {
+        let body =
+            json!({ "error": { "message": self.message, "type": self.kind, "param": self.param, "code": self.code } });
+        (self.status, Json(body)).into_response()
+    }
+}
+
+/// What a client may ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ResponseFormat {
+    Json,
+    Text,
+    Srt,
+    Vtt,
+    VerboseJson,
+    DiarizedJson,
+}
+
+impl ResponseFormat {
+    fn parse(value: &str) -> Result<Self, OpenAiError> {
+        Ok(match value {
+            "json" => Self::Json,
+            "text" => Self::Text,
+            "srt" => Self::Srt,
+            "vtt" => Self::Vtt,
+            "verbose_json" => Self::VerboseJson,
+            "diarized_json" => Self::DiarizedJson,
+            other => {
+                let message = format!(
+                    "response_format must be json, text, srt, vtt, verbose_json or diarized_json, got `{other}`"
+                );
+                return Err(OpenAiError::invalid("response_format", "invalid_value", message));
+            }
+        })
+    }
+}
+
+/// The form fields of a request.
+#[derive(Debug, Default)]
+struct FileRequest {
+    file: Option<(Vec<u8>, Option<String>)>,
+    model: Option<String>,
+    language: Option<String>,
+    prompt: Option<String>,
+    response_format: Option<String>,
+    word_timestamps: bool,
+    stream: bool,
+}
+
+async fn read_form(mut form: Multipart) -> Result<FileRequest, OpenAiError> {
+    let mut request = FileRequest::default();
+    let bad_form = |e: axum::extract::multipart::MultipartError| {
+        let status = e.status();
+        OpenAiError { status, ..OpenAiError::invalid("file", "invalid_form", e.body_text()) }
+    };
+    while let Some(field) = form.next_field().await.map_err(bad_form)? {
+        let name = field.name().unwrap_or_default().to_owned();
+        if name == "file" {
+            let file_name = field.file_name().map(str::to_owned);
+            request.file = Some((field.bytes().await.map_err(bad_form)?.to_vec(), file_name));
+            continue;
+        }
+        let value = field.text().await.map_err(bad_form)?;
+        match name.as_str() {
+            "model" => request.model = Some(value),
+            "language" if !value.is_empty() => request.language = Some(value),
+            "prompt" if !value.is_empty() => request.prompt = Some(value),
+            "response_format" => request.response_format = Some(value),
+            "timestamp_granularities[]" | "timestamp_granularities" => request.word_timestamps |= value == "word",
+            "stream" => request.stream = value == "true",
+            // `temperature` and others are accepted; decoding is greedy (docs/API.md).
+            _ => {}
+        }
+    }
+    Ok(request)
+}
+
+/// Whether the task translates to English.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Task {
+    Transcribe,
+    Translate,
+}
+
+/// `POST /v1/audio/transcriptions`.
+pub async fn transcriptions(State(state): State<AppState>, form: Multipart) -> Result<Response, OpenAiError> {
+    handle(state, form, Task::Transcribe).await
+}
+
+/// `POST /v1/audio/translations`: English text from speech in any language.
+pub async fn translations(State(state): State<AppState>, form: Multipart) -> Result<Response, OpenAiError> {
+    handle(state, form, Task::Translate).await
+}
+
+fn check_model(state: &AppState, model: Option<&str>) -> Result<(), OpenAiError> {
+    let loaded = state.shared.engines.asr.model();
+    match model {
+        None => Err(OpenAiError::invalid("model", "missing_field", "the `model` field is required (e.g. whisper-1)")),
+        Some("whisper-1") => Ok(()),
+        Some(name) if name == loaded => Ok(()),
+        Some(name) => Err(OpenAiError {
+            status: StatusCode::NOT_FOUND,
+            code: "model_not_found",
+            ..OpenAiError::invalid(
+                "model",
+                "",
+                format!("model `{name}` is not loaded; this server runs {loaded} (or ask for whisper-1)"),
+            )
+        }),
+    }
+}
+
+async fn handle(state: AppState, form: Multipart, task: Task) -> Result<Response, OpenAiError> {
+    let request = read_form(form).await?;
+    check_model(&state, request.model.as_deref())?;
+    let format = ResponseFormat::parse(request.response_format.as_deref().unwrap_or("json"))?;
+    let multilingual = state.shared.engines.asr.is_multilingual();
+    if task == Task::Translate && !multilingual {
+        let message =
+            format!("translation needs a multilingual model; {} is English-only", state.shared.engines.asr.model());
+        return Err(OpenAiError::invalid("model", "translation_unavailable", message));
+    }
+    let language = match (&request.language, multilingual) {
+        (Some(lang), true) if !crate::engine::whisper::is_language(lang) => {
+            return Err(OpenAiError::invalid(
+                "language",
+                "invalid_value",
+                format!("`{lang}` is not a Whisper language code"),
+            ))
+        }
+        (Some(lang), false) if lang != "en" => {
+            let message = format!("language `{lang}` is not available: the model is English-only (use en)");
+            return Err(OpenAiError::invalid("language", "invalid_value", message));
+        }
+        (language, _) => language.clone(),
+    };
+    let Some((bytes, file_name)) = request.file else {
+        return Err(OpenAiError::invalid("file", "missing_field", "the `file` field is required"));
+    };
+    let samples = decode(bytes, file_name).await?;
+    let duration = seconds(samples.len());
+    let options =
+        DecodeOptions { language, prompt: request.prompt, translate: task == Task::Translate, ..Default::default() };
+    let diarize = format == ResponseFormat::DiarizedJson;
+    if request.stream && matches!(format, ResponseFormat::Json | ResponseFormat::Text) {
+        return Ok(stream(state, samples, options).into_response());
+    }
+    let config = state.config();
+    let transcription = transcribe_samples(samples, &state.shared.engines, &config, options, diarize, &mut |_| {})
+        .await
+        .map_err(|e| OpenAiError::server(crate::logging::chain(&e)))?;
+    Ok(respond(&transcription, format, request.word_timestamps, duration, task))
+}
+
+async fn decode(bytes: Vec<u8>, file_name: Option<String>) -> Result<Vec<f32>, OpenAiError> {
+    let extension = file_name.as_deref().and_then(|n| n.rsplit_once('.')).map(|(_, e)| e.to_owned());
+    let decoded = tokio::task::spawn_blocking(move || FileDecoder::from_bytes(bytes, extension.as_deref())?.read_all())
+        .await
+        .map_err(|e| OpenAiError::server(format!("decoding stopped: {e}")))?;
+    decoded.map_err(|e| OpenAiError::invalid("file", "invalid_audio", crate::logging::chain(&e)))
+}
+
+fn full_text(t: &Transcription) -> String {
+    t.segments.iter().map(|s| s.text.trim()).filter(|s| !s.is_empty()).collect::<Vec<_>>().join(" ")
+}
+
+/// A segment as OpenAI's `verbose_json` carries it (the fields its clients parse).
+#[derive(Serialize)]
+struct VerboseSegment {
+    id: usize,
+    seek: u32,
+    start: f64,
+    end: f64,
+    text: String,
+    tokens: Vec<u32>,
+    temperature: f64,
+    avg_logprob: f64,
+    compression_ratio: f64,
+    no_speech_prob: f64,
+}
+
+fn verbose_segment((id, s): (usize, &Segment)) -> VerboseSegment {
+    let confidence = s.words.iter().map(|w| f64::from(w.probability).max(1e-6).ln()).sum::<f64>();
+    let avg_logprob = if s.words.is_empty() { 0.0 } else { confidence / s.words.len() as f64 };
+    VerboseSegment {
+        id,
+        seek: 0,
+        start: s.start,
+        end: s.end,
+        text: s.text.clone(),
+        tokens: Vec::new(),
+        temperature: 0.0,
+        avg_logprob,
+        compression_ratio: 1.0,
+        no_speech_prob: 0.0,
+    }
+}
+
+fn language_name(t: &Transcription, task: Task) -> String {
+    let code = match task {
+        Task::Translate => "en",
+        Task::Transcribe => t.segments.first().map_or("en", |s| s.language.as_str()),
+    };
+    crate::engine::whisper::language_name(code).unwrap_or(code).to_owned()
+}
+
+fn respond(t: &Transcription, format: ResponseFormat, words: bool, duration: f64, task: Task) -> Response {
+    let text = full_text(t);
+    let task_name = if task == Task::Translate { "translate" } else { "transcribe" };
+    match format {
+        ResponseFormat::Json => Json(json!({ "text": text })).into_response(),
+        ResponseFormat::Text => plain(text + "\n", "text/plain; charset=utf-8"),
+        ResponseFormat::Srt => plain(render(t, Format::Srt, "file"), "application/x-subrip"),
+        ResponseFormat::Vtt => plain(render(t, Format::Vtt, "file"), "text/vtt"),
+        ResponseFormat::VerboseJson => {
+            let segments: Vec<VerboseSegment> = t.segments.iter().enumerate().map(verbose_segment).collect();
+            let mut body = json!({
+                "task": task_name, "language": language_name(t, task), "duration": duration, "text": text, "segments": segments,
+            });
+            if words {
+                let words: Vec<_> = t
+                    .segments
+                    .iter()
+                    .flat_map(|s| &s.words)
+                    .map(|w| json!({ "word": w.word.trim(), "start": w.start, "end": w.end }))
+                    .collect();
+                body["words"] = json!(words);
+            }
+            Json(body).into_response()
+        }
+        ResponseFormat::DiarizedJson => {
+            let segments: Vec<_> = t
+                .segments
+                .iter()
+                .enumerate()
+                .map(|(i, s)| json!({ "type": "transcript.text.segment", "id": format!("seg_{i:03}"), "start": s.start, "end": s.end, "text": s.text.trim(), "speaker": s.speaker }))
+                .collect();
+            Json(json!({ "task": task_name, "duration": duration, "text": text, "segments": segments })).into_response()
+        }
+    }
+}
+
+fn plain(body: String, content_type: &'static str) -> Response {
+    ([(header::CONTENT_TYPE, content_type)], body).into_response()
+}
+
+/// `stream=true`: server-sent events as OpenAI sends them, a `transcript.text.delta` per
+/// utterance as it is recognised, then `transcript.text.done` with the whole text.
+fn stream(
+    state: AppState,
+    samples: Vec<f32>,
+    options: DecodeOptions,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    // One delta per utterance: this holds those of the longest upload (25 MB of 32 kbit/s MP3,
+    // about 2 000 utterances), so a reader that pauses loses none; past it a delta is left out
+    // and the closing `done` event still carries the whole text.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Event>(4096);
+    tokio::spawn(async move {
+        let config = state.config();
+        let mut first = true;
+        let deltas = tx.clone();
+        let mut on_text = move |text: &str| {
+            let text = text.trim();
+            if text.is_empty() {
+                return;
+            }
+            let delta = if first { text.to_owned() } else { format!(" {text}") };
+            first = false;
+            let event = Event::default().data(json!({ "type": "transcript.text.delta", "delta": delta }).to_string());
+            let _ = deltas.try_send(event);
+        };
+        let done = match transcribe_samples(samples, &state.shared.engines, &config, options, false, &mut on_text).await
+        {
+            Ok(t) => json!({ "type": "transcript.text.done", "text": full_text(&t) }),
+            Err(e) => {
+                json!({ "type": "error", "error": { "message": crate::logging::chain(&e), "type": "server_error" } })
+            }
+        };
+        let _ = tx.send(Event::default().data(done.to_string())).await;
+    });
+    let events = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) });
+    Sse::new(events)
+}
+
+/// `GET /v1/models`: the loaded model, under its own name and as `whisper-1`.
+pub async fn models(State(state): State<AppState>) -> Json<serde_json::Value> {
+    let model = |id: &str| json!({ "id": id, "object": "model", "created": 0, "owned_by": "speech-service" });
+    let loaded = state.shared.engines.asr.model();
+    Json(json!({ "object": "list", "data": [model("whisper-1"), model(loaded)] }))
+}
