@@ -224,3 +224,61 @@ async fn transcribe_reads_an_mp3() {
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(word_error_rate(JFK_TEXT, &text).wer() <= 0.10, "{text}");
 }
+
+/// The Python with the pinned `openai` package, made by scripts/test.sh.
+fn openai_python() -> PathBuf {
+    let python = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-venv/bin/python");
+    assert!(python.is_file(), "{} is missing: run scripts/test.sh, which makes it", python.display());
+    python
+}
+
+async fn run_openai_client(app: &TestApp, audio: &std::path::Path, extra: &[&str]) -> serde_json::Value {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients/openai_client.py");
+    let output = tokio::process::Command::new(openai_python())
+        .arg(script)
+        .arg(format!("http://{}/v1", app.addr))
+        .arg(audio)
+        .args(extra)
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success(), "openai client failed: {}", String::from_utf8_lossy(&output.stderr));
+    json(&String::from_utf8_lossy(&output.stdout))
+}
+
+#[tokio::test]
+async fn the_official_openai_client_works_unmodified() {
+    let _heavy = HEAVY.lock().await;
+    let app = default_app();
+    let audio = fixtures().join("jfk.mp3");
+    let out = run_openai_client(app, &audio, &[]).await;
+    let wer = |text: &serde_json::Value| word_error_rate(JFK_TEXT, text.as_str().unwrap()).wer();
+    for key in ["json", "text"] {
+        assert!(wer(&out[key]) <= 0.10, "{key}: {}", out[key]);
+    }
+    assert!(out["srt"].as_str().unwrap().contains(" --> "), "{}", out["srt"]);
+    assert!(out["vtt"].as_str().unwrap().starts_with("WEBVTT"), "{}", out["vtt"]);
+    let verbose = &out["verbose"];
+    assert_eq!(verbose["language"], "english");
+    assert!(wer(&verbose["text"]) <= 0.10, "{verbose}");
+    let words = verbose["words"].as_array().unwrap();
+    let (first, last) = (&words[0], words.last().unwrap());
+    assert!(first["start"].as_f64().unwrap() < 1.2 && last["end"].as_f64().unwrap() > 9.0, "{verbose}");
+    assert!(words.windows(2).all(|w| w[0]["start"].as_f64() <= w[1]["start"].as_f64()), "words in order");
+    assert_eq!(out["stream"]["deltas"], out["stream"]["done"], "{}", out["stream"]);
+    assert!(wer(&out["stream"]["done"]) <= 0.10);
+    assert_eq!((out["error"]["status"].as_u64(), out["error"]["code"].as_str()), (Some(404), Some("model_not_found")));
+}
+
+#[tokio::test]
+async fn translations_work_on_a_multilingual_model() {
+    let _heavy = HEAVY.lock().await;
+    let app = spawn_app(|c| {
+        c.models.whisper = "base".into();
+        c.diarization.enabled = false;
+    });
+    let audio = recording("jfk.wav");
+    let out = run_openai_client(&app, &audio, &["translate"]).await;
+    let text = out["translation"].as_str().unwrap();
+    assert!(word_error_rate(JFK_TEXT, text).wer() <= 0.20, "{text}");
+}
