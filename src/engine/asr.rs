@@ -57,6 +57,9 @@ pub enum JobKind {
     /// in the partial lane (so only spare capacity runs it) ahead of every partial.
     Speculative,
     Final,
+    /// A clip of a file (`offline`, the file API): final lane, behind live finals due soon, and
+    /// left out of the live finals' queue-wait figures.
+    File,
 }
 
 struct Job {
@@ -68,6 +71,9 @@ struct Job {
     due_ms: u64,
     reply: oneshot::Sender<Result<Transcript, AsrError>>,
 }
+
+/// How much later than a live final a file's clip is served (see [`AsrHandle::transcribe`]).
+pub const FILE_DEFERRAL_MS: u64 = 1000;
 
 /// Where a job's transcript arrives; dropping it withdraws the job if no worker took it yet.
 pub type Reply = oneshot::Receiver<Result<Transcript, AsrError>>;
@@ -244,6 +250,9 @@ impl AsrHandle {
     }
 
     /// Transcribes one clip of a file as a final and waits for it (offline and file API use).
+    /// File work yields to live streams: its key is [`FILE_DEFERRAL_MS`] later than now, so a
+    /// live final due within that time goes first, and no file job waits longer than that
+    /// behind live ones. Each file keeps one job queued at a time (`offline`).
     pub async fn transcribe(
         &self,
         samples: Vec<f32>,
@@ -253,7 +262,7 @@ impl AsrHandle {
         let (reply, rx) = oneshot::channel();
         let key = super::queue::clock_ms();
         let (job, rx) =
-            self.job_with(samples, DecodeOptions { partial: false, ..options }, JobKind::Final, key, reply, rx);
+            self.job_with(samples, DecodeOptions { partial: false, ..options }, JobKind::File, key, reply, rx);
         match self.queue.push_final(key, job, timeout).await {
             Ok(()) => {}
             Err((PushError::Full, _)) => return Err(AsrError::Overloaded(timeout)),
@@ -288,6 +297,7 @@ fn worker_loop(mut backend: Box<dyn Transcriber>, queue: &JobQueue<Job>, stats: 
             JobKind::Partial => "partial",
             JobKind::Speculative => "speculative",
             JobKind::Final => "final",
+            JobKind::File => "file",
         };
         crate::telemetry::record_inference("asr", kind, took.as_secs_f64());
         stats.audio_micros.fetch_add(job.samples.len() as u64 * 1_000_000 / u64::from(SAMPLE_RATE), Ordering::Relaxed);

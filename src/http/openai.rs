@@ -16,9 +16,9 @@ use serde_json::json;
 
 use super::state::AppState;
 use crate::audio::decode::FileDecoder;
-use crate::domain::{seconds, Segment};
+use crate::domain::Segment;
 use crate::engine::asr::DecodeOptions;
-use crate::offline::{render, transcribe_samples, Format, Transcription};
+use crate::offline::{render, transcribe_decoder, Format, OfflineError, Transcription};
 
 /// An error in OpenAI's shape: `{"error":{"message","type","param","code"}}`.
 #[derive(Debug)]
@@ -182,27 +182,36 @@ async fn handle(state: AppState, form: Multipart, task: Task) -> Result<Response
     let Some((bytes, file_name)) = request.file else {
         return Err(OpenAiError::invalid("file", "missing_field", "the `file` field is required"));
     };
-    let samples = decode(bytes, file_name).await?;
-    let duration = seconds(samples.len());
+    let decoder = open_audio(bytes, file_name)?;
     let options =
         DecodeOptions { language, prompt: request.prompt, translate: task == Task::Translate, ..Default::default() };
     let diarize = format == ResponseFormat::DiarizedJson;
     if request.stream && matches!(format, ResponseFormat::Json | ResponseFormat::Text) {
-        return Ok(stream(state, samples, options).into_response());
+        return Ok(stream(state, decoder, options).into_response());
     }
     let config = state.config();
-    let transcription = transcribe_samples(samples, &state.shared.engines, &config, options, diarize, &mut |_| {})
+    let file = transcribe_decoder(decoder, &state.shared.engines, &config, options, diarize, &mut |_| {})
         .await
-        .map_err(|e| OpenAiError::server(crate::logging::chain(&e)))?;
-    Ok(respond(&transcription, format, request.word_timestamps, duration, task))
+        .map_err(transcription_failed)?;
+    Ok(respond(&file.transcription, format, request.word_timestamps, file.duration, task))
 }
 
-async fn decode(bytes: Vec<u8>, file_name: Option<String>) -> Result<Vec<f32>, OpenAiError> {
+/// Opens the upload as audio (its container and codec are known before any work starts).
+fn open_audio(bytes: Vec<u8>, file_name: Option<String>) -> Result<FileDecoder, OpenAiError> {
     let extension = file_name.as_deref().and_then(|n| n.rsplit_once('.')).map(|(_, e)| e.to_owned());
-    let decoded = tokio::task::spawn_blocking(move || FileDecoder::from_bytes(bytes, extension.as_deref())?.read_all())
-        .await
-        .map_err(|e| OpenAiError::server(format!("decoding stopped: {e}")))?;
-    decoded.map_err(|e| OpenAiError::invalid("file", "invalid_audio", crate::logging::chain(&e)))
+    FileDecoder::from_bytes(bytes, extension.as_deref()).map_err(invalid_audio)
+}
+
+fn invalid_audio(e: crate::audio::AudioError) -> OpenAiError {
+    OpenAiError::invalid("file", "invalid_audio", crate::logging::chain(&e))
+}
+
+/// Audio that breaks off or goes bad partway is the client's; the rest is ours.
+fn transcription_failed(e: OfflineError) -> OpenAiError {
+    match e {
+        OfflineError::Audio(e) => invalid_audio(e),
+        e => OpenAiError::server(crate::logging::chain(&e)),
+    }
 }
 
 fn full_text(t: &Transcription) -> String {
@@ -293,7 +302,7 @@ fn plain(body: String, content_type: &'static str) -> Response {
 /// utterance as it is recognised, then `transcript.text.done` with the whole text.
 fn stream(
     state: AppState,
-    samples: Vec<f32>,
+    decoder: FileDecoder,
     options: DecodeOptions,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     // One delta per utterance: this holds those of the longest upload (25 MB of 32 kbit/s MP3,
@@ -314,9 +323,9 @@ fn stream(
             let event = Event::default().data(json!({ "type": "transcript.text.delta", "delta": delta }).to_string());
             let _ = deltas.try_send(event);
         };
-        let done = match transcribe_samples(samples, &state.shared.engines, &config, options, false, &mut on_text).await
-        {
-            Ok(t) => json!({ "type": "transcript.text.done", "text": full_text(&t) }),
+        let engines = &state.shared.engines;
+        let done = match transcribe_decoder(decoder, engines, &config, options, false, &mut on_text).await {
+            Ok(file) => json!({ "type": "transcript.text.done", "text": full_text(&file.transcription) }),
             Err(e) => {
                 json!({ "type": "error", "error": { "message": crate::logging::chain(&e), "type": "server_error" } })
             }

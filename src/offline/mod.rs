@@ -3,14 +3,15 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::audio::{decode, AudioError};
+use crate::audio::decode::FileDecoder;
+use crate::audio::AudioError;
 use crate::config::Config;
 use crate::engine::asr::{AsrError, DecodeOptions};
 use crate::engine::diarize::DiarizeError;
 use crate::engine::Engines;
 use crate::onnx::OnnxError;
-use crate::pipeline::segmenter::{SegmentEvent, Segmenter, Utterance};
-use crate::pipeline::vad::VadFramer;
+use crate::pipeline::segmenter::{SegmentEvent, Segmenter, SegmenterConfig, Utterance};
+use crate::pipeline::vad::{ScoredFrame, VadFramer, VadModel};
 
 mod render;
 mod speakers;
@@ -50,6 +51,14 @@ pub fn find_utterances(samples: &[f32], engines: &Engines, config: &Config) -> R
     Ok(utterances)
 }
 
+/// A transcribed file and its length.
+#[derive(Debug, Clone, Default)]
+pub struct FileTranscription {
+    pub transcription: Transcription,
+    /// Seconds of audio decoded.
+    pub duration: f64,
+}
+
 /// Transcribes an audio file in any format `audio::decode` reads, labelling speakers when
 /// `diarize` and the engine allow.
 pub async fn transcribe_file(
@@ -59,28 +68,34 @@ pub async fn transcribe_file(
     language: Option<String>,
     diarize: bool,
 ) -> Result<Transcription, OfflineError> {
-    let path = path.to_owned();
-    let samples = tokio::task::spawn_blocking(move || decode::read_16k(&path)).await??;
+    let decoder = FileDecoder::open(path)?;
     let options = DecodeOptions { language, ..Default::default() };
-    transcribe_samples(samples, engines, config, options, diarize, &mut |_| {}).await
+    Ok(transcribe_decoder(decoder, engines, config, options, diarize, &mut |_| {}).await?.transcription)
 }
 
-/// Transcribes 16 kHz mono `samples`; `on_text` sees each utterance's text as soon as it is
-/// recognised (before speakers are settled), in order.
-pub async fn transcribe_samples(
-    samples: Vec<f32>,
+/// Utterances found but not yet recognised: what bounds the audio a file holds in memory (each
+/// is at most `vad.max_utterance_s` long), whatever the file's length.
+const UTTERANCES_AHEAD: usize = 4;
+
+/// Transcribes what `decoder` yields as it is decoded: a blocking thread decodes, runs VAD and
+/// the segmenter, and hands utterances over a bounded channel to the engines, one at a time
+/// (so a file keeps at most one job in the recognition queue). `on_text` sees each utterance's
+/// text as soon as it is recognised (before speakers are settled), in order.
+pub async fn transcribe_decoder(
+    decoder: FileDecoder,
     engines: &Engines,
     config: &Config,
     options: DecodeOptions,
     diarize: bool,
     on_text: &mut (dyn FnMut(&str) + Send),
-) -> Result<Transcription, OfflineError> {
-    let (e, c) = (engines.clone(), config.clone());
-    let utterances = tokio::task::spawn_blocking(move || find_utterances(&samples, &e, &c)).await??;
+) -> Result<FileTranscription, OfflineError> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel(UTTERANCES_AHEAD);
+    let (vad, segmenter) = (engines.vad.clone(), config.vad.clone());
+    let splitter = tokio::task::spawn_blocking(move || split_utterances(decoder, &vad, &segmenter, &tx));
     let timeout = Duration::from_secs(config.asr.final_timeout_s);
     let diarizer = engines.diarize.as_ref().filter(|_| diarize);
-    let mut results = Vec::with_capacity(utterances.len());
-    for u in utterances {
+    let mut results = Vec::new();
+    while let Some(u) = rx.recv().await {
         let turns = match diarizer {
             Some(d) => Some(d.submit(u.samples.clone(), 0, timeout).await?),
             None => None,
@@ -93,5 +108,42 @@ pub async fn transcribe_samples(
         };
         results.push((u.id, u.start, u.end, transcript, turns));
     }
-    Ok(speakers::attribute(results, config, diarizer.is_some()))
+    let n_samples = splitter.await??;
+    let transcription = speakers::attribute(results, config, diarizer.is_some());
+    Ok(FileTranscription { transcription, duration: crate::domain::seconds(n_samples) })
+}
+
+/// Decodes, scores and segments the whole file, sending each utterance as it ends; returns the
+/// samples decoded. Stops early when the receiver is gone (the request failed or was dropped).
+fn split_utterances(
+    mut decoder: FileDecoder,
+    vad: &VadModel,
+    config: &SegmenterConfig,
+    tx: &tokio::sync::mpsc::Sender<Utterance>,
+) -> Result<usize, OfflineError> {
+    let mut framer = VadFramer::new(vad.detector());
+    let mut segmenter = Segmenter::new(config);
+    let mut n_samples = 0;
+    let hand_over = |frames: Vec<ScoredFrame>, segmenter: &mut Segmenter| {
+        for frame in frames {
+            for event in segmenter.push(&frame.samples, frame.probability) {
+                if let SegmentEvent::Ended(u) = event {
+                    tx.blocking_send(u).map_err(|_| ())?;
+                }
+            }
+        }
+        Ok::<(), ()>(())
+    };
+    while let Some(chunk) = decoder.next_chunk()? {
+        n_samples += chunk.len();
+        if hand_over(framer.push(&chunk)?, &mut segmenter).is_err() {
+            return Ok(n_samples);
+        }
+    }
+    if hand_over(framer.finish()?, &mut segmenter).is_ok() {
+        if let Some(u) = segmenter.finalize() {
+            let _ = tx.blocking_send(u);
+        }
+    }
+    Ok(n_samples)
 }
