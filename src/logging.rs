@@ -1,6 +1,8 @@
 //! Structured logs with `tracing`: human-readable or JSON lines on stderr, with a filter that a
 //! configuration reload can change.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{fmt, reload, EnvFilter, Layer, Registry};
@@ -22,8 +24,13 @@ pub enum LogFilterError {
     Reload(#[from] reload::Error),
 }
 
+/// symphonia logs what it cannot decode at error level; `audio::decode` reports the same as
+/// its own error, once, so symphonia's lines are left out.
+const QUIET_TARGETS: &str = ",symphonia=off";
+
 fn parse(filter: &str) -> Result<EnvFilter, LogFilterError> {
-    EnvFilter::try_new(filter).map_err(|source| LogFilterError::Invalid { filter: filter.to_owned(), source })
+    EnvFilter::try_new(format!("{filter}{QUIET_TARGETS}"))
+        .map_err(|source| LogFilterError::Invalid { filter: filter.to_owned(), source })
 }
 
 impl LogHandle {
@@ -34,12 +41,13 @@ impl LogHandle {
 
 /// Installs the global subscriber; `filter` is a `tracing` filter such as `info`.
 pub fn init(filter: &str, json: bool) -> LogHandle {
-    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = parse(filter).unwrap_or_else(|_| EnvFilter::new(format!("info{QUIET_TARGETS}")));
     let (filter, handle) = reload::Layer::new(filter);
     let output = if json {
         fmt::layer().json().with_current_span(true).with_span_list(false).with_writer(std::io::stderr).boxed()
     } else {
-        fmt::layer().with_writer(std::io::stderr).boxed()
+        // Colour codes only on a terminal: a log file or pipe gets plain text.
+        fmt::layer().with_ansi(std::io::stderr().is_terminal()).with_writer(std::io::stderr).boxed()
     };
     tracing_subscriber::registry().with(filter).with(output).init();
     LogHandle(handle)

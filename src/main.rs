@@ -6,7 +6,10 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use speech_service::models::{self, WhisperModel};
-use speech_service::{app, client, offline};
+use speech_service::{app, client};
+
+#[path = "cli/transcribe.rs"]
+mod transcribe;
 
 #[derive(Parser)]
 #[command(name = "speech-service", version, about = "Real-time speech-to-text server (Silero VAD + Whisper)")]
@@ -59,24 +62,8 @@ enum Command {
         #[command(subcommand)]
         action: ConfigAction,
     },
-    /// Transcribe a WAV file offline through the same VAD and ASR stages.
-    Transcribe {
-        file: PathBuf,
-        /// `tiny.en` (default), `base`, or a ggml file (`models.whisper`).
-        #[arg(long)]
-        model: Option<String>,
-        #[arg(long, value_enum, default_value = "text")]
-        format: offline::Format,
-        /// Language code; default: the model's, or detection for multilingual models.
-        #[arg(long)]
-        language: Option<String>,
-        /// ggml threads (`asr.threads`); default 2.
-        #[arg(long)]
-        threads: Option<usize>,
-        /// Skip speaker labels (and the speaker models).
-        #[arg(long)]
-        no_diarize: bool,
-    },
+    /// Transcribe an audio file offline through the same VAD, ASR and speaker stages.
+    Transcribe(transcribe::TranscribeArgs),
     /// Stream a WAV file to a running server, paced in real time, and print what comes back.
     Stream {
         file: PathBuf,
@@ -273,11 +260,25 @@ fn eval(metric: EvalMetric) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    let runtime = tokio::runtime::Runtime::new().expect("the async runtime starts");
+    match runtime.block_on(run()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One line: the error and its causes, as a tool should say it.
+            eprintln!("speech-service: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let mut config = speech_service::config::load::load(cli.config.as_deref())?;
-    let level = cli.log.clone().unwrap_or_else(|| config.log.level.clone());
+    // A one-shot tool prints its result, not the server's progress: warnings only by default.
+    let quiet = matches!(cli.command, Command::Transcribe(_));
+    let default_level = if quiet { "warn".to_owned() } else { config.log.level.clone() };
+    let level = cli.log.clone().unwrap_or(default_level);
     let log = speech_service::logging::init(&level, cli.log_format == LogFormat::Json);
     // A filter given on the command line stays; one from the file follows reloads.
     let log = cli.log.is_none().then_some(log);
@@ -302,22 +303,7 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Transcribe { file, model, format, language, threads, no_diarize } => {
-            if no_diarize && format == offline::Format::Rttm {
-                anyhow::bail!("--format rttm needs speaker labels; drop --no-diarize");
-            }
-            override_with(&mut config.models.whisper, model);
-            // One file is decoded one utterance at a time: one worker with both cores' threads.
-            config.asr.workers = 1;
-            config.asr.threads = threads.unwrap_or(2);
-            config.diarization.enabled &= !no_diarize;
-            let engines = app::load_engines(&config)?;
-            let diarize = config.diarization.enabled;
-            let result = offline::transcribe_file(&file, &engines, &config, language, diarize).await?;
-            let name = file.file_stem().map_or_else(|| "audio".into(), |s| s.to_string_lossy().into_owned());
-            print!("{}", offline::render(&result, format, &name));
-            Ok(())
-        }
+        Command::Transcribe(args) => transcribe::run(args, config).await,
         Command::Eval { metric } => eval(metric),
         Command::Stream { file, url, speed, chunk_ms } => {
             let options = client::StreamOptions { speed, chunk_ms, ..Default::default() };

@@ -25,6 +25,8 @@ pub struct FileDecoder {
     resampler: Option<StreamResampler>,
     interleaved: Vec<f32>,
     finished: bool,
+    /// Seconds of audio the container says it holds, when it says.
+    duration: Option<f64>,
 }
 
 fn undecodable(source: SymphoniaError) -> AudioError {
@@ -61,7 +63,16 @@ impl FileDecoder {
             .make_audio_decoder(params, &AudioDecoderOptions::default())
             .map_err(undecodable)?;
         let track_id = track.id;
-        Ok(Self { format, decoder, track_id, resampler: None, interleaved: Vec::new(), finished: false })
+        let duration = match (track.num_frames, params.sample_rate) {
+            (Some(frames), Some(rate)) if rate > 0 => Some(frames as f64 / f64::from(rate)),
+            _ => None,
+        };
+        Ok(Self { format, decoder, track_id, resampler: None, interleaved: Vec::new(), finished: false, duration })
+    }
+
+    /// How long the file says it is, in seconds (before decoding it; some formats do not say).
+    pub fn duration(&self) -> Option<f64> {
+        self.duration
     }
 
     /// The next stretch of 16 kHz mono samples (possibly empty); `None` once the file is done.

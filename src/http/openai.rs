@@ -190,7 +190,7 @@ async fn handle(state: AppState, form: Multipart, task: Task) -> Result<Response
         return Ok(stream(state, decoder, options).into_response());
     }
     let config = state.config();
-    let file = transcribe_decoder(decoder, &state.shared.engines, &config, options, diarize, &mut |_| {})
+    let file = transcribe_decoder(decoder, &state.shared.engines, &config, options, diarize, &mut |_, _| {})
         .await
         .map_err(transcription_failed)?;
     Ok(respond(&file.transcription, format, request.word_timestamps, file.duration, task))
@@ -313,8 +313,8 @@ fn stream(
         let config = state.config();
         let mut first = true;
         let deltas = tx.clone();
-        let mut on_text = move |text: &str| {
-            let text = text.trim();
+        let mut on_text = move |transcript: &crate::domain::Transcript, _end: f64| {
+            let text = transcript.text.trim();
             if text.is_empty() {
                 return;
             }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::audio::decode::FileDecoder;
 use crate::audio::AudioError;
 use crate::config::Config;
+use crate::domain::Transcript;
 use crate::engine::asr::{AsrError, DecodeOptions};
 use crate::engine::diarize::DiarizeError;
 use crate::engine::Engines;
@@ -70,7 +71,7 @@ pub async fn transcribe_file(
 ) -> Result<Transcription, OfflineError> {
     let decoder = FileDecoder::open(path)?;
     let options = DecodeOptions { language, ..Default::default() };
-    Ok(transcribe_decoder(decoder, engines, config, options, diarize, &mut |_| {}).await?.transcription)
+    Ok(transcribe_decoder(decoder, engines, config, options, diarize, &mut |_, _| {}).await?.transcription)
 }
 
 /// Utterances found but not yet recognised: what bounds the audio a file holds in memory (each
@@ -79,15 +80,16 @@ const UTTERANCES_AHEAD: usize = 4;
 
 /// Transcribes what `decoder` yields as it is decoded: a blocking thread decodes, runs VAD and
 /// the segmenter, and hands utterances over a bounded channel to the engines, one at a time
-/// (so a file keeps at most one job in the recognition queue). `on_text` sees each utterance's
-/// text as soon as it is recognised (before speakers are settled), in order.
+/// (so a file keeps at most one job in the recognition queue). `on_utterance` sees each
+/// utterance's transcript as soon as it is recognised (before speakers are settled), in order,
+/// with where it ends in the file (seconds): for streamed text and progress bars.
 pub async fn transcribe_decoder(
     decoder: FileDecoder,
     engines: &Engines,
     config: &Config,
     options: DecodeOptions,
     diarize: bool,
-    on_text: &mut (dyn FnMut(&str) + Send),
+    on_utterance: &mut (dyn FnMut(&Transcript, f64) + Send),
 ) -> Result<FileTranscription, OfflineError> {
     let (tx, mut rx) = tokio::sync::mpsc::channel(UTTERANCES_AHEAD);
     let (vad, segmenter) = (engines.vad.clone(), config.vad.clone());
@@ -101,7 +103,7 @@ pub async fn transcribe_decoder(
             None => None,
         };
         let transcript = engines.asr.transcribe(u.samples, options.clone(), timeout).await?;
-        on_text(&transcript.text);
+        on_utterance(&transcript, crate::domain::seconds(u.end));
         let turns = match turns {
             Some(rx) => rx.await.unwrap_or(Err(DiarizeError::WorkerLost))?,
             None => Vec::new(),

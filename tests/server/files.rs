@@ -210,19 +210,60 @@ fn wav_bytes(samples: &[f32]) -> Vec<u8> {
     cursor.into_inner()
 }
 
-#[tokio::test]
-async fn transcribe_reads_an_mp3() {
-    let _heavy = HEAVY.lock().await;
-    let output = Command::new(env!("CARGO_BIN_EXE_speech-service"))
-        .args(["--log", "warn", "--models-dir"])
+fn cli(args: &[&std::ffi::OsStr]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_speech-service"))
+        .arg("--models-dir")
         .arg(models_dir())
-        .args(["transcribe", "--no-diarize"])
-        .arg(fixtures().join("jfk.mp3"))
+        .args(args)
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+#[tokio::test]
+async fn transcribe_reads_an_mp3_prints_only_the_transcript_and_writes_several_formats() {
+    let _heavy = HEAVY.lock().await;
+    let mp3 = fixtures().join("jfk.mp3");
+    let output = cli(&["transcribe".as_ref(), "--no-diarize".as_ref(), mp3.as_os_str()]);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(word_error_rate(JFK_TEXT, &text).wer() <= 0.10, "{text}");
+    assert_eq!(String::from_utf8_lossy(&output.stderr), "", "nothing on stderr but warnings");
+
+    let dir = std::env::temp_dir().join(format!("speech-cli-out-{}", std::process::id()));
+    let args = [
+        "transcribe".as_ref(),
+        "--format".as_ref(),
+        "srt,json".as_ref(),
+        "--output-dir".as_ref(),
+        dir.as_os_str(),
+        mp3.as_os_str(),
+    ];
+    let output = cli(&args);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let srt = std::fs::read_to_string(dir.join("jfk.srt")).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("jfk.json")).unwrap()).unwrap();
+    assert!(srt.contains("[S1]") && json["segments"][0]["words"].as_array().is_some_and(|w| !w.is_empty()), "{srt}");
+}
+
+#[tokio::test]
+async fn transcribe_refuses_a_bad_input_at_once_in_one_line() {
+    let garbage = std::env::temp_dir().join(format!("speech-garbage-{}.mp3", std::process::id()));
+    std::fs::write(&garbage, b"not audio at all").unwrap();
+    for (path, reason) in [(garbage.clone(), "not an audio file"), (PathBuf::from("/no/such/file.wav"), "cannot open")]
+    {
+        // A models directory with nothing in it: the input must be refused before any model is
+        // looked for.
+        let output = Command::new(env!("CARGO_BIN_EXE_speech-service"))
+            .args(["--models-dir", "/no/models/here", "transcribe"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success());
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(reason) && stderr.contains(path.to_str().unwrap()), "{stderr}");
+    }
 }
 
 /// The Python with the pinned `openai` package, made by scripts/test.sh.
