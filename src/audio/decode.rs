@@ -1,17 +1,20 @@
 //! Audio files of every common format, decoded in process with symphonia: WAV (PCM 8/16/24/32-bit,
 //! float, A-law, mu-law, ADPCM), FLAC, MP3, Ogg Vorbis, M4A/AAC and Matroska/WebM holding those
-//! codecs. Decoding streams: one packet at a time is mixed down to mono and resampled to 16 kHz,
+//! codecs; Opus (in Ogg or WebM, as browsers record it), which symphonia demuxes but does not
+//! decode, goes to libopus. Decoding streams: one packet at a time is mixed down to mono and resampled to 16 kHz,
 //! so a long file is never held whole in its original rate and channel count.
 
 use std::io::Cursor;
 use std::path::Path;
 
-use symphonia::core::codecs::audio::{AudioDecoder, AudioDecoderOptions};
+use symphonia::core::codecs::audio::well_known::CODEC_ID_OPUS;
+use symphonia::core::codecs::audio::{AudioCodecParameters, AudioDecoder, AudioDecoderOptions};
 use symphonia::core::errors::Error as SymphoniaError;
 use symphonia::core::formats::probe::Hint;
 use symphonia::core::formats::{FormatOptions, FormatReader, TrackType};
 use symphonia::core::io::{MediaSource, MediaSourceStream};
 use symphonia::core::meta::MetadataOptions;
+use symphonia::core::packet::Packet;
 
 use super::resample::StreamResampler;
 use super::AudioError;
@@ -19,7 +22,7 @@ use super::AudioError;
 /// A file being decoded to 16 kHz mono, a chunk at a time.
 pub struct FileDecoder {
     format: Box<dyn FormatReader>,
-    decoder: Box<dyn AudioDecoder>,
+    decoder: Codec,
     track_id: u32,
     /// Made at the first decoded packet, whose rate it converts from.
     resampler: Option<StreamResampler>,
@@ -27,6 +30,27 @@ pub struct FileDecoder {
     finished: bool,
     /// Seconds of audio the container says it holds, when it says.
     duration: Option<f64>,
+}
+
+/// What turns the track's packets into samples.
+enum Codec {
+    Symphonia(Box<dyn AudioDecoder>),
+    /// libopus, always at 48 kHz, with a buffer for its largest frame (120 ms).
+    Opus {
+        decoder: opus::Decoder,
+        channels: usize,
+        buffer: Vec<f32>,
+    },
+}
+
+/// Opus decodes at 48 kHz (the rate every Opus stream can be decoded at).
+const OPUS_RATE: u32 = 48_000;
+
+fn opus_codec(params: &AudioCodecParameters) -> Result<Codec, AudioError> {
+    let count = params.channels.as_ref().map_or(1, |c| c.count());
+    let (layout, channels) = if count >= 2 { (opus::Channels::Stereo, 2) } else { (opus::Channels::Mono, 1) };
+    let decoder = opus::Decoder::new(OPUS_RATE, layout).map_err(AudioError::Opus)?;
+    Ok(Codec::Opus { decoder, channels, buffer: vec![0.0; 5760 * channels] })
 }
 
 fn undecodable(source: SymphoniaError) -> AudioError {
@@ -59,9 +83,12 @@ impl FileDecoder {
             })?;
         let track = format.default_track(TrackType::Audio).ok_or(AudioError::NoAudioTrack)?;
         let params = track.codec_params.as_ref().and_then(|p| p.audio()).ok_or(AudioError::NoAudioTrack)?;
-        let decoder = symphonia::default::get_codecs()
-            .make_audio_decoder(params, &AudioDecoderOptions::default())
-            .map_err(undecodable)?;
+        let decoder = if params.codec == CODEC_ID_OPUS {
+            opus_codec(params)?
+        } else {
+            let codecs = symphonia::default::get_codecs();
+            Codec::Symphonia(codecs.make_audio_decoder(params, &AudioDecoderOptions::default()).map_err(undecodable)?)
+        };
         let track_id = track.id;
         let duration = match (track.num_frames, params.sample_rate) {
             (Some(frames), Some(rate)) if rate > 0 => Some(frames as f64 / f64::from(rate)),
@@ -93,14 +120,7 @@ impl FileDecoder {
             if packet.track_id != self.track_id {
                 continue;
             }
-            let buffer = match self.decoder.decode(&packet) {
-                Ok(buffer) => buffer,
-                // A damaged packet is skipped, as players do.
-                Err(SymphoniaError::DecodeError(_)) => continue,
-                Err(e) => return Err(undecodable(e)),
-            };
-            let (rate, channels) = (buffer.spec().rate(), buffer.spec().channels().count().max(1));
-            buffer.copy_to_vec_interleaved(&mut self.interleaved);
+            let Some((rate, channels)) = self.decode(&packet)? else { continue };
             let mono: Vec<f32> =
                 self.interleaved.chunks(channels).map(|frame| frame.iter().sum::<f32>() / channels as f32).collect();
             let resampler = match &mut self.resampler {
@@ -108,6 +128,30 @@ impl FileDecoder {
                 None => self.resampler.insert(StreamResampler::new(rate)?),
             };
             return Ok(Some(resampler.push(&mono)));
+        }
+    }
+
+    /// Decodes one packet into `interleaved`; returns its rate and channel count, or `None` for
+    /// a damaged packet, which is skipped as players do.
+    fn decode(&mut self, packet: &Packet) -> Result<Option<(u32, usize)>, AudioError> {
+        match &mut self.decoder {
+            Codec::Symphonia(decoder) => match decoder.decode(packet) {
+                Ok(buffer) => {
+                    let (rate, channels) = (buffer.spec().rate(), buffer.spec().channels().count().max(1));
+                    buffer.copy_to_vec_interleaved(&mut self.interleaved);
+                    Ok(Some((rate, channels)))
+                }
+                Err(SymphoniaError::DecodeError(_)) => Ok(None),
+                Err(e) => Err(undecodable(e)),
+            },
+            Codec::Opus { decoder, channels, buffer } => match decoder.decode_float(&packet.data, buffer, false) {
+                Ok(frames) => {
+                    self.interleaved.clear();
+                    self.interleaved.extend_from_slice(&buffer[..frames * *channels]);
+                    Ok(Some((OPUS_RATE, *channels)))
+                }
+                Err(_) => Ok(None),
+            },
         }
     }
 

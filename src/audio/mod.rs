@@ -18,7 +18,7 @@ pub enum AudioError {
         #[source]
         source: std::io::Error,
     },
-    #[error("not an audio file in a format this server reads (WAV, FLAC, MP3, Ogg Vorbis, M4A/AAC, WebM)")]
+    #[error("not an audio file in a format this server reads (WAV, FLAC, MP3, Ogg Vorbis/Opus, M4A/AAC, WebM)")]
     NotAudio,
     #[error("the file holds no audio track")]
     NoAudioTrack,
@@ -26,6 +26,8 @@ pub enum AudioError {
     NoSamples,
     #[error("the audio cannot be decoded")]
     Decode(#[source] symphonia::core::errors::Error),
+    #[error("the Opus decoder cannot start")]
+    Opus(#[source] opus::Error),
     #[error("cannot resample from {from} Hz")]
     Resample {
         from: u32,

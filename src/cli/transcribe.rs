@@ -17,7 +17,7 @@ use speech_service::{app, domain};
 
 #[derive(clap::Args)]
 pub struct TranscribeArgs {
-    /// An audio file: WAV, FLAC, MP3, Ogg Vorbis, M4A/AAC or WebM.
+    /// An audio file: WAV, FLAC, MP3, Ogg Vorbis or Opus, M4A/AAC or WebM.
     file: PathBuf,
     /// `tiny.en` (default), `base`, or a ggml file (`models.whisper`).
     #[arg(long)]
