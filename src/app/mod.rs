@@ -61,10 +61,6 @@ fn load_diarizer(config: &Config) -> Result<Option<DiarizeHandle>, StartupError>
         return Ok(None);
     }
     let dir = &config.models.dir;
-    // CAM++ runs on candle, whose thread pool would otherwise take every core that Whisper needs.
-    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
-        std::env::set_var("RAYON_NUM_THREADS", "1");
-    }
     let diarizer = Diarizer::load(
         &models::require(dir, paths::SEGMENTATION)?,
         &models::require(dir, paths::CAMPPLUS)?,
@@ -73,13 +69,29 @@ fn load_diarizer(config: &Config) -> Result<Option<DiarizeHandle>, StartupError>
     Ok(Some(DiarizeHandle::spawn(diarizer, config.diarization.queue)))
 }
 
+/// What the engines are loaded for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workload {
+    /// The server: live streams (partials, many sessions' VAD) and files.
+    Serve,
+    /// One file on the command line: no partials, one VAD session.
+    File,
+}
+
 /// Loads ONNX Runtime, Silero and Whisper from the models directory and starts the ASR workers.
 pub fn load_engines(config: &Config) -> Result<Engines, StartupError> {
+    load_engines_for(config, Workload::Serve)
+}
+
+/// [`load_engines`] for a workload: a file needs neither the partials' second Whisper context
+/// nor a Silero session per core, and skipping them is most of its start-up time.
+pub fn load_engines_for(config: &Config, workload: Workload) -> Result<Engines, StartupError> {
     let dir = &config.models.dir;
     onnx::init(&models::require(dir, paths::ORT_LIBRARY)?)?;
     // One Silero session per runtime worker thread: frames are scored on those threads.
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get()).min(4);
-    let vad = VadModel::load(&models::require(dir, paths::SILERO_VAD)?, cores)?;
+    let sessions = if workload == Workload::Serve { cores } else { 1 };
+    let vad = VadModel::load(&models::require(dir, paths::SILERO_VAD)?, sessions)?;
     let model = WhisperModel::parse(&config.models.whisper)?;
     let path = model.ggml_path(dir);
     if !path.is_file() {
@@ -90,7 +102,18 @@ pub fn load_engines(config: &Config) -> Result<Engines, StartupError> {
         WhisperModel::Base(_) => Some(whisper_rs::DtwModelPreset::Base),
         WhisperModel::File(_) => None,
     };
-    let whisper = WhisperModelFile::load(&path, dtw)?;
+    // CAM++ runs on candle, whose thread pool would otherwise take every core that Whisper
+    // needs. Set before any other thread starts, since the environment is process-wide.
+    if config.diarization.enabled && std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        std::env::set_var("RAYON_NUM_THREADS", "1");
+    }
+    // The speaker models load beside Whisper: together they are most of the start-up time.
+    let (whisper, diarize) = std::thread::scope(|scope| {
+        let speakers = scope.spawn(|| load_diarizer(config));
+        let whisper = WhisperModelFile::load(&path, dtw, workload == Workload::Serve);
+        (whisper, speakers.join().expect("loading the speaker models does not panic"))
+    });
+    let (whisper, diarize) = (whisper?, diarize?);
     let backends = (0..config.asr.workers)
         .map(|_| whisper.backend(config.asr.threads).map(|b| Box::new(b) as Box<dyn Transcriber>))
         .collect::<Result<Vec<_>, _>>()?;
@@ -100,7 +123,6 @@ pub fn load_engines(config: &Config) -> Result<Engines, StartupError> {
         partial_workers: (config.asr.partial_workers > 0).then_some(config.asr.partial_workers),
     };
     let asr = AsrHandle::spawn(backends, &model.name(), whisper.is_multilingual(), &opts);
-    let diarize = load_diarizer(config)?;
     tracing::info!(model = %model.name(), workers = config.asr.workers, threads = config.asr.threads, diarize = diarize.is_some(), "engines ready");
     Ok(Engines { asr, diarize, vad })
 }

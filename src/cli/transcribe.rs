@@ -79,7 +79,7 @@ pub async fn run(args: TranscribeArgs, mut config: Config) -> anyhow::Result<()>
     config.asr.workers = 1;
     config.asr.threads = args.threads.unwrap_or(2);
     config.diarization.enabled &= !args.no_diarize;
-    let engines = app::load_engines(&config)?;
+    let engines = app::load_engines_for(&config, app::Workload::File)?;
     let diarize = config.diarization.enabled;
     let bar = progress_bar(decoder.duration());
     let started = Instant::now();

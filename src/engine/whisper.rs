@@ -44,7 +44,8 @@ impl WhisperModelFile {
     /// Loads a ggml file. `dtw` names the model's alignment-head preset for word timings by
     /// dynamic time warping over cross-attention; without it, word times come from whisper.cpp's
     /// timestamp-token heuristics, which are much coarser.
-    pub fn load(path: &Path, dtw: Option<DtwModelPreset>) -> Result<Self, AsrError> {
+    /// `partials`: also load the context without DTW that partials decode with (live streams).
+    pub fn load(path: &Path, dtw: Option<DtwModelPreset>, partials: bool) -> Result<Self, AsrError> {
         whisper_rs::install_logging_hooks();
         let path_str = path.to_str().ok_or_else(|| AsrError::PathNotUtf8(path.to_owned()))?;
         let open = |params: WhisperContextParameters| {
@@ -58,8 +59,8 @@ impl WhisperModelFile {
         let mut params = WhisperContextParameters::default();
         params.dtw_parameters(DtwParameters { mode: DtwMode::ModelPreset { model_preset }, ..Default::default() });
         let ctx = open(params)?;
-        let quick = open(WhisperContextParameters::default())?;
-        Ok(Self { ctx, dtw: true, quick: Some(quick) })
+        let quick = if partials { Some(open(WhisperContextParameters::default())?) } else { None };
+        Ok(Self { ctx, dtw: true, quick })
     }
 
     pub fn is_multilingual(&self) -> bool {

@@ -3,12 +3,17 @@
 use std::path::Path;
 use std::time::Duration;
 
+use futures_util::stream::FuturesOrdered;
+use futures_util::StreamExt;
+
+use self::speakers::UtteranceResult;
+
 use crate::audio::decode::FileDecoder;
 use crate::audio::AudioError;
 use crate::config::Config;
 use crate::domain::Transcript;
 use crate::engine::asr::{AsrError, DecodeOptions};
-use crate::engine::diarize::DiarizeError;
+use crate::engine::diarize::{DiarizeError, DiarizeHandle};
 use crate::engine::Engines;
 use crate::onnx::OnnxError;
 use crate::pipeline::segmenter::{SegmentEvent, Segmenter, SegmenterConfig, Utterance};
@@ -97,22 +102,52 @@ pub async fn transcribe_decoder(
     let timeout = Duration::from_secs(config.asr.final_timeout_s);
     let diarizer = engines.diarize.as_ref().filter(|_| diarize);
     let mut results = Vec::new();
-    while let Some(u) = rx.recv().await {
-        let turns = match diarizer {
-            Some(d) => Some(d.submit(u.samples.clone(), 0, timeout).await?),
-            None => None,
-        };
-        let transcript = engines.asr.transcribe(u.samples, options.clone(), timeout).await?;
-        on_utterance(&transcript, crate::domain::seconds(u.end));
-        let turns = match turns {
-            Some(rx) => rx.await.unwrap_or(Err(DiarizeError::WorkerLost))?,
-            None => Vec::new(),
-        };
-        results.push((u.id, u.start, u.end, transcript, turns));
+    // Utterances arrive while earlier ones are recognised; results come out in order.
+    let mut inflight = FuturesOrdered::new();
+    let mut more = true;
+    loop {
+        tokio::select! {
+            Some(result) = inflight.next(), if !inflight.is_empty() => {
+                let result: UtteranceResult = result?;
+                on_utterance(&result.3, crate::domain::seconds(result.2));
+                results.push(result);
+            }
+            next = rx.recv(), if more && inflight.len() < JOBS_AHEAD => match next {
+                Some(u) => inflight.push_back(recognise(u, engines, diarizer, options.clone(), timeout)),
+                None => more = false,
+            },
+            else => break,
+        }
     }
     let n_samples = splitter.await??;
     let transcription = speakers::attribute(results, config, diarizer.is_some());
     Ok(FileTranscription { transcription, duration: crate::domain::seconds(n_samples) })
+}
+
+/// Utterances of one file with jobs in the engines at once. One keeps a file's footprint in the
+/// recognition queue to a single clip (live streams come first); two measured no faster on two
+/// cores (docs/BENCHMARKS.md, "Against faster-whisper").
+const JOBS_AHEAD: usize = 1;
+
+/// One utterance through the recognition engine and, when labelling, the speaker engine (both
+/// at once).
+async fn recognise(
+    u: Utterance,
+    engines: &Engines,
+    diarizer: Option<&DiarizeHandle>,
+    options: DecodeOptions,
+    timeout: Duration,
+) -> Result<UtteranceResult, OfflineError> {
+    let turns = match diarizer {
+        Some(d) => Some(d.submit(u.samples.clone(), 0, timeout).await?),
+        None => None,
+    };
+    let transcript = engines.asr.transcribe(u.samples, options, timeout).await?;
+    let turns = match turns {
+        Some(rx) => rx.await.unwrap_or(Err(DiarizeError::WorkerLost))?,
+        None => Vec::new(),
+    };
+    Ok((u.id, u.start, u.end, transcript, turns))
 }
 
 /// Decodes, scores and segments the whole file, sending each utterance as it ends; returns the

