@@ -55,6 +55,11 @@ enum Field<'a> {
 
 /// POSTs a multipart form; returns the status and body text.
 async fn post_form(app: &TestApp, path: &str, fields: &[Field<'_>]) -> (u16, String) {
+    post_form_with(app, path, "", fields).await
+}
+
+/// The same with extra header lines (each ending in CRLF).
+async fn post_form_with(app: &TestApp, path: &str, extra_headers: &str, fields: &[Field<'_>]) -> (u16, String) {
     const BOUNDARY: &str = "speech-service-test-boundary";
     let mut body = Vec::new();
     for field in fields {
@@ -74,8 +79,10 @@ async fn post_form(app: &TestApp, path: &str, fields: &[Field<'_>]) -> (u16, Str
         }
     }
     body.extend(format!("--{BOUNDARY}--\r\n").as_bytes());
-    let headers =
-        format!("Content-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: {}\r\n", body.len());
+    let length = body.len();
+    let headers = format!(
+        "{extra_headers}Content-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: {length}\r\n"
+    );
     raw_request(app, "POST", path, &headers, &body).await
 }
 
@@ -320,4 +327,27 @@ async fn translations_work_on_a_multilingual_model() {
     let out = run_openai_client(&app, &audio, &["translate"]).await;
     let text = out["translation"].as_str().unwrap();
     assert!(word_error_rate(JFK_TEXT, text).wer() <= 0.20, "{text}");
+}
+
+#[tokio::test]
+async fn api_keys_guard_the_file_api_and_logs_off_a_terminal_have_no_colour() {
+    let app = spawn_app(|c| c.auth.api_keys = vec!["file-key-123".into()]);
+    let silence = wav_bytes(&[0.0; 16_000]);
+    let (status, _) = transcribe(&app, "silence.wav", silence.clone(), "json").await;
+    assert_eq!(status, 401, "no key");
+    let fields = [Field::File("silence.wav", silence), Field::Text("model", "whisper-1")];
+    let (status, body) =
+        post_form_with(&app, "/v1/audio/transcriptions", "Authorization: Bearer file-key-123\r\n", &fields).await;
+    assert_eq!(status, 200, "{body}");
+
+    // stderr is a pipe here: log lines carry no terminal colour codes.
+    let output = cli(&[
+        "--log".as_ref(),
+        "info".as_ref(),
+        "transcribe".as_ref(),
+        "--no-diarize".as_ref(),
+        recording("jfk.wav").as_os_str(),
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("INFO") && !stderr.contains('\u{1b}'), "{stderr}");
 }
