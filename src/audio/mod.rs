@@ -1,4 +1,5 @@
-//! Audio in: PCM decoding, resampling to 16 kHz, and WAV files.
+//! Audio in: audio files of every common format (`decode`), PCM frames of a live stream (`pcm`),
+//! resampling to 16 kHz (`resample`), and plain WAV files (`wav`, for the client and benchmarks).
 
 pub mod decode;
 pub mod pcm;
