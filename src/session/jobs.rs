@@ -19,7 +19,7 @@ use super::speculation::Speculation;
 use crate::config::Config;
 use crate::domain::{seconds, SAMPLE_RATE};
 use crate::engine::asr::{AsrHandle, Reply};
-use crate::engine::diarize::{DiarizeHandle, DiarizeReply};
+use crate::engine::diarize::{DiarizeError, DiarizeHandle, DiarizeReply};
 use crate::engine::queue::{clock_ms, clock_ms_at};
 use crate::protocol::{CloseReason, ListenParams, ServerMessage};
 
@@ -221,7 +221,9 @@ impl Jobs {
         let diarize = self.diarize.clone()?;
         let pending = self.inflight.speaker_prefix.take();
         let timeout = self.final_timeout;
-        Some(Box::pin(async move {
+        // Spawned, so the last speaker job runs while Whisper decodes the text: the join only
+        // starts waiting for speakers once the transcript is back.
+        let task = tokio::spawn(async move {
             if let Some(rx) = pending {
                 match aggregate::from_reply(rx).await {
                     Ok(turns) => progress.settle(turns),
@@ -235,7 +237,8 @@ impl Jobs {
                 turns.extend(tail.into_iter().map(|t| t.shifted(range.start)));
             }
             Ok(turns)
-        }))
+        });
+        Some(Box::pin(async move { task.await.unwrap_or(Err(DiarizeError::WorkerLost)) }))
     }
 
     /// A final's transcript is back: counts it, sends late speakers on their way, and says what
