@@ -185,21 +185,22 @@ impl AsrHandle {
     }
 
     fn job(&self, samples: Vec<f32>, language: Option<String>, kind: JobKind, key: u64) -> (Job, Reply) {
-        let (reply, rx) = oneshot::channel();
         let options = DecodeOptions { language, partial: kind == JobKind::Partial, ..Default::default() };
-        self.job_with(samples, options, kind, key, reply, rx)
+        self.job_with(samples, options, kind, key)
     }
 
-    fn job_with(
-        &self,
-        samples: Vec<f32>,
-        options: DecodeOptions,
-        kind: JobKind,
-        key: u64,
-        reply: oneshot::Sender<Result<Transcript, AsrError>>,
-        rx: Reply,
-    ) -> (Job, Reply) {
+    fn job_with(&self, samples: Vec<f32>, options: DecodeOptions, kind: JobKind, key: u64) -> (Job, Reply) {
+        let (reply, rx) = oneshot::channel();
         (Job { samples, options, kind, due_ms: key.max(super::queue::clock_ms()), reply }, rx)
+    }
+
+    /// Queues a job in the final lane, waiting up to `timeout` for room.
+    async fn push_final(&self, key: u64, job: Job, timeout: Duration) -> Result<(), AsrError> {
+        match self.queue.push_final(key, job, timeout).await {
+            Ok(()) => Ok(()),
+            Err((PushError::Full, _)) => Err(AsrError::Overloaded(timeout)),
+            Err((PushError::Closed, _)) => Err(AsrError::ShuttingDown),
+        }
     }
 
     /// Asks for a partial; `None` when the partial lane is full (the request is simply skipped).
@@ -242,11 +243,8 @@ impl AsrHandle {
         timeout: Duration,
     ) -> Result<Reply, AsrError> {
         let (job, rx) = self.job(samples, language, JobKind::Final, key);
-        match self.queue.push_final(key, job, timeout).await {
-            Ok(()) => Ok(rx),
-            Err((PushError::Full, _)) => Err(AsrError::Overloaded(timeout)),
-            Err((PushError::Closed, _)) => Err(AsrError::ShuttingDown),
-        }
+        self.push_final(key, job, timeout).await?;
+        Ok(rx)
     }
 
     /// Transcribes one clip of a file as a final and waits for it (offline and file API use).
@@ -259,15 +257,9 @@ impl AsrHandle {
         options: DecodeOptions,
         timeout: Duration,
     ) -> Result<Transcript, AsrError> {
-        let (reply, rx) = oneshot::channel();
-        let key = super::queue::clock_ms();
-        let (job, rx) =
-            self.job_with(samples, DecodeOptions { partial: false, ..options }, JobKind::File, key, reply, rx);
-        match self.queue.push_final(key, job, timeout).await {
-            Ok(()) => {}
-            Err((PushError::Full, _)) => return Err(AsrError::Overloaded(timeout)),
-            Err((PushError::Closed, _)) => return Err(AsrError::ShuttingDown),
-        }
+        let key = super::queue::clock_ms() + FILE_DEFERRAL_MS;
+        let (job, rx) = self.job_with(samples, DecodeOptions { partial: false, ..options }, JobKind::File, key);
+        self.push_final(key, job, timeout).await?;
         rx.await.map_err(|_| AsrError::WorkerLost)?
     }
 
@@ -348,5 +340,49 @@ mod tests {
         asr.close();
         let err = asr.transcribe(vec![0.0; 10], DecodeOptions::default(), Duration::from_secs(1)).await.unwrap_err();
         assert!(matches!(err, AsrError::ShuttingDown));
+    }
+
+    /// Records the clip lengths it decodes, in order; the first waits until `gate` opens.
+    struct Recorder {
+        order: Arc<std::sync::Mutex<Vec<usize>>>,
+        gate: Option<std::sync::mpsc::Receiver<()>>,
+    }
+
+    impl Transcriber for Recorder {
+        fn transcribe(&mut self, samples: &[f32], _: &DecodeOptions) -> Result<Transcript, AsrError> {
+            if let Some(gate) = self.gate.take() {
+                let _ = gate.recv();
+            }
+            self.order.lock().unwrap().push(samples.len());
+            Ok(Transcript::default())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_file_clip_waits_behind_a_live_final_due_now() {
+        let (open, gate) = std::sync::mpsc::channel();
+        let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let recorder = Recorder { order: order.clone(), gate: Some(gate) };
+        let opts = EngineOptions { final_queue: 2, partial_queue: 1, partial_workers: None };
+        let asr = AsrHandle::spawn(vec![Box::new(recorder)], "rec", false, &opts);
+        let wait = Duration::from_secs(1);
+        let busy = asr.submit_final(vec![0.0; 1], None, super::super::queue::clock_ms(), wait).await.unwrap();
+        while asr.queue_depth() > 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let file = tokio::spawn({
+            let asr = asr.clone();
+            async move { asr.transcribe(vec![0.0; 2], DecodeOptions::default(), wait).await }
+        });
+        while asr.queue_depth() == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let live = asr.submit_final(vec![0.0; 3], None, super::super::queue::clock_ms(), wait).await.unwrap();
+        open.send(()).unwrap();
+        for rx in [busy, live] {
+            rx.await.unwrap().unwrap();
+        }
+        file.await.unwrap().unwrap();
+        assert_eq!(*order.lock().unwrap(), [1, 3, 2], "the live final went ahead of the file's clip");
     }
 }
