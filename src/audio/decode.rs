@@ -159,21 +159,4 @@ impl FileDecoder {
         self.finished = true;
         self.resampler.as_mut().map(StreamResampler::finish).unwrap_or_default()
     }
-
-    /// Decodes everything left.
-    pub fn read_all(mut self) -> Result<Vec<f32>, AudioError> {
-        let mut samples = Vec::new();
-        while let Some(chunk) = self.next_chunk()? {
-            samples.extend(chunk);
-        }
-        if samples.is_empty() && self.resampler.is_none() {
-            return Err(AudioError::NoSamples);
-        }
-        Ok(samples)
-    }
-}
-
-/// The whole file at `path` as 16 kHz mono, whatever its format.
-pub fn read_16k(path: &Path) -> Result<Vec<f32>, AudioError> {
-    FileDecoder::open(path)?.read_all()
 }

@@ -23,8 +23,6 @@ pub enum AudioError {
     NotAudio,
     #[error("the file holds no audio track")]
     NoAudioTrack,
-    #[error("the file holds no audio samples")]
-    NoSamples,
     #[error("the audio cannot be decoded")]
     Decode(#[source] symphonia::core::errors::Error),
     #[error("the Opus decoder cannot start")]

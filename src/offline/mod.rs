@@ -3,9 +3,6 @@
 use std::path::Path;
 use std::time::Duration;
 
-use futures_util::stream::FuturesOrdered;
-use futures_util::StreamExt;
-
 use self::speakers::UtteranceResult;
 
 use crate::audio::decode::FileDecoder;
@@ -24,7 +21,6 @@ mod speakers;
 
 pub use render::{render, Format, Transcription};
 
-/// Runs VAD and the segmenter over 16 kHz `samples` (on the calling thread).
 /// Why a file could not be transcribed.
 #[derive(Debug, thiserror::Error)]
 pub enum OfflineError {
@@ -40,21 +36,21 @@ pub enum OfflineError {
     Interrupted(#[from] tokio::task::JoinError),
 }
 
+/// Runs VAD and the segmenter over 16 kHz `samples` (on the calling thread).
 pub fn find_utterances(samples: &[f32], engines: &Engines, config: &Config) -> Result<Vec<Utterance>, OnnxError> {
     let mut framer = VadFramer::new(engines.vad.detector());
     let mut segmenter = Segmenter::new(&config.vad);
-    let mut utterances = Vec::new();
     let mut frames = framer.push(samples)?;
     frames.extend(framer.finish()?);
-    for frame in frames {
-        for event in segmenter.push(&frame.samples, frame.probability) {
-            if let SegmentEvent::Ended(u) = event {
-                utterances.push(u);
-            }
-        }
-    }
+    let mut utterances = ended_utterances(&mut segmenter, frames);
     utterances.extend(segmenter.finalize());
     Ok(utterances)
+}
+
+/// The utterances that `frames` end.
+fn ended_utterances(segmenter: &mut Segmenter, frames: Vec<ScoredFrame>) -> Vec<Utterance> {
+    let events = frames.into_iter().flat_map(|f| segmenter.push(&f.samples, f.probability)).collect::<Vec<_>>();
+    events.into_iter().filter_map(|e| if let SegmentEvent::Ended(u) = e { Some(u) } else { None }).collect()
 }
 
 /// A transcribed file and its length.
@@ -102,32 +98,18 @@ pub async fn transcribe_decoder(
     let timeout = Duration::from_secs(config.asr.final_timeout_s);
     let diarizer = engines.diarize.as_ref().filter(|_| diarize);
     let mut results = Vec::new();
-    // Utterances arrive while earlier ones are recognised; results come out in order.
-    let mut inflight = FuturesOrdered::new();
-    let mut more = true;
-    loop {
-        tokio::select! {
-            Some(result) = inflight.next(), if !inflight.is_empty() => {
-                let result: UtteranceResult = result?;
-                on_utterance(&result.3, crate::domain::seconds(result.2));
-                results.push(result);
-            }
-            next = rx.recv(), if more && inflight.len() < JOBS_AHEAD => match next {
-                Some(u) => inflight.push_back(recognise(u, engines, diarizer, options.clone(), timeout)),
-                None => more = false,
-            },
-            else => break,
-        }
+    // One utterance in the engines at a time keeps a file's footprint in the recognition queue to
+    // one clip (live streams come first); two at once measured no faster on two cores
+    // (docs/BENCHMARKS.md, "Against faster-whisper").
+    while let Some(u) = rx.recv().await {
+        let result = recognise(u, engines, diarizer, options.clone(), timeout).await?;
+        on_utterance(&result.3, crate::domain::seconds(result.2));
+        results.push(result);
     }
     let n_samples = splitter.await??;
     let transcription = speakers::attribute(results, config, diarizer.is_some());
     Ok(FileTranscription { transcription, duration: crate::domain::seconds(n_samples) })
 }
-
-/// Utterances of one file with jobs in the engines at once. One keeps a file's footprint in the
-/// recognition queue to a single clip (live streams come first); two measured no faster on two
-/// cores (docs/BENCHMARKS.md, "Against faster-whisper").
-const JOBS_AHEAD: usize = 1;
 
 /// One utterance through the recognition engine and, when labelling, the speaker engine (both
 /// at once).
@@ -162,14 +144,7 @@ fn split_utterances(
     let mut segmenter = Segmenter::new(config);
     let mut n_samples = 0;
     let hand_over = |frames: Vec<ScoredFrame>, segmenter: &mut Segmenter| {
-        for frame in frames {
-            for event in segmenter.push(&frame.samples, frame.probability) {
-                if let SegmentEvent::Ended(u) = event {
-                    tx.blocking_send(u).map_err(|_| ())?;
-                }
-            }
-        }
-        Ok::<(), ()>(())
+        ended_utterances(segmenter, frames).into_iter().try_for_each(|u| tx.blocking_send(u).map_err(drop))
     };
     while let Some(chunk) = decoder.next_chunk()? {
         n_samples += chunk.len();
