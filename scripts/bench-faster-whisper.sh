@@ -36,4 +36,7 @@ for i in $(seq "$runs"); do
     measure "faster-whisper       " $venv/bin/python "$script" "$model" "$file"
     measure "ours, --no-diarize   " ./target/release/speech-service transcribe --no-diarize "$file"
     measure "ours, speakers on    " ./target/release/speech-service transcribe "$file"
+    # Q8_0: 8-bit weights, as faster-whisper's int8 (made by `models fetch`).
+    measure "ours Q8, --no-diarize" ./target/release/speech-service transcribe --model tiny.en-q8_0 --no-diarize "$file"
+    measure "ours Q8, speakers on " ./target/release/speech-service transcribe --model tiny.en-q8_0 "$file"
 done

@@ -12,8 +12,8 @@ use crate::config::Config;
 use crate::domain::InvalidSetting;
 use crate::engine::asr::AsrError;
 use crate::engine::asr::{AsrHandle, EngineOptions, Transcriber};
-use crate::engine::diarize::SpeakerModelError;
 use crate::engine::diarize::{DiarizeHandle, Diarizer};
+use crate::engine::diarize::{Loading, SpeakerModelError};
 use crate::engine::whisper::WhisperModelFile;
 use crate::engine::Engines;
 use crate::http::{self, AppState};
@@ -56,17 +56,18 @@ pub enum StartupError {
     StoreClose(#[from] tokio::task::JoinError),
 }
 
-fn load_diarizer(config: &Config) -> Result<Option<DiarizeHandle>, StartupError> {
+/// Starts the diarization thread, which loads the speaker models itself: a file's transcription
+/// starts without waiting for them; the server waits for them before it serves.
+fn start_diarizer(config: &Config) -> Result<Option<(DiarizeHandle, Loading)>, StartupError> {
     if !config.diarization.enabled {
         return Ok(None);
     }
     let dir = &config.models.dir;
-    let diarizer = Diarizer::load(
-        &models::require(dir, paths::SEGMENTATION)?,
-        &models::require(dir, paths::CAMPPLUS)?,
-        config.diarization.clone(),
-    )?;
-    Ok(Some(DiarizeHandle::spawn(diarizer, config.diarization.queue)))
+    let segmentation = models::require(dir, paths::SEGMENTATION)?;
+    let campplus = models::require(dir, paths::CAMPPLUS)?;
+    let settings = config.diarization.clone();
+    let load = move || Diarizer::load(&segmentation, &campplus, settings);
+    Ok(Some(DiarizeHandle::spawn(load, config.diarization.queue)))
 }
 
 /// What the engines are loaded for.
@@ -107,13 +108,15 @@ pub fn load_engines_for(config: &Config, workload: Workload) -> Result<Engines, 
     if config.diarization.enabled && std::env::var_os("RAYON_NUM_THREADS").is_none() {
         std::env::set_var("RAYON_NUM_THREADS", "1");
     }
-    // The speaker models load beside Whisper: together they are most of the start-up time.
-    let (whisper, diarize) = std::thread::scope(|scope| {
-        let speakers = scope.spawn(|| load_diarizer(config));
-        let whisper = WhisperModelFile::load(&path, dtw, workload == Workload::Serve);
-        (whisper, speakers.join().expect("loading the speaker models does not panic"))
-    });
-    let (whisper, diarize) = (whisper?, diarize?);
+    // The speaker models load on their own thread, beside Whisper.
+    let diarize = start_diarizer(config)?;
+    let whisper = WhisperModelFile::load(&path, dtw, workload == Workload::Serve)?;
+    let diarize = match diarize {
+        // The server must not announce itself ready with its speaker models still loading.
+        Some((handle, loading)) if workload == Workload::Serve => loading.wait().map(|()| Some(handle))?,
+        Some((handle, _)) => Some(handle),
+        None => None,
+    };
     let backends = (0..config.asr.workers)
         .map(|_| whisper.backend(config.asr.threads).map(|b| Box::new(b) as Box<dyn Transcriber>))
         .collect::<Result<Vec<_>, _>>()?;

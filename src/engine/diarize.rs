@@ -62,6 +62,8 @@ pub enum DiarizeError {
     Segmentation(#[source] OnnxError),
     #[error("the diarization worker stopped before answering")]
     WorkerLost,
+    #[error("the speaker models failed to load")]
+    NotLoaded,
 }
 
 /// The speaker models could not be loaded.
@@ -71,6 +73,8 @@ pub enum SpeakerModelError {
     Segmentation(#[from] OnnxError),
     #[error("cannot load the speaker embedding model")]
     Embedding(#[from] crate::speaker::campplus::EmbeddingError),
+    #[error("the diarization thread stopped while loading its models")]
+    LoaderStopped,
 }
 
 pub type DiarizeReply = oneshot::Receiver<Result<Vec<EmbeddedTurn>, DiarizeError>>;
@@ -128,6 +132,16 @@ struct Job {
     reply: oneshot::Sender<Result<Vec<EmbeddedTurn>, DiarizeError>>,
 }
 
+/// Whether the diarization thread's models have loaded.
+pub struct Loading(std::sync::mpsc::Receiver<Result<(), SpeakerModelError>>);
+
+impl Loading {
+    /// Blocks until the models are loaded or have failed to.
+    pub fn wait(self) -> Result<(), SpeakerModelError> {
+        self.0.recv().unwrap_or(Err(SpeakerModelError::LoaderStopped))
+    }
+}
+
 /// The sessions' cheap handle on the diarization thread.
 #[derive(Clone)]
 pub struct DiarizeHandle {
@@ -136,18 +150,41 @@ pub struct DiarizeHandle {
 }
 
 impl DiarizeHandle {
-    pub fn spawn(mut diarizer: Diarizer, capacity: usize) -> Self {
+    /// Starts the diarization thread, which first loads its models with `load` (so whatever
+    /// else is loading need not wait for them) and then serves the queue. Jobs queued meanwhile
+    /// wait; if loading fails, every job is answered `NotLoaded`. The returned [`Loading`] tells
+    /// when the models are ready, for callers that must know before they go on.
+    pub fn spawn<F>(load: F, capacity: usize) -> (Self, Loading)
+    where
+        F: FnOnce() -> Result<Diarizer, SpeakerModelError> + Send + 'static,
+    {
         let queue = Arc::new(JobQueue::<Job>::new(capacity, 0));
         let stats = Arc::new(WorkerStats::default());
         let (q, s) = (queue.clone(), stats.clone());
+        let (ready, loading) = std::sync::mpsc::sync_channel(1);
         std::thread::Builder::new()
             .name("diarize-worker".into())
             .spawn(move || {
                 let _alive = s.alive_guard();
+                let mut diarizer = match load() {
+                    Ok(d) => {
+                        let _ = ready.send(Ok(()));
+                        Some(d)
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %crate::logging::chain(&e), "speaker models failed to load");
+                        let _ = ready.send(Err(e));
+                        None
+                    }
+                };
                 while let Some((job, _slot)) = q.pop_blocking(Duration::from_secs(1)) {
                     if job.reply.is_closed() {
                         continue;
                     }
+                    let Some(diarizer) = diarizer.as_mut() else {
+                        let _ = job.reply.send(Err(DiarizeError::NotLoaded));
+                        continue;
+                    };
                     let started = Instant::now();
                     let result = diarizer.diarize(&job.samples, job.from);
                     s.record(started.elapsed());
@@ -156,7 +193,7 @@ impl DiarizeHandle {
                 }
             })
             .expect("spawning a thread only fails when the OS is out of resources");
-        Self { queue, stats }
+        (Self { queue, stats }, Loading(loading))
     }
 
     pub fn stats(&self) -> &WorkerStats {

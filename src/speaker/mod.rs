@@ -3,5 +3,6 @@
 pub mod attribution;
 pub mod campplus;
 pub mod cluster;
+mod conv;
 pub mod fbank;
 pub mod segmentation;
