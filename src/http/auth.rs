@@ -27,14 +27,16 @@ fn presented_key(request: &Request) -> Option<String> {
     if request.uri().path() != "/v1/listen" {
         return None;
     }
+    // Percent-decoded, as a browser's encodeURIComponent writes it.
     let query = request.uri().query()?;
-    query.split('&').filter_map(|pair| pair.split_once('=')).find(|(k, _)| *k == "token").map(|(_, v)| v.to_owned())
+    form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "token").map(|(_, v)| v.into_owned())
 }
 
 fn is_public(state: &AppState, path: &str) -> bool {
     let config = state.config();
     let auth = &config.auth;
-    (auth.public_health && (path == "/health" || path == "/health/detailed" || path == "/health/ready"))
+    super::page::is_page(path)
+        || (auth.public_health && (path == "/health" || path == "/health/detailed" || path == "/health/ready"))
         || (auth.public_metrics && path == "/metrics")
 }
 

@@ -6,6 +6,7 @@ mod error;
 mod metrics;
 mod openai;
 pub mod openapi;
+mod page;
 mod routes;
 mod state;
 mod ws;
@@ -26,6 +27,8 @@ pub fn router(state: AppState) -> Router {
     // Checked against Content-Length before the body is read, and while it streams in.
     let upload_limit = axum::extract::DefaultBodyLimit::max(state.config().limits.max_upload_bytes);
     Router::new()
+        .route("/", get(page::index))
+        .route("/assets/{name}", get(page::asset))
         .route("/health", get(routes::health))
         .route("/health/detailed", get(routes::health_detailed))
         .route("/health/ready", get(routes::health_ready))

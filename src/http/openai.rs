@@ -186,8 +186,8 @@ async fn handle(state: AppState, form: Multipart, task: Task) -> Result<Response
     let options =
         DecodeOptions { language, prompt: request.prompt, translate: task == Task::Translate, ..Default::default() };
     let diarize = format == ResponseFormat::DiarizedJson;
-    if request.stream && matches!(format, ResponseFormat::Json | ResponseFormat::Text) {
-        return Ok(stream(state, decoder, options).into_response());
+    if request.stream && matches!(format, ResponseFormat::Json | ResponseFormat::Text | ResponseFormat::DiarizedJson) {
+        return Ok(stream(state, decoder, options, diarize).into_response());
     }
     let config = state.config();
     let file = transcribe_decoder(decoder, &state.shared.engines, &config, options, diarize, &mut |_, _| {})
@@ -283,15 +283,17 @@ fn respond(t: &Transcription, format: ResponseFormat, words: bool, duration: f64
             Json(body).into_response()
         }
         ResponseFormat::DiarizedJson => {
-            let segments: Vec<_> = t
-                .segments
-                .iter()
-                .enumerate()
-                .map(|(i, s)| json!({ "type": "transcript.text.segment", "id": format!("seg_{i:03}"), "start": s.start, "end": s.end, "text": s.text.trim(), "speaker": s.speaker }))
-                .collect();
+            let segments = diarized_segments(t);
             Json(json!({ "task": task_name, "duration": duration, "text": text, "segments": segments })).into_response()
         }
     }
+}
+
+/// The speaker-labelled segments of `diarized_json`, shaped as OpenAI's
+/// `transcript.text.segment` events (which `stream=true` sends one by one).
+fn diarized_segments(t: &Transcription) -> Vec<serde_json::Value> {
+    let segment = |(i, s): (usize, &Segment)| json!({ "type": "transcript.text.segment", "id": format!("seg_{i:03}"), "start": s.start, "end": s.end, "text": s.text.trim(), "speaker": s.speaker });
+    t.segments.iter().enumerate().map(segment).collect()
 }
 
 fn plain(body: String, content_type: &'static str) -> Response {
@@ -299,11 +301,14 @@ fn plain(body: String, content_type: &'static str) -> Response {
 }
 
 /// `stream=true`: server-sent events as OpenAI sends them, a `transcript.text.delta` per
-/// utterance as it is recognised, then `transcript.text.done` with the whole text.
+/// utterance as it is recognised, then `transcript.text.done` with the whole text. With
+/// `diarized_json` (`diarize`), the speaker-labelled `transcript.text.segment` events come
+/// before `done`, once the file's speakers are settled (they are clustered over the whole file).
 fn stream(
     state: AppState,
     decoder: FileDecoder,
     options: DecodeOptions,
+    diarize: bool,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     // One delta per utterance: this holds those of the longest upload (25 MB of 32 kbit/s MP3,
     // about 2 000 utterances), so a reader that pauses loses none; past it a delta is left out
@@ -324,8 +329,14 @@ fn stream(
             let _ = deltas.try_send(event);
         };
         let engines = &state.shared.engines;
-        let done = match transcribe_decoder(decoder, engines, &config, options, false, &mut on_text).await {
-            Ok(file) => json!({ "type": "transcript.text.done", "text": full_text(&file.transcription) }),
+        let done = match transcribe_decoder(decoder, engines, &config, options, diarize, &mut on_text).await {
+            Ok(file) => {
+                let segments = if diarize { diarized_segments(&file.transcription) } else { Vec::new() };
+                for segment in segments {
+                    let _ = tx.send(Event::default().data(segment.to_string())).await;
+                }
+                json!({ "type": "transcript.text.done", "text": full_text(&file.transcription) })
+            }
             Err(e) => {
                 json!({ "type": "error", "error": { "message": crate::logging::chain(&e), "type": "server_error" } })
             }

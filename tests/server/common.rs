@@ -202,16 +202,21 @@ pub async fn http_with_headers(app: &TestApp, method: &str, path: &str, headers:
 /// A minimal HTTP/1.1 request with a body; returns the status and the body text. The server
 /// may answer (e.g. 413) before it has read the whole body.
 pub async fn raw_request(app: &TestApp, method: &str, path: &str, headers: &str, body: &[u8]) -> (u16, String) {
+    let response = whole_response(app, method, path, headers, body).await;
+    let status = response.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    (status, body.to_owned())
+}
+
+/// The response as it came: status line, headers and body.
+pub async fn whole_response(app: &TestApp, method: &str, path: &str, headers: &str, body: &[u8]) -> String {
     let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
     let request = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\n{headers}Connection: close\r\n\r\n", app.addr);
     tokio::io::AsyncWriteExt::write_all(&mut stream, request.as_bytes()).await.unwrap();
     let _ = tokio::io::AsyncWriteExt::write_all(&mut stream, body).await;
     let mut bytes = Vec::new();
     let _ = tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut bytes).await;
-    let response = String::from_utf8_lossy(&bytes).into_owned();
-    let status = response.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-    (status, body.to_owned())
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 /// The same, with the body parsed as JSON. A response of a route in the server's OpenAPI

@@ -1,0 +1,129 @@
+//! The browser page: its headers without a browser, then the real thing in Debian's Chromium
+//! (tests/browser/page.mjs, Playwright) with a fake microphone playing the two-person call.
+
+use std::path::PathBuf;
+
+use speech_service::eval::reference::{stm_text, JFK_TEXT};
+use speech_service::eval::wer::{normalize, word_error_rate};
+
+use crate::common::*;
+
+const KEY: &str = "page-test-key+/=";
+
+fn header<'a>(response: &'a str, name: &str) -> Option<&'a str> {
+    let head = response.split("\r\n\r\n").next()?;
+    head.lines().find_map(|l| l.split_once(':').filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim()))
+}
+
+fn status(response: &str) -> u16 {
+    response.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn the_page_is_public_typed_cached_and_locked_down() {
+    let app = spawn_app(|c| c.auth.api_keys = vec![KEY.to_owned()]);
+    let page = whole_response(&app, "GET", "/", "", &[]).await;
+    assert_eq!(status(&page), 200, "the page needs no key: {page}");
+    assert_eq!(header(&page, "content-type"), Some("text/html; charset=utf-8"));
+    assert_eq!(header(&page, "cache-control"), Some("no-cache"));
+    let csp = header(&page, "content-security-policy").expect("a CSP");
+    for directive in ["default-src 'none'", "script-src 'self'", "connect-src 'self'", "frame-ancestors 'none'"] {
+        assert!(csp.contains(directive), "{csp}");
+    }
+    assert!(!csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"), "{csp}");
+    assert!(page.contains("<script type=\"module\" src=\"/assets/app.js\">"));
+
+    // Revalidation: the same ETag gets 304 and no body.
+    let etag = header(&page, "etag").expect("an ETag").to_owned();
+    let again = whole_response(&app, "GET", "/", &format!("If-None-Match: {etag}\r\n"), &[]).await;
+    assert_eq!(status(&again), 304, "{again}");
+
+    for (asset, kind) in [("app.js", "text/javascript"), ("capture.js", "text/javascript"), ("style.css", "text/css")] {
+        let response = whole_response(&app, "GET", &format!("/assets/{asset}"), "", &[]).await;
+        assert_eq!(status(&response), 200, "{asset}");
+        assert!(header(&response, "content-type").unwrap().starts_with(kind), "{asset}");
+        assert_eq!(header(&response, "cache-control"), Some("public, max-age=3600"));
+        assert_eq!(header(&response, "x-content-type-options"), Some("nosniff"));
+    }
+    let missing = whole_response(&app, "GET", "/assets/secret.txt", "", &[]).await;
+    assert_eq!(status(&missing), 404);
+    // The data behind the page still needs the key.
+    assert_eq!(http_text(&app, "GET", "/sessions").await.0, 401);
+}
+
+fn browser_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
+}
+
+/// Runs tests/browser/page.mjs against `app`; returns what the page showed.
+async fn drive_page(app: &TestApp, out_dir: &std::path::Path) -> serde_json::Value {
+    let playwright = browser_dir().join("node_modules/playwright-core");
+    assert!(playwright.is_dir(), "{} is missing: run scripts/test.sh, which installs it", playwright.display());
+    std::fs::create_dir_all(out_dir).unwrap();
+    let output = tokio::process::Command::new("node")
+        .arg(browser_dir().join("page.mjs"))
+        .env("BASE_URL", format!("http://{}", app.addr))
+        .env("API_KEY", KEY)
+        .env("LIVE_WAV", recording("sample.wav"))
+        .env("LIVE_SECONDS", "31")
+        .env("FILE_WAV", recording("jfk.wav"))
+        .env("OUT_DIR", out_dir)
+        .output()
+        .await
+        .expect("node runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "the browser run failed: {stderr}");
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"))
+}
+
+fn texts(lines: &serde_json::Value) -> Vec<String> {
+    lines.as_array().unwrap().iter().map(|l| l["text"].as_str().unwrap().to_owned()).collect()
+}
+
+#[tokio::test]
+async fn the_page_captions_the_microphone_with_speakers_and_transcribes_a_dropped_file() {
+    let _heavy = HEAVY.lock().await;
+    let app = spawn_app(|c| c.auth.api_keys = vec![KEY.to_owned()]);
+    let out_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/browser-test");
+    let page = drive_page(&app, &out_dir).await;
+    eprintln!("page: {page:#}");
+    assert!(page["page_errors"].as_array().unwrap().is_empty(), "script errors: {}", page["page_errors"]);
+    assert!(page["refusal"].as_str().unwrap().contains("API key"), "{}", page["refusal"]);
+    assert!(page["max_level"].as_f64().unwrap() > 10.0, "the level meter moved");
+
+    // The words of the call, as the page showed them.
+    let shown = texts(&page["lines"]);
+    let reference = stm_text(&recording("sample.stm")).unwrap();
+    let counts = word_error_rate(&reference, &shown.join(" "));
+    assert!(counts.wer() <= 0.30, "WER {:.3} ({counts:?}): {shown:?}", counts.wer());
+
+    // Two people, two labels, two colours.
+    let lines = page["lines"].as_array().unwrap();
+    let mut speakers: Vec<&str> = lines.iter().map(|l| l["speaker"].as_str().unwrap()).collect();
+    let mut colours: Vec<&str> = lines.iter().map(|l| l["colour"].as_str().unwrap()).collect();
+    speakers.sort();
+    speakers.dedup();
+    colours.sort();
+    colours.dedup();
+    assert_eq!(speakers, ["S1", "S2"], "{lines:?}");
+    assert_eq!(colours.len(), 2, "one colour per speaker: {colours:?}");
+    assert!(lines.iter().all(|l| l["latency"].as_str().unwrap().ends_with(" s")), "each final shows its latency");
+
+    // The download holds the same words as the page (its lines carry `S1: ` labels).
+    let download = page["download"].as_str().unwrap();
+    let unlabelled: Vec<&str> = download.lines().map(|l| l.split_once(": ").map_or(l, |(_, t)| t)).collect();
+    assert_eq!(normalize(&unlabelled.join(" ")), normalize(&shown.join(" ")), "{download}");
+
+    // The session, reopened from the list, shows the same lines.
+    let opened: Vec<&str> = page["opened_lines"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+    assert_eq!(opened, shown);
+
+    // The dropped file, with its speaker.
+    let file_lines = page["file_lines"].as_array().unwrap();
+    let file_text = texts(&page["file_lines"]).join(" ");
+    assert!(word_error_rate(JFK_TEXT, &file_text).wer() <= 0.10, "{file_text}");
+    assert!(file_lines.iter().all(|l| l["speaker"] == "S1"), "{file_lines:?}");
+    assert!(page["file_error"].as_str().unwrap().contains("could not be read as audio"), "{}", page["file_error"]);
+    assert_eq!(page["phone_overflow"], false, "the page fits a phone-sized screen");
+    assert!(out_dir.join("page.png").is_file());
+}
