@@ -3,28 +3,29 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh tiny.en base
-# promtool checks the /metrics exposition format in the tests.
-if ! command -v promtool >/dev/null; then
-    echo "setup: installing prometheus (for promtool)"
+
+# Installs a Debian package (refreshing the package lists only if the first try fails).
+apt_install() {
+    echo "setup: installing $1 ($2)"
     if [ "$(id -u)" -eq 0 ]; then sudo_cmd=(); else sudo_cmd=(sudo); fi
-    "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null \
-        || { "${sudo_cmd[@]}" apt-get update -qq && "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; }
-fi
+    "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >/dev/null \
+        || { "${sudo_cmd[@]}" apt-get update -qq && "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >/dev/null; }
+}
+
+# promtool checks the /metrics exposition format in the tests.
+command -v promtool >/dev/null || apt_install prometheus "for promtool"
 # ffmpeg makes the audio-format fixtures (MP3, FLAC, Ogg, M4A, ...) from the test recordings;
 # the server itself never runs it.
-if ! command -v ffmpeg >/dev/null; then
-    echo "setup: installing ffmpeg (for the audio-format test fixtures)"
-    if [ "$(id -u)" -eq 0 ]; then sudo_cmd=(); else sudo_cmd=(sudo); fi
-    "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null \
-        || { "${sudo_cmd[@]}" apt-get update -qq && "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null; }
-fi
+command -v ffmpeg >/dev/null || apt_install ffmpeg "for the audio-format test fixtures"
+# The page is tested in Debian's Chromium, driven by playwright-core (pinned in
+# tests/browser/package-lock.json).
+[ -x /usr/bin/chromium ] || apt_install chromium "for the browser tests"
+[ -d tests/browser/node_modules/playwright-core ] \
+    || npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
 # The official `openai` Python package, pinned, drives the file API in the tests.
 if [ ! -x target/test-venv/bin/python ]; then
     python3 -m venv target/test-venv 2>/dev/null || {
-        echo "setup: installing python3-venv"
-        if [ "$(id -u)" -eq 0 ]; then sudo_cmd=(); else sudo_cmd=(sudo); fi
-        "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null \
-            || { "${sudo_cmd[@]}" apt-get update -qq && "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null; }
+        apt_install python3-venv "for the openai client"
         rm -rf target/test-venv
         python3 -m venv target/test-venv
     }
