@@ -2,7 +2,7 @@
 // drops a file on the page and opens the session from the list. Prints what the page showed as
 // one JSON object on stdout; tests/server/page.rs checks it against the references.
 //
-// Environment: BASE_URL, API_KEY, LIVE_WAV (fake microphone), LIVE_SECONDS (how long it plays),
+// Environment: BASE_URL, API_KEY, FULL_URL (a server with no room left, no key), LIVE_WAV (fake microphone), LIVE_SECONDS (how long it plays),
 // FILE_WAV (dropped on the page), OUT_DIR (screenshot and download).
 
 import { chromium } from "playwright-core";
@@ -115,6 +115,43 @@ try {
   await page.setViewportSize({ width: 375, height: 800 });
   result.phone_overflow = await page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth);
   result.page_errors = pageErrors;
+  await page.setViewportSize({ width: 900, height: 1100 });
+
+  // Keyboard: the first stops of the tab order are the skip link, the key field, the start button.
+  await page.goto(base + "/");
+  const order = [];
+  for (let i = 0; i < 3; i++) {
+    await page.keyboard.press("Tab");
+    order.push(await page.evaluate(() => document.activeElement.id || document.activeElement.className));
+  }
+  result.tab_order = order;
+
+  // A session ended from REST: the page says so and offers to start again.
+  await page.keyboard.press("Enter"); // on the start button
+  await page.waitForSelector('#state[data-state="live"]', { timeout: 20000 });
+  const ended = await page.textContent("#session");
+  const deleted = await page.request.delete(`${base}/sessions/${ended}`, { headers: { Authorization: `Bearer ${env("API_KEY")}` } });
+  result.delete_status = deleted.status();
+  await page.waitForSelector("#live-error:not([hidden])", { timeout: 20000 });
+  result.ended_message = await page.textContent("#live-error .alert-text");
+  result.ended_retry = await page.isVisible("#live-error .retry");
+
+  // The microphone refused.
+  const denied = await context.newPage();
+  await denied.addInitScript(() => {
+    navigator.mediaDevices.getUserMedia = () => Promise.reject(new DOMException("Permission denied", "NotAllowedError"));
+  });
+  await denied.goto(base + "/");
+  await denied.click("#start");
+  await denied.waitForSelector("#live-error:not([hidden])", { timeout: 20000 });
+  result.denied_message = await denied.textContent("#live-error .alert-text");
+
+  // A server with no room for another stream.
+  const full = await context.newPage();
+  await full.goto(env("FULL_URL") + "/");
+  await full.click("#start");
+  await full.waitForSelector("#live-error:not([hidden])", { timeout: 20000 });
+  result.full_message = await full.textContent("#live-error .alert-text");
 } finally {
   await browser.close();
 }

@@ -56,7 +56,7 @@ fn browser_dir() -> PathBuf {
 }
 
 /// Runs tests/browser/page.mjs against `app`; returns what the page showed.
-async fn drive_page(app: &TestApp, out_dir: &std::path::Path) -> serde_json::Value {
+async fn drive_page(app: &TestApp, full: &TestApp, out_dir: &std::path::Path) -> serde_json::Value {
     let playwright = browser_dir().join("node_modules/playwright-core");
     assert!(playwright.is_dir(), "{} is missing: run scripts/test.sh, which installs it", playwright.display());
     std::fs::create_dir_all(out_dir).unwrap();
@@ -64,6 +64,7 @@ async fn drive_page(app: &TestApp, out_dir: &std::path::Path) -> serde_json::Val
         .arg(browser_dir().join("page.mjs"))
         .env("BASE_URL", format!("http://{}", app.addr))
         .env("API_KEY", KEY)
+        .env("FULL_URL", format!("http://{}", full.addr))
         .env("LIVE_WAV", recording("sample.wav"))
         .env("LIVE_SECONDS", "31")
         .env("FILE_WAV", recording("jfk.wav"))
@@ -84,8 +85,15 @@ fn texts(lines: &serde_json::Value) -> Vec<String> {
 async fn the_page_captions_the_microphone_with_speakers_and_transcribes_a_dropped_file() {
     let _heavy = HEAVY.lock().await;
     let app = spawn_app(|c| c.auth.api_keys = vec![KEY.to_owned()]);
+    // A second server whose one session slot a test client holds (silent, so never idle-closed).
+    let full = spawn_app(|c| {
+        c.limits.max_sessions = 1;
+        c.limits.idle_timeout_s = 600;
+    });
+    let mut holder = connect(&full.ws_url()).await;
+    assert!(matches!(next_message(&mut holder).await, ServerMessage::Ready { .. }));
     let out_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/browser-test");
-    let page = drive_page(&app, &out_dir).await;
+    let page = drive_page(&app, &full, &out_dir).await;
     eprintln!("page: {page:#}");
     assert!(page["page_errors"].as_array().unwrap().is_empty(), "script errors: {}", page["page_errors"]);
     assert!(page["refusal"].as_str().unwrap().contains("API key"), "{}", page["refusal"]);
@@ -126,4 +134,17 @@ async fn the_page_captions_the_microphone_with_speakers_and_transcribes_a_droppe
     assert!(page["file_error"].as_str().unwrap().contains("could not be read as audio"), "{}", page["file_error"]);
     assert_eq!(page["phone_overflow"], false, "the page fits a phone-sized screen");
     assert!(out_dir.join("page.png").is_file());
+
+    // Keyboard first, and errors a person can act on.
+    assert_eq!(page["tab_order"], serde_json::json!(["skip", "key", "start"]), "tab order");
+    assert_eq!(page["delete_status"], 202);
+    assert!(page["ended_message"].as_str().unwrap().contains("ended on the server"), "{}", page["ended_message"]);
+    assert_eq!(page["ended_retry"], true, "a way to start again");
+    assert!(
+        page["denied_message"].as_str().unwrap().contains("Microphone access was denied"),
+        "{}",
+        page["denied_message"]
+    );
+    assert!(page["full_message"].as_str().unwrap().contains("server is full"), "{}", page["full_message"]);
+    drop(holder);
 }

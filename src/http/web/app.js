@@ -353,6 +353,8 @@ async function onSocketClosed(socket, event) {
   else if (event.code === 4001) message = "The session ended after a long silence.";
   else if (event.code === 4002) message = "The session reached the server's length limit.";
   else if (event.code === 1001) message = "The server is shutting down.";
+  else if (event.code === 4003) message = "The session was ended on the server.";
+  else if (event.code === 1009) message = "The server refused an audio frame as too large.";
   else message = wasLive ? "The connection to the server dropped." : "The connection closed.";
   if (live.sessionId) $("downloads").hidden = false;
   showAlert($("live-error"), message, start);
