@@ -17,6 +17,9 @@ command -v promtool >/dev/null || apt_install prometheus "for promtool"
 # ffmpeg makes the audio-format fixtures (MP3, FLAC, Ogg, M4A, ...) from the test recordings;
 # the server itself never runs it.
 command -v ffmpeg >/dev/null || apt_install ffmpeg "for the audio-format test fixtures"
+# Replicas sharing a store are tested against Debian's PostgreSQL, started by the tests
+# themselves in a temporary directory.
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_install postgresql "for the shared-store tests"
 # The page is tested in Debian's Chromium, driven by playwright-core (pinned in
 # tests/browser/package-lock.json).
 [ -x /usr/bin/chromium ] || apt_install chromium "for the browser tests"

@@ -242,6 +242,9 @@ pub enum CloseReason {
     SessionTooLong,
     Shutdown,
     Error,
+    /// The replica serving the session stopped without ending it (a crash, a lost machine);
+    /// recorded by another replica sharing the store, never sent to a client.
+    Interrupted,
 }
 
 impl CloseReason {
@@ -251,7 +254,7 @@ impl CloseReason {
             Self::ClientClose | Self::Disconnected => 1000,
             Self::Shutdown => 1001,
             Self::FrameTooLarge => 1009,
-            Self::Error => 1011,
+            Self::Error | Self::Interrupted => 1011,
             Self::IdleTimeout => 4001,
             Self::SessionTooLong => 4002,
             Self::Terminated => 4003,

@@ -1,9 +1,11 @@
 //! Start-up wiring (the seed's "DI container"): loads models, starts engines, builds the state
 //! every route and session shares.
 
+mod fleet;
 mod reload;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
@@ -27,7 +29,7 @@ use crate::session::aggregate::AggregatorStats;
 use crate::session::registry::SessionRegistry;
 use crate::session::SessionDeps;
 use crate::store::StoreError;
-use crate::store::{SqliteStore, TranscriptStore};
+use crate::store::{self, TranscriptStore};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -135,7 +137,11 @@ fn open_store(config: &Config) -> Result<Option<Arc<dyn TranscriptStore>>, Store
     if !config.store.enabled {
         return Ok(None);
     }
-    let store: Arc<dyn TranscriptStore> = Arc::new(SqliteStore::open(&config.store)?);
+    // On its own thread: the PostgreSQL client runs its own small runtime, which must not start
+    // on one of ours.
+    let store = std::thread::scope(|scope| {
+        scope.spawn(|| store::open(&config.store)).join().expect("opening the store does not panic")
+    })?;
     if config.store.retention_days > 0 {
         tokio::spawn(retention(store.clone(), config.store.retention_days));
     }
@@ -165,20 +171,20 @@ pub fn app_state(config: Arc<Config>, engines: Engines) -> Result<(AppState, wat
     let (shutdown_tx, shutdown) = watch::channel(false);
     let admission = Admission::new(engines.asr.clone(), engines.diarize.clone());
     admission.spawn_sampler();
+    let heartbeat = Duration::from_secs(config.store.heartbeat_s.max(1));
+    let registry = Arc::new(SessionRegistry::with_store(store, config.store.replica()));
     let state = AppState {
         admission,
         session_slots: Arc::new(Semaphore::new(config.limits.max_sessions)),
         config: Arc::new(watch::channel(config).0),
-        shared: SessionDeps {
-            engines,
-            aggregator: Arc::new(AggregatorStats::default()),
-            shutdown,
-            registry: Arc::new(SessionRegistry::with_store(store)),
-        },
+        shared: SessionDeps { engines, aggregator: Arc::new(AggregatorStats::default()), shutdown, registry },
         started: std::time::Instant::now(),
         config_version: Arc::new(std::sync::atomic::AtomicU64::new(1)),
         log: None,
     };
+    if state.shared.registry.store().is_some_and(|s| s.fleet().is_some()) {
+        tokio::spawn(fleet::heartbeat(state.shared.registry.clone(), heartbeat));
+    }
     Ok((state, shutdown_tx))
 }
 

@@ -226,6 +226,14 @@ impl Config {
     /// Replaces secrets before the configuration is shown.
     pub fn redact_secrets(&mut self) {
         self.auth.api_keys.iter_mut().for_each(|k| *k = "<redacted>".into());
+        // postgres://user:PASSWORD@host/db: the password goes, the rest helps debugging.
+        if let Some(url) = self.store.url.as_mut() {
+            if let Some((credentials, rest)) = url.split_once('@') {
+                if let Some((user, _)) = credentials.rsplit_once(':').filter(|(u, _)| u.contains("//")) {
+                    *url = format!("{user}:<redacted>@{rest}");
+                }
+            }
+        }
     }
 
     /// Rejects values the service cannot run with; the error names the setting.
@@ -248,6 +256,19 @@ impl Config {
                 "must not exceed max_speakers",
             ),
             (!(-1.0..=1.0).contains(&self.speakers.threshold), "speakers.threshold", "must be within -1..1"),
+            (
+                self.store
+                    .url
+                    .as_deref()
+                    .is_some_and(|u| !u.starts_with("postgres://") && !u.starts_with("postgresql://")),
+                "store.url",
+                "must be a postgres:// URL",
+            ),
+            (
+                self.store.heartbeat_timeout_s < 2 * self.store.heartbeat_s.max(1),
+                "store.heartbeat_timeout_s",
+                "must be at least twice store.heartbeat_s",
+            ),
         ];
         match checks.iter().find(|(bad, ..)| *bad) {
             Some((_, setting, problem)) => Err(InvalidSetting::new(setting, *problem)),

@@ -28,6 +28,12 @@ pub fn keep_restart_only(running: &Config, new: &mut Config) -> Vec<&'static str
     keep!(limits.max_upload_bytes, "limits.max_upload_bytes");
     keep!(store.enabled, "store.enabled");
     keep!(store.data_dir, "store.data_dir");
+    keep!(store.url, "store.url");
+    keep!(store.replica_id, "store.replica_id");
+    keep!(store.heartbeat_s, "store.heartbeat_s");
+    keep!(store.heartbeat_timeout_s, "store.heartbeat_timeout_s");
+    keep!(store.connect_timeout_s, "store.connect_timeout_s");
+    keep!(store.buffer_sessions, "store.buffer_sessions");
     changed
 }
 

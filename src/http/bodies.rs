@@ -18,13 +18,15 @@ pub struct Health {
     pub status: String,
 }
 
-/// Up or down, for the whole server and for each component.
+/// Up or down, for the whole server and for each component. `degraded`: serving, with a part
+/// impaired (the shared store unreachable, its writes waiting in memory).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ComponentState {
     Ok,
     Up,
     Down,
+    Degraded,
     Disabled,
 }
 
@@ -77,7 +79,7 @@ pub struct SessionsHealth {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct StoreHealth {
     pub state: ComponentState,
-    /// `sqlite` when enabled.
+    /// `sqlite` or `postgres` when enabled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
 }

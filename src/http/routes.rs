@@ -16,7 +16,8 @@ use super::error::{ApiError, ErrorBody};
 use super::state::AppState;
 use crate::offline::{render, Format, Transcription};
 use crate::session::aggregate::AggregatorCounts;
-use crate::session::registry::{SessionSnapshot, TerminateError};
+use crate::session::registry::{Page, SessionSnapshot, TerminateError};
+use crate::store::StoreState;
 
 /// `GET /health`: liveness.
 #[utoipa::path(get, path = "/health", tag = "health", responses((status = 200, description = "The process answers", body = Health)))]
@@ -64,8 +65,13 @@ pub async fn health_detailed(State(state): State<AppState>) -> Response {
     };
     let down = [&components.asr.state, &components.diarization.state, &components.store.state];
     let healthy = !down.contains(&&ComponentState::Down);
+    let overall = match (healthy, down.contains(&&ComponentState::Degraded)) {
+        (false, _) => ComponentState::Down,
+        (true, true) => ComponentState::Degraded,
+        (true, false) => ComponentState::Ok,
+    };
     let body = DetailedHealth {
-        status: if healthy { ComponentState::Ok } else { ComponentState::Down },
+        status: overall,
         uptime_seconds: state.started.elapsed().as_secs(),
         config_version: state.config_version.load(Ordering::Relaxed),
         version: env!("CARGO_PKG_VERSION").into(),
@@ -100,8 +106,13 @@ async fn store_health(state: &AppState) -> StoreHealth {
     let Some(store) = state.shared.registry.store().cloned() else {
         return StoreHealth { state: ComponentState::Disabled, kind: None };
     };
-    let up = tokio::task::spawn_blocking(move || store.reachable()).await.unwrap_or(false);
-    StoreHealth { state: up_or_down(up), kind: Some("sqlite".into()) }
+    let kind = Some(store.kind().to_owned());
+    let state = match tokio::task::spawn_blocking(move || store.state()).await {
+        Ok(StoreState::Up) => ComponentState::Up,
+        Ok(StoreState::Degraded) => ComponentState::Degraded,
+        Ok(StoreState::Down) | Err(_) => ComponentState::Down,
+    };
+    StoreHealth { state, kind }
 }
 
 #[derive(Debug, Deserialize)]
@@ -109,14 +120,21 @@ async fn store_health(state: &AppState) -> StoreHealth {
 pub struct ListQuery {
     /// `active`, `ended` or `all` (default).
     state: Option<String>,
+    /// At most this many ended sessions (default 100, at most 1000).
+    limit: Option<usize>,
+    /// Only sessions that ended before this Unix time: the last `ended_at` of the previous page.
+    before: Option<f64>,
 }
 
-/// Ended sessions listed from the store (they survive restarts).
-const LISTED_FROM_STORE: usize = 100;
+/// Ended sessions listed when the request does not say.
+const DEFAULT_LIMIT: usize = 100;
+const MAX_LIMIT: usize = 1000;
 
 /// `GET /sessions`: live sessions, then recently ended ones (from the store when there is one).
 #[utoipa::path(get, path = "/sessions", tag = "sessions",
-    params(("state" = Option<String>, Query, description = "active, ended or all (default)")),
+    params(("state" = Option<String>, Query, description = "active, ended or all (default)"),
+        ("limit" = Option<usize>, Query, description = "at most this many ended sessions: 1 to 1000, default 100"),
+        ("before" = Option<f64>, Query, description = "only sessions that ended before this Unix time (the previous page's last ended_at)")),
     responses((status = 200, description = "Sessions without transcripts", body = SessionList), (status = 400, body = ErrorBody)))]
 pub async fn list_sessions(
     State(state): State<AppState>,
@@ -130,7 +148,12 @@ pub async fn list_sessions(
             return Err(ApiError::InvalidParameter(format!("state must be active, ended or all, got `{other}`")))
         }
     };
-    let mut sessions = state.shared.registry.list_with_stored(active, ended, LISTED_FROM_STORE).await?;
+    let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::InvalidParameter(format!("limit must be 1 to {MAX_LIMIT}, got {limit}")));
+    }
+    let page = Page { limit, before: q.before };
+    let mut sessions = state.shared.registry.list_with_stored(active, ended, page).await?;
     sessions.iter_mut().for_each(|s| s.transcript.clear());
     Ok(Json(SessionList { sessions }))
 }
@@ -186,14 +209,22 @@ pub async fn get_transcript(
     params(("id" = String, Path, description = "Session id")),
     responses((status = 202, description = "The session is ending gracefully", body = Terminating), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn delete_session(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
-    match state.shared.registry.terminate(&id) {
-        Ok(()) => {
-            let body = Terminating { id, status: "terminating".into() };
-            Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+    let registry = &state.shared.registry;
+    match registry.terminate(&id) {
+        Ok(()) => {}
+        Err(TerminateError::AlreadyEnded) => return Err(ApiError::SessionEnded(id)),
+        // Not here: another replica may serve it (it ends it at its next heartbeat), or it
+        // may have ended there.
+        Err(TerminateError::NotFound) if registry.terminate_elsewhere(&id).await? => {}
+        Err(TerminateError::NotFound) => {
+            return Err(match registry.find(&id).await? {
+                Some(_) => ApiError::SessionEnded(id),
+                None => ApiError::SessionNotFound(id),
+            })
         }
-        Err(TerminateError::NotFound) => Err(ApiError::SessionNotFound(id)),
-        Err(TerminateError::AlreadyEnded) => Err(ApiError::SessionEnded(id)),
     }
+    let body = Terminating { id, status: "terminating".into() };
+    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
 }
 
 /// `GET /stats`: sessions, audio, segments, errors by kind, real-time factor.

@@ -12,7 +12,7 @@ use tokio::sync::watch;
 
 use crate::domain::Segment;
 use crate::protocol::{CloseReason, ErrorCode, ListenParams, ServerMessage};
-use crate::store::{SessionMeta, StoreError, StoredSession, TranscriptStore};
+use crate::store::{Fleet, RemoteSession, SessionMeta, StoreError, StoredSession, TranscriptStore};
 
 /// Ended sessions kept for `GET /sessions`.
 const RECENT_ENDED: usize = 256;
@@ -52,6 +52,9 @@ pub struct SessionSnapshot {
     pub speakers: Vec<String>,
     /// The final segments so far; empty in lists.
     pub transcript: Vec<Segment>,
+    /// For a live session another replica serves (a shared PostgreSQL store): that replica.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica: Option<String>,
 }
 
 impl SessionSnapshot {
@@ -92,7 +95,17 @@ impl SessionSnapshot {
             transcript: s.segments,
             id: s.id,
             client: s.client,
+            replica: None,
         }
+    }
+
+    /// A live session of another replica (its finals as of its last heartbeat).
+    fn from_remote(remote: RemoteSession) -> Self {
+        let mut session = Self::from_stored(remote.session);
+        session.state = SessionState::Active;
+        session.ended_at = None;
+        session.replica = Some(remote.replica);
+        session
     }
 }
 
@@ -194,6 +207,7 @@ impl SessionRecord {
             segments: p.transcript.len() as u64,
             speakers: speakers_of(&p.transcript),
             transcript: p.transcript.clone(),
+            replica: None,
         }
     }
 }
@@ -226,6 +240,13 @@ pub enum TerminateError {
     AlreadyEnded,
 }
 
+/// Which ended sessions a list shows: at most `limit`, ended before `before` (Unix seconds).
+#[derive(Debug, Clone, Copy)]
+pub struct Page {
+    pub limit: usize,
+    pub before: Option<f64>,
+}
+
 #[derive(Default)]
 pub struct SessionRegistry {
     live: Mutex<HashMap<String, Arc<SessionRecord>>>,
@@ -233,11 +254,45 @@ pub struct SessionRegistry {
     totals: Arc<Totals>,
     /// Where ended sessions are persisted, if anywhere.
     store: Option<Arc<dyn TranscriptStore>>,
+    /// This server's id in the fleet (a shared store).
+    replica: String,
 }
 
 impl SessionRegistry {
-    pub fn with_store(store: Option<Arc<dyn TranscriptStore>>) -> Self {
-        Self { store, ..Self::default() }
+    pub fn with_store(store: Option<Arc<dyn TranscriptStore>>, replica: String) -> Self {
+        Self { store, replica, ..Self::default() }
+    }
+
+    pub fn replica(&self) -> &str {
+        &self.replica
+    }
+
+    /// Runs `f` on the fleet, off the async workers, when the store is shared.
+    async fn with_fleet<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn Fleet, &str) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<Option<T>, LookupError> {
+        let Some(store) = self.store.clone().filter(|s| s.fleet().is_some()) else { return Ok(None) };
+        let replica = self.replica.clone();
+        let result = tokio::task::spawn_blocking(move || f(store.fleet().expect("filtered above"), &replica)).await??;
+        Ok(Some(result))
+    }
+
+    /// Live sessions of the other replicas (none without a shared store).
+    async fn live_elsewhere(&self) -> Result<Vec<SessionSnapshot>, LookupError> {
+        let remote = self.with_fleet(|fleet, me| fleet.live_elsewhere(me)).await?.unwrap_or_default();
+        Ok(remote.into_iter().map(SessionSnapshot::from_remote).collect())
+    }
+
+    /// Asks the replica serving live session `id` to end it; false when none does.
+    pub async fn terminate_elsewhere(&self, id: &str) -> Result<bool, LookupError> {
+        let id = id.to_owned();
+        Ok(self.with_fleet(move |fleet, _| fleet.request_end(&id)).await?.unwrap_or(false))
+    }
+
+    /// Live sessions as the store keeps them, for the fleet's heartbeat.
+    pub fn live_records(&self) -> Vec<StoredSession> {
+        lock(&self.live).values().map(|r| r.snapshot().to_stored()).collect()
     }
 
     pub fn store(&self) -> Option<&Arc<dyn TranscriptStore>> {
@@ -250,26 +305,46 @@ impl SessionRegistry {
             return Ok(Some(session));
         }
         let Some(store) = self.store.clone() else { return Ok(None) };
-        let id = id.to_owned();
-        let stored = tokio::task::spawn_blocking(move || store.get(&id)).await??;
-        Ok(stored.map(SessionSnapshot::from_stored))
+        let key = id.to_owned();
+        let stored = tokio::task::spawn_blocking(move || store.get(&key)).await??;
+        if let Some(stored) = stored {
+            return Ok(Some(SessionSnapshot::from_stored(stored)));
+        }
+        Ok(self.live_elsewhere().await?.into_iter().find(|s| s.id == id))
     }
 
-    /// Like [`list`](Self::list), with the ended sessions from the store when there is one
-    /// (they survive restarts): up to `stored` of them, after those still in memory.
+    /// Like [`list`](Self::list), with the live sessions of other replicas and the ended
+    /// sessions from the store when there is one (they survive restarts): up to `page.limit` of
+    /// those, ended before `page.before` when given, after those still in memory.
     pub async fn list_with_stored(
         &self,
         active: bool,
         ended: bool,
-        stored: usize,
+        page: Page,
     ) -> Result<Vec<SessionSnapshot>, LookupError> {
-        let Some(store) = self.store.clone().filter(|_| ended) else { return Ok(self.list(active, ended)) };
-        let mut sessions = self.list(active, true);
-        let recent = tokio::task::spawn_blocking(move || store.recent(stored)).await??;
-        // Sessions that just ended may not be written yet; those in memory come first.
-        let in_memory: HashSet<String> = sessions.iter().map(|s| s.id.clone()).collect();
-        let older = recent.into_iter().filter(|s| !in_memory.contains(&s.id));
-        sessions.extend(older.map(SessionSnapshot::from_stored));
+        let mut sessions = self.list(active, false);
+        if active {
+            sessions.extend(self.live_elsewhere().await?);
+            sessions.sort_by(|a, b| a.started_at.total_cmp(&b.started_at));
+        }
+        if !ended {
+            return Ok(sessions);
+        }
+        let in_memory = self
+            .list(false, true)
+            .into_iter()
+            .filter(|s| page.before.is_none_or(|b| s.ended_at.is_some_and(|e| e < b)));
+        let mut ended_sessions: Vec<SessionSnapshot> = in_memory.collect();
+        if let Some(store) = self.store.clone() {
+            let recent = tokio::task::spawn_blocking(move || store.recent(page.limit, page.before)).await??;
+            // Sessions that just ended may not be written yet; those in memory come first.
+            let seen: HashSet<String> = ended_sessions.iter().map(|s| s.id.clone()).collect();
+            ended_sessions
+                .extend(recent.into_iter().filter(|s| !seen.contains(&s.id)).map(SessionSnapshot::from_stored));
+        }
+        ended_sessions.sort_by(|a, b| b.ended_at.unwrap_or(0.0).total_cmp(&a.ended_at.unwrap_or(0.0)));
+        ended_sessions.truncate(page.limit);
+        sessions.extend(ended_sessions);
         Ok(sessions)
     }
 

@@ -5,6 +5,7 @@ mod bad_input;
 mod capacity;
 mod common;
 mod files;
+mod fleet;
 mod page;
 mod rest;
 mod shutdown;

@@ -1,82 +1,18 @@
-//! Persistence of ended sessions and their final segments in SQLite (a file in the data
-//! directory), behind `TranscriptStore` so that another database can be added. Writes go to a
-//! writer thread through a bounded queue; reads open their own connection.
+//! The embedded store: ended sessions and their final segments in SQLite (a file in the data
+//! directory). Writes go to a writer thread through a bounded queue; reads open their own
+//! connection.
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::Mutex;
 
-use rusqlite::{params, Connection, OptionalExtension};
-use serde::{Deserialize, Serialize};
-
+use super::{
+    reason_from_text, reason_text, SessionMeta, StoreConfig, StoreError, StoreState, StoredSession, TranscriptStore,
+};
 use crate::domain::Segment;
+#[cfg(test)]
 use crate::protocol::CloseReason;
-
-/// Store settings.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct StoreConfig {
-    pub enabled: bool,
-    /// The data directory: `SPEECH_DATA_DIR`, default `./data`.
-    pub data_dir: PathBuf,
-    /// Sessions that ended longer ago than this are deleted (0 keeps them for ever).
-    pub retention_days: u32,
-}
-
-impl Default for StoreConfig {
-    fn default() -> Self {
-        let data_dir = std::env::var_os("SPEECH_DATA_DIR").map_or_else(|| PathBuf::from("data"), PathBuf::from);
-        Self { enabled: true, data_dir, retention_days: 30 }
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("database error")]
-    Db(#[from] rusqlite::Error),
-    #[error("cannot create the data directory {}", .0.display())]
-    Dir(PathBuf, #[source] std::io::Error),
-    #[error("a stored session is unreadable")]
-    Corrupt(#[from] serde_json::Error),
-}
-
-/// An ended session as the store keeps it: the store's own record, whatever the REST API shows.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StoredSession {
-    pub id: String,
-    pub client: String,
-    pub meta: SessionMeta,
-    pub started_at: f64,
-    pub ended_at: f64,
-    pub close_reason: Option<CloseReason>,
-    pub audio_seconds: f64,
-    /// Empty in lists ([`TranscriptStore::recent`]).
-    pub segments: Vec<Segment>,
-}
-
-/// How the session was opened; kept as JSON in `sessions.meta` (unknown fields, such as those
-/// schema 1 wrote there, are ignored).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SessionMeta {
-    pub sample_rate: u32,
-    pub encoding: String,
-    pub language: Option<String>,
-    pub diarize: bool,
-}
-
-/// Where transcripts are kept.
-pub trait TranscriptStore: Send + Sync {
-    /// Queues an ended session for writing; never blocks.
-    fn save(&self, session: StoredSession);
-    fn get(&self, id: &str) -> Result<Option<StoredSession>, StoreError>;
-    /// The sessions that ended last, newest first, without their segments.
-    fn recent(&self, limit: usize) -> Result<Vec<StoredSession>, StoreError>;
-    /// Deletes sessions that ended before `unix_seconds`; returns how many.
-    fn delete_ended_before(&self, unix_seconds: f64) -> Result<usize, StoreError>;
-    fn reachable(&self) -> bool;
-    /// Writes everything queued, then stops accepting writes (at shutdown).
-    fn close(&self);
-}
+use rusqlite::{params, Connection, OptionalExtension};
 
 /// Schema 2 keeps each segment's words (JSON) and language.
 const SCHEMA_VERSION: i64 = 2;
@@ -121,10 +57,6 @@ fn open(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open(path)?;
     conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;")?;
     Ok(conn)
-}
-
-fn reason_text(reason: CloseReason) -> Option<String> {
-    serde_json::to_value(reason).ok().and_then(|v| v.as_str().map(str::to_owned))
 }
 
 fn write(conn: &mut Connection, s: &StoredSession) -> Result<(), StoreError> {
@@ -198,7 +130,7 @@ fn session_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(StoredSession, String
         meta: SessionMeta { sample_rate: 0, encoding: String::new(), language: None, diarize: false },
         started_at: r.get(3)?,
         ended_at: r.get(4)?,
-        close_reason: reason.and_then(|r| serde_json::from_value(serde_json::Value::String(r)).ok()),
+        close_reason: reason_from_text(reason),
         audio_seconds: r.get(6)?,
         segments: Vec::new(),
     };
@@ -266,11 +198,12 @@ impl TranscriptStore for SqliteStore {
         self.read(|conn| load_session(conn, id))
     }
 
-    fn recent(&self, limit: usize) -> Result<Vec<StoredSession>, StoreError> {
+    fn recent(&self, limit: usize, before: Option<f64>) -> Result<Vec<StoredSession>, StoreError> {
         self.read(|conn| {
-            let query = format!("SELECT {SESSION_COLUMNS} FROM sessions ORDER BY ended_at DESC LIMIT ?1");
+            let query =
+                format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE ended_at < ?2 ORDER BY ended_at DESC LIMIT ?1");
             let mut stmt = conn.prepare(&query)?;
-            let rows = stmt.query_map([limit as i64], session_row)?;
+            let rows = stmt.query_map(params![limit as i64, before.unwrap_or(f64::MAX)], session_row)?;
             rows.map(|row| with_meta(row?)).collect()
         })
     }
@@ -279,8 +212,15 @@ impl TranscriptStore for SqliteStore {
         self.read(|conn| Ok(conn.execute("DELETE FROM sessions WHERE ended_at < ?1", [unix_seconds])?))
     }
 
-    fn reachable(&self) -> bool {
-        self.read(|conn| Ok(conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?)).is_ok()
+    fn state(&self) -> StoreState {
+        match self.read(|conn| Ok(conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?)) {
+            Ok(_) => StoreState::Up,
+            Err(_) => StoreState::Down,
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        "sqlite"
     }
 }
 
@@ -331,20 +271,31 @@ mod tests {
     fn sessions_round_trip_and_retention_removes_old_ones() {
         let dir = std::env::temp_dir().join(format!("speech-store-test-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let store =
-            SqliteStore::open(&StoreConfig { enabled: true, data_dir: dir.clone(), retention_days: 1 }).unwrap();
+        let store = SqliteStore::open(&StoreConfig {
+            enabled: true,
+            data_dir: dir.clone(),
+            retention_days: 1,
+            ..StoreConfig::default()
+        })
+        .unwrap();
         store.save(stored("old", 1_000.0));
         store.save(stored("new", 2_000_000_000.0));
         store.close();
         let back = wait_for(&store, "new");
         assert_eq!(back, stored("new", 2_000_000_000.0), "every field, words included, comes back");
         wait_for(&store, "old");
-        assert_eq!(store.recent(10).unwrap()[0].id, "new", "newest first");
+        assert_eq!(store.recent(10, None).unwrap()[0].id, "new", "newest first");
         assert_eq!(store.delete_ended_before(1_000_000.0).unwrap(), 1);
         assert!(store.get("old").unwrap().is_none());
-        assert!(store.reachable());
+        assert_eq!(store.state(), StoreState::Up);
         // Opening again migrates nothing and keeps the data.
-        let again = SqliteStore::open(&StoreConfig { enabled: true, data_dir: dir, retention_days: 1 }).unwrap();
+        let again = SqliteStore::open(&StoreConfig {
+            enabled: true,
+            data_dir: dir,
+            retention_days: 1,
+            ..StoreConfig::default()
+        })
+        .unwrap();
         assert!(again.get("new").unwrap().is_some());
     }
 
@@ -368,8 +319,13 @@ mod tests {
         )
         .unwrap();
         drop(conn);
-        let store =
-            SqliteStore::open(&StoreConfig { enabled: true, data_dir: dir.clone(), retention_days: 0 }).unwrap();
+        let store = SqliteStore::open(&StoreConfig {
+            enabled: true,
+            data_dir: dir.clone(),
+            retention_days: 0,
+            ..StoreConfig::default()
+        })
+        .unwrap();
         let old = store.get("old").unwrap().expect("kept through the migration");
         assert_eq!((old.close_reason, old.meta.sample_rate), (Some(CloseReason::Shutdown), 16_000));
         let segment = &old.segments[0];

@@ -1,0 +1,424 @@
+//! The shared store: PostgreSQL, for several replicas behind one load balancer. Ended sessions
+//! and their segments live in the same tables as in SQLite; `live_sessions` holds each
+//! replica's live sessions with a heartbeat, so every replica can list them, ask the holder to
+//! end one, and mark those of a replica that died `interrupted`.
+//!
+//! Ended sessions are written by one thread with its own connection: when the database is
+//! away, they wait in memory (bounded by `store.buffer_sessions`) and the thread retries with
+//! backoff, so a short outage loses nothing and never blocks a session. Reads and the fleet's
+//! calls take a pooled connection, with timeouts.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ::postgres::{Client, GenericClient, NoTls, Row};
+use r2d2_postgres::PostgresConnectionManager;
+
+use super::{
+    reason_from_text, reason_text, unix_now, Fleet, RemoteSession, StoreConfig, StoreError, StoreState, StoredSession,
+    TranscriptStore,
+};
+use crate::domain::Segment;
+use crate::protocol::CloseReason;
+
+type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
+
+/// Versioned steps; each runs once, in order, under an advisory lock so replicas starting
+/// together do not race. The tables match SQLite's (`store/sqlite.rs`, schema 2).
+const MIGRATIONS: &[&str] = &["CREATE TABLE sessions (
+         id TEXT PRIMARY KEY,
+         started_at DOUBLE PRECISION NOT NULL,
+         ended_at DOUBLE PRECISION NOT NULL,
+         close_reason TEXT,
+         client TEXT NOT NULL,
+         audio_seconds DOUBLE PRECISION NOT NULL,
+         meta TEXT NOT NULL
+     );
+     CREATE INDEX sessions_ended ON sessions (ended_at);
+     CREATE TABLE segments (
+         session_id TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+         segment_id BIGINT NOT NULL,
+         part INTEGER NOT NULL,
+         start DOUBLE PRECISION NOT NULL,
+         \"end\" DOUBLE PRECISION NOT NULL,
+         text TEXT NOT NULL,
+         speaker TEXT,
+         words TEXT NOT NULL,
+         language TEXT NOT NULL,
+         PRIMARY KEY (session_id, segment_id, part)
+     );
+     CREATE TABLE live_sessions (
+         id TEXT PRIMARY KEY,
+         replica TEXT NOT NULL,
+         heartbeat DOUBLE PRECISION NOT NULL,
+         started_at DOUBLE PRECISION NOT NULL,
+         client TEXT NOT NULL,
+         audio_seconds DOUBLE PRECISION NOT NULL,
+         meta TEXT NOT NULL,
+         segments TEXT NOT NULL,
+         end_requested BOOLEAN NOT NULL DEFAULT FALSE
+     );
+     CREATE INDEX live_sessions_replica ON live_sessions (replica);"];
+
+/// Any number; the same in every replica.
+const MIGRATION_LOCK: i64 = 0x5350_4545_4348;
+
+fn migrate(client: &mut Client) -> Result<(), StoreError> {
+    client.execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])?;
+    let result = (|| {
+        client.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")?;
+        let version: i32 = client.query_opt("SELECT version FROM schema_version", &[])?.map_or(0, |r| r.get(0));
+        for (i, step) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let mut tx = client.transaction()?;
+            tx.batch_execute(step)?;
+            tx.execute("DELETE FROM schema_version", &[])?;
+            tx.execute("INSERT INTO schema_version (version) VALUES ($1)", &[&(i as i32 + 1)])?;
+            tx.commit()?;
+        }
+        Ok(())
+    })();
+    client.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])?;
+    result
+}
+
+fn pg_config(url: &str, timeout: Duration) -> Result<::postgres::Config, StoreError> {
+    let mut config: ::postgres::Config = url.parse()?;
+    config.connect_timeout(timeout);
+    Ok(config)
+}
+
+pub struct PostgresStore {
+    pool: Pool,
+    writes: Mutex<Option<SyncSender<StoredSession>>>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Ended sessions accepted but not yet written.
+    waiting: Arc<AtomicUsize>,
+    heartbeat_timeout: f64,
+}
+
+impl PostgresStore {
+    /// Connects, migrates and starts the writer; fails when the database cannot be reached.
+    pub fn open(url: &str, config: &StoreConfig) -> Result<Self, StoreError> {
+        let timeout = Duration::from_secs(config.connect_timeout_s.max(1));
+        let pg = pg_config(url, timeout)?;
+        let mut client = pg.connect(NoTls)?;
+        migrate(&mut client)?;
+        let pool = r2d2::Pool::builder()
+            .max_size(4)
+            .min_idle(Some(0))
+            .connection_timeout(timeout)
+            .build(PostgresConnectionManager::new(pg.clone(), NoTls))?;
+        let (writes, queue) = sync_channel::<StoredSession>(1024);
+        let waiting = Arc::new(AtomicUsize::new(0));
+        let mut writer = Writer { pg, client: Some(client), pending: VecDeque::new(), waiting: waiting.clone() };
+        let cap = config.buffer_sessions.max(1);
+        let writer = std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || writer.run(queue, cap))
+            .expect("spawning a thread only fails when the OS is out of resources");
+        Ok(Self {
+            pool,
+            writes: Mutex::new(Some(writes)),
+            writer: Mutex::new(Some(writer)),
+            waiting,
+            heartbeat_timeout: config.heartbeat_timeout_s as f64,
+        })
+    }
+
+    fn conn(&self) -> Result<r2d2::PooledConnection<PostgresConnectionManager<NoTls>>, StoreError> {
+        Ok(self.pool.get()?)
+    }
+}
+
+/// The writer thread's state: its connection (reopened after a failure) and what waits.
+struct Writer {
+    pg: ::postgres::Config,
+    client: Option<Client>,
+    pending: VecDeque<StoredSession>,
+    waiting: Arc<AtomicUsize>,
+}
+
+const BACKOFF_START: Duration = Duration::from_millis(250);
+const BACKOFF_MAX: Duration = Duration::from_secs(8);
+/// At shutdown, how long the writer keeps trying to write what waits.
+const FLUSH_AT_CLOSE: Duration = Duration::from_secs(10);
+
+impl Writer {
+    fn run(&mut self, queue: Receiver<StoredSession>, cap: usize) {
+        let mut backoff = BACKOFF_START;
+        let mut open = true;
+        let mut closing_since: Option<Instant> = None;
+        loop {
+            // Wait for work (or, while retrying, for the backoff to pass), taking what arrives.
+            let wait = if self.pending.is_empty() { Duration::from_secs(3600) } else { Duration::ZERO };
+            if open {
+                match queue.recv_timeout(wait) {
+                    Ok(s) => self.push(s, cap),
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => open = false,
+                }
+                while let Ok(s) = queue.try_recv() {
+                    self.push(s, cap);
+                }
+            }
+            if !open && self.pending.is_empty() {
+                return;
+            }
+            if !open && closing_since.get_or_insert_with(Instant::now).elapsed() > FLUSH_AT_CLOSE {
+                tracing::error!(sessions = self.pending.len(), "store closed with sessions not written");
+                return;
+            }
+            match self.write_front() {
+                Ok(()) => backoff = BACKOFF_START,
+                Err(e) => {
+                    tracing::warn!(error = %crate::logging::chain(&e), waiting = self.pending.len(), retry_in_ms = backoff.as_millis() as u64, "PostgreSQL write failed; will retry");
+                    self.client = None;
+                    // Keep taking sessions while waiting out the backoff.
+                    let until = Instant::now() + backoff;
+                    while open && Instant::now() < until {
+                        match queue.recv_timeout(until.saturating_duration_since(Instant::now())) {
+                            Ok(s) => self.push(s, cap),
+                            Err(RecvTimeoutError::Timeout) => break,
+                            Err(RecvTimeoutError::Disconnected) => open = false,
+                        }
+                    }
+                    if !open {
+                        std::thread::sleep(until.saturating_duration_since(Instant::now()));
+                    }
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                }
+            }
+        }
+    }
+
+    fn push(&mut self, session: StoredSession, cap: usize) {
+        if self.pending.len() == cap {
+            if let Some(lost) = self.pending.pop_front() {
+                tracing::error!(session_id = %lost.id, "store buffer full: session not persisted");
+            }
+        }
+        self.pending.push_back(session);
+        self.waiting.store(self.pending.len(), Ordering::Relaxed);
+    }
+
+    fn write_front(&mut self) -> Result<(), StoreError> {
+        let Some(session) = self.pending.front() else { return Ok(()) };
+        if self.client.as_ref().is_none_or(Client::is_closed) {
+            self.client = Some(self.pg.connect(NoTls)?);
+        }
+        let client = self.client.as_mut().expect("connected just above");
+        let mut tx = client.transaction()?;
+        write_session(&mut tx, session)?;
+        tx.execute("DELETE FROM live_sessions WHERE id = $1", &[&session.id])?;
+        tx.commit()?;
+        self.pending.pop_front();
+        self.waiting.store(self.pending.len(), Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+fn write_session(tx: &mut impl GenericClient, s: &StoredSession) -> Result<(), StoreError> {
+    let meta = serde_json::to_string(&s.meta)?;
+    let reason = s.close_reason.and_then(reason_text);
+    tx.execute(
+        "INSERT INTO sessions (id, started_at, ended_at, close_reason, client, audio_seconds, meta)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT (id) DO UPDATE SET ended_at = $3, close_reason = $4, audio_seconds = $6, meta = $7",
+        &[&s.id, &s.started_at, &s.ended_at, &reason, &s.client, &s.audio_seconds, &meta],
+    )?;
+    for e in &s.segments {
+        tx.execute(
+            "INSERT INTO segments (session_id, segment_id, part, start, \"end\", text, speaker, words, language)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+             ON CONFLICT (session_id, segment_id, part) DO UPDATE
+             SET start = $4, \"end\" = $5, text = $6, speaker = $7, words = $8, language = $9",
+            &[
+                &s.id,
+                &(e.segment_id as i64),
+                &(e.part as i32),
+                &e.start,
+                &e.end,
+                &e.text,
+                &e.speaker,
+                &serde_json::to_string(&e.words)?,
+                &e.language,
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+const SESSION_COLUMNS: &str = "id, client, meta, started_at, ended_at, close_reason, audio_seconds";
+
+fn session_row(r: &Row) -> Result<StoredSession, StoreError> {
+    Ok(StoredSession {
+        id: r.get(0),
+        client: r.get(1),
+        meta: serde_json::from_str(r.get::<_, &str>(2))?,
+        started_at: r.get(3),
+        ended_at: r.get(4),
+        close_reason: reason_from_text(r.get(5)),
+        audio_seconds: r.get(6),
+        segments: Vec::new(),
+    })
+}
+
+fn segment_row(r: &Row) -> Result<Segment, StoreError> {
+    Ok(Segment {
+        segment_id: r.get::<_, i64>(0) as u64,
+        part: r.get::<_, i32>(1) as u32,
+        start: r.get(2),
+        end: r.get(3),
+        text: r.get(4),
+        speaker: r.get(5),
+        words: serde_json::from_str(r.get::<_, &str>(6))?,
+        language: r.get(7),
+    })
+}
+
+const LIVE_COLUMNS: &str = "id, client, meta, started_at, heartbeat, audio_seconds, segments, replica";
+
+/// A live record: `ended_at` is its last heartbeat; its finals so far come along.
+fn live_row(r: &Row) -> Result<RemoteSession, StoreError> {
+    let session = StoredSession {
+        id: r.get(0),
+        client: r.get(1),
+        meta: serde_json::from_str(r.get::<_, &str>(2))?,
+        started_at: r.get(3),
+        ended_at: r.get(4),
+        close_reason: None,
+        audio_seconds: r.get(5),
+        segments: serde_json::from_str(r.get::<_, &str>(6))?,
+    };
+    Ok(RemoteSession { replica: r.get(7), session })
+}
+
+impl TranscriptStore for PostgresStore {
+    fn save(&self, session: StoredSession) {
+        let writes = self.writes.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(writes) = writes.as_ref() else {
+            return tracing::error!(session_id = %session.id, "store closed: session not persisted");
+        };
+        if let Err(TrySendError::Full(s) | TrySendError::Disconnected(s)) = writes.try_send(session) {
+            tracing::error!(session_id = %s.id, "store queue full or closed: session not persisted");
+        }
+    }
+
+    fn get(&self, id: &str) -> Result<Option<StoredSession>, StoreError> {
+        let mut conn = self.conn()?;
+        let query = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = $1");
+        let Some(row) = conn.query_opt(&query, &[&id])? else { return Ok(None) };
+        let mut session = session_row(&row)?;
+        let rows = conn.query(
+            "SELECT segment_id, part, start, \"end\", text, speaker, words, language
+             FROM segments WHERE session_id = $1 ORDER BY segment_id, part",
+            &[&id],
+        )?;
+        session.segments = rows.iter().map(segment_row).collect::<Result<_, _>>()?;
+        Ok(Some(session))
+    }
+
+    fn recent(&self, limit: usize, before: Option<f64>) -> Result<Vec<StoredSession>, StoreError> {
+        let query =
+            format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE ended_at < $2 ORDER BY ended_at DESC LIMIT $1");
+        let rows = self.conn()?.query(&query, &[&(limit as i64), &before.unwrap_or(f64::MAX)])?;
+        rows.iter().map(session_row).collect()
+    }
+
+    fn delete_ended_before(&self, unix_seconds: f64) -> Result<usize, StoreError> {
+        Ok(self.conn()?.execute("DELETE FROM sessions WHERE ended_at < $1", &[&unix_seconds])? as usize)
+    }
+
+    fn state(&self) -> StoreState {
+        // Unreachable is degraded, not down: live transcription goes on and ended sessions wait
+        // in memory for the database to come back.
+        let reachable = self.conn().and_then(|mut c| Ok(c.query_one("SELECT 1", &[])?)).is_ok();
+        match (reachable, self.waiting.load(Ordering::Relaxed)) {
+            (true, 0) => StoreState::Up,
+            _ => StoreState::Degraded,
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn close(&self) {
+        drop(self.writes.lock().unwrap_or_else(|p| p.into_inner()).take());
+        if let Some(writer) = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = writer.join();
+        }
+    }
+
+    fn fleet(&self) -> Option<&dyn Fleet> {
+        Some(self)
+    }
+}
+
+impl Fleet for PostgresStore {
+    fn publish(&self, replica: &str, live: &[StoredSession]) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        let mut tx = conn.transaction()?;
+        let now = unix_now();
+        for s in live {
+            let meta = serde_json::to_string(&s.meta)?;
+            let segments = serde_json::to_string(&s.segments)?;
+            // A session already written as ended is not brought back to life by a late beat.
+            tx.execute(
+                "INSERT INTO live_sessions (id, replica, heartbeat, started_at, client, audio_seconds, meta, segments)
+                 SELECT $1, $2, $3, $4, $5, $6, $7, $8 WHERE NOT EXISTS (SELECT 1 FROM sessions WHERE id = $1)
+                 ON CONFLICT (id) DO UPDATE SET heartbeat = $3, audio_seconds = $6, segments = $8",
+                &[&s.id, &replica, &now, &s.started_at, &s.client, &s.audio_seconds, &meta, &segments],
+            )?;
+        }
+        let ids: Vec<&str> = live.iter().map(|s| s.id.as_str()).collect();
+        tx.execute("DELETE FROM live_sessions WHERE replica = $1 AND NOT (id = ANY($2))", &[&replica, &ids])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn live_elsewhere(&self, replica: &str) -> Result<Vec<RemoteSession>, StoreError> {
+        let fresh = unix_now() - self.heartbeat_timeout;
+        let query = format!(
+            "SELECT {LIVE_COLUMNS} FROM live_sessions WHERE replica <> $1 AND heartbeat >= $2 ORDER BY started_at"
+        );
+        self.conn()?.query(&query, &[&replica, &fresh])?.iter().map(live_row).collect()
+    }
+
+    fn request_end(&self, id: &str) -> Result<bool, StoreError> {
+        let fresh = unix_now() - self.heartbeat_timeout;
+        let n = self.conn()?.execute(
+            "UPDATE live_sessions SET end_requested = TRUE WHERE id = $1 AND heartbeat >= $2",
+            &[&id, &fresh],
+        )?;
+        Ok(n > 0)
+    }
+
+    fn take_end_requests(&self, replica: &str) -> Result<Vec<String>, StoreError> {
+        let rows = self.conn()?.query(
+            "UPDATE live_sessions SET end_requested = FALSE WHERE replica = $1 AND end_requested RETURNING id",
+            &[&replica],
+        )?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    fn interrupt_stale(&self) -> Result<usize, StoreError> {
+        let stale = unix_now() - self.heartbeat_timeout;
+        let mut conn = self.conn()?;
+        let mut tx = conn.transaction()?;
+        // SKIP LOCKED: replicas sweeping at the same moment each take different records.
+        let query = format!("SELECT {LIVE_COLUMNS} FROM live_sessions WHERE heartbeat < $1 FOR UPDATE SKIP LOCKED");
+        let records = tx.query(&query, &[&stale])?.iter().map(live_row).collect::<Result<Vec<_>, _>>()?;
+        for record in &records {
+            let session = StoredSession { close_reason: Some(CloseReason::Interrupted), ..record.session.clone() };
+            write_session(&mut tx, &session)?;
+            tx.execute("DELETE FROM live_sessions WHERE id = $1", &[&session.id])?;
+            tracing::warn!(session_id = %session.id, replica = %record.replica, "replica went silent: session marked interrupted");
+        }
+        tx.commit()?;
+        Ok(records.len())
+    }
+}

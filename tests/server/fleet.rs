@@ -1,0 +1,247 @@
+//! Replicas sharing one PostgreSQL store: a real PostgreSQL server (Debian's, started here in a
+//! temporary directory on a loopback port) and real server processes.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use speech_service::eval::reference::JFK_TEXT;
+use speech_service::eval::wer::word_error_rate;
+
+use crate::common::*;
+
+/// A PostgreSQL server of the test's own; stopped (immediately) when dropped.
+struct Postgres {
+    dir: PathBuf,
+    port: u16,
+}
+
+/// Debian installs the server programs here, outside PATH.
+fn pg_bin(program: &str) -> PathBuf {
+    let versions = std::fs::read_dir("/usr/lib/postgresql").expect("PostgreSQL is installed by scripts/test.sh");
+    let mut dirs: Vec<PathBuf> = versions.filter_map(|e| e.ok()).map(|e| e.path().join("bin")).collect();
+    dirs.sort();
+    dirs.pop().expect("a PostgreSQL version").join(program)
+}
+
+/// Runs a PostgreSQL program; as root, as the `postgres` user (the server refuses root).
+fn pg_command(program: &str, args: &[&str]) -> std::process::Output {
+    let is_root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0"));
+    let mut command = if is_root {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(pg_bin(program));
+        c
+    } else {
+        Command::new(pg_bin(program))
+    };
+    command.args(args).output().expect("PostgreSQL programs run")
+}
+
+impl Postgres {
+    fn start() -> Self {
+        let dir = std::env::temp_dir().join(format!("speech-pg-{}-{}", std::process::id(), free_port()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let _ = Command::new("chown").args(["postgres:postgres"]).arg(&dir).status();
+        let data = dir.join("data");
+        let out = pg_command("initdb", &["-D", data.to_str().unwrap(), "-U", "postgres", "--auth=trust", "-E", "UTF8"]);
+        assert!(out.status.success(), "initdb: {}", String::from_utf8_lossy(&out.stderr));
+        let pg = Self { dir, port: free_port() };
+        pg.run();
+        pg
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// Starts (or restarts) the server and waits until it accepts connections.
+    fn run(&self) {
+        let options = format!("-p {} -c listen_addresses=127.0.0.1 -k {}", self.port, self.dir.display());
+        let data = self.dir.join("data");
+        let log = self.dir.join("log");
+        let out = pg_command(
+            "pg_ctl",
+            &["-D", data.to_str().unwrap(), "-l", log.to_str().unwrap(), "-o", &options, "-w", "start"],
+        );
+        assert!(out.status.success(), "pg_ctl start: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    fn stop(&self) {
+        let data = self.dir.join("data");
+        let _ = pg_command("pg_ctl", &["-D", data.to_str().unwrap(), "-m", "immediate", "-w", "stop"]);
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+async fn replica(pg: &Postgres, name: &str) -> (tokio::process::Child, TestApp) {
+    let url = pg.url();
+    let envs = [
+        ("SPEECH_STORE__URL", url.as_str()),
+        ("SPEECH_STORE__REPLICA_ID", name),
+        ("SPEECH_STORE__HEARTBEAT_S", "1"),
+        ("SPEECH_STORE__HEARTBEAT_TIMEOUT_S", "3"),
+        ("SPEECH_DIARIZATION__ENABLED", "false"),
+    ];
+    let (child, app, _logs) = start_binary_with_env(&["serve", "--port", "0"], &fresh_data_dir(), &envs).await;
+    (child, app)
+}
+
+/// jfk.wav as 16-bit PCM bytes.
+fn jfk_pcm() -> Vec<u8> {
+    let samples = speech_service::audio::wav::read_16k(&recording("jfk.wav")).unwrap();
+    samples.iter().flat_map(|s| ((s * 32767.0) as i16).to_le_bytes()).collect()
+}
+
+/// Sends `pcm` in 100 ms frames, `speed` times faster than real time.
+async fn send_audio(ws: &mut Ws, pcm: &[u8], speed: f64) {
+    for frame in pcm.chunks(3200) {
+        send_binary(ws, frame.to_vec()).await;
+        tokio::time::sleep(Duration::from_secs_f64(0.1 / speed)).await;
+    }
+}
+
+async fn session_on(app: &TestApp, id: &str) -> serde_json::Value {
+    http(app, "GET", &format!("/sessions/{id}")).await.1
+}
+
+/// Waits up to `seconds` for `check`, polling every 200 ms.
+async fn eventually(what: &str, seconds: u64, mut check: impl AsyncFnMut() -> bool) {
+    for _ in 0..seconds * 5 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("timed out after {seconds} s waiting for {what}");
+}
+
+#[tokio::test]
+async fn replicas_on_one_postgres_list_end_and_serve_each_others_sessions() {
+    let _heavy = HEAVY.lock().await;
+    let pg = Postgres::start();
+    let (_a_process, a) = replica(&pg, "replica-a").await;
+    let (_b_process, b) = replica(&pg, "replica-b").await;
+
+    let mut ws = connect(&a.ws_url()).await;
+    let ServerMessage::Ready { session_id, .. } = next_message(&mut ws).await else { panic!("ready first") };
+    send_audio(&mut ws, &jfk_pcm(), 4.0).await;
+
+    // Live on A, listed by B with A's replica id, finals included.
+    eventually("B to list A's live session", 10, async || {
+        let (_, list) = http(&b, "GET", "/sessions?state=active").await;
+        list["sessions"].as_array().unwrap().iter().any(|s| s["id"] == session_id && s["replica"] == "replica-a")
+    })
+    .await;
+    assert_eq!(session_on(&b, &session_id).await["state"], "active");
+
+    // Ended through B: A's client gets `closed` with `terminated`.
+    let (status, _) = http(&b, "DELETE", &format!("/sessions/{session_id}")).await;
+    assert_eq!(status, 202);
+    let (messages, code) = until_closed(&mut ws).await;
+    assert_eq!(messages.last().and_then(close_reason), Some(CloseReason::Terminated), "{messages:?}");
+    assert_eq!(code, Some(4003));
+    let sent = final_text(&messages);
+    assert!(word_error_rate(JFK_TEXT, &sent).wer() <= 0.15, "{sent}");
+
+    // B serves the transcript A wrote, and lists the session as ended.
+    eventually("B to serve the ended session", 10, async || session_on(&b, &session_id).await["state"] == "ended")
+        .await;
+    let (status, text) = http_text(&b, "GET", &format!("/sessions/{session_id}/transcript?format=text")).await;
+    assert_eq!(status, 200);
+    let served: String = text.lines().map(|l| l.split_once(": ").map_or(l, |(_, t)| t)).collect::<Vec<_>>().join(" ");
+    assert_eq!(speech_service::eval::wer::normalize(&served), speech_service::eval::wer::normalize(&sent));
+    let (_, ended) = http(&b, "GET", "/sessions?state=ended&limit=5").await;
+    assert!(ended["sessions"].as_array().unwrap().iter().any(|s| s["id"] == session_id));
+    // A session that ended cannot be ended again, from either replica.
+    assert_eq!(http(&b, "DELETE", &format!("/sessions/{session_id}")).await.0, 409);
+}
+
+#[tokio::test]
+async fn a_replica_killed_mid_stream_leaves_its_session_interrupted_with_its_finals() {
+    let _heavy = HEAVY.lock().await;
+    let pg = Postgres::start();
+    let (mut a_process, a) = replica(&pg, "replica-a").await;
+    let (_b_process, b) = replica(&pg, "replica-b").await;
+
+    let mut ws = connect(&a.ws_url()).await;
+    let ServerMessage::Ready { session_id, .. } = next_message(&mut ws).await else { panic!("ready first") };
+    send_audio(&mut ws, &jfk_pcm(), 4.0).await;
+    // Silence ends the last utterance; wait for its final, then for a heartbeat to carry it.
+    send_audio(&mut ws, &vec![0u8; 32_000], 4.0).await;
+    let mut received = Vec::new();
+    while received.len() < 3 {
+        if let ServerMessage::Final(segment) = next_message(&mut ws).await {
+            received.push(segment.text);
+        }
+    }
+    eventually("A's finals to reach the fleet", 15, async || {
+        session_on(&b, &session_id).await["segments"].as_u64().unwrap_or(0) >= 3
+    })
+    .await;
+
+    a_process.start_kill().unwrap();
+    a_process.wait().await.unwrap();
+    eventually("B to mark the session interrupted", 15, async || {
+        session_on(&b, &session_id).await["close_reason"] == "interrupted"
+    })
+    .await;
+    let session = session_on(&b, &session_id).await;
+    assert_eq!(session["state"], "ended");
+    let text: Vec<&str> =
+        session["transcript"].as_array().unwrap().iter().map(|s| s["text"].as_str().unwrap()).collect();
+    assert_eq!(text[..3], received[..], "the finals the client had are kept");
+    for format in ["text", "srt", "vtt", "json"] {
+        let (status, body) = http_text(&b, "GET", &format!("/sessions/{session_id}/transcript?format={format}")).await;
+        assert_eq!(status, 200, "{format}");
+        assert!(body.to_lowercase().contains("americans"), "{format}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn postgres_away_mid_stream_loses_no_final() {
+    let _heavy = HEAVY.lock().await;
+    let pg = Postgres::start();
+    let (_a_process, a) = replica(&pg, "replica-a").await;
+
+    let mut ws = connect(&a.ws_url()).await;
+    let ServerMessage::Ready { session_id, .. } = next_message(&mut ws).await else { panic!("ready first") };
+    let pcm = jfk_pcm();
+    let (first, rest) = pcm.split_at(pcm.len() / 3);
+    send_audio(&mut ws, first, 4.0).await;
+
+    pg.stop();
+    send_audio(&mut ws, rest, 4.0).await;
+    send_message(&mut ws, &ClientMessage::Close).await;
+    let (messages, _) = until_closed(&mut ws).await;
+    let sent = final_text(&messages);
+    assert!(word_error_rate(JFK_TEXT, &sent).wer() <= 0.15, "the stream went on: {sent}");
+    let (status, health) = http(&a, "GET", "/health/detailed").await;
+    assert_eq!((status, &health["components"]["store"]["state"]), (200, &serde_json::json!("degraded")), "{health}");
+    assert_eq!(health["status"], "degraded");
+
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    pg.run();
+    // A replica that starts now knows only what reached the database.
+    let (_b_process, b) = replica(&pg, "replica-b").await;
+    eventually("the session to reach the database", 20, async || session_on(&b, &session_id).await["state"] == "ended")
+        .await;
+    let stored = session_on(&b, &session_id).await;
+    let text: Vec<&str> =
+        stored["transcript"].as_array().unwrap().iter().map(|s| s["text"].as_str().unwrap()).collect();
+    assert_eq!(text.join(" "), sent, "every final the client received is stored");
+    eventually("A's store to recover", 10, async || {
+        http(&a, "GET", "/health/detailed").await.1["components"]["store"]["state"] == "up"
+    })
+    .await;
+}
