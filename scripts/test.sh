@@ -33,6 +33,14 @@ if [ ! -x target/test-venv/bin/python ]; then
         python3 -m venv target/test-venv
     }
 fi
-target/test-venv/bin/python -c 'import openai; assert openai.__version__ == "2.8.1"' 2>/dev/null \
-    || target/test-venv/bin/python -m pip install --quiet --disable-pip-version-check openai==2.8.1
+# Beside it, pinned: kubernetes-validate (the manifests against the Kubernetes schemas) and
+# PyYAML (compose.yaml).
+python_packages=(openai==2.8.1 kubernetes-validate==1.37.0 PyYAML==6.0.2)
+installed=$(target/test-venv/bin/python -m pip freeze 2>/dev/null || true)
+for package in "${python_packages[@]}"; do
+    if ! grep -qixF "$package" <<<"$installed"; then
+        target/test-venv/bin/python -m pip install --quiet --disable-pip-version-check "${python_packages[@]}"
+        break
+    fi
+done
 cargo test --release

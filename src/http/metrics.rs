@@ -4,10 +4,12 @@
 use metrics::{counter, gauge};
 
 use super::state::AppState;
+use crate::store::StoreState;
 use crate::telemetry::handle;
 
-/// Brings totals and gauges up to date, then renders the exposition text.
-pub fn render(state: &AppState) -> String {
+/// Brings totals and gauges up to date, then renders the exposition text. `store` is the
+/// store's state, read just before (off the async workers).
+pub fn render(state: &AppState, store: Option<StoreState>) -> String {
     let Some(handle) = handle() else { return String::new() };
     let sessions = state.shared.registry.totals();
     counter!("speech_sessions_total").absolute(sessions.total);
@@ -19,11 +21,16 @@ pub fn render(state: &AppState) -> String {
         counter!("speech_errors_total", "code" => code.clone()).absolute(*n);
     }
     gauge!("speech_queue_depth", "engine" => "asr").set(state.shared.engines.asr.queue_depth() as f64);
-    gauge!("speech_workers_alive", "engine" => "asr")
-        .set(state.shared.engines.asr.stats().worker.snapshot().alive as f64);
+    let asr = state.shared.engines.asr.stats().worker.snapshot();
+    gauge!("speech_workers_alive", "engine" => "asr").set(asr.alive as f64);
+    // Busy seconds: their rate over the live workers is the engine's busy fraction.
+    counter!("speech_worker_busy_milliseconds_total", "engine" => "asr").absolute((asr.busy_seconds * 1000.0) as u64);
     if let Some(d) = &state.shared.engines.diarize {
         gauge!("speech_queue_depth", "engine" => "diarization").set(d.queue_depth() as f64);
-        gauge!("speech_workers_alive", "engine" => "diarization").set(d.stats().snapshot().alive as f64);
+        let diarize = d.stats().snapshot();
+        gauge!("speech_workers_alive", "engine" => "diarization").set(diarize.alive as f64);
+        counter!("speech_worker_busy_milliseconds_total", "engine" => "diarization")
+            .absolute((diarize.busy_seconds * 1000.0) as u64);
     }
     let load = state.load_status();
     gauge!("speech_streams").set(load.streams as f64);
@@ -35,6 +42,14 @@ pub fn render(state: &AppState) -> String {
     let agg = state.shared.aggregator.snapshot();
     for (outcome, n) in [("joined", agg.joined), ("timed_out", agg.timed_out), ("late", agg.late)] {
         counter!("speech_aggregator_finals_total", "outcome" => outcome).absolute(n);
+    }
+    if let Some(store) = store {
+        let up = match store {
+            StoreState::Up => 1.0,
+            StoreState::Degraded => 0.5,
+            StoreState::Down => 0.0,
+        };
+        gauge!("speech_store_up").set(up);
     }
     handle.render()
 }

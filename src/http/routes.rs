@@ -285,6 +285,11 @@ pub async fn aggregator_stats(State(state): State<AppState>) -> Json<AggregatorC
 /// `GET /metrics`: Prometheus exposition format.
 #[utoipa::path(get, path = "/metrics", tag = "health", responses((status = 200, description = "Prometheus exposition format", body = String, content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    let body = super::metrics::render(&state);
+    let store = state.shared.registry.store().cloned();
+    let store = match store {
+        Some(store) => tokio::task::spawn_blocking(move || store.state()).await.ok(),
+        None => None,
+    };
+    let body = super::metrics::render(&state, store);
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }

@@ -4,6 +4,7 @@
 mod bad_input;
 mod capacity;
 mod common;
+mod deploy;
 mod files;
 mod fleet;
 mod page;
