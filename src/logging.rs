@@ -49,10 +49,20 @@ pub fn init(filter: &str, json: bool) -> LogHandle {
         // Colour codes only on a terminal: a log file or pipe gets plain text.
         fmt::layer().with_ansi(std::io::stderr().is_terminal()).with_writer(std::io::stderr).boxed()
     };
-    tracing_subscriber::registry().with(filter).with(output).init();
+    tracing_subscriber::registry().with(filter).with(output).with(error_reports()).init();
     LogHandle(handle)
 }
 
+/// Error-level events become error reports (warnings their breadcrumbs) when error tracking is
+/// configured (`telemetry::init_error_reports`); without a client they are dropped at once.
+fn error_reports<S>() -> impl Layer<S>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    use sentry::integrations::tracing::{BreadcrumbLayer, ErrorLayer};
+    use tracing_subscriber::filter::LevelFilter;
+    ErrorLayer::new().with_filter(LevelFilter::ERROR).and_then(BreadcrumbLayer::new().with_filter(LevelFilter::WARN))
+}
 /// Whether `filter` is a valid log filter; the error says why not.
 pub fn valid_filter(filter: &str) -> Result<(), String> {
     EnvFilter::try_new(filter).map(drop).map_err(|e| format!("`{filter}` is not a log filter: {e}"))

@@ -293,6 +293,11 @@ async fn run() -> anyhow::Result<()> {
             override_with(&mut config.models.whisper, model);
             override_with(&mut config.asr.workers, asr_workers);
             override_with(&mut config.asr.threads, asr_threads);
+            // Kept to the end: dropping it sends what is still queued.
+            let _reports = match config.telemetry.sentry_dsn.as_deref() {
+                Some(dsn) => Some(speech_service::telemetry::init_error_reports(dsn).map_err(anyhow::Error::msg)?),
+                None => None,
+            };
             Ok(app::serve(config, cli.config.clone(), log).await?)
         }
         Command::Config { action } => {

@@ -174,6 +174,11 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Whether the server, not the client, is at fault.
+    pub fn is_server_fault(self) -> bool {
+        matches!(self, Self::Overloaded | Self::AsrFailed | Self::Internal)
+    }
+
     /// The code as it appears on the wire (`invalid_json`, ...).
     pub fn name(self) -> String {
         serde_json::to_value(self).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()

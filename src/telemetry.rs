@@ -40,6 +40,37 @@ fn describe() {
     describe_counter!("speech_aggregator_finals_total", "Finals by how they met their speakers.");
     describe_histogram!("speech_inference_seconds", Unit::Seconds, "Time an engine spent on one job.");
     describe_histogram!("speech_final_latency_seconds", Unit::Seconds, "From the end of an utterance to its final.");
+    describe_counter!("speech_worker_busy_milliseconds_total", "Time engine workers spent on jobs, by engine.");
+    describe_gauge!("speech_store_up", "The transcript store: 1 up, 0.5 degraded (writes waiting), 0 down.");
+}
+
+/// Fields an error report never carries: what was said, or the audio.
+const PRIVATE_FIELDS: &[&str] = &["text", "transcript", "words", "delta", "prompt", "audio", "samples"];
+
+/// Sends error-level logs and panics to the Sentry-compatible endpoint `dsn`, tagged with the
+/// session id when there is one, stripped of any field that could hold speech. Keep the guard
+/// alive for the life of the process: dropping it flushes what is queued.
+pub fn init_error_reports(dsn: &str) -> Result<sentry::ClientInitGuard, String> {
+    let dsn: sentry::types::Dsn = dsn.parse().map_err(|e| format!("`telemetry.sentry_dsn` is not a DSN: {e}"))?;
+    let mut options = sentry::ClientOptions::default();
+    options.dsn = Some(dsn);
+    options.release = Some(concat!("speech-service@", env!("CARGO_PKG_VERSION")).into());
+    options.send_default_pii = false;
+    options.before_send = Some(std::sync::Arc::new(|event| Some(scrub(event))));
+    Ok(sentry::init(options))
+}
+
+fn scrub(mut event: sentry::protocol::Event<'static>) -> sentry::protocol::Event<'static> {
+    event.extra.retain(|key, _| !PRIVATE_FIELDS.contains(&key.as_str()));
+    for context in event.contexts.values_mut() {
+        if let sentry::protocol::Context::Other(fields) = context {
+            fields.retain(|key, _| !PRIVATE_FIELDS.contains(&key.as_str()));
+            if let Some(id) = fields.get("session_id").and_then(|v| v.as_str()) {
+                event.tags.insert("session_id".into(), id.to_owned());
+            }
+        }
+    }
+    event
 }
 
 /// Records one engine job's duration.
@@ -50,4 +81,26 @@ pub fn record_inference(engine: &'static str, kind: &'static str, seconds: f64) 
 /// Records how long a final took from the end of its utterance.
 pub fn record_final_latency(seconds: f64) {
     metrics::histogram!("speech_final_latency_seconds").record(seconds);
+}
+
+#[cfg(test)]
+mod report_tests {
+    use super::scrub;
+    use sentry::protocol::{Context, Event};
+
+    #[test]
+    fn reports_lose_speech_fields_and_gain_the_session_tag() {
+        let mut event = Event::default();
+        event.extra.insert("text".into(), "and so my fellow Americans".into());
+        event.extra.insert("code".into(), "asr_failed".into());
+        let mut fields = std::collections::BTreeMap::new();
+        fields.insert("session_id".to_owned(), serde_json::json!("abc"));
+        fields.insert("transcript".to_owned(), serde_json::json!("ask not"));
+        event.contexts.insert("Rust Tracing Fields".into(), Context::Other(fields.into_iter().collect()));
+        let event = scrub(event);
+        assert!(!event.extra.contains_key("text") && event.extra.contains_key("code"));
+        let Some(Context::Other(fields)) = event.contexts.get("Rust Tracing Fields") else { panic!("context kept") };
+        assert!(!fields.contains_key("transcript") && fields.contains_key("session_id"));
+        assert_eq!(event.tags.get("session_id").map(String::as_str), Some("abc"));
+    }
 }

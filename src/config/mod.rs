@@ -30,6 +30,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub store: StoreConfig,
     pub log: LogConfig,
+    pub telemetry: TelemetryConfig,
 }
 
 /// Logging. `--log` / `SPEECH_LOG` take precedence and then fix the filter.
@@ -44,6 +45,15 @@ impl Default for LogConfig {
     fn default() -> Self {
         Self { level: "info".into() }
     }
+}
+
+/// Error tracking.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// A Sentry DSN (`https://KEY@HOST/PROJECT`): error-level logs and panics go there, tagged
+    /// with the session id, without audio or transcript text. Off when unset.
+    pub sentry_dsn: Option<String>,
 }
 
 /// API keys. With none configured, the API is open.
@@ -226,6 +236,9 @@ impl Config {
     /// Replaces secrets before the configuration is shown.
     pub fn redact_secrets(&mut self) {
         self.auth.api_keys.iter_mut().for_each(|k| *k = "<redacted>".into());
+        if self.telemetry.sentry_dsn.is_some() {
+            self.telemetry.sentry_dsn = Some("<redacted>".into());
+        }
         // postgres://user:PASSWORD@host/db: the password goes, the rest helps debugging.
         if let Some(url) = self.store.url.as_mut() {
             if let Some((credentials, rest)) = url.split_once('@') {

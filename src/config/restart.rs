@@ -34,6 +34,7 @@ pub fn keep_restart_only(running: &Config, new: &mut Config) -> Vec<&'static str
     keep!(store.heartbeat_timeout_s, "store.heartbeat_timeout_s");
     keep!(store.connect_timeout_s, "store.connect_timeout_s");
     keep!(store.buffer_sessions, "store.buffer_sessions");
+    keep!(telemetry.sentry_dsn, "telemetry.sentry_dsn");
     changed
 }
 

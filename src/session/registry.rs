@@ -176,7 +176,15 @@ impl SessionRecord {
                     self.relabel(|e| e.speaker.as_deref() == Some(gone.as_str()), kept);
                 }
             }
-            ServerMessage::Error { code, .. } => self.count_error(*code),
+            ServerMessage::Error { code, message } => {
+                self.count_error(*code);
+                // The server's own faults (not the client's mistakes) are errors for operators,
+                // and for error tracking when configured. The message names segments, never
+                // their words.
+                if code.is_server_fault() {
+                    tracing::error!(session_id = %self.id, code = %code.name(), %message, "session error");
+                }
+            }
             _ => {}
         }
     }

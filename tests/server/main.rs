@@ -9,6 +9,7 @@ mod files;
 mod fleet;
 mod page;
 mod rest;
+mod sentry;
 mod shutdown;
 mod speaker;
 mod stages;
