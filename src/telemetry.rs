@@ -40,7 +40,11 @@ fn describe() {
     describe_counter!("speech_aggregator_finals_total", "Finals by how they met their speakers.");
     describe_histogram!("speech_inference_seconds", Unit::Seconds, "Time an engine spent on one job.");
     describe_histogram!("speech_final_latency_seconds", Unit::Seconds, "From the end of an utterance to its final.");
-    describe_counter!("speech_worker_busy_milliseconds_total", "Time engine workers spent on jobs, by engine.");
+    describe_counter!(
+        "speech_worker_busy_seconds_total",
+        Unit::Seconds,
+        "Time engine workers spent on jobs (whole seconds), by engine."
+    );
     describe_gauge!("speech_store_up", "The transcript store: 1 up, 0.5 degraded (writes waiting), 0 down.");
 }
 

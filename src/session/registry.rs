@@ -145,6 +145,8 @@ pub struct SessionRecord {
     /// session starts listening is not lost.
     terminate: (watch::Sender<bool>, watch::Receiver<bool>),
     totals: Arc<Totals>,
+    /// Where each final is appended as it is sent (crash safety).
+    store: Option<Arc<dyn TranscriptStore>>,
 }
 
 impl SessionRecord {
@@ -154,7 +156,11 @@ impl SessionRecord {
 
     pub fn add_final(&self, entry: Segment) {
         self.totals.segments.fetch_add(1, Ordering::Relaxed);
-        lock(&self.progress).transcript.push(entry);
+        let mut progress = lock(&self.progress);
+        if let Some(store) = &self.store {
+            store.append(&self.id, &entry, progress.audio_seconds);
+        }
+        progress.transcript.push(entry);
     }
 
     /// Applies a late label or a merge to what is already recorded.
@@ -367,7 +373,11 @@ impl SessionRegistry {
             progress: Mutex::new(Progress::default()),
             terminate: watch::channel(false),
             totals: self.totals.clone(),
+            store: self.store.clone(),
         });
+        if let Some(store) = &self.store {
+            store.begin(record.snapshot().to_stored());
+        }
         lock(&self.live).insert(id, record.clone());
         record
     }

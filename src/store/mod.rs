@@ -119,7 +119,12 @@ pub enum StoreState {
 
 /// Where transcripts are kept.
 pub trait TranscriptStore: Send + Sync {
-    /// Queues an ended session for writing; never blocks.
+    /// Queues a session that just opened for writing, so a crash leaves a record; never blocks.
+    /// (PostgreSQL keeps live sessions through the fleet's heartbeat instead.)
+    fn begin(&self, _session: StoredSession) {}
+    /// Queues one final of a live session, as it is sent; never blocks.
+    fn append(&self, _id: &str, _segment: &Segment, _audio_seconds: f64) {}
+    /// Queues an ended session for writing, with every segment as it finally is; never blocks.
     fn save(&self, session: StoredSession);
     fn get(&self, id: &str) -> Result<Option<StoredSession>, StoreError>;
     /// The sessions that ended last (before `before`, Unix seconds, when given), newest first,

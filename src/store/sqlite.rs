@@ -1,6 +1,8 @@
-//! The embedded store: ended sessions and their final segments in SQLite (a file in the data
-//! directory). Writes go to a writer thread through a bounded queue; reads open their own
-//! connection.
+//! The embedded store: sessions and their final segments in SQLite (a file in the data
+//! directory, WAL mode). A session is recorded when it opens and each final is appended as it
+//! is sent, so a crash loses none of them: at the next start, sessions left open are marked
+//! `interrupted`. Writes go to a writer thread through a bounded queue and are committed in
+//! batches (whatever has queued up, one transaction); reads open their own connection.
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
@@ -10,12 +12,11 @@ use super::{
     reason_from_text, reason_text, SessionMeta, StoreConfig, StoreError, StoreState, StoredSession, TranscriptStore,
 };
 use crate::domain::Segment;
-#[cfg(test)]
 use crate::protocol::CloseReason;
 use rusqlite::{params, Connection, OptionalExtension};
 
-/// Schema 2 keeps each segment's words (JSON) and language.
-const SCHEMA_VERSION: i64 = 2;
+/// Schema 2 keeps each segment's words (JSON) and language; schema 3 marks sessions still open.
+const SCHEMA_VERSION: i64 = 3;
 
 fn migrate(conn: &Connection) -> Result<(), StoreError> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
@@ -49,6 +50,9 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
              ALTER TABLE segments ADD COLUMN language TEXT NOT NULL DEFAULT '';",
         )?;
     }
+    if version < 3 {
+        conn.execute_batch("ALTER TABLE sessions ADD COLUMN live INTEGER NOT NULL DEFAULT 0;")?;
+    }
     conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
     Ok(())
 }
@@ -59,38 +63,122 @@ fn open(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
-fn write(conn: &mut Connection, s: &StoredSession) -> Result<(), StoreError> {
+/// What the writer thread applies.
+enum Write {
+    /// A session opened: recorded as live.
+    Begin(StoredSession),
+    /// A final was sent; the session's audio so far comes along.
+    Append { id: String, segment: Segment, audio_seconds: f64 },
+    /// The session ended: its record and every segment, as they finally are.
+    End(StoredSession),
+}
+
+impl Write {
+    fn session_id(&self) -> &str {
+        match self {
+            Self::Begin(s) | Self::End(s) => &s.id,
+            Self::Append { id, .. } => id,
+        }
+    }
+}
+
+/// Applies a batch in one transaction (one sync to disk for all of them).
+fn apply(conn: &mut Connection, batch: &[Write]) -> Result<(), StoreError> {
     let tx = conn.transaction()?;
-    let meta = serde_json::to_string(&s.meta)?;
-    tx.execute(
-        "INSERT OR REPLACE INTO sessions (id, started_at, ended_at, close_reason, client, audio_seconds, meta)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![s.id, s.started_at, s.ended_at, s.close_reason.and_then(reason_text), s.client, s.audio_seconds, meta],
-    )?;
-    for e in &s.segments {
-        tx.execute(
-            "INSERT OR REPLACE INTO segments (session_id, segment_id, part, start, end, text, speaker, words, language)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            params![
-                s.id,
-                e.segment_id as i64,
-                e.part,
-                e.start,
-                e.end,
-                e.text,
-                e.speaker,
-                serde_json::to_string(&e.words)?,
-                e.language
-            ],
-        )?;
+    for write in batch {
+        match write {
+            Write::Begin(s) => write_session(&tx, s, true)?,
+            Write::Append { id, segment, audio_seconds } => {
+                write_segment(&tx, id, segment)?;
+                tx.execute(
+                    "UPDATE sessions SET ended_at = max(ended_at, started_at + ?2), audio_seconds = ?3 WHERE id = ?1",
+                    params![id, segment.end, audio_seconds],
+                )?;
+            }
+            Write::End(s) => {
+                write_session(&tx, s, false)?;
+                s.segments.iter().try_for_each(|e| write_segment(&tx, &s.id, e))?;
+            }
+        }
     }
     tx.commit()?;
     Ok(())
 }
 
+fn write_session(tx: &rusqlite::Transaction<'_>, s: &StoredSession, live: bool) -> Result<(), StoreError> {
+    let meta = serde_json::to_string(&s.meta)?;
+    // An upsert, not INSERT OR REPLACE: replacing the row would cascade to its segments.
+    tx.execute(
+        "INSERT INTO sessions (id, started_at, ended_at, close_reason, client, audio_seconds, meta, live)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT (id) DO UPDATE SET ended_at = ?3, close_reason = ?4, audio_seconds = ?6, meta = ?7, live = ?8",
+        params![
+            s.id,
+            s.started_at,
+            s.ended_at,
+            s.close_reason.and_then(reason_text),
+            s.client,
+            s.audio_seconds,
+            meta,
+            live
+        ],
+    )?;
+    Ok(())
+}
+
+fn write_segment(tx: &rusqlite::Transaction<'_>, id: &str, e: &Segment) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT OR REPLACE INTO segments (session_id, segment_id, part, start, end, text, speaker, words, language)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![
+            id,
+            e.segment_id as i64,
+            e.part,
+            e.start,
+            e.end,
+            e.text,
+            e.speaker,
+            serde_json::to_string(&e.words)?,
+            e.language
+        ],
+    )?;
+    Ok(())
+}
+
+/// Sessions a previous process left open (it was killed, or the machine stopped) become
+/// `interrupted`, with the finals they had.
+fn interrupt_leftovers(conn: &Connection) -> Result<usize, StoreError> {
+    let reason = reason_text(CloseReason::Interrupted);
+    Ok(conn.execute("UPDATE sessions SET live = 0, close_reason = ?1 WHERE live = 1", params![reason])?)
+}
+
+/// Most writes one transaction takes: a burst of finals from many sessions commits together.
+const BATCH: usize = 256;
+
+fn run_writer(mut conn: Connection, queue: std::sync::mpsc::Receiver<Write>) {
+    while let Ok(first) = queue.recv() {
+        let mut batch = vec![first];
+        while batch.len() < BATCH {
+            match queue.try_recv() {
+                Ok(write) => batch.push(write),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = apply(&mut conn, &batch) {
+            // One bad write must not take the others with it: retry them one by one.
+            tracing::warn!(error = %e, writes = batch.len(), "batched store write failed; writing one by one");
+            for write in batch {
+                if let Err(e) = apply(&mut conn, std::slice::from_ref(&write)) {
+                    tracing::error!(session_id = %write.session_id(), error = %e, "could not persist session");
+                }
+            }
+        }
+    }
+}
+
 pub struct SqliteStore {
     path: PathBuf,
-    writes: Mutex<Option<SyncSender<StoredSession>>>,
+    writes: Mutex<Option<SyncSender<Write>>>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
@@ -99,18 +187,16 @@ impl SqliteStore {
     pub fn open(config: &StoreConfig) -> Result<Self, StoreError> {
         std::fs::create_dir_all(&config.data_dir).map_err(|e| StoreError::Dir(config.data_dir.clone(), e))?;
         let path = config.data_dir.join("speech.db");
-        let mut conn = open(&path)?;
+        let conn = open(&path)?;
         migrate(&conn)?;
-        let (writes, queue) = sync_channel::<StoredSession>(1024);
+        let interrupted = interrupt_leftovers(&conn)?;
+        if interrupted > 0 {
+            tracing::warn!(sessions = interrupted, "sessions left open by the previous run are marked interrupted");
+        }
+        let (writes, queue) = sync_channel::<Write>(QUEUE);
         let writer = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || {
-                for session in queue {
-                    if let Err(e) = write(&mut conn, &session) {
-                        tracing::error!(session_id = %session.id, error = %e, "could not persist session");
-                    }
-                }
-            })
+            .spawn(move || run_writer(conn, queue))
             .expect("spawning a thread only fails when the OS is out of resources");
         Ok(Self { path, writes: Mutex::new(Some(writes)), writer: Mutex::new(Some(writer)) })
     }
@@ -118,7 +204,21 @@ impl SqliteStore {
     fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
         f(&open(&self.path)?)
     }
+
+    /// Queues a write; never blocks (a full queue loses it, with an error in the log).
+    fn queue(&self, write: Write) {
+        let writes = self.writes.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(writes) = writes.as_ref() else {
+            return tracing::error!(session_id = %write.session_id(), "store closed: not persisted");
+        };
+        if let Err(TrySendError::Full(w) | TrySendError::Disconnected(w)) = writes.try_send(write) {
+            tracing::error!(session_id = %w.session_id(), "store queue full or closed: not persisted");
+        }
+    }
 }
+
+/// Writes waiting for the writer: finals of many sessions at once, each a few hundred bytes.
+const QUEUE: usize = 8192;
 
 const SESSION_COLUMNS: &str = "id, client, meta, started_at, ended_at, close_reason, audio_seconds";
 
@@ -174,17 +274,16 @@ fn load_session(conn: &Connection, id: &str) -> Result<Option<StoredSession>, St
 }
 
 impl TranscriptStore for SqliteStore {
+    fn begin(&self, session: StoredSession) {
+        self.queue(Write::Begin(session));
+    }
+
+    fn append(&self, id: &str, segment: &Segment, audio_seconds: f64) {
+        self.queue(Write::Append { id: id.to_owned(), segment: segment.clone(), audio_seconds });
+    }
+
     fn save(&self, session: StoredSession) {
-        let writes = self.writes.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(writes) = writes.as_ref() else {
-            return tracing::error!(session_id = %session.id, "store closed: session not persisted");
-        };
-        match writes.try_send(session) {
-            Ok(()) => {}
-            Err(TrySendError::Full(s)) | Err(TrySendError::Disconnected(s)) => {
-                tracing::error!(session_id = %s.id, "store queue full or closed: session not persisted");
-            }
-        }
+        self.queue(Write::End(session));
     }
 
     fn close(&self) {
@@ -201,7 +300,7 @@ impl TranscriptStore for SqliteStore {
     fn recent(&self, limit: usize, before: Option<f64>) -> Result<Vec<StoredSession>, StoreError> {
         self.read(|conn| {
             let query =
-                format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE ended_at < ?2 ORDER BY ended_at DESC LIMIT ?1");
+                format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE live = 0 AND ended_at < ?2 ORDER BY ended_at DESC LIMIT ?1");
             let mut stmt = conn.prepare(&query)?;
             let rows = stmt.query_map(params![limit as i64, before.unwrap_or(f64::MAX)], session_row)?;
             rows.map(|row| with_meta(row?)).collect()
@@ -209,7 +308,7 @@ impl TranscriptStore for SqliteStore {
     }
 
     fn delete_ended_before(&self, unix_seconds: f64) -> Result<usize, StoreError> {
-        self.read(|conn| Ok(conn.execute("DELETE FROM sessions WHERE ended_at < ?1", [unix_seconds])?))
+        self.read(|conn| Ok(conn.execute("DELETE FROM sessions WHERE live = 0 AND ended_at < ?1", [unix_seconds])?))
     }
 
     fn state(&self) -> StoreState {

@@ -4,6 +4,7 @@
 mod bad_input;
 mod capacity;
 mod common;
+mod crash;
 mod deploy;
 mod files;
 mod fleet;

@@ -1,0 +1,55 @@
+//! A server killed mid-stream loses no final it sent: after a restart on the same data
+//! directory the session is listed as `interrupted` with every final the client received.
+
+use std::time::Duration;
+
+use crate::common::*;
+
+#[tokio::test]
+async fn finals_survive_sigkill_and_the_session_comes_back_interrupted() {
+    let _heavy = HEAVY.lock().await;
+    let data = fresh_data_dir();
+    let envs = [("SPEECH_DIARIZATION__ENABLED", "false")];
+    let (mut server, app, _logs) = start_binary_with_env(&["serve", "--port", "0"], &data, &envs).await;
+
+    let mut ws = connect(&app.ws_url()).await;
+    let ServerMessage::Ready { session_id, .. } = next_message(&mut ws).await else { panic!("ready first") };
+    let samples = speech_service::audio::wav::read_16k(&recording("jfk.wav")).unwrap();
+    let pcm: Vec<u8> = samples.iter().flat_map(|s| ((s * 32767.0) as i16).to_le_bytes()).collect();
+    let mut received = Vec::new();
+    // Stream until three finals have arrived, then kill the server mid-stream.
+    for frame in pcm.chunks(3200) {
+        send_binary(&mut ws, frame.to_vec()).await;
+        while let Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Text(text)))) =
+            tokio::time::timeout(Duration::from_millis(20), futures_util::StreamExt::next(&mut ws)).await
+        {
+            if let ServerMessage::Final(segment) = serde_json::from_str(&text).unwrap() {
+                received.push(segment);
+            }
+        }
+        if received.len() >= 3 {
+            break;
+        }
+    }
+    assert!(received.len() >= 3, "finals before the kill: {received:?}");
+    server.start_kill().unwrap();
+    server.wait().await.unwrap();
+
+    let (_server, app, _logs) = start_binary_with_env(&["serve", "--port", "0"], &data, &envs).await;
+    let (status, session) = http(&app, "GET", &format!("/sessions/{session_id}")).await;
+    assert_eq!(status, 200, "{session}");
+    assert_eq!(session["state"], "ended");
+    assert_eq!(session["close_reason"], "interrupted");
+    let stored: Vec<&str> =
+        session["transcript"].as_array().unwrap().iter().map(|s| s["text"].as_str().unwrap()).collect();
+    let sent: Vec<&str> = received.iter().map(|s| s.text.as_str()).collect();
+    assert_eq!(stored, sent, "every final the client received is stored");
+    let (_, list) = http(&app, "GET", "/sessions?state=ended").await;
+    assert!(list["sessions"].as_array().unwrap().iter().any(|s| s["id"] == session_id));
+    for format in ["text", "srt", "vtt", "json"] {
+        let (status, body) =
+            http_text(&app, "GET", &format!("/sessions/{session_id}/transcript?format={format}")).await;
+        assert_eq!(status, 200, "{format}");
+        assert!(body.to_lowercase().contains("americans"), "{format}: {body}");
+    }
+}
