@@ -87,18 +87,30 @@ impl Outlet {
             let frame = CloseFrame { code: reason.close_code(), reason: format!("{reason:?}").into() };
             let _ = timeout(self.send_timeout, self.socket.send(Message::Close(Some(frame)))).await;
             self.open = false;
-            self.await_client_close().await;
+            self.await_client_close(reason == CloseReason::FrameTooLarge).await;
         }
     }
 
     /// Completes the closing handshake: reads (and drops) whatever the client still sends until
     /// its close frame, for at most `CLOSE_WAIT`. Closing a TCP socket with unread audio in it
     /// makes the kernel reset the connection, which can destroy the last messages in flight.
-    async fn await_client_close(&mut self) {
+    /// `hold`: after a frame too large to read, the socket layer has stopped reading; the
+    /// connection is then kept open (unread) until the deadline, so the client can read what
+    /// was sent before the kernel resets it.
+    async fn await_client_close(&mut self, hold: bool) {
         let deadline = Instant::now() + CLOSE_WAIT;
-        while let Ok(Some(Ok(message))) = tokio::time::timeout_at(deadline, self.socket.recv()).await {
-            if matches!(message, Message::Close(_)) {
-                break;
+        // Errors are read past too: after a frame too large to read, the rest of it is still
+        // arriving, and it must be drained for the close frame to reach the client.
+        loop {
+            match tokio::time::timeout_at(deadline, self.socket.recv()).await {
+                Ok(Some(Ok(Message::Close(_)))) | Err(_) => break,
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    if hold {
+                        tokio::time::sleep_until(deadline).await;
+                    }
+                    break;
+                }
             }
         }
     }

@@ -130,3 +130,44 @@ async fn session_limit_refuses_with_503_and_a_vanished_client_frees_its_slot() {
     let (messages, _) = until_closed(&mut second).await;
     assert_eq!(messages.last().and_then(close_reason), Some(CloseReason::ClientClose));
 }
+
+#[tokio::test]
+async fn frames_far_over_the_limit_still_get_the_documented_close() {
+    let app = spawn_app(|c| c.limits.max_frame_bytes = 64 * 1024);
+    use tokio_tungstenite::tungstenite::Message;
+    for (factor, text) in [(1.5, false), (4.0, false), (64.0, false), (1.5, true), (4.0, true), (64.0, true)] {
+        let size = (64.0 * 1024.0 * factor) as usize;
+        let mut ws = connect(&app.ws_url()).await;
+        next_message(&mut ws).await;
+        let frame = if text { Message::Text("x".repeat(size).into()) } else { Message::Binary(vec![0u8; size].into()) };
+        // The server may stop reading before the frame is all sent; that is its right.
+        let _ = ws.send(frame).await;
+        let (messages, code) = until_closed(&mut ws).await;
+        let what = format!("{factor}x {}", if text { "text" } else { "binary" });
+        assert_eq!(messages.first().and_then(error_code), Some(ErrorCode::FrameTooLarge), "{what}: {messages:?}");
+        assert_eq!(messages.last().and_then(close_reason), Some(CloseReason::FrameTooLarge), "{what}");
+        assert_eq!(code, Some(1009), "{what}");
+    }
+    // And it keeps serving.
+    assert_eq!(http(&app, "GET", "/health").await.0, 200);
+}
+
+#[tokio::test]
+async fn a_flood_of_tiny_frames_is_audio_like_any_other() {
+    let app = default_app();
+    let mut ws = connect(&app.ws_url()).await;
+    next_message(&mut ws).await;
+    // 100,000 frames of one 16-bit sample each: 6.25 s of silence.
+    for _ in 0..100_000 {
+        ws.feed(tokio_tungstenite::tungstenite::Message::Binary(vec![0u8; 2].into())).await.unwrap();
+    }
+    ws.flush().await.unwrap();
+    send_message(&mut ws, &ClientMessage::Close).await;
+    let (messages, code) = until_closed(&mut ws).await;
+    let Some(ServerMessage::Closed { reason, audio_seconds, .. }) = messages.last() else { panic!("{messages:?}") };
+    assert_eq!(*reason, CloseReason::ClientClose);
+    // (Counted in whole 32 ms VAD frames: the last one is padded.)
+    assert!((audio_seconds - 6.25).abs() < 0.04, "every sample counted: {audio_seconds}");
+    assert_eq!(code, Some(1000));
+    assert_eq!(http(app, "GET", "/health").await.0, 200);
+}
