@@ -45,6 +45,7 @@ fn describe() {
         Unit::Seconds,
         "Time engine workers spent on jobs (whole seconds), by engine."
     );
+    describe_counter!("speech_worker_restarts_total", "Panics caught in engine workers, which then started over.");
     describe_gauge!("speech_store_up", "The transcript store: 1 up, 0.5 degraded (writes waiting), 0 down.");
 }
 

@@ -41,11 +41,18 @@ pub enum AsrError {
     PathNotUtf8(std::path::PathBuf),
     #[error("the recognition worker stopped before answering")]
     WorkerLost,
+    #[error("the recognition worker failed on this clip and was restarted")]
+    Panicked,
 }
 
 /// A model that transcribes 16 kHz mono clips. Implementations run on engine threads only.
 pub trait Transcriber: Send {
     fn transcribe(&mut self, samples: &[f32], options: &DecodeOptions) -> Result<Transcript, AsrError>;
+    /// Starts over with fresh decoding state (the model stays loaded), after a panic left the
+    /// old state in doubt.
+    fn reset(&mut self) -> Result<(), AsrError> {
+        Ok(())
+    }
 }
 
 /// Why a clip is decoded; decides its lane and how it is counted.
@@ -282,7 +289,21 @@ fn worker_loop(mut backend: Box<dyn Transcriber>, queue: &JobQueue<Job>, stats: 
             stats.final_waits.record(Duration::from_millis(waited));
         }
         let started = Instant::now();
-        let result = backend.transcribe(&job.samples, &job.options);
+        let result = super::supervise::run("asr", &stats.worker, || {
+            super::supervise::inject_fault("asr");
+            backend.transcribe(&job.samples, &job.options)
+        });
+        let result = match result {
+            Some(result) => result,
+            None => {
+                if let Err(e) = backend.reset() {
+                    tracing::error!(error = %crate::logging::chain(&e), "the recognition worker could not start over");
+                    let _ = job.reply.send(Err(AsrError::Panicked));
+                    return;
+                }
+                Err(AsrError::Panicked)
+            }
+        };
         let took = started.elapsed();
         stats.worker.record(took);
         let kind = match job.kind {

@@ -64,6 +64,8 @@ pub enum DiarizeError {
     WorkerLost,
     #[error("the speaker models failed to load")]
     NotLoaded,
+    #[error("the diarization worker failed on this clip and went on")]
+    Panicked,
 }
 
 /// The speaker models could not be loaded.
@@ -186,7 +188,11 @@ impl DiarizeHandle {
                         continue;
                     };
                     let started = Instant::now();
-                    let result = diarizer.diarize(&job.samples, job.from);
+                    let result = super::supervise::run("diarization", &s, || {
+                        super::supervise::inject_fault("diarization");
+                        diarizer.diarize(&job.samples, job.from)
+                    })
+                    .unwrap_or(Err(DiarizeError::Panicked));
                     s.record(started.elapsed());
                     crate::telemetry::record_inference("diarization", "utterance", started.elapsed().as_secs_f64());
                     let _ = job.reply.send(result);

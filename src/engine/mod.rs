@@ -5,6 +5,7 @@ pub mod asr;
 pub mod diarize;
 pub mod queue;
 pub mod stats;
+pub mod supervise;
 pub mod whisper;
 
 use self::asr::AsrHandle;

@@ -16,6 +16,9 @@ pub struct WorkerStats {
     pub busy_micros: AtomicU64,
     /// Worker threads running now.
     pub alive: AtomicUsize,
+    /// Times a worker caught a panic in its model, answered the job with an error and started
+    /// over with fresh model state.
+    pub restarts: AtomicU64,
     recent: Mutex<VecDeque<u64>>,
 }
 
@@ -25,6 +28,8 @@ pub struct WorkerSnapshot {
     pub jobs: u64,
     pub busy_seconds: f64,
     pub alive: usize,
+    /// Panics caught and recovered from (see `engine::supervise`).
+    pub restarts: u64,
     pub job_seconds_p50: Option<f64>,
     pub job_seconds_p95: Option<f64>,
 }
@@ -58,6 +63,7 @@ impl WorkerStats {
             jobs: self.jobs.load(Ordering::Relaxed),
             busy_seconds: self.busy_micros.load(Ordering::Relaxed) as f64 / 1e6,
             alive: self.alive.load(Ordering::Relaxed),
+            restarts: self.restarts.load(Ordering::Relaxed),
             job_seconds_p50: pct(0.5),
             job_seconds_p95: pct(0.95),
         }

@@ -228,6 +228,12 @@ impl Transcriber for WhisperBackend {
         state.full(params, audio)?;
         Ok(collect(&self.model, state, dtw, samples.len()))
     }
+
+    fn reset(&mut self) -> Result<(), AsrError> {
+        let fresh = self.model.backend(self.threads as usize)?;
+        *self = fresh;
+        Ok(())
+    }
 }
 
 #[cfg(test)]

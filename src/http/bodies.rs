@@ -61,6 +61,9 @@ pub struct EngineHealth {
     pub workers: Option<usize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue_depth: Option<usize>,
+    /// Panics its workers caught and recovered from since start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restarts: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

@@ -26,11 +26,13 @@ pub fn render(state: &AppState, store: Option<StoreState>) -> String {
     // Busy seconds (whole, as counters here are integers): their rate over the live workers is
     // the engine's busy fraction.
     counter!("speech_worker_busy_seconds_total", "engine" => "asr").absolute(asr.busy_seconds as u64);
+    counter!("speech_worker_restarts_total", "engine" => "asr").absolute(asr.restarts);
     if let Some(d) = &state.shared.engines.diarize {
         gauge!("speech_queue_depth", "engine" => "diarization").set(d.queue_depth() as f64);
         let diarize = d.stats().snapshot();
         gauge!("speech_workers_alive", "engine" => "diarization").set(diarize.alive as f64);
         counter!("speech_worker_busy_seconds_total", "engine" => "diarization").absolute(diarize.busy_seconds as u64);
+        counter!("speech_worker_restarts_total", "engine" => "diarization").absolute(diarize.restarts);
     }
     let load = state.load_status();
     gauge!("speech_streams").set(load.streams as f64);

@@ -35,22 +35,35 @@ fn up_or_down(up: bool) -> ComponentState {
 
 fn diarization_health(state: &AppState) -> EngineHealth {
     let Some(d) = &state.shared.engines.diarize else {
-        return EngineHealth { state: ComponentState::Disabled, model: None, workers: None, queue_depth: None };
+        return EngineHealth {
+            state: ComponentState::Disabled,
+            model: None,
+            workers: None,
+            queue_depth: None,
+            restarts: None,
+        };
     };
-    let alive = d.stats().snapshot().alive;
-    EngineHealth { state: up_or_down(alive > 0), model: None, workers: Some(alive), queue_depth: Some(d.queue_depth()) }
+    let stats = d.stats().snapshot();
+    EngineHealth {
+        state: up_or_down(stats.alive > 0),
+        model: None,
+        workers: Some(stats.alive),
+        queue_depth: Some(d.queue_depth()),
+        restarts: Some(stats.restarts),
+    }
 }
 
 /// `GET /health/detailed`: each component's state; 503 when a required one is down.
 #[utoipa::path(get, path = "/health/detailed", tag = "health",
     responses((status = 200, description = "Every component is up", body = DetailedHealth), (status = 503, description = "A required component is down", body = DetailedHealth)))]
 pub async fn health_detailed(State(state): State<AppState>) -> Response {
-    let alive = state.shared.engines.asr.stats().worker.snapshot().alive;
+    let workers = state.shared.engines.asr.stats().worker.snapshot();
     let asr = EngineHealth {
-        state: up_or_down(alive > 0),
+        state: up_or_down(workers.alive > 0),
         model: Some(state.shared.engines.asr.model().to_owned()),
-        workers: Some(alive),
+        workers: Some(workers.alive),
         queue_depth: Some(state.shared.engines.asr.queue_depth()),
+        restarts: Some(workers.restarts),
     };
     let components = Components {
         diarization: diarization_health(&state),

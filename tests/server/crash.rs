@@ -53,3 +53,41 @@ async fn finals_survive_sigkill_and_the_session_comes_back_interrupted() {
         assert!(body.to_lowercase().contains("americans"), "{format}: {body}");
     }
 }
+
+/// Streams jfk.wav (finals only) to a server started with `SPEECH_TEST_PANIC=<fault>` and
+/// returns the messages and `/health/detailed`.
+async fn stream_with_fault(fault: &str) -> (Vec<ServerMessage>, serde_json::Value, String) {
+    let envs = [("SPEECH_TEST_PANIC", fault), ("SPEECH_STREAMING__SPECULATIVE_FINALS", "false")];
+    let (_server, app, _logs) = start_binary_with_env(&["serve", "--port", "0"], &fresh_data_dir(), &envs).await;
+    let url = format!("{}?interim_results=false", app.ws_url());
+    let options = speech_service::client::StreamOptions { speed: 4.0, ..Default::default() };
+    let received = speech_service::client::stream_file(&url, &recording("jfk.wav"), &options, |_| {}).await.unwrap();
+    let (_, health) = http(&app, "GET", "/health/detailed").await;
+    let (_, metrics) = http_text(&app, "GET", "/metrics").await;
+    (messages_of(&received), health, metrics)
+}
+
+#[tokio::test]
+async fn a_panic_in_the_recognition_worker_fails_one_segment_and_the_next_is_transcribed() {
+    let _heavy = HEAVY.lock().await;
+    let (messages, health, metrics) = stream_with_fault("asr:1").await;
+    let failed: Vec<&ServerMessage> = messages.iter().filter(|m| error_code(m) == Some(ErrorCode::AsrFailed)).collect();
+    assert_eq!(failed.len(), 1, "one segment fails: {messages:?}");
+    let text = final_text(&messages).to_lowercase();
+    assert!(text.contains("ask not") && text.contains("country"), "the segments after it are transcribed: {text}");
+    assert_eq!(messages.last().and_then(close_reason), Some(CloseReason::ClientClose));
+    assert_eq!(health["components"]["asr"]["restarts"], 1, "{health}");
+    assert_eq!(health["components"]["asr"]["workers"], 2, "the worker is back: {health}");
+    assert!(metrics.contains("speech_worker_restarts_total{engine=\"asr\"} 1"), "{metrics}");
+}
+
+#[tokio::test]
+async fn a_panic_in_the_speaker_worker_costs_one_segment_its_label_and_nothing_else() {
+    let _heavy = HEAVY.lock().await;
+    let (messages, health, _) = stream_with_fault("diarization:1").await;
+    assert!(final_text(&messages).to_lowercase().contains("country"), "{messages:?}");
+    let labelled = finals(&messages).iter().filter(|f| f.speaker.is_some()).count();
+    assert!(labelled >= 2, "later segments are labelled: {messages:?}");
+    assert_eq!(health["components"]["diarization"]["restarts"], 1, "{health}");
+    assert_eq!(health["components"]["diarization"]["state"], "up", "{health}");
+}
