@@ -3,6 +3,8 @@
 use std::time::Duration;
 
 use futures_util::SinkExt;
+use speech_service::eval::reference::JFK_TEXT;
+use speech_service::eval::wer::word_error_rate;
 use tokio_tungstenite::tungstenite::Error as WsError;
 
 use crate::common::*;
@@ -170,4 +172,39 @@ async fn a_flood_of_tiny_frames_is_audio_like_any_other() {
     assert!((audio_seconds - 6.25).abs() < 0.04, "every sample counted: {audio_seconds}");
     assert_eq!(code, Some(1000));
     assert_eq!(http(app, "GET", "/health").await.0, 200);
+}
+
+#[tokio::test]
+async fn a_connection_flood_past_the_session_limit_is_refused_and_the_admitted_stream_is_unharmed() {
+    let _heavy = HEAVY.lock().await;
+    let app = spawn_app(|c| c.limits.max_sessions = 3);
+    let mut idle = Vec::new();
+    for _ in 0..2 {
+        let mut ws = connect(&app.ws_url()).await;
+        next_message(&mut ws).await;
+        idle.push(ws);
+    }
+    let url = app.ws_url();
+    let stream = tokio::spawn(async move {
+        let options = speech_service::client::StreamOptions { speed: 2.0, ..Default::default() };
+        speech_service::client::stream_file(&url, &recording("jfk.wav"), &options, |_| {}).await.unwrap()
+    });
+    // Let the stream take the third slot, then flood.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let flood = (0..50).map(|_| refused_quietly(app.ws_url()));
+    let answers = futures_util::future::join_all(flood).await;
+    assert!(answers.iter().all(|a| *a == Some(503)), "every extra connection is refused with 503: {answers:?}");
+    let messages = messages_of(&stream.await.unwrap());
+    let text = final_text(&messages);
+    assert!(word_error_rate(JFK_TEXT, &text).wer() <= 0.10, "the admitted stream is unharmed: {text}");
+    assert_eq!(messages.last().and_then(close_reason), Some(CloseReason::ClientClose));
+    drop(idle);
+}
+
+/// The status a refused upgrade got; `None` if it was admitted.
+async fn refused_quietly(url: String) -> Option<u16> {
+    match tokio_tungstenite::connect_async(url.as_str()).await {
+        Err(WsError::Http(response)) => Some(response.status().as_u16()),
+        _ => None,
+    }
 }
