@@ -30,6 +30,12 @@ pub fn recording(name: &str) -> PathBuf {
     models_dir().join("recordings").join(name)
 }
 
+/// jfk.wav as the bytes of a `pcm_s16le` stream at 16 kHz.
+pub fn jfk_pcm() -> Vec<u8> {
+    let samples = speech_service::audio::wav::read_16k(&recording("jfk.wav")).unwrap();
+    samples.iter().flat_map(|s| ((s * 32767.0) as i16).to_le_bytes()).collect()
+}
+
 pub struct TestApp {
     pub addr: SocketAddr,
 }

@@ -14,8 +14,7 @@ async fn finals_survive_sigkill_and_the_session_comes_back_interrupted() {
 
     let mut ws = connect(&app.ws_url()).await;
     let ServerMessage::Ready { session_id, .. } = next_message(&mut ws).await else { panic!("ready first") };
-    let samples = speech_service::audio::wav::read_16k(&recording("jfk.wav")).unwrap();
-    let pcm: Vec<u8> = samples.iter().flat_map(|s| ((s * 32767.0) as i16).to_le_bytes()).collect();
+    let pcm = jfk_pcm();
     let mut received = Vec::new();
     // Stream until three finals have arrived, then kill the server mid-stream.
     for frame in pcm.chunks(3200) {

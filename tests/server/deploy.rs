@@ -145,8 +145,7 @@ async fn every_dashboard_query_returns_data_from_a_real_prometheus() {
     next_message(&mut ws).await;
     // One mistake, so the errors panel has a series.
     send_text(&mut ws, "not json").await;
-    let samples = speech_service::audio::wav::read_16k(&recording("jfk.wav")).unwrap();
-    let pcm: Vec<u8> = samples.iter().flat_map(|s| ((s * 32767.0) as i16).to_le_bytes()).collect();
+    let pcm = jfk_pcm();
     for frame in pcm.chunks(8000) {
         send_binary(&mut ws, frame.to_vec()).await;
         tokio::time::sleep(Duration::from_millis(60)).await;

@@ -97,12 +97,6 @@ async fn replica(pg: &Postgres, name: &str) -> (tokio::process::Child, TestApp) 
     (child, app)
 }
 
-/// jfk.wav as 16-bit PCM bytes.
-fn jfk_pcm() -> Vec<u8> {
-    let samples = speech_service::audio::wav::read_16k(&recording("jfk.wav")).unwrap();
-    samples.iter().flat_map(|s| ((s * 32767.0) as i16).to_le_bytes()).collect()
-}
-
 /// Sends `pcm` in 100 ms frames, `speed` times faster than real time.
 async fn send_audio(ws: &mut Ws, pcm: &[u8], speed: f64) {
     for frame in pcm.chunks(3200) {

@@ -71,8 +71,7 @@ async fn a_server_side_session_error_reaches_the_error_tracker_without_speech() 
 
     let mut ws = connect(&app.ws_url()).await;
     let ServerMessage::Ready { session_id, .. } = next_message(&mut ws).await else { panic!("ready first") };
-    let samples = speech_service::audio::wav::read_16k(&recording("jfk.wav")).unwrap();
-    let pcm: Vec<u8> = samples.iter().flat_map(|s| ((s * 32767.0) as i16).to_le_bytes()).collect();
+    let pcm = jfk_pcm();
     for frame in pcm.chunks(3200) {
         send_binary(&mut ws, frame.to_vec()).await;
         tokio::time::sleep(Duration::from_millis(25)).await;
