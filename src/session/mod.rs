@@ -55,6 +55,8 @@ enum Event {
 struct Outlet {
     socket: WebSocket,
     open: bool,
+    /// A send timed out: the client stopped reading, and is to be dropped.
+    stalled: bool,
     send_timeout: Duration,
     record: Arc<SessionRecord>,
     registry: Arc<SessionRegistry>,
@@ -69,8 +71,9 @@ impl Outlet {
         let json = serde_json::to_string(message).expect("server messages always serialise");
         let sent = timeout(self.send_timeout, self.socket.send(Message::Text(json.into()))).await;
         if !matches!(sent, Ok(Ok(()))) {
-            tracing::info!("client stopped reading; further messages are dropped");
+            tracing::info!("client stopped reading; it is dropped and its segments finished");
             self.open = false;
+            self.stalled = true;
         }
     }
 
@@ -135,7 +138,8 @@ pub async fn run(
     let (registry, closing_id) = (deps.registry.clone(), id.clone());
     let reason = async move {
         let send_timeout = Duration::from_secs(config.limits.send_timeout_s);
-        let mut outlet = Outlet { socket, open: true, send_timeout, record, registry: deps.registry.clone() };
+        let mut outlet =
+            Outlet { socket, open: true, stalled: false, send_timeout, record, registry: deps.registry.clone() };
         let front = match AudioFront::new(&params, deps.engines.vad.detector()) {
             Ok(front) => front,
             Err(e) => {
@@ -204,6 +208,14 @@ async fn event_loop(
         outlet.flush(&mut outbox).await;
         if let Some(reason) = close {
             break reason;
+        }
+        // A client that stopped reading is treated as gone: nothing more is read from it, its
+        // segments are finished, and the connection is dropped.
+        if std::mem::take(&mut outlet.stalled) {
+            let actions = session.handle(Input::ClientGone);
+            if let Some(reason) = jobs.run(&mut session, actions, &mut outbox).await {
+                break reason;
+            }
         }
     };
     drain(&mut session, &mut jobs, &mut front, &mut outlet, reason).await;

@@ -135,6 +135,8 @@ async fn session_limit_refuses_with_503_and_a_vanished_client_frees_its_slot() {
 
 #[tokio::test]
 async fn frames_far_over_the_limit_still_get_the_documented_close() {
+    // Megabytes of frames take both cores for a moment: not beside real-time streams.
+    let _heavy = HEAVY.lock().await;
     let app = spawn_app(|c| c.limits.max_frame_bytes = 64 * 1024);
     use tokio_tungstenite::tungstenite::Message;
     for (factor, text) in [(1.5, false), (4.0, false), (64.0, false), (1.5, true), (4.0, true), (64.0, true)] {
@@ -156,6 +158,7 @@ async fn frames_far_over_the_limit_still_get_the_documented_close() {
 
 #[tokio::test]
 async fn a_flood_of_tiny_frames_is_audio_like_any_other() {
+    let _heavy = HEAVY.lock().await;
     let app = default_app();
     let mut ws = connect(&app.ws_url()).await;
     next_message(&mut ws).await;
@@ -207,4 +210,26 @@ async fn refused_quietly(url: String) -> Option<u16> {
         Err(WsError::Http(response)) => Some(response.status().as_u16()),
         _ => None,
     }
+}
+
+#[tokio::test]
+async fn a_client_that_never_reads_is_dropped_after_the_send_timeout() {
+    // The flood takes both cores for a moment: not beside tests that stream in real time.
+    let _heavy = HEAVY.lock().await;
+    let app = spawn_app(|c| c.limits.send_timeout_s = 1);
+    let mut ws = connect(&app.ws_url()).await;
+    let ServerMessage::Ready { session_id, .. } = next_message(&mut ws).await else { panic!("ready first") };
+    // Every bad text frame earns an `error` message; never reading them fills the socket's
+    // buffers until the server's sends time out, and then the server hangs up.
+    let junk = tokio_tungstenite::tungstenite::Message::Text("x".repeat(200).into());
+    let flood = async { while ws.send(junk.clone()).await.is_ok() {} };
+    tokio::time::timeout(Duration::from_secs(60), flood).await.expect("the server drops the client");
+    wait_until("the session to end", async || {
+        let (_, session) = http(&app, "GET", &format!("/sessions/{session_id}")).await;
+        session["state"] == "ended" && session["close_reason"] == "disconnected"
+    })
+    .await;
+    // The server goes on serving others.
+    let mut other = connect(&app.ws_url()).await;
+    assert!(matches!(next_message(&mut other).await, ServerMessage::Ready { .. }));
 }
