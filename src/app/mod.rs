@@ -151,8 +151,7 @@ fn open_store(config: &Config) -> Result<Option<Arc<dyn TranscriptStore>>, Store
 /// Deletes sessions past the retention period, at start and then hourly.
 async fn retention(store: Arc<dyn TranscriptStore>, days: u32) {
     loop {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs_f64();
-        let cutoff = now - f64::from(days) * 86_400.0;
+        let cutoff = store::unix_now() - f64::from(days) * 86_400.0;
         let s = store.clone();
         match tokio::task::spawn_blocking(move || s.delete_ended_before(cutoff)).await {
             Ok(Ok(n)) if n > 0 => tracing::info!(deleted = n, days, "retention removed old sessions"),

@@ -116,16 +116,23 @@ pub async fn health_ready(State(state): State<AppState>) -> Response {
 }
 
 async fn store_health(state: &AppState) -> StoreHealth {
-    let Some(store) = state.shared.registry.store().cloned() else {
+    let Some((kind, store)) = store_state(state).await else {
         return StoreHealth { state: ComponentState::Disabled, kind: None };
     };
-    let kind = Some(store.kind().to_owned());
-    let state = match tokio::task::spawn_blocking(move || store.state()).await {
-        Ok(StoreState::Up) => ComponentState::Up,
-        Ok(StoreState::Degraded) => ComponentState::Degraded,
-        Ok(StoreState::Down) | Err(_) => ComponentState::Down,
+    let state = match store {
+        StoreState::Up => ComponentState::Up,
+        StoreState::Degraded => ComponentState::Degraded,
+        StoreState::Down => ComponentState::Down,
     };
-    StoreHealth { state, kind }
+    StoreHealth { state, kind: Some(kind.to_owned()) }
+}
+
+/// The store's kind and state, read off the async workers (it may touch the database); `None`
+/// without a store.
+async fn store_state(state: &AppState) -> Option<(&'static str, StoreState)> {
+    let store = state.shared.registry.store().cloned()?;
+    let kind = store.kind();
+    Some((kind, tokio::task::spawn_blocking(move || store.state()).await.unwrap_or(StoreState::Down)))
 }
 
 #[derive(Debug, Deserialize)]
@@ -298,11 +305,7 @@ pub async fn aggregator_stats(State(state): State<AppState>) -> Json<AggregatorC
 /// `GET /metrics`: Prometheus exposition format.
 #[utoipa::path(get, path = "/metrics", tag = "health", responses((status = 200, description = "Prometheus exposition format", body = String, content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    let store = state.shared.registry.store().cloned();
-    let store = match store {
-        Some(store) => tokio::task::spawn_blocking(move || store.state()).await.ok(),
-        None => None,
-    };
+    let store = store_state(&state).await.map(|(_, store)| store);
     let body = super::metrics::render(&state, store);
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }

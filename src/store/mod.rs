@@ -13,6 +13,7 @@ use crate::protocol::CloseReason;
 
 mod postgres;
 mod sqlite;
+mod writer;
 
 pub use self::postgres::PostgresStore;
 pub use self::sqlite::SqliteStore;

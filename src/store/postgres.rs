@@ -10,13 +10,14 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ::postgres::{Client, GenericClient, NoTls, Row};
 use r2d2_postgres::PostgresConnectionManager;
 
+use super::writer::WriterThread;
 use super::{
     reason_from_text, reason_text, unix_now, Fleet, RemoteSession, StoreConfig, StoreError, StoreState, StoredSession,
     TranscriptStore,
@@ -92,8 +93,7 @@ fn pg_config(url: &str, timeout: Duration) -> Result<::postgres::Config, StoreEr
 
 pub struct PostgresStore {
     pool: Pool,
-    writes: Mutex<Option<SyncSender<StoredSession>>>,
-    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    writer: WriterThread<StoredSession>,
     /// Ended sessions accepted but not yet written.
     waiting: Arc<AtomicUsize>,
     heartbeat_timeout: f64,
@@ -111,21 +111,11 @@ impl PostgresStore {
             .min_idle(Some(0))
             .connection_timeout(timeout)
             .build(PostgresConnectionManager::new(pg.clone(), NoTls))?;
-        let (writes, queue) = sync_channel::<StoredSession>(1024);
         let waiting = Arc::new(AtomicUsize::new(0));
         let mut writer = Writer { pg, client: Some(client), pending: VecDeque::new(), waiting: waiting.clone() };
         let cap = config.buffer_sessions.max(1);
-        let writer = std::thread::Builder::new()
-            .name("store-writer".into())
-            .spawn(move || writer.run(queue, cap))
-            .expect("spawning a thread only fails when the OS is out of resources");
-        Ok(Self {
-            pool,
-            writes: Mutex::new(Some(writes)),
-            writer: Mutex::new(Some(writer)),
-            waiting,
-            heartbeat_timeout: config.heartbeat_timeout_s as f64,
-        })
+        let writer = WriterThread::spawn(1024, move |queue| writer.run(queue, cap));
+        Ok(Self { pool, writer, waiting, heartbeat_timeout: config.heartbeat_timeout_s as f64 })
     }
 
     fn conn(&self) -> Result<r2d2::PooledConnection<PostgresConnectionManager<NoTls>>, StoreError> {
@@ -298,13 +288,7 @@ fn live_row(r: &Row) -> Result<RemoteSession, StoreError> {
 
 impl TranscriptStore for PostgresStore {
     fn save(&self, session: StoredSession) {
-        let writes = self.writes.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(writes) = writes.as_ref() else {
-            return tracing::error!(session_id = %session.id, "store closed: session not persisted");
-        };
-        if let Err(TrySendError::Full(s) | TrySendError::Disconnected(s)) = writes.try_send(session) {
-            tracing::error!(session_id = %s.id, "store queue full or closed: session not persisted");
-        }
+        self.writer.send(session);
     }
 
     fn get(&self, id: &str) -> Result<Option<StoredSession>, StoreError> {
@@ -347,10 +331,7 @@ impl TranscriptStore for PostgresStore {
     }
 
     fn close(&self) {
-        drop(self.writes.lock().unwrap_or_else(|p| p.into_inner()).take());
-        if let Some(writer) = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            let _ = writer.join();
-        }
+        self.writer.close();
     }
 
     fn fleet(&self) -> Option<&dyn Fleet> {

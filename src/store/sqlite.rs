@@ -5,9 +5,8 @@
 //! batches (whatever has queued up, one transaction); reads open their own connection.
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
-use std::sync::Mutex;
 
+use super::writer::{SessionWrite, WriterThread};
 use super::{
     reason_from_text, reason_text, SessionMeta, StoreConfig, StoreError, StoreState, StoredSession, TranscriptStore,
 };
@@ -73,7 +72,7 @@ enum Write {
     End(StoredSession),
 }
 
-impl Write {
+impl SessionWrite for Write {
     fn session_id(&self) -> &str {
         match self {
             Self::Begin(s) | Self::End(s) => &s.id,
@@ -178,8 +177,7 @@ fn run_writer(mut conn: Connection, queue: std::sync::mpsc::Receiver<Write>) {
 
 pub struct SqliteStore {
     path: PathBuf,
-    writes: Mutex<Option<SyncSender<Write>>>,
-    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    writer: WriterThread<Write>,
 }
 
 impl SqliteStore {
@@ -193,27 +191,12 @@ impl SqliteStore {
         if interrupted > 0 {
             tracing::warn!(sessions = interrupted, "sessions left open by the previous run are marked interrupted");
         }
-        let (writes, queue) = sync_channel::<Write>(QUEUE);
-        let writer = std::thread::Builder::new()
-            .name("store-writer".into())
-            .spawn(move || run_writer(conn, queue))
-            .expect("spawning a thread only fails when the OS is out of resources");
-        Ok(Self { path, writes: Mutex::new(Some(writes)), writer: Mutex::new(Some(writer)) })
+        let writer = WriterThread::spawn(QUEUE, move |queue| run_writer(conn, queue));
+        Ok(Self { path, writer })
     }
 
     fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
         f(&open(&self.path)?)
-    }
-
-    /// Queues a write; never blocks (a full queue loses it, with an error in the log).
-    fn queue(&self, write: Write) {
-        let writes = self.writes.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(writes) = writes.as_ref() else {
-            return tracing::error!(session_id = %write.session_id(), "store closed: not persisted");
-        };
-        if let Err(TrySendError::Full(w) | TrySendError::Disconnected(w)) = writes.try_send(write) {
-            tracing::error!(session_id = %w.session_id(), "store queue full or closed: not persisted");
-        }
     }
 }
 
@@ -275,22 +258,19 @@ fn load_session(conn: &Connection, id: &str) -> Result<Option<StoredSession>, St
 
 impl TranscriptStore for SqliteStore {
     fn begin(&self, session: StoredSession) {
-        self.queue(Write::Begin(session));
+        self.writer.send(Write::Begin(session));
     }
 
     fn append(&self, id: &str, segment: &Segment, audio_seconds: f64) {
-        self.queue(Write::Append { id: id.to_owned(), segment: segment.clone(), audio_seconds });
+        self.writer.send(Write::Append { id: id.to_owned(), segment: segment.clone(), audio_seconds });
     }
 
     fn save(&self, session: StoredSession) {
-        self.queue(Write::End(session));
+        self.writer.send(Write::End(session));
     }
 
     fn close(&self) {
-        drop(self.writes.lock().unwrap_or_else(|p| p.into_inner()).take());
-        if let Some(writer) = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            let _ = writer.join();
-        }
+        self.writer.close();
     }
 
     fn get(&self, id: &str) -> Result<Option<StoredSession>, StoreError> {
@@ -366,17 +346,15 @@ mod tests {
         panic!("{id} was never written");
     }
 
+    fn config_at(data_dir: std::path::PathBuf, retention_days: u32) -> StoreConfig {
+        StoreConfig { enabled: true, data_dir, retention_days, ..StoreConfig::default() }
+    }
+
     #[test]
     fn sessions_round_trip_and_retention_removes_old_ones() {
         let dir = std::env::temp_dir().join(format!("speech-store-test-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let store = SqliteStore::open(&StoreConfig {
-            enabled: true,
-            data_dir: dir.clone(),
-            retention_days: 1,
-            ..StoreConfig::default()
-        })
-        .unwrap();
+        let store = SqliteStore::open(&config_at(dir.clone(), 1)).unwrap();
         store.save(stored("old", 1_000.0));
         store.save(stored("new", 2_000_000_000.0));
         store.close();
@@ -388,13 +366,7 @@ mod tests {
         assert!(store.get("old").unwrap().is_none());
         assert_eq!(store.state(), StoreState::Up);
         // Opening again migrates nothing and keeps the data.
-        let again = SqliteStore::open(&StoreConfig {
-            enabled: true,
-            data_dir: dir,
-            retention_days: 1,
-            ..StoreConfig::default()
-        })
-        .unwrap();
+        let again = SqliteStore::open(&config_at(dir, 1)).unwrap();
         assert!(again.get("new").unwrap().is_some());
     }
 
@@ -418,13 +390,7 @@ mod tests {
         )
         .unwrap();
         drop(conn);
-        let store = SqliteStore::open(&StoreConfig {
-            enabled: true,
-            data_dir: dir.clone(),
-            retention_days: 0,
-            ..StoreConfig::default()
-        })
-        .unwrap();
+        let store = SqliteStore::open(&config_at(dir.clone(), 0)).unwrap();
         let old = store.get("old").unwrap().expect("kept through the migration");
         assert_eq!((old.close_reason, old.meta.sample_rate), (Some(CloseReason::Shutdown), 16_000));
         let segment = &old.segments[0];

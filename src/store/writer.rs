@@ -1,0 +1,54 @@
+//! The writer thread both stores share: a bounded queue that never blocks the caller, a named
+//! thread that drains it, and a close that stops the queue and waits for what is in it.
+
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::Mutex;
+use std::thread::JoinHandle;
+
+/// A write names the session it belongs to, for the log when it cannot be queued.
+pub trait SessionWrite {
+    fn session_id(&self) -> &str;
+}
+
+impl SessionWrite for super::StoredSession {
+    fn session_id(&self) -> &str {
+        &self.id
+    }
+}
+
+pub struct WriterThread<T> {
+    writes: Mutex<Option<SyncSender<T>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl<T: SessionWrite + Send + 'static> WriterThread<T> {
+    /// Starts `run` on the `store-writer` thread, fed by a queue of `capacity`.
+    pub fn spawn(capacity: usize, run: impl FnOnce(Receiver<T>) + Send + 'static) -> Self {
+        let (writes, queue) = sync_channel::<T>(capacity);
+        let thread = std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || run(queue))
+            .expect("spawning a thread only fails when the OS is out of resources");
+        Self { writes: Mutex::new(Some(writes)), thread: Mutex::new(Some(thread)) }
+    }
+
+    /// Queues a write; never blocks. A full or closed queue loses it, with an error in the log
+    /// naming its session.
+    pub fn send(&self, write: T) {
+        let writes = self.writes.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(writes) = writes.as_ref() else {
+            return tracing::error!(session_id = %write.session_id(), "store closed: not persisted");
+        };
+        if let Err(TrySendError::Full(w) | TrySendError::Disconnected(w)) = writes.try_send(write) {
+            tracing::error!(session_id = %w.session_id(), "store queue full or closed: not persisted");
+        }
+    }
+
+    /// Stops taking writes and waits for the thread to finish those queued.
+    pub fn close(&self) {
+        drop(self.writes.lock().unwrap_or_else(|p| p.into_inner()).take());
+        if let Some(thread) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = thread.join();
+        }
+    }
+}
