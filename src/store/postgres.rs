@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use ::postgres::{Client, GenericClient, NoTls, Row};
 use r2d2_postgres::PostgresConnectionManager;
 
-use super::writer::WriterThread;
+use super::writer::{SessionWrite, WriterThread};
 use super::{
     reason_from_text, reason_text, unix_now, Fleet, RemoteSession, StoreConfig, StoreError, StoreState, StoredSession,
     TranscriptStore,
@@ -120,6 +120,13 @@ impl PostgresStore {
 
     fn conn(&self) -> Result<r2d2::PooledConnection<PostgresConnectionManager<NoTls>>, StoreError> {
         Ok(self.pool.get()?)
+    }
+}
+
+/// The PostgreSQL writer takes ended sessions whole.
+impl SessionWrite for StoredSession {
+    fn session_id(&self) -> &str {
+        &self.id
     }
 }
 

@@ -10,12 +10,6 @@ pub trait SessionWrite {
     fn session_id(&self) -> &str;
 }
 
-impl SessionWrite for super::StoredSession {
-    fn session_id(&self) -> &str {
-        &self.id
-    }
-}
-
 pub struct WriterThread<T> {
     writes: Mutex<Option<SyncSender<T>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
