@@ -179,6 +179,7 @@ pub fn app_state(config: Arc<Config>, engines: Engines) -> Result<(AppState, wat
         shared: SessionDeps { engines, aggregator: Arc::new(AggregatorStats::default()), shutdown, registry },
         started: std::time::Instant::now(),
         config_version: Arc::new(std::sync::atomic::AtomicU64::new(1)),
+        key_sessions: Arc::default(),
         log: None,
     };
     if state.shared.registry.store().is_some_and(|s| s.fleet().is_some()) {

@@ -33,6 +33,26 @@ pub enum ConfigError {
     Env { name: String, message: String },
     #[error("invalid configuration: {0}")]
     Invalid(#[from] crate::domain::InvalidSetting),
+    #[error("cannot read auth.api_keys_file {path}")]
+    KeyFile {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The keys in a key file: one per line, blank lines and `#` comments skipped.
+fn keys_in(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.lines().map(str::trim).filter(|line| !line.is_empty() && !line.starts_with('#')).map(str::to_owned)
+}
+
+/// Adds the keys of `auth.api_keys_file`, if set, to the inline ones.
+fn read_key_file(config: &mut Config) -> Result<(), ConfigError> {
+    let Some(path) = config.auth.api_keys_file.clone() else { return Ok(()) };
+    let text = std::fs::read_to_string(&path)
+        .map_err(|source| ConfigError::KeyFile { path: path.display().to_string(), source })?;
+    config.auth.api_keys.extend(keys_in(&text));
+    Ok(())
 }
 
 /// A value from the environment as TOML would read it: numbers and booleans as such, the rest
@@ -65,7 +85,7 @@ fn apply_env(table: &mut Table, vars: impl Iterator<Item = (String, String)>) ->
         let Some((section, key)) = target else { continue };
         // Paths and model names stay strings even when they look like numbers.
         let value = match key.as_str() {
-            "dir" | "data_dir" | "whisper" | "host" => Value::String(raw.clone()),
+            "dir" | "data_dir" | "whisper" | "host" | "api_keys_file" => Value::String(raw.clone()),
             // A list in one variable: comma-separated.
             "api_keys" => Value::Array(raw.split(',').map(|k| Value::String(k.trim().to_owned())).collect()),
             _ => env_value(&raw),
@@ -90,7 +110,8 @@ pub fn load_from(file: Option<&Path>, vars: impl Iterator<Item = (String, String
     apply_env(&mut table, vars)?;
     // Re-reading the merged table as text makes serde's errors quote the offending key.
     let merged = toml::to_string(&table).expect("a TOML table always serialises");
-    let config: Config = toml::from_str(&merged).map_err(|error| ConfigError::Parse { path: origin, error })?;
+    let mut config: Config = toml::from_str(&merged).map_err(|error| ConfigError::Parse { path: origin, error })?;
+    read_key_file(&mut config)?;
     Ok(config)
 }
 
@@ -147,5 +168,18 @@ mod tests {
         assert!(matches!(load_from(Some(&path), vars(&[])), Err(ConfigError::Parse { .. })));
         let err = load_from(None, vars(&[("SPEECH_LIMITS__MAX_SESSIONS", "-1")])).unwrap_err().to_string();
         assert!(err.contains("max_sessions"), "{err}");
+    }
+
+    #[test]
+    fn key_file_adds_keys_and_its_absence_is_an_error() {
+        let keys = write("# rotated 2026-11\nfrom-file-key-1\n\n  from-file-key-2  \n");
+        let name = keys.display().to_string();
+        let c =
+            load_from(None, vars(&[("SPEECH_AUTH__API_KEYS", "inline-key-1"), ("SPEECH_AUTH__API_KEYS_FILE", &name)]))
+                .unwrap();
+        assert_eq!(c.auth.api_keys, ["inline-key-1", "from-file-key-1", "from-file-key-2"]);
+        let missing = load_from(None, vars(&[("SPEECH_AUTH__API_KEYS_FILE", "/nonexistent/keys")])).unwrap_err();
+        assert!(matches!(missing, ConfigError::KeyFile { .. }), "{missing}");
+        assert!(missing.to_string().contains("/nonexistent/keys"), "{missing}");
     }
 }

@@ -61,6 +61,11 @@ pub struct TelemetryConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
     pub api_keys: Vec<String>,
+    /// A file with more keys, one per line (blank lines and `#` comments skipped), read at start
+    /// and at every reload, so keys can be rotated without writing them into the config file.
+    pub api_keys_file: Option<PathBuf>,
+    /// Live streams one key may hold at once; 0 means no limit beyond `limits.max_sessions`.
+    pub max_sessions_per_key: usize,
     /// `/health` and `/health/detailed` answer without a key.
     pub public_health: bool,
     /// `/metrics` answers without a key.
@@ -69,7 +74,13 @@ pub struct AuthConfig {
 
 impl Default for AuthConfig {
     fn default() -> Self {
-        Self { api_keys: Vec::new(), public_health: true, public_metrics: true }
+        Self {
+            api_keys: Vec::new(),
+            api_keys_file: None,
+            max_sessions_per_key: 0,
+            public_health: true,
+            public_metrics: true,
+        }
     }
 }
 

@@ -14,12 +14,21 @@ use crate::domain::{Transcript, Word};
 const SAMPLE_RATE: usize = crate::domain::SAMPLE_RATE as usize;
 /// Whether `code` is a language Whisper knows (`en`, `de`, ...).
 pub fn is_language(code: &str) -> bool {
-    whisper_rs::get_lang_id(code).is_some()
+    lang_id(code).is_some()
+}
+
+/// whisper.cpp's id for a language code or name. whisper-rs panics on a NUL byte, which a
+/// client can send (`language=%00`): no language has one.
+fn lang_id(code: &str) -> Option<i32> {
+    if code.contains('\0') {
+        return None;
+    }
+    whisper_rs::get_lang_id(code)
 }
 
 /// The English name Whisper gives a language code (`en` -> `english`), as OpenAI's API reports it.
 pub fn language_name(code: &str) -> Option<&'static str> {
-    whisper_rs::get_lang_id(code).and_then(whisper_rs::get_lang_str_full)
+    lang_id(code).and_then(whisper_rs::get_lang_str_full)
 }
 
 /// whisper.cpp ignores clips under one second; shorter ones are padded with silence.
@@ -238,7 +247,15 @@ impl Transcriber for WhisperBackend {
 
 #[cfg(test)]
 mod tests {
-    use super::{audio_ctx_for, CTX_MIN, PARTIAL_CTX_MIN};
+    use super::{audio_ctx_for, is_language, language_name, CTX_MIN, PARTIAL_CTX_MIN};
+
+    /// Found by the listen_query fuzz target: `language=%00` panicked inside whisper-rs.
+    #[test]
+    fn a_nul_byte_is_no_language() {
+        assert!(is_language("de") && !is_language("xx"));
+        assert!(!is_language("de\0") && !is_language("\0"));
+        assert_eq!((language_name("en"), language_name("e\0n")), (Some("english"), None));
+    }
 
     #[test]
     fn audio_context_follows_clip_length() {

@@ -8,6 +8,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
+use super::key_limits::PresentedKey;
 use super::state::AppState;
 
 /// Compares without stopping at the first difference, so timing does not reveal a key's prefix.
@@ -40,14 +41,18 @@ fn is_public(state: &AppState, path: &str) -> bool {
         || (auth.public_metrics && path == "/metrics")
 }
 
-pub async fn require_key(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn require_key(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let config = state.config();
     let keys = &config.auth.api_keys;
     if keys.is_empty() || is_public(&state, request.uri().path()) {
         return next.run(request).await;
     }
     match presented_key(&request) {
-        Some(key) if keys.iter().any(|k| same(k.as_bytes(), key.as_bytes())) => next.run(request).await,
+        Some(key) if keys.iter().any(|k| same(k.as_bytes(), key.as_bytes())) => {
+            // The stream route counts sessions per key.
+            request.extensions_mut().insert(PresentedKey(key.into()));
+            next.run(request).await
+        }
         presented => {
             let message =
                 if presented.is_some() { "invalid API key" } else { "missing API key: send Authorization: Bearer KEY" };

@@ -40,6 +40,8 @@ pub enum ApiError {
     Store(#[from] LookupError),
     #[error("{0}")]
     Unauthorized(&'static str),
+    #[error("this API key already holds its limit of {0} live sessions; close one first")]
+    KeySessionLimit(usize),
 }
 
 impl ApiError {
@@ -53,6 +55,7 @@ impl ApiError {
             Self::SessionEnded(_) => (StatusCode::CONFLICT, "session_ended"),
             Self::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "store_error"),
             Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::KeySessionLimit(_) => (StatusCode::TOO_MANY_REQUESTS, "key_session_limit"),
         }
     }
 }

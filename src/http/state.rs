@@ -18,6 +18,8 @@ pub struct AppState {
     pub session_slots: Arc<Semaphore>,
     /// Load-aware admission of streams, and the load figures.
     pub admission: Arc<crate::session::admission::Admission>,
+    /// Live streams per API key (`auth.max_sessions_per_key`).
+    pub key_sessions: Arc<super::key_limits::KeySessions>,
     pub started: std::time::Instant,
     /// 1 at start, one more for each reload that changed something.
     pub config_version: Arc<std::sync::atomic::AtomicU64>,

@@ -5,8 +5,10 @@ use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, Query, State, WebSocketUpgrade};
 use axum::response::Response;
+use axum::Extension;
 
 use super::error::ApiError;
+use super::key_limits::{KeySlot, PresentedKey};
 use super::state::AppState;
 use crate::protocol::{Abilities, ListenParams};
 use crate::session;
@@ -14,6 +16,7 @@ use crate::session;
 pub async fn listen(
     State(state): State<AppState>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
+    key: Option<Extension<PresentedKey>>,
     Query(query): Query<HashMap<String, String>>,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
@@ -26,6 +29,7 @@ pub async fn listen(
     if *state.shared.shutdown.borrow() {
         return Err(ApiError::ShuttingDown);
     }
+    let key_slot = take_key_slot(&state, key.as_ref().map(|Extension(k)| k))?;
     let permit = state.session_slots.clone().try_acquire_owned().map_err(|_| {
         state.shared.registry.count_rejected();
         ApiError::TooManySessions(state.config().limits.max_sessions)
@@ -42,6 +46,19 @@ pub async fn listen(
     let deps = state.shared.clone();
     Ok(upgrade.max_message_size(cap).max_frame_size(cap).on_upgrade(move |socket| async move {
         session::run(socket, params, deps, config, client, ticket).await;
-        drop(permit);
+        drop((permit, key_slot));
     }))
+}
+
+/// A slot under the presenting key's session limit (none to take when keys are off).
+fn take_key_slot(state: &AppState, key: Option<&PresentedKey>) -> Result<Option<KeySlot>, ApiError> {
+    let Some(key) = key else { return Ok(None) };
+    let limit = state.config().auth.max_sessions_per_key;
+    match state.key_sessions.acquire(key, limit) {
+        Some(slot) => Ok(Some(slot)),
+        None => {
+            state.shared.registry.count_rejected();
+            Err(ApiError::KeySessionLimit(limit))
+        }
+    }
 }

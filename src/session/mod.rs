@@ -3,7 +3,7 @@
 
 pub mod admission;
 pub mod aggregate;
-mod core;
+pub mod core;
 mod deps;
 mod front;
 mod jobs;
