@@ -233,3 +233,59 @@ async fn a_client_that_never_reads_is_dropped_after_the_send_timeout() {
     let mut other = connect(&app.ws_url()).await;
     assert!(matches!(next_message(&mut other).await, ServerMessage::Ready { .. }));
 }
+
+/// Three minutes of speech sent as fast as the socket takes it, beside a stream in real time:
+/// the fast one is held back (at most a few finals in flight, then the server stops reading)
+/// and gets every final, while the real-time stream keeps its latency.
+#[tokio::test]
+async fn audio_faster_than_real_time_for_minutes_is_paced_and_nothing_is_lost() {
+    use speech_service::audio::wav::{read_16k, WavAudio};
+    use speech_service::client::{stream_audio, StreamOptions};
+    let _heavy = HEAVY.lock().await;
+    let app = spawn_app(|_| {});
+    const COPIES: usize = 16;
+    let jfk = read_16k(&recording("jfk.wav")).unwrap();
+    let mut samples = Vec::new();
+    for _ in 0..COPIES {
+        samples.extend_from_slice(&jfk);
+        samples.extend(std::iter::repeat_n(0.0, 16_000));
+    }
+    let audio_s = samples.len() as f64 / 16_000.0;
+    let fast_audio = WavAudio { samples, sample_rate: 16_000 };
+    let url = app.ws_url();
+    let fast = tokio::spawn(async move {
+        let started = std::time::Instant::now();
+        let received =
+            stream_audio(&url, &fast_audio, &StreamOptions { speed: 0.0, ..Default::default() }, |_| {}).await.unwrap();
+        (received, started.elapsed().as_secs_f64())
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let live = speech_service::client::stream_file(
+        &app.ws_url(),
+        &recording("jfk.wav"),
+        &StreamOptions { speed: 1.0, ..Default::default() },
+        |_| {},
+    )
+    .await
+    .unwrap();
+    let (fast, fast_wall) = fast.await.unwrap();
+
+    let messages = messages_of(&fast);
+    assert!(messages.iter().all(|m| error_code(m).is_none()), "no errors, no lost segments");
+    assert_eq!(messages.last().and_then(close_reason), Some(CloseReason::ClientClose));
+    let expected = vec![JFK_TEXT; COPIES].join(" ");
+    let wer = word_error_rate(&expected, &final_text(&messages)).wer();
+    assert!(wer <= 0.10, "every copy transcribed: WER {wer:.3}");
+    assert!(fast_wall < audio_s, "served faster than real time: {fast_wall:.1} s for {audio_s:.0} s");
+
+    let live_messages = messages_of(&live);
+    assert!(word_error_rate(JFK_TEXT, &final_text(&live_messages)).wer() <= 0.10);
+    let worst = live
+        .iter()
+        .filter_map(|r| match &r.message {
+            ServerMessage::Final(segment) => Some(r.wall - segment.end),
+            _ => None,
+        })
+        .fold(0.0, f64::max);
+    assert!(worst < 2.5, "the real-time stream's finals stay prompt: worst {worst:.2} s after the words");
+}
