@@ -34,8 +34,8 @@ if [ ! -x target/test-venv/bin/python ]; then
     }
 fi
 # Beside it, pinned: kubernetes-validate (the manifests against the Kubernetes schemas) and
-# PyYAML (compose.yaml).
-python_packages=(openai==2.8.1 kubernetes-validate==1.37.0 PyYAML==6.0.2)
+# PyYAML (compose.yaml) and schemathesis (the REST API against its OpenAPI document).
+python_packages=(openai==2.8.1 kubernetes-validate==1.37.0 PyYAML==6.0.2 schemathesis==4.32.5)
 installed=$(target/test-venv/bin/python -m pip freeze 2>/dev/null || true)
 for package in "${python_packages[@]}"; do
     if ! grep -qixF "$package" <<<"$installed"; then

@@ -268,28 +268,37 @@ pub fn speaker_turns(messages: &[ServerMessage]) -> Vec<crate::eval::rttm::Turn>
         .collect()
 }
 
-/// `GET path` on the server behind a `ws://` or `http://` URL, as JSON (plain HTTP/1.1, no TLS).
-/// Used by the load generator to read `/stats` from a server that may be on another machine.
-pub async fn get_json<T: serde::de::DeserializeOwned>(
-    url: &str,
-    path: &str,
-    token: Option<&str>,
-) -> Result<T, ClientError> {
+/// `METHOD path` on the server behind a `ws://` or `http://` URL (plain HTTP/1.1, no TLS): the
+/// status and the body as text.
+pub async fn request(url: &str, method: &str, path: &str, token: Option<&str>) -> Result<(u16, String), ClientError> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let authority = url.split("://").nth(1).unwrap_or(url).split(['/', '?']).next().unwrap_or_default();
     let unreachable = |source| ClientError::Http { authority: authority.to_owned(), source };
     let mut stream = tokio::net::TcpStream::connect(authority).await.map_err(unreachable)?;
     let auth = token.map_or_else(String::new, |t| format!("Authorization: Bearer {t}\r\n"));
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\n{auth}Connection: close\r\n\r\n");
+    let request = format!("{method} {path} HTTP/1.1\r\nHost: {authority}\r\n{auth}Connection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await.map_err(unreachable)?;
     let mut response = Vec::new();
     stream.read_to_end(&mut response).await.map_err(unreachable)?;
     let text = String::from_utf8_lossy(&response);
+    let malformed = || ClientError::MalformedHttp { path: path.to_owned() };
+    let (head, body) = text.split_once("\r\n\r\n").ok_or_else(malformed)?;
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or_else(malformed)?;
+    // axum answers small bodies with a Content-Length, never chunked.
+    Ok((status, body.to_owned()))
+}
+
+/// `GET path` as JSON; anything but 200 is an error. Used by the load generator to read `/stats`
+/// from a server that may be on another machine.
+pub async fn get_json<T: serde::de::DeserializeOwned>(
+    url: &str,
+    path: &str,
+    token: Option<&str>,
+) -> Result<T, ClientError> {
+    let (status, body) = request(url, "GET", path, token).await?;
     let path = path.to_owned();
-    let Some((head, body)) = text.split_once("\r\n\r\n") else { return Err(ClientError::MalformedHttp { path }) };
-    if !head.starts_with("HTTP/1.1 200") {
-        return Err(ClientError::Status { path, status_line: head.lines().next().unwrap_or_default().to_owned() });
+    if status != 200 {
+        return Err(ClientError::Status { path, status_line: format!("HTTP {status}") });
     }
-    // axum answers small JSON bodies with a Content-Length, never chunked.
-    serde_json::from_str(body).map_err(|source| ClientError::Body { path, source })
+    serde_json::from_str(&body).map_err(|source| ClientError::Body { path, source })
 }

@@ -5,6 +5,7 @@
 //! so a long file is never held whole in its original rate and channel count.
 
 use std::io::Cursor;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 
 use symphonia::core::codecs::audio::well_known::CODEC_ID_OPUS;
@@ -57,6 +58,13 @@ fn undecodable(source: SymphoniaError) -> AudioError {
     AudioError::Decode(source)
 }
 
+/// Runs a call into the decoding libraries with a guard: on some malformed files they panic
+/// (fuzzing found an overflowing shift in symphonia's WAVE channel-mask parsing), and a bad
+/// upload must be a 400, not a lost request or a crashed `transcribe`.
+fn guarded<T>(call: impl FnOnce() -> Result<T, AudioError>) -> Result<T, AudioError> {
+    catch_unwind(AssertUnwindSafe(call)).unwrap_or(Err(AudioError::Malformed))
+}
+
 impl FileDecoder {
     /// Opens `path`; its extension is a hint, the content decides.
     pub fn open(path: &Path) -> Result<Self, AudioError> {
@@ -70,6 +78,10 @@ impl FileDecoder {
     }
 
     fn from_source(source: Box<dyn MediaSource>, extension: Option<&str>) -> Result<Self, AudioError> {
+        guarded(|| Self::probe(source, extension))
+    }
+
+    fn probe(source: Box<dyn MediaSource>, extension: Option<&str>) -> Result<Self, AudioError> {
         let mut hint = Hint::new();
         if let Some(extension) = extension {
             hint.with_extension(extension);
@@ -107,6 +119,15 @@ impl FileDecoder {
         if self.finished {
             return Ok(None);
         }
+        let chunk = guarded(|| self.read_chunk());
+        // After a panic the decoder's state is unknown: nothing more is read from it.
+        if matches!(chunk, Err(AudioError::Malformed)) {
+            self.finished = true;
+        }
+        chunk
+    }
+
+    fn read_chunk(&mut self) -> Result<Option<Vec<f32>>, AudioError> {
         loop {
             let packet = match self.format.next_packet() {
                 Ok(Some(packet)) => packet,
@@ -158,5 +179,27 @@ impl FileDecoder {
     fn finish(&mut self) -> Vec<f32> {
         self.finished = true;
         self.resampler.as_mut().map(StreamResampler::finish).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_in_a_decoding_library_is_a_malformed_file() {
+        let panicking = guarded::<()>(|| panic!("a decoder bug"));
+        assert!(matches!(panicking, Err(AudioError::Malformed)));
+        assert!(matches!(guarded(|| Ok(7)), Ok(7)));
+    }
+
+    /// The WAVE file fuzzing found (a channel mask whose shift overflows in symphonia): an error
+    /// or samples, never a panic.
+    #[test]
+    fn the_fuzzed_wave_channel_mask_is_answered() {
+        let bytes = include_bytes!("../../tests/fixtures/fuzz-wave-channel-mask.wav").to_vec();
+        if let Ok(mut decoder) = FileDecoder::from_bytes(bytes, Some("wav")) {
+            while let Ok(Some(_)) = decoder.next_chunk() {}
+        }
     }
 }

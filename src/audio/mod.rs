@@ -25,6 +25,9 @@ pub enum AudioError {
     NoAudioTrack,
     #[error("the audio cannot be decoded")]
     Decode(#[source] symphonia::core::errors::Error),
+    /// The decoding library panicked on malformed data (a bug of theirs that fuzzing found).
+    #[error("the audio is malformed: the decoder gave up on it")]
+    Malformed,
     #[error("the Opus decoder cannot start")]
     Opus(#[source] opus::Error),
     #[error("cannot resample from {from} Hz")]

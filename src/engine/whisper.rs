@@ -17,10 +17,17 @@ pub fn is_language(code: &str) -> bool {
     lang_id(code).is_some()
 }
 
-/// whisper.cpp's id for a language code or name. whisper-rs panics on a NUL byte, which a
-/// client can send (`language=%00`): no language has one.
+/// The longest language code or name whisper.cpp knows is 14 bytes ("haitian creole").
+const MAX_LANGUAGE_LEN: usize = 32;
+
+/// whisper.cpp's id for a language code or name. What a client sends is checked first, since
+/// two things found by fuzzing must never reach whisper.cpp: a NUL byte (whisper-rs panics on
+/// it) and a long string (whisper.cpp logs an unknown language with a `va_list` it has already
+/// used once the message passes 1 KiB, and the process dies of a segmentation fault). Codes
+/// and names are ASCII letters and spaces.
 fn lang_id(code: &str) -> Option<i32> {
-    if code.contains('\0') {
+    let plausible = code.len() <= MAX_LANGUAGE_LEN && code.bytes().all(|b| b.is_ascii_alphabetic() || b == b' ');
+    if !plausible {
         return None;
     }
     whisper_rs::get_lang_id(code)
@@ -249,12 +256,15 @@ impl Transcriber for WhisperBackend {
 mod tests {
     use super::{audio_ctx_for, is_language, language_name, CTX_MIN, PARTIAL_CTX_MIN};
 
-    /// Found by the listen_query fuzz target: `language=%00` panicked inside whisper-rs.
+    /// Found by the listen_query fuzz target: `language=%00` panicked inside whisper-rs, and a
+    /// language of 1 KiB or more crashed the process inside whisper.cpp.
     #[test]
     fn a_nul_byte_is_no_language() {
         assert!(is_language("de") && !is_language("xx"));
         assert!(!is_language("de\0") && !is_language("\0"));
         assert_eq!((language_name("en"), language_name("e\0n")), (Some("english"), None));
+        assert!(is_language("haitian creole"), "full names are languages too");
+        assert!(!is_language(&"x".repeat(2000)), "long strings never reach whisper.cpp");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 mod auth;
 pub mod bodies;
 mod error;
+mod extract;
 mod key_limits;
 mod metrics;
 mod openai;

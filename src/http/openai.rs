@@ -128,13 +128,22 @@ enum Task {
 }
 
 /// `POST /v1/audio/transcriptions`.
-pub async fn transcriptions(State(state): State<AppState>, form: Multipart) -> Result<Response, OpenAiError> {
-    handle(state, form, Task::Transcribe).await
+pub async fn transcriptions(State(state): State<AppState>, form: FormResult) -> Result<Response, OpenAiError> {
+    handle(state, form.map_err(not_a_form)?, Task::Transcribe).await
 }
 
 /// `POST /v1/audio/translations`: English text from speech in any language.
-pub async fn translations(State(state): State<AppState>, form: Multipart) -> Result<Response, OpenAiError> {
-    handle(state, form, Task::Translate).await
+pub async fn translations(State(state): State<AppState>, form: FormResult) -> Result<Response, OpenAiError> {
+    handle(state, form.map_err(not_a_form)?, Task::Translate).await
+}
+
+/// The multipart body, or why the request is not one.
+type FormResult = Result<Multipart, axum::extract::multipart::MultipartRejection>;
+
+/// A body that is not `multipart/form-data` gets OpenAI's error shape, not axum's plain text.
+fn not_a_form(rejection: axum::extract::multipart::MultipartRejection) -> OpenAiError {
+    let message = format!("the request must be multipart/form-data with a `file` field: {}", rejection.body_text());
+    OpenAiError { status: rejection.status(), ..OpenAiError::invalid("file", "invalid_form", message) }
 }
 
 fn check_model(state: &AppState, model: Option<&str>) -> Result<(), OpenAiError> {

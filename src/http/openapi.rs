@@ -65,6 +65,8 @@ impl utoipa::Modify for Unauthorized {
         SessionList,
         SessionSnapshot,
         SessionState,
+        routes::StateFilter,
+        routes::TranscriptFormat,
         CloseReason,
         Segment,
         Word,

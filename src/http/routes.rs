@@ -2,7 +2,9 @@
 
 use std::sync::atomic::Ordering;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
+
+use super::extract::{ApiPath, ApiQuery};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -139,11 +141,30 @@ async fn store_state(state: &AppState) -> Option<(&'static str, StoreState)> {
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// `active`, `ended` or `all` (default).
-    state: Option<String>,
+    state: Option<StateFilter>,
     /// At most this many ended sessions (default 100, at most 1000).
     limit: Option<usize>,
     /// Only sessions that ended before this Unix time: the last `ended_at` of the previous page.
     before: Option<f64>,
+}
+
+/// Which sessions `GET /sessions` lists.
+#[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StateFilter {
+    Active,
+    Ended,
+    All,
+}
+
+/// The formats `GET /sessions/{id}/transcript` renders.
+#[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TranscriptFormat {
+    Json,
+    Text,
+    Srt,
+    Vtt,
 }
 
 /// Ended sessions listed when the request does not say.
@@ -152,21 +173,18 @@ const MAX_LIMIT: usize = 1000;
 
 /// `GET /sessions`: live sessions, then recently ended ones (from the store when there is one).
 #[utoipa::path(get, path = "/sessions", tag = "sessions",
-    params(("state" = Option<String>, Query, description = "active, ended or all (default)"),
-        ("limit" = Option<usize>, Query, description = "at most this many ended sessions: 1 to 1000, default 100"),
+    params(("state" = Option<StateFilter>, Query, description = "active, ended or all (default)"),
+        ("limit" = Option<usize>, Query, minimum = 1, maximum = 1000, description = "at most this many ended sessions: 1 to 1000, default 100"),
         ("before" = Option<f64>, Query, description = "only sessions that ended before this Unix time (the previous page's last ended_at)")),
     responses((status = 200, description = "Sessions without transcripts", body = SessionList), (status = 400, body = ErrorBody)))]
 pub async fn list_sessions(
     State(state): State<AppState>,
-    Query(q): Query<ListQuery>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<SessionList>, ApiError> {
-    let (active, ended) = match q.state.as_deref() {
-        None | Some("all") => (true, true),
-        Some("active") => (true, false),
-        Some("ended") => (false, true),
-        Some(other) => {
-            return Err(ApiError::InvalidParameter(format!("state must be active, ended or all, got `{other}`")))
-        }
+    let (active, ended) = match q.state.unwrap_or(StateFilter::All) {
+        StateFilter::All => (true, true),
+        StateFilter::Active => (true, false),
+        StateFilter::Ended => (false, true),
     };
     let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
@@ -189,7 +207,7 @@ async fn find_session(state: &AppState, id: String) -> Result<SessionSnapshot, A
     responses((status = 200, body = SessionSnapshot), (status = 404, body = ErrorBody)))]
 pub async fn get_session(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<SessionSnapshot>, ApiError> {
     Ok(Json(find_session(&state, id).await?))
 }
@@ -197,26 +215,24 @@ pub async fn get_session(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TranscriptQuery {
-    format: Option<String>,
+    format: Option<TranscriptFormat>,
 }
 
 /// `GET /sessions/{id}/transcript?format=json|text|srt|vtt`.
 #[utoipa::path(get, path = "/sessions/{id}/transcript", tag = "sessions",
-    params(("id" = String, Path, description = "Session id"), ("format" = Option<String>, Query, description = "json (default), text, srt or vtt")),
-    responses((status = 200, description = "The transcript in the format asked for", body = String), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    params(("id" = String, Path, description = "Session id"), ("format" = Option<TranscriptFormat>, Query, description = "json (default), text, srt or vtt")),
+    responses((status = 200, description = "The transcript in the format asked for", content(
+        (serde_json::Value = "application/json"), (String = "text/plain"), (String = "application/x-subrip"), (String = "text/vtt"))), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get_transcript(
     State(state): State<AppState>,
-    Path(id): Path<String>,
-    Query(q): Query<TranscriptQuery>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<TranscriptQuery>,
 ) -> Result<Response, ApiError> {
-    let (format, content_type) = match q.format.as_deref().unwrap_or("json") {
-        "json" => (Format::Json, "application/json"),
-        "text" => (Format::Text, "text/plain; charset=utf-8"),
-        "srt" => (Format::Srt, "application/x-subrip"),
-        "vtt" => (Format::Vtt, "text/vtt"),
-        other => {
-            return Err(ApiError::InvalidParameter(format!("format must be json, text, srt or vtt, got `{other}`")))
-        }
+    let (format, content_type) = match q.format.unwrap_or(TranscriptFormat::Json) {
+        TranscriptFormat::Json => (Format::Json, "application/json"),
+        TranscriptFormat::Text => (Format::Text, "text/plain; charset=utf-8"),
+        TranscriptFormat::Srt => (Format::Srt, "application/x-subrip"),
+        TranscriptFormat::Vtt => (Format::Vtt, "text/vtt"),
     };
     let session = find_session(&state, id).await?;
     let body = render(&Transcription { segments: session.transcript, turns: Vec::new() }, format, &session.id);
@@ -228,7 +244,7 @@ pub async fn get_transcript(
 #[utoipa::path(delete, path = "/sessions/{id}", tag = "sessions",
     params(("id" = String, Path, description = "Session id")),
     responses((status = 202, description = "The session is ending gracefully", body = Terminating), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-pub async fn delete_session(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn delete_session(State(state): State<AppState>, ApiPath(id): ApiPath<String>) -> Result<Response, ApiError> {
     let registry = &state.shared.registry;
     match registry.terminate(&id) {
         Ok(()) => {}

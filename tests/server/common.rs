@@ -344,3 +344,10 @@ pub async fn wait_until(what: &str, mut check: impl AsyncFnMut() -> bool) {
     }
     panic!("timed out waiting for {what}");
 }
+
+/// A program of the test set-up's Python environment (`target/test-venv`, made by scripts/test.sh).
+pub fn venv(program: &str) -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-venv/bin").join(program);
+    assert!(path.is_file(), "{} is missing: run scripts/test.sh, which installs it", path.display());
+    path
+}

@@ -12,12 +12,6 @@ fn repo(path: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(path)
 }
 
-fn venv(program: &str) -> PathBuf {
-    let path = repo("target/test-venv/bin").join(program);
-    assert!(path.is_file(), "{} is missing: run scripts/test.sh, which installs it", path.display());
-    path
-}
-
 fn run(command: &mut Command) -> (bool, String) {
     let out = command.output().expect("the program runs");
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));

@@ -10,6 +10,7 @@ mod files;
 mod fleet;
 mod page;
 mod rest;
+mod schema;
 mod security;
 mod sentry;
 mod shutdown;

@@ -1,0 +1,24 @@
+//! `GET /v1/listen` query strings, as the server parses them before upgrading.
+#![no_main]
+
+use std::collections::HashMap;
+
+use libfuzzer_sys::fuzz_target;
+use speech_service::protocol::{Abilities, ListenParams, ENDPOINTING_MS, SPEAKER_LIMIT};
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&flags, query)) = data.split_first() else { return };
+    // Percent-decoded pairs, the last of a repeated name winning, as axum's `Query` gives them.
+    let pairs: HashMap<String, String> = form_urlencoded::parse(query).into_owned().collect();
+    let abilities = Abilities {
+        multilingual: flags & 1 != 0,
+        diarization: flags & 2 != 0,
+        // The real lookup (whisper.cpp's table), which sees every `language` a client sends.
+        is_language: speech_service::engine::whisper::is_language,
+    };
+    let Ok(params) = ListenParams::parse(&pairs, &abilities) else { return };
+    assert!((8_000..=192_000).contains(&params.sample_rate));
+    assert!(params.max_speakers.is_none_or(|n| (1..=SPEAKER_LIMIT).contains(&n)));
+    assert!(params.endpointing_ms.is_none_or(|ms| ENDPOINTING_MS.contains(&ms)));
+    assert!(!params.diarize || abilities.diarization, "speakers only where the server has them");
+});
