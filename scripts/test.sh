@@ -44,3 +44,6 @@ for package in "${python_packages[@]}"; do
     fi
 done
 cargo test --release
+# A short run of every fuzz target (cargo fuzz on the nightly toolchain; installs cargo-fuzz
+# when missing): about 20 s each after a build of its own.
+scripts/fuzz.sh 20

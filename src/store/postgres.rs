@@ -3,10 +3,13 @@
 //! replica's live sessions with a heartbeat, so every replica can list them, ask the holder to
 //! end one, and mark those of a replica that died `interrupted`.
 //!
-//! Ended sessions are written by one thread with its own connection: when the database is
-//! away, they wait in memory (bounded by `store.buffer_sessions`) and the thread retries with
-//! backoff, so a short outage loses nothing and never blocks a session. Reads and the fleet's
-//! calls take a pooled connection, with timeouts.
+//! One thread with its own connection writes what sessions do as they do it: a session is
+//! recorded live when it opens, each final is appended to its live row as it is sent (so a
+//! replica killed mid-stream leaves every final its clients had), and the ended session is
+//! written whole. When the database is away, writes wait in memory (bounded by
+//! `store.buffer_sessions`; ended sessions are the last to be given up) and the thread retries
+//! with backoff, so a short outage loses nothing and never blocks a session. Reads and the
+//! fleet's calls take a pooled connection, with timeouts.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,7 +20,7 @@ use std::time::{Duration, Instant};
 use ::postgres::{Client, GenericClient, NoTls, Row};
 use r2d2_postgres::PostgresConnectionManager;
 
-use super::writer::{SessionWrite, WriterThread};
+use super::writer::{SessionWrite, Write, WriterThread};
 use super::{
     reason_from_text, reason_text, unix_now, Fleet, RemoteSession, StoreConfig, StoreError, StoreState, StoredSession,
     TranscriptStore,
@@ -93,7 +96,7 @@ fn pg_config(url: &str, timeout: Duration) -> Result<::postgres::Config, StoreEr
 
 pub struct PostgresStore {
     pool: Pool,
-    writer: WriterThread<StoredSession>,
+    writer: WriterThread<Write<StoredSession>>,
     /// Ended sessions accepted but not yet written.
     waiting: Arc<AtomicUsize>,
     heartbeat_timeout: f64,
@@ -112,9 +115,11 @@ impl PostgresStore {
             .connection_timeout(timeout)
             .build(PostgresConnectionManager::new(pg.clone(), NoTls))?;
         let waiting = Arc::new(AtomicUsize::new(0));
-        let mut writer = Writer { pg, client: Some(client), pending: VecDeque::new(), waiting: waiting.clone() };
+        let replica = config.replica();
+        let mut writer =
+            Writer { pg, client: Some(client), replica, pending: VecDeque::new(), waiting: waiting.clone() };
         let cap = config.buffer_sessions.max(1);
-        let writer = WriterThread::spawn(1024, move |queue| writer.run(queue, cap));
+        let writer = WriterThread::spawn(QUEUE, move |queue| writer.run(queue, cap));
         Ok(Self { pool, writer, waiting, heartbeat_timeout: config.heartbeat_timeout_s as f64 })
     }
 
@@ -123,7 +128,7 @@ impl PostgresStore {
     }
 }
 
-/// The PostgreSQL writer takes ended sessions whole.
+/// A session record names its session.
 impl SessionWrite for StoredSession {
     fn session_id(&self) -> &str {
         &self.id
@@ -134,7 +139,9 @@ impl SessionWrite for StoredSession {
 struct Writer {
     pg: ::postgres::Config,
     client: Option<Client>,
-    pending: VecDeque<StoredSession>,
+    /// This replica, the holder of the live rows it writes.
+    replica: String,
+    pending: VecDeque<Write<StoredSession>>,
     waiting: Arc<AtomicUsize>,
 }
 
@@ -144,7 +151,7 @@ const BACKOFF_MAX: Duration = Duration::from_secs(8);
 const FLUSH_AT_CLOSE: Duration = Duration::from_secs(10);
 
 impl Writer {
-    fn run(&mut self, queue: Receiver<StoredSession>, cap: usize) {
+    fn run(&mut self, queue: Receiver<Write<StoredSession>>, cap: usize) {
         let mut backoff = BACKOFF_START;
         let mut open = true;
         let mut closing_since: Option<Instant> = None;
@@ -191,30 +198,91 @@ impl Writer {
         }
     }
 
-    fn push(&mut self, session: StoredSession, cap: usize) {
-        if self.pending.len() == cap {
-            if let Some(lost) = self.pending.pop_front() {
-                tracing::error!(session_id = %lost.id, "store buffer full: session not persisted");
+    /// Queues a write. When full, a live-row write goes first (the session's end rewrites it
+    /// whole), and only then the oldest ended session.
+    fn push(&mut self, write: Write<StoredSession>, cap: usize) {
+        if self.pending.len() >= cap {
+            let live_write = self.pending.iter().position(|w| !matches!(w, Write::End(_)));
+            if let Some(lost) = self.pending.remove(live_write.unwrap_or(0)) {
+                tracing::error!(session_id = %lost.session_id(), "store buffer full: a write is given up");
             }
         }
-        self.pending.push_back(session);
+        self.pending.push_back(write);
         self.waiting.store(self.pending.len(), Ordering::Relaxed);
     }
 
+    /// Writes what waits, up to `BATCH` writes in one transaction.
     fn write_front(&mut self) -> Result<(), StoreError> {
-        let Some(session) = self.pending.front() else { return Ok(()) };
+        if self.pending.is_empty() {
+            return Ok(());
+        }
         if self.client.as_ref().is_none_or(Client::is_closed) {
             self.client = Some(self.pg.connect(NoTls)?);
         }
         let client = self.client.as_mut().expect("connected just above");
-        let mut tx = client.transaction()?;
-        write_session(&mut tx, session)?;
-        tx.execute("DELETE FROM live_sessions WHERE id = $1", &[&session.id])?;
-        tx.commit()?;
-        self.pending.pop_front();
+        let count = self.pending.len().min(BATCH);
+        match apply_all(client, self.pending.iter().take(count), &self.replica) {
+            Ok(()) => {}
+            // The database refused a write (not a lost connection): retrying the batch would
+            // refuse it again, so write one by one and give up only the refused ones.
+            Err(StoreError::Postgres(e)) if e.as_db_error().is_some() => {
+                for write in self.pending.iter().take(count) {
+                    if let Err(e) = apply_all(client, std::iter::once(write), &self.replica) {
+                        tracing::error!(session_id = %write.session_id(), error = %crate::logging::chain(&e), "PostgreSQL refused a write; it is given up");
+                    }
+                }
+            }
+            Err(e) => return Err(e),
+        }
+        self.pending.drain(..count);
         self.waiting.store(self.pending.len(), Ordering::Relaxed);
         Ok(())
     }
+}
+
+/// Most writes one transaction takes.
+const BATCH: usize = 256;
+/// Writes handed to the writer thread and not yet taken: finals of many sessions at once.
+const QUEUE: usize = 8192;
+
+/// Applies `writes` in one transaction.
+fn apply_all<'a>(
+    client: &mut Client,
+    writes: impl Iterator<Item = &'a Write<StoredSession>>,
+    replica: &str,
+) -> Result<(), StoreError> {
+    let mut tx = client.transaction()?;
+    for write in writes {
+        apply(&mut tx, write, replica)?;
+    }
+    Ok(tx.commit()?)
+}
+
+fn apply(tx: &mut impl GenericClient, write: &Write<StoredSession>, replica: &str) -> Result<(), StoreError> {
+    match write {
+        Write::Begin(s) => {
+            let meta = serde_json::to_string(&s.meta)?;
+            tx.execute(
+                "INSERT INTO live_sessions (id, replica, heartbeat, started_at, client, audio_seconds, meta, segments)
+                 SELECT $1, $2, $3, $4, $5, $6, $7, '[]' WHERE NOT EXISTS (SELECT 1 FROM sessions WHERE id = $1)
+                 ON CONFLICT (id) DO NOTHING",
+                &[&s.id, &replica, &unix_now(), &s.started_at, &s.client, &s.audio_seconds, &meta],
+            )?;
+        }
+        Write::Append { id, segment, audio_seconds } => {
+            let segment = serde_json::to_string(&[segment])?;
+            tx.execute(
+                "UPDATE live_sessions SET segments = (segments::jsonb || $2::text::jsonb)::text, audio_seconds = $3
+                 WHERE id = $1",
+                &[id, &segment, audio_seconds],
+            )?;
+        }
+        Write::End(s) => {
+            write_session(tx, s)?;
+            tx.execute("DELETE FROM live_sessions WHERE id = $1", &[&s.id])?;
+        }
+    }
+    Ok(())
 }
 
 fn write_session(tx: &mut impl GenericClient, s: &StoredSession) -> Result<(), StoreError> {
@@ -294,8 +362,16 @@ fn live_row(r: &Row) -> Result<RemoteSession, StoreError> {
 }
 
 impl TranscriptStore for PostgresStore {
+    fn begin(&self, session: StoredSession) {
+        self.writer.send(Write::Begin(session));
+    }
+
+    fn append(&self, id: &str, segment: &Segment, audio_seconds: f64) {
+        self.writer.send(Write::Append { id: id.to_owned(), segment: segment.clone(), audio_seconds });
+    }
+
     fn save(&self, session: StoredSession) {
-        self.writer.send(session);
+        self.writer.send(Write::End(session));
     }
 
     fn get(&self, id: &str) -> Result<Option<StoredSession>, StoreError> {
@@ -354,11 +430,15 @@ impl Fleet for PostgresStore {
         for s in live {
             let meta = serde_json::to_string(&s.meta)?;
             let segments = serde_json::to_string(&s.segments)?;
-            // A session already written as ended is not brought back to life by a late beat.
+            // A session already written as ended is not brought back to life by a late beat. The
+            // snapshot replaces the finals (with their latest speaker labels) unless the writer
+            // has already appended a newer final than it holds.
             tx.execute(
                 "INSERT INTO live_sessions (id, replica, heartbeat, started_at, client, audio_seconds, meta, segments)
                  SELECT $1, $2, $3, $4, $5, $6, $7, $8 WHERE NOT EXISTS (SELECT 1 FROM sessions WHERE id = $1)
-                 ON CONFLICT (id) DO UPDATE SET heartbeat = $3, audio_seconds = $6, segments = $8",
+                 ON CONFLICT (id) DO UPDATE SET heartbeat = $3, audio_seconds = $6,
+                   segments = CASE WHEN jsonb_array_length($8::text::jsonb) >= jsonb_array_length(live_sessions.segments::jsonb)
+                                   THEN $8 ELSE live_sessions.segments END",
                 &[&s.id, &replica, &now, &s.started_at, &s.client, &s.audio_seconds, &meta, &segments],
             )?;
         }

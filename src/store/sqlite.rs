@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::writer::{SessionWrite, WriterThread};
+use super::writer::{SessionWrite, Write, WriterThread};
 use super::{
     reason_from_text, reason_text, SessionMeta, StoreConfig, StoreError, StoreState, StoredSession, TranscriptStore,
 };
@@ -62,27 +62,8 @@ fn open(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
-/// What the writer thread applies.
-enum Write {
-    /// A session opened: recorded as live.
-    Begin(StoredSession),
-    /// A final was sent; the session's audio so far comes along.
-    Append { id: String, segment: Segment, audio_seconds: f64 },
-    /// The session ended: its record and every segment, as they finally are.
-    End(StoredSession),
-}
-
-impl SessionWrite for Write {
-    fn session_id(&self) -> &str {
-        match self {
-            Self::Begin(s) | Self::End(s) => &s.id,
-            Self::Append { id, .. } => id,
-        }
-    }
-}
-
 /// Applies a batch in one transaction (one sync to disk for all of them).
-fn apply(conn: &mut Connection, batch: &[Write]) -> Result<(), StoreError> {
+fn apply(conn: &mut Connection, batch: &[Write<StoredSession>]) -> Result<(), StoreError> {
     let tx = conn.transaction()?;
     for write in batch {
         match write {
@@ -154,7 +135,7 @@ fn interrupt_leftovers(conn: &Connection) -> Result<usize, StoreError> {
 /// Most writes one transaction takes: a burst of finals from many sessions commits together.
 const BATCH: usize = 256;
 
-fn run_writer(mut conn: Connection, queue: std::sync::mpsc::Receiver<Write>) {
+fn run_writer(mut conn: Connection, queue: std::sync::mpsc::Receiver<Write<StoredSession>>) {
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
         while batch.len() < BATCH {
@@ -177,7 +158,7 @@ fn run_writer(mut conn: Connection, queue: std::sync::mpsc::Receiver<Write>) {
 
 pub struct SqliteStore {
     path: PathBuf,
-    writer: WriterThread<Write>,
+    writer: WriterThread<Write<StoredSession>>,
 }
 
 impl SqliteStore {

@@ -5,9 +5,31 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Mutex;
 use std::thread::JoinHandle;
 
+use crate::domain::Segment;
+
 /// A write names the session it belongs to, for the log when it cannot be queued.
 pub trait SessionWrite {
     fn session_id(&self) -> &str;
+}
+
+/// What a store's writer thread applies, in the order the sessions made them. `S` is the
+/// store's session record.
+pub enum Write<S> {
+    /// A session opened: recorded as live.
+    Begin(S),
+    /// A final was sent; the session's audio so far comes along.
+    Append { id: String, segment: Segment, audio_seconds: f64 },
+    /// The session ended: its record and every segment, as they finally are.
+    End(S),
+}
+
+impl<S: SessionWrite> SessionWrite for Write<S> {
+    fn session_id(&self) -> &str {
+        match self {
+            Self::Begin(s) | Self::End(s) => s.session_id(),
+            Self::Append { id, .. } => id,
+        }
+    }
 }
 
 pub struct WriterThread<T> {
