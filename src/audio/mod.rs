@@ -25,6 +25,8 @@ pub enum AudioError {
     NoAudioTrack,
     #[error("the audio cannot be decoded")]
     Decode(#[source] symphonia::core::errors::Error),
+    #[error("a sample rate of {0} Hz is not taken (1000 to 384000 Hz)")]
+    SampleRate(u32),
     /// The decoding library panicked on malformed data (a bug of theirs that fuzzing found).
     #[error("the audio is malformed: the decoder gave up on it")]
     Malformed,

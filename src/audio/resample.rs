@@ -7,6 +7,11 @@ use crate::domain::SAMPLE_RATE;
 
 const CHUNK_IN: usize = 1024;
 
+/// The input rates taken. A file's header can claim any rate, and the FFT resampler's buffers
+/// grow with the rate over its common divisor with 16 kHz: a 2.5 KB WAV claiming 2.1 GHz (found
+/// by fuzzing) made it allocate gigabytes.
+pub const INPUT_RATES: std::ops::RangeInclusive<u32> = 1_000..=384_000;
+
 /// Converts a stream at any rate to 16 kHz; a pass-through when the rate already matches.
 pub struct StreamResampler {
     inner: Option<FftFixedIn<f32>>,
@@ -20,6 +25,9 @@ pub struct StreamResampler {
 
 impl StreamResampler {
     pub fn new(input_rate: u32) -> Result<Self, AudioError> {
+        if !INPUT_RATES.contains(&input_rate) {
+            return Err(AudioError::SampleRate(input_rate));
+        }
         let inner = if input_rate == SAMPLE_RATE {
             None
         } else {
@@ -90,6 +98,14 @@ pub fn to_model_rate(samples: &[f32], rate: u32) -> Result<Vec<f32>, AudioError>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by fuzzing: a header claiming 2.1 GHz made the resampler allocate gigabytes.
+    #[test]
+    fn rates_outside_the_range_are_refused_before_any_allocation() {
+        assert!(matches!(StreamResampler::new(2_147_491_648), Err(AudioError::SampleRate(2_147_491_648))));
+        assert!(matches!(StreamResampler::new(999), Err(AudioError::SampleRate(999))));
+        assert!(StreamResampler::new(384_000).is_ok() && StreamResampler::new(8_000).is_ok());
+    }
 
     fn sine(rate: u32, hz: f32, secs: f32) -> Vec<f32> {
         let n = (rate as f32 * secs) as usize;

@@ -173,8 +173,17 @@ async fn bad_requests_get_openai_shaped_errors() {
     let wav = std::fs::read(recording("jfk.wav")).unwrap();
     let (status, body) = transcribe(app, "cut.wav", wav[..30].to_vec(), "json").await;
     assert_eq!((status, error(&body).0.as_deref()), (400, Some("invalid_audio")), "truncated header: {body}");
+    // Found by fuzzing: 2.5 KB claiming a 2.1 GHz sample rate once took gigabytes to resample.
+    let huge_rate =
+        std::fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fuzz-huge-sample-rate.wav"))
+            .unwrap();
+    let (status, body) = transcribe(app, "rate.wav", huge_rate, "json").await;
+    assert!(status == 400 && body.contains("invalid_audio") && body.contains("2147491648 Hz"), "{body}");
     let (status, body) = post_form(app, "/v1/audio/transcriptions", &[Field::Text("model", "whisper-1")]).await;
     assert_eq!((status, error(&body)), (400, (Some("missing_field".into()), Some("file".into()))), "{body}");
+    // A body that is not a form at all gets the same error shape.
+    let (status, body) = raw_request(app, "POST", "/v1/audio/transcriptions", "Content-Length: 4\r\n", b"text").await;
+    assert_eq!((status, error(&body).0.as_deref()), (400, Some("invalid_form")), "{body}");
     let (status, body) = transcribe(app, "jfk.wav", wav.clone(), "docx").await;
     assert_eq!((status, error(&body).1.as_deref()), (400, Some("response_format")), "{body}");
     let fields = [Field::File("jfk.wav", wav.clone()), Field::Text("model", "whisper-large-v9")];
