@@ -294,8 +294,40 @@ fn closed_objects(mut schema: serde_json::Value) -> serde_json::Value {
 pub async fn start_binary(
     args: &[&str],
     data_dir: &std::path::Path,
-) -> (tokio::process::Child, TestApp, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+) -> (ServerProcess, TestApp, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
     start_binary_with_env(args, data_dir, &[]).await
+}
+
+/// A server process a test started. Dropped, it is stopped with SIGTERM (a graceful exit, so an
+/// instrumented build writes its coverage; see scripts/coverage.sh), and killed if it is still
+/// there 10 s later.
+pub struct ServerProcess(tokio::process::Child);
+
+impl std::ops::Deref for ServerProcess {
+    type Target = tokio::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for ServerProcess {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let Some(pid) = self.0.id() else { return };
+        let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+        for _ in 0..100 {
+            if matches!(self.0.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.0.start_kill();
+    }
 }
 
 /// The same with extra environment variables (`SPEECH_...` settings).
@@ -303,7 +335,7 @@ pub async fn start_binary_with_env(
     args: &[&str],
     data_dir: &std::path::Path,
     envs: &[(&str, &str)],
-) -> (tokio::process::Child, TestApp, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+) -> (ServerProcess, TestApp, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
     use tokio::io::{AsyncBufReadExt, BufReader};
     let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_speech-service"))
         .args(["--log-format", "json", "--models-dir"])
@@ -331,7 +363,7 @@ pub async fn start_binary_with_env(
             sink.lock().unwrap().push(line);
         }
     });
-    (server, TestApp { addr: address }, lines)
+    (ServerProcess(server), TestApp { addr: address }, lines)
 }
 
 /// Polls `check` every 100 ms for up to 10 s.

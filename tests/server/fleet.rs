@@ -84,7 +84,7 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-async fn replica(pg: &Postgres, name: &str) -> (tokio::process::Child, TestApp) {
+async fn replica(pg: &Postgres, name: &str) -> (ServerProcess, TestApp) {
     let url = pg.url();
     let envs = [
         ("SPEECH_STORE__URL", url.as_str()),

@@ -24,7 +24,7 @@ async fn keys_come_from_a_file_rotate_on_reload_and_each_holds_its_own_stream_li
     let file = dir.join("speech.toml");
     let config = format!("[auth]\napi_keys_file = {:?}\nmax_sessions_per_key = 1\n", keys.display().to_string());
     std::fs::write(&file, config).unwrap();
-    let (mut server, app, _) = start_binary(&["--config", file.to_str().unwrap(), "serve", "--port", "0"], &dir).await;
+    let (server, app, _) = start_binary(&["--config", file.to_str().unwrap(), "serve", "--port", "0"], &dir).await;
     assert_eq!(sessions_status(&app, "alpha-key-111").await, 200);
     assert_eq!(sessions_status(&app, "charlie-key-333").await, 401);
 
@@ -61,7 +61,6 @@ async fn keys_come_from_a_file_rotate_on_reload_and_each_holds_its_own_stream_li
         send_message(ws, &ClientMessage::Close).await;
         until_closed(ws).await;
     }
-    server.kill().await.unwrap();
 }
 
 fn upgrade_headers() -> String {
