@@ -82,6 +82,8 @@ pub enum StoreError {
     Dir(PathBuf, #[source] std::io::Error),
     #[error("a stored session is unreadable")]
     Corrupt(#[from] serde_json::Error),
+    #[error("the store is closed")]
+    Closed,
 }
 
 /// A session as the store keeps it: the store's own record, whatever the REST API shows.

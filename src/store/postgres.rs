@@ -95,7 +95,10 @@ fn pg_config(url: &str, timeout: Duration) -> Result<::postgres::Config, StoreEr
 }
 
 pub struct PostgresStore {
-    pool: Pool,
+    /// Taken at `close`: the pool's connections must be dropped on a plain thread, since the
+    /// `postgres` client's drop runs a runtime of its own, which panics (and, during the
+    /// runtime's shutdown, aborts the process) when it happens on a tokio worker.
+    pool: std::sync::Mutex<Option<Pool>>,
     writer: WriterThread<Write<StoredSession>>,
     /// Ended sessions accepted but not yet written.
     waiting: Arc<AtomicUsize>,
@@ -120,11 +123,13 @@ impl PostgresStore {
             Writer { pg, client: Some(client), replica, pending: VecDeque::new(), waiting: waiting.clone() };
         let cap = config.buffer_sessions.max(1);
         let writer = WriterThread::spawn(QUEUE, move |queue| writer.run(queue, cap));
+        let pool = std::sync::Mutex::new(Some(pool));
         Ok(Self { pool, writer, waiting, heartbeat_timeout: config.heartbeat_timeout_s as f64 })
     }
 
     fn conn(&self) -> Result<r2d2::PooledConnection<PostgresConnectionManager<NoTls>>, StoreError> {
-        Ok(self.pool.get()?)
+        let pool = self.pool.lock().unwrap_or_else(|p| p.into_inner()).clone().ok_or(StoreError::Closed)?;
+        Ok(pool.get()?)
     }
 }
 
@@ -413,8 +418,10 @@ impl TranscriptStore for PostgresStore {
         "postgres"
     }
 
+    /// Called on a blocking thread at shutdown: writes what waits, then closes the pool here.
     fn close(&self) {
         self.writer.close();
+        drop(self.pool.lock().unwrap_or_else(|p| p.into_inner()).take());
     }
 
     fn fleet(&self) -> Option<&dyn Fleet> {

@@ -125,7 +125,7 @@ async fn replicas_on_one_postgres_list_end_and_serve_each_others_sessions() {
     let _heavy = HEAVY.lock().await;
     let pg = Postgres::start();
     let (_a_process, a) = replica(&pg, "replica-a").await;
-    let (_b_process, b) = replica(&pg, "replica-b").await;
+    let (mut b_process, b) = replica(&pg, "replica-b").await;
 
     let mut ws = connect(&a.ws_url()).await;
     let ServerMessage::Ready { session_id, .. } = next_message(&mut ws).await else { panic!("ready first") };
@@ -159,6 +159,12 @@ async fn replicas_on_one_postgres_list_end_and_serve_each_others_sessions() {
     assert!(ended["sessions"].as_array().unwrap().iter().any(|s| s["id"] == session_id));
     // A session that ended cannot be ended again, from either replica.
     assert_eq!(http(&b, "DELETE", &format!("/sessions/{session_id}")).await.0, 409);
+    // A replica stops cleanly on SIGTERM (it used to abort: the PostgreSQL pool was dropped on
+    // a runtime thread as the runtime shut down).
+    let pid = b_process.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let status = tokio::time::timeout(Duration::from_secs(30), b_process.wait()).await.unwrap().unwrap();
+    assert!(status.success(), "{status}");
 }
 
 #[tokio::test]
