@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
-use speech_service::client::{client_text, encode, request, Socket};
+use speech_service::client::{client_text, encode, get_json, request, Socket};
 use speech_service::protocol::{ClientMessage, CloseReason, ServerMessage};
+use speech_service::session::registry::{SessionSnapshot, SessionState};
 use tokio_tungstenite::tungstenite::Message;
 
 #[derive(Parser)]
@@ -163,14 +164,10 @@ impl Soak {
         }
         let mut stored = Vec::new();
         for _ in 0..50 {
-            let (_, body) =
-                request(&self.http_url, "GET", &format!("/sessions/{id}"), None).await.map_err(|e| e.to_string())?;
-            let session: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-            stored = session["transcript"]
-                .as_array()
-                .map(|t| t.iter().map(|s| s["text"].as_str().unwrap_or_default().to_owned()).collect())
-                .unwrap_or_default();
-            if session["state"] == "ended" && stored == sent {
+            let session: SessionSnapshot =
+                get_json(&self.http_url, &format!("/sessions/{id}"), None).await.map_err(|e| e.to_string())?;
+            stored = session.transcript.into_iter().map(|s| s.text).collect();
+            if session.state == SessionState::Ended && stored == sent {
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(100)).await;

@@ -29,12 +29,13 @@ pub async fn listen(
     if *state.shared.shutdown.borrow() {
         return Err(ApiError::ShuttingDown);
     }
-    let key_slot = take_key_slot(&state, key.as_ref().map(|Extension(k)| k))?;
+    // One reading of the configuration for every check, even if a reload lands meanwhile.
+    let config = state.config();
+    let key_slot = take_key_slot(&state, key.as_ref().map(|Extension(k)| k), config.auth.max_sessions_per_key)?;
     let permit = state.session_slots.clone().try_acquire_owned().map_err(|_| {
         state.shared.registry.count_rejected();
-        ApiError::TooManySessions(state.config().limits.max_sessions)
+        ApiError::TooManySessions(config.limits.max_sessions)
     })?;
-    let config = state.config();
     let ticket = state.admission.admit(&config.admission, params.diarize).map_err(|refusal| {
         state.shared.registry.count_rejected();
         tracing::info!(reason = %refusal.reason, "stream refused: at capacity");
@@ -50,10 +51,9 @@ pub async fn listen(
     }))
 }
 
-/// A slot under the presenting key's session limit (none to take when keys are off).
-fn take_key_slot(state: &AppState, key: Option<&PresentedKey>) -> Result<Option<KeySlot>, ApiError> {
+/// A slot under the presenting key's session `limit` (none to take when keys are off).
+fn take_key_slot(state: &AppState, key: Option<&PresentedKey>, limit: usize) -> Result<Option<KeySlot>, ApiError> {
     let Some(key) = key else { return Ok(None) };
-    let limit = state.config().auth.max_sessions_per_key;
     match state.key_sessions.acquire(key, limit) {
         Some(slot) => Ok(Some(slot)),
         None => {

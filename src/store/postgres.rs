@@ -12,7 +12,7 @@
 //! fleet's calls take a pooled connection, with timeouts.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use ::postgres::{Client, GenericClient, NoTls, Row};
 use r2d2_postgres::PostgresConnectionManager;
 
-use super::writer::{SessionWrite, Write, WriterThread};
+use super::writer::{apply_batch, SessionWrite, Write, WriterThread};
 use super::{
     reason_from_text, reason_text, unix_now, Fleet, RemoteSession, StoreConfig, StoreError, StoreState, StoredSession,
     TranscriptStore,
@@ -100,8 +100,10 @@ pub struct PostgresStore {
     /// runtime's shutdown, aborts the process) when it happens on a tokio worker.
     pool: std::sync::Mutex<Option<Pool>>,
     writer: WriterThread<Write<StoredSession>>,
-    /// Ended sessions accepted but not yet written.
-    waiting: Arc<AtomicUsize>,
+    /// A write failed and what waited since is not all written yet: the store is degraded. (Not
+    /// "anything queued": with every final written as it is sent, that is true for a moment
+    /// at every write.)
+    behind: Arc<AtomicBool>,
     heartbeat_timeout: f64,
 }
 
@@ -117,14 +119,13 @@ impl PostgresStore {
             .min_idle(Some(0))
             .connection_timeout(timeout)
             .build(PostgresConnectionManager::new(pg.clone(), NoTls))?;
-        let waiting = Arc::new(AtomicUsize::new(0));
+        let behind = Arc::new(AtomicBool::new(false));
         let replica = config.replica();
-        let mut writer =
-            Writer { pg, client: Some(client), replica, pending: VecDeque::new(), waiting: waiting.clone() };
+        let mut writer = Writer { pg, client: Some(client), replica, pending: VecDeque::new(), behind: behind.clone() };
         let cap = config.buffer_sessions.max(1);
         let writer = WriterThread::spawn(QUEUE, move |queue| writer.run(queue, cap));
         let pool = std::sync::Mutex::new(Some(pool));
-        Ok(Self { pool, writer, waiting, heartbeat_timeout: config.heartbeat_timeout_s as f64 })
+        Ok(Self { pool, writer, behind, heartbeat_timeout: config.heartbeat_timeout_s as f64 })
     }
 
     fn conn(&self) -> Result<r2d2::PooledConnection<PostgresConnectionManager<NoTls>>, StoreError> {
@@ -147,7 +148,7 @@ struct Writer {
     /// This replica, the holder of the live rows it writes.
     replica: String,
     pending: VecDeque<Write<StoredSession>>,
-    waiting: Arc<AtomicUsize>,
+    behind: Arc<AtomicBool>,
 }
 
 const BACKOFF_START: Duration = Duration::from_millis(250);
@@ -181,8 +182,14 @@ impl Writer {
                 return;
             }
             match self.write_front() {
-                Ok(()) => backoff = BACKOFF_START,
+                Ok(()) => {
+                    backoff = BACKOFF_START;
+                    if self.pending.is_empty() {
+                        self.behind.store(false, Ordering::Relaxed);
+                    }
+                }
                 Err(e) => {
+                    self.behind.store(true, Ordering::Relaxed);
                     tracing::warn!(error = %crate::logging::chain(&e), waiting = self.pending.len(), retry_in_ms = backoff.as_millis() as u64, "PostgreSQL write failed; will retry");
                     self.client = None;
                     // Keep taking sessions while waiting out the backoff.
@@ -213,7 +220,6 @@ impl Writer {
             }
         }
         self.pending.push_back(write);
-        self.waiting.store(self.pending.len(), Ordering::Relaxed);
     }
 
     /// Writes what waits, up to `BATCH` writes in one transaction.
@@ -226,21 +232,13 @@ impl Writer {
         }
         let client = self.client.as_mut().expect("connected just above");
         let count = self.pending.len().min(BATCH);
-        match apply_all(client, self.pending.iter().take(count), &self.replica) {
-            Ok(()) => {}
-            // The database refused a write (not a lost connection): retrying the batch would
-            // refuse it again, so write one by one and give up only the refused ones.
-            Err(StoreError::Postgres(e)) if e.as_db_error().is_some() => {
-                for write in self.pending.iter().take(count) {
-                    if let Err(e) = apply_all(client, std::iter::once(write), &self.replica) {
-                        tracing::error!(session_id = %write.session_id(), error = %crate::logging::chain(&e), "PostgreSQL refused a write; it is given up");
-                    }
-                }
-            }
-            Err(e) => return Err(e),
-        }
+        let replica = &self.replica;
+        let batch = &self.pending.make_contiguous()[..count];
+        // A write the database refuses (not a lost connection) would be refused again: it is
+        // given up alone; a lost connection retries the whole batch after a backoff.
+        let refused = |e: &StoreError| matches!(e, StoreError::Postgres(e) if e.as_db_error().is_some());
+        apply_batch(batch, |writes| apply_all(client, writes, replica), refused)?;
         self.pending.drain(..count);
-        self.waiting.store(self.pending.len(), Ordering::Relaxed);
         Ok(())
     }
 }
@@ -251,11 +249,7 @@ const BATCH: usize = 256;
 const QUEUE: usize = 8192;
 
 /// Applies `writes` in one transaction.
-fn apply_all<'a>(
-    client: &mut Client,
-    writes: impl Iterator<Item = &'a Write<StoredSession>>,
-    replica: &str,
-) -> Result<(), StoreError> {
+fn apply_all(client: &mut Client, writes: &[Write<StoredSession>], replica: &str) -> Result<(), StoreError> {
     let mut tx = client.transaction()?;
     for write in writes {
         apply(&mut tx, write, replica)?;
@@ -408,9 +402,10 @@ impl TranscriptStore for PostgresStore {
         // Unreachable is degraded, not down: live transcription goes on and ended sessions wait
         // in memory for the database to come back.
         let reachable = self.conn().and_then(|mut c| Ok(c.query_one("SELECT 1", &[])?)).is_ok();
-        match (reachable, self.waiting.load(Ordering::Relaxed)) {
-            (true, 0) => StoreState::Up,
-            _ => StoreState::Degraded,
+        if reachable && !self.behind.load(Ordering::Relaxed) {
+            StoreState::Up
+        } else {
+            StoreState::Degraded
         }
     }
 

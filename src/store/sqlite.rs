@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::writer::{SessionWrite, Write, WriterThread};
+use super::writer::{apply_batch, Write, WriterThread};
 use super::{
     reason_from_text, reason_text, SessionMeta, StoreConfig, StoreError, StoreState, StoredSession, TranscriptStore,
 };
@@ -144,15 +144,8 @@ fn run_writer(mut conn: Connection, queue: std::sync::mpsc::Receiver<Write<Store
                 Err(_) => break,
             }
         }
-        if let Err(e) = apply(&mut conn, &batch) {
-            // One bad write must not take the others with it: retry them one by one.
-            tracing::warn!(error = %e, writes = batch.len(), "batched store write failed; writing one by one");
-            for write in batch {
-                if let Err(e) = apply(&mut conn, std::slice::from_ref(&write)) {
-                    tracing::error!(session_id = %write.session_id(), error = %e, "could not persist session");
-                }
-            }
-        }
+        // SQLite has no connection to lose: every failure is the write's own.
+        let _ = apply_batch(&batch, |writes| apply(&mut conn, writes), |_| true);
     }
 }
 

@@ -32,6 +32,29 @@ impl<S: SessionWrite> SessionWrite for Write<S> {
     }
 }
 
+/// Applies `batch` in one go; when that fails and `retry_singly` accepts the error (the database
+/// refused a write, rather than going away), applies each write on its own, so one bad write
+/// does not take the others with it: each refused one is logged and given up. Other errors are
+/// returned for the caller to retry the whole batch.
+pub fn apply_batch<W: SessionWrite, E: std::error::Error>(
+    batch: &[W],
+    mut apply: impl FnMut(&[W]) -> Result<(), E>,
+    retry_singly: impl Fn(&E) -> bool,
+) -> Result<(), E> {
+    match apply(batch) {
+        Err(e) if retry_singly(&e) => {
+            tracing::warn!(error = %crate::logging::chain(&e), writes = batch.len(), "batched store write failed; writing one by one");
+            for write in batch {
+                if let Err(e) = apply(std::slice::from_ref(write)) {
+                    tracing::error!(session_id = %write.session_id(), error = %crate::logging::chain(&e), "the store refused a write; it is given up");
+                }
+            }
+            Ok(())
+        }
+        other => other,
+    }
+}
+
 pub struct WriterThread<T> {
     writes: Mutex<Option<SyncSender<T>>>,
     thread: Mutex<Option<JoinHandle<()>>>,

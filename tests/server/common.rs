@@ -316,10 +316,30 @@ impl std::ops::DerefMut for ServerProcess {
     }
 }
 
+/// Sends `signal` (`TERM`, `HUP`, ...) to a process; whether it was delivered.
+pub fn send_signal(process: &tokio::process::Child, signal: &str) -> bool {
+    let Some(pid) = process.id() else { return false };
+    std::process::Command::new("kill").args([format!("-{signal}"), pid.to_string()]).status().is_ok_and(|s| s.success())
+}
+
+/// Starts the real binary serving with `config` as its config file (`speech.toml` in a fresh
+/// directory, which is also its data directory); returns the file too, for reload tests.
+pub async fn start_with_config_file(
+    config: &str,
+) -> (ServerProcess, TestApp, std::sync::Arc<std::sync::Mutex<Vec<String>>>, PathBuf) {
+    let dir = fresh_data_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("speech.toml");
+    std::fs::write(&file, config).unwrap();
+    let (server, app, lines) = start_binary(&["--config", file.to_str().unwrap(), "serve", "--port", "0"], &dir).await;
+    (server, app, lines, file)
+}
+
 impl Drop for ServerProcess {
     fn drop(&mut self) {
-        let Some(pid) = self.0.id() else { return };
-        let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+        if !send_signal(&self.0, "TERM") {
+            return;
+        }
         for _ in 0..100 {
             if matches!(self.0.try_wait(), Ok(Some(_))) {
                 return;

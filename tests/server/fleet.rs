@@ -161,8 +161,7 @@ async fn replicas_on_one_postgres_list_end_and_serve_each_others_sessions() {
     assert_eq!(http(&b, "DELETE", &format!("/sessions/{session_id}")).await.0, 409);
     // A replica stops cleanly on SIGTERM (it used to abort: the PostgreSQL pool was dropped on
     // a runtime thread as the runtime shut down).
-    let pid = b_process.id().unwrap().to_string();
-    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(send_signal(&b_process, "TERM"));
     let status = tokio::time::timeout(Duration::from_secs(30), b_process.wait()).await.unwrap().unwrap();
     assert!(status.success(), "{status}");
 }

@@ -17,14 +17,10 @@ async fn sessions_status(app: &TestApp, key: &str) -> u16 {
 
 #[tokio::test]
 async fn keys_come_from_a_file_rotate_on_reload_and_each_holds_its_own_stream_limit() {
-    let dir = fresh_data_dir();
-    std::fs::create_dir_all(&dir).unwrap();
-    let keys = dir.join("keys.txt");
+    let keys = fresh_data_dir().with_extension("keys");
     std::fs::write(&keys, "# team keys\nalpha-key-111\nbravo-key-222\n").unwrap();
-    let file = dir.join("speech.toml");
     let config = format!("[auth]\napi_keys_file = {:?}\nmax_sessions_per_key = 1\n", keys.display().to_string());
-    std::fs::write(&file, config).unwrap();
-    let (server, app, _) = start_binary(&["--config", file.to_str().unwrap(), "serve", "--port", "0"], &dir).await;
+    let (server, app, _, _) = start_with_config_file(&config).await;
     assert_eq!(sessions_status(&app, "alpha-key-111").await, 200);
     assert_eq!(sessions_status(&app, "charlie-key-333").await, 401);
 
@@ -53,8 +49,7 @@ async fn keys_come_from_a_file_rotate_on_reload_and_each_holds_its_own_stream_li
 
     // Rotation: alpha is dropped from the file, charlie added; SIGHUP reloads the file.
     std::fs::write(&keys, "bravo-key-222\ncharlie-key-333\n").unwrap();
-    let pid = server.id().unwrap().to_string();
-    assert!(std::process::Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+    assert!(send_signal(&server, "HUP"));
     wait_until("charlie's key", async || sessions_status(&app, "charlie-key-333").await == 200).await;
     assert_eq!(sessions_status(&app, "alpha-key-111").await, 401, "a removed key stops working");
     for ws in [&mut bravo, &mut again] {

@@ -17,8 +17,7 @@ async fn sigterm_mid_stream_drains_the_session_and_exits_cleanly() {
     });
     // 4 s in: the first sentence is final and "ask not" is still being spoken.
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let pid = server.id().unwrap().to_string();
-    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(send_signal(&server, "TERM"));
 
     let received = stream.await.unwrap();
     let messages = messages_of(&received);
@@ -56,11 +55,8 @@ fn logged(lines: &std::sync::Mutex<Vec<String>>, text: &str) -> bool {
 
 #[tokio::test]
 async fn config_file_changes_and_sighup_reload_live_settings_and_reject_bad_files() {
-    let dir = fresh_data_dir();
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("speech.toml");
-    std::fs::write(&file, "[limits]\nmax_sessions = 16\n[store]\nenabled = false\n").unwrap();
-    let (server, app, lines) = start_binary(&["--config", file.to_str().unwrap(), "serve", "--port", "0"], &dir).await;
+    let (server, app, lines, file) =
+        start_with_config_file("[limits]\nmax_sessions = 16\n[store]\nenabled = false\n").await;
     assert_eq!(session_limit(&app).await, 16);
 
     // A change of the file: the limit follows; the port cannot change without a restart.
@@ -75,8 +71,7 @@ async fn config_file_changes_and_sighup_reload_live_settings_and_reject_bad_file
 
     // SIGHUP reloads too.
     std::fs::write(&file, "[limits]\nmax_sessions = 3\n[store]\nenabled = false\n").unwrap();
-    let pid = server.id().unwrap().to_string();
-    assert!(std::process::Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+    assert!(send_signal(&server, "HUP"));
     wait_until("the limit after SIGHUP", async || session_limit(&app).await == 3).await;
     let (_, health) = http(&app, "GET", "/health/detailed").await;
     assert!(health["config_version"].as_u64().unwrap() >= 3, "{health}");
