@@ -17,3 +17,4 @@ mod shutdown;
 mod speaker;
 mod stages;
 mod streaming;
+mod tools;
