@@ -77,8 +77,9 @@ fn start_diarizer(config: &Config) -> Result<Option<(DiarizeHandle, Loading)>, S
 pub enum Workload {
     /// The server: live streams (partials, many sessions' VAD) and files.
     Serve,
-    /// One file on the command line: no partials, one VAD session.
-    File,
+    /// One file on the command line: no partials, one VAD session; without `word_timings`
+    /// (text or SRT without speakers) Whisper is loaded without DTW word alignment.
+    File { word_timings: bool },
 }
 
 /// Loads ONNX Runtime, Silero and Whisper from the models directory and starts the ASR workers.
@@ -101,6 +102,7 @@ pub fn load_engines_for(config: &Config, workload: Workload) -> Result<Engines, 
         return Err(models::ModelError::NotFetched(path).into());
     }
     let dtw = match model {
+        _ if workload == (Workload::File { word_timings: false }) => None,
         WhisperModel::TinyEn(_) => Some(whisper_rs::DtwModelPreset::TinyEn),
         WhisperModel::Base(_) => Some(whisper_rs::DtwModelPreset::Base),
         WhisperModel::File(_) => None,

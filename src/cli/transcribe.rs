@@ -79,8 +79,11 @@ pub async fn run(args: TranscribeArgs, mut config: Config) -> anyhow::Result<()>
     config.asr.workers = 1;
     config.asr.threads = args.threads.unwrap_or(2);
     config.diarization.enabled &= !args.no_diarize;
-    let engines = app::load_engines_for(&config, app::Workload::File)?;
     let diarize = config.diarization.enabled;
+    // Speakers split utterances at word boundaries, and JSON and WebVTT carry each word's time:
+    // those need Whisper's word alignment; plain text and SRT do not.
+    let word_timings = diarize || args.format.iter().any(|f| f.has_word_timings());
+    let engines = app::load_engines_for(&config, app::Workload::File { word_timings })?;
     let bar = progress_bar(decoder.duration());
     let started = Instant::now();
     let mut on_utterance = |_: &domain::Transcript, end: f64| {
@@ -90,7 +93,7 @@ pub async fn run(args: TranscribeArgs, mut config: Config) -> anyhow::Result<()>
             bar.set_message(format!("real-time factor {rtf:.3}"));
         }
     };
-    let options = DecodeOptions { language: args.language, ..Default::default() };
+    let options = DecodeOptions { language: args.language, text_only: !word_timings, ..Default::default() };
     let file = offline::transcribe_decoder(decoder, &engines, &config, options, diarize, &mut on_utterance).await?;
     if let Some(bar) = bar {
         bar.finish_and_clear();

@@ -51,8 +51,9 @@ const PARTIAL_CTX_MIN: usize = 256;
 pub struct WhisperModelFile {
     ctx: Arc<WhisperContext>,
     dtw: bool,
-    /// The same weights without DTW, for partials: whisper.cpp switches DTW on per context, and
-    /// it costs every decode an alignment pass that partials (text only) do not need.
+    /// The same weights without DTW, for partials and other text-only work: whisper.cpp
+    /// switches DTW on per context, and it costs every decode an alignment pass that text
+    /// alone does not need.
     quick: Option<Arc<WhisperContext>>,
 }
 
@@ -238,7 +239,7 @@ impl Transcriber for WhisperBackend {
         };
         let params = self.params(options, audio.len());
         let (state, dtw) = match self.quick_state.as_mut() {
-            Some(quick) if options.partial => (quick, false),
+            Some(quick) if options.partial || options.text_only => (quick, false),
             _ => (&mut self.state, self.model.dtw),
         };
         state.full(params, audio)?;

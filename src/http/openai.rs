@@ -192,9 +192,11 @@ async fn handle(state: AppState, form: Multipart, task: Task) -> Result<Response
         return Err(OpenAiError::invalid("file", "missing_field", "the `file` field is required"));
     };
     let decoder = open_audio(bytes, file_name)?;
-    let options =
-        DecodeOptions { language, prompt: request.prompt, translate: task == Task::Translate, ..Default::default() };
     let diarize = format == ResponseFormat::DiarizedJson;
+    // Word times are wanted for speakers, `words` and WebVTT's word tags; the rest is text.
+    let word_timings = diarize || request.word_timestamps || format == ResponseFormat::Vtt;
+    let translate = task == Task::Translate;
+    let options = DecodeOptions { language, prompt: request.prompt, translate, text_only: !word_timings, ..Default::default() };
     if request.stream && matches!(format, ResponseFormat::Json | ResponseFormat::Text | ResponseFormat::DiarizedJson) {
         return Ok(stream(state, decoder, options, diarize).into_response());
     }

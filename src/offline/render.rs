@@ -21,6 +21,13 @@ pub enum Format {
     Rttm,
 }
 
+impl Format {
+    /// Whether the output carries each word's time (JSON's `words`, WebVTT's word tags).
+    pub fn has_word_timings(self) -> bool {
+        matches!(self, Self::Json | Self::Vtt)
+    }
+}
+
 fn timestamp(secs: f64, decimal: char) -> String {
     let ms = (secs * 1000.0).round() as u64;
     format!("{:02}:{:02}:{:02}{decimal}{:03}", ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, ms % 1000)
