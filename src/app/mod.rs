@@ -78,7 +78,7 @@ pub enum Workload {
     /// The server: live streams (partials, many sessions' VAD) and files.
     Serve,
     /// One file on the command line: no partials, one VAD session; without `word_timings`
-    /// (text or SRT without speakers) Whisper is loaded without DTW word alignment.
+    /// (text, SRT, RTTM) Whisper is loaded without DTW word alignment.
     File { word_timings: bool },
 }
 
@@ -90,12 +90,28 @@ pub fn load_engines(config: &Config) -> Result<Engines, StartupError> {
 /// [`load_engines`] for a workload: a file needs neither the partials' second Whisper context
 /// nor a Silero session per core, and skipping them is most of its start-up time.
 pub fn load_engines_for(config: &Config, workload: Workload) -> Result<Engines, StartupError> {
+    let vad = load_vad(config, workload)?;
+    load_engines_with(config, workload, vad)
+}
+
+/// Loads ONNX Runtime and Silero: all a file needs to start finding its utterances.
+pub fn load_vad(config: &Config, workload: Workload) -> Result<VadModel, StartupError> {
+    // CAM++ runs on candle, whose thread pool would otherwise take every core that Whisper
+    // needs. Set before the engines' threads start, since the environment is process-wide.
+    if config.diarization.enabled && std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        std::env::set_var("RAYON_NUM_THREADS", "1");
+    }
     let dir = &config.models.dir;
     onnx::init(&models::require(dir, paths::ORT_LIBRARY)?)?;
     // One Silero session per runtime worker thread: frames are scored on those threads.
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get()).min(4);
     let sessions = if workload == Workload::Serve { cores } else { 1 };
-    let vad = VadModel::load(&models::require(dir, paths::SILERO_VAD)?, sessions)?;
+    Ok(VadModel::load(&models::require(dir, paths::SILERO_VAD)?, sessions)?)
+}
+
+/// Loads Whisper and the speaker models beside `vad` and starts their workers.
+pub fn load_engines_with(config: &Config, workload: Workload, vad: VadModel) -> Result<Engines, StartupError> {
+    let dir = &config.models.dir;
     let model = WhisperModel::parse(&config.models.whisper)?;
     let path = model.ggml_path(dir);
     if !path.is_file() {
@@ -107,11 +123,6 @@ pub fn load_engines_for(config: &Config, workload: Workload) -> Result<Engines, 
         WhisperModel::Base(_) => Some(whisper_rs::DtwModelPreset::Base),
         WhisperModel::File(_) => None,
     };
-    // CAM++ runs on candle, whose thread pool would otherwise take every core that Whisper
-    // needs. Set before any other thread starts, since the environment is process-wide.
-    if config.diarization.enabled && std::env::var_os("RAYON_NUM_THREADS").is_none() {
-        std::env::set_var("RAYON_NUM_THREADS", "1");
-    }
     // The speaker models load on their own thread, beside Whisper.
     let diarize = start_diarizer(config)?;
     let whisper = WhisperModelFile::load(&path, dtw, workload == Workload::Serve)?;

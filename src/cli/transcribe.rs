@@ -80,11 +80,16 @@ pub async fn run(args: TranscribeArgs, mut config: Config) -> anyhow::Result<()>
     config.asr.threads = args.threads.unwrap_or(2);
     config.diarization.enabled &= !args.no_diarize;
     let diarize = config.diarization.enabled;
-    // Speakers split utterances at word boundaries, and JSON and WebVTT carry each word's time:
-    // those need Whisper's word alignment; plain text and SRT do not.
-    let word_timings = diarize || args.format.iter().any(|f| f.has_word_timings());
-    let engines = app::load_engines_for(&config, app::Workload::File { word_timings })?;
+    // JSON and WebVTT carry each word's time: those need Whisper's word alignment. Speakers do
+    // not: splitting an utterance between speakers at whisper.cpp's coarse word times labels
+    // as many words right on the two-speaker call as the aligned times (docs/BENCHMARKS.md).
+    let word_timings = args.format.iter().any(|f| f.has_word_timings());
+    let workload = app::Workload::File { word_timings };
+    let vad = app::load_vad(&config, workload)?;
     let bar = progress_bar(decoder.duration());
+    // The file is decoded and its utterances found while Whisper loads.
+    let utterances = offline::Utterances::start(decoder, vad.clone(), &config.vad);
+    let engines = app::load_engines_with(&config, workload, vad)?;
     let started = Instant::now();
     let mut on_utterance = |_: &domain::Transcript, end: f64| {
         if let Some(bar) = &bar {
@@ -94,7 +99,8 @@ pub async fn run(args: TranscribeArgs, mut config: Config) -> anyhow::Result<()>
         }
     };
     let options = DecodeOptions { language: args.language, text_only: !word_timings, ..Default::default() };
-    let file = offline::transcribe_decoder(decoder, &engines, &config, options, diarize, &mut on_utterance).await?;
+    let file =
+        offline::transcribe_utterances(utterances, &engines, &config, options, diarize, &mut on_utterance).await?;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }

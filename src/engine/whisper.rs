@@ -45,6 +45,8 @@ const CTX_PER_SECOND: usize = 50;
 const CTX_MAX: usize = 1500;
 const CTX_MIN: usize = 384;
 const PARTIAL_CTX_MIN: usize = 256;
+/// The most positions of proportional padding (2 s).
+const MAX_PADDING: usize = 100;
 
 /// A loaded model; cheap to share between workers, each of which makes its own state.
 #[derive(Clone)]
@@ -102,11 +104,12 @@ pub struct WhisperBackend {
 
 /// Encoder context fitted to the clip so short clips encode quickly. Whisper needs some silence
 /// after the speech within its window: a context cut right at the clip's end garbles the first
-/// words (measured on jfk.wav), so a quarter is added, and at least `floor` positions (384,
-/// 7.7 s, for finals; partials take less).
+/// words (measured on jfk.wav), so a quarter is added (at most 2 s: a long clip needs no more
+/// silence than an 8 s one, and self-attention's cost grows with the square of the context),
+/// and at least `floor` positions (384, 7.7 s, for finals; partials take less).
 fn audio_ctx_for(n_samples: usize, floor: usize) -> i32 {
     let needed = n_samples.div_ceil(SAMPLE_RATE / CTX_PER_SECOND);
-    let padded = needed + needed / 4 + 96;
+    let padded = needed + (needed / 4).min(MAX_PADDING) + 96;
     (padded.div_ceil(64) * 64).clamp(floor, CTX_MAX) as i32
 }
 
@@ -274,5 +277,6 @@ mod tests {
         assert_eq!(audio_ctx_for(16_000, PARTIAL_CTX_MIN), 256);
         assert_eq!(audio_ctx_for(16_000 * 8, CTX_MIN), 640); // 400 + 100 + 96 = 596 -> 640
         assert_eq!(audio_ctx_for(16_000 * 40, CTX_MIN), 1500);
+        assert_eq!(audio_ctx_for(16_000 * 15, CTX_MIN), 960); // 750 + 100 (not 187) + 96 = 946 -> 960
     }
 }

@@ -193,10 +193,12 @@ async fn handle(state: AppState, form: Multipart, task: Task) -> Result<Response
     };
     let decoder = open_audio(bytes, file_name)?;
     let diarize = format == ResponseFormat::DiarizedJson;
-    // Word times are wanted for speakers, `words` and WebVTT's word tags; the rest is text.
-    let word_timings = diarize || request.word_timestamps || format == ResponseFormat::Vtt;
+    // Word times are wanted for `words` and WebVTT's word tags; the rest (speakers included,
+    // as for `transcribe`) is text.
+    let word_timings = request.word_timestamps || format == ResponseFormat::Vtt;
     let translate = task == Task::Translate;
-    let options = DecodeOptions { language, prompt: request.prompt, translate, text_only: !word_timings, ..Default::default() };
+    let options =
+        DecodeOptions { language, prompt: request.prompt, translate, text_only: !word_timings, ..Default::default() };
     if request.stream && matches!(format, ResponseFormat::Json | ResponseFormat::Text | ResponseFormat::DiarizedJson) {
         return Ok(stream(state, decoder, options, diarize).into_response());
     }

@@ -79,11 +79,25 @@ pub async fn transcribe_file(
 /// is at most `vad.max_utterance_s` long), whatever the file's length.
 const UTTERANCES_AHEAD: usize = 4;
 
-/// Transcribes what `decoder` yields as it is decoded: a blocking thread decodes, runs VAD and
-/// the segmenter, and hands utterances over a bounded channel to the engines, one at a time
-/// (so a file keeps at most one job in the recognition queue). `on_utterance` sees each
-/// utterance's transcript as soon as it is recognised (before speakers are settled), in order,
-/// with where it ends in the file (seconds): for streamed text and progress bars.
+/// A file being decoded and split into utterances on a blocking thread, ahead of recognition.
+pub struct Utterances {
+    rx: tokio::sync::mpsc::Receiver<Utterance>,
+    splitter: tokio::task::JoinHandle<Result<usize, OfflineError>>,
+}
+
+impl Utterances {
+    /// Starts decoding `decoder`, running VAD and the segmenter over it; at most
+    /// [`UTTERANCES_AHEAD`] utterances wait for recognition. It needs only the VAD model, so a
+    /// command can start it while Whisper is still loading.
+    pub fn start(decoder: FileDecoder, vad: VadModel, config: &SegmenterConfig) -> Self {
+        let (tx, rx) = tokio::sync::mpsc::channel(UTTERANCES_AHEAD);
+        let config = config.clone();
+        let splitter = tokio::task::spawn_blocking(move || split_utterances(decoder, &vad, &config, &tx));
+        Self { rx, splitter }
+    }
+}
+
+/// Transcribes what `decoder` yields as it is decoded (see [`transcribe_utterances`]).
 pub async fn transcribe_decoder(
     decoder: FileDecoder,
     engines: &Engines,
@@ -92,9 +106,23 @@ pub async fn transcribe_decoder(
     diarize: bool,
     on_utterance: &mut (dyn FnMut(&Transcript, f64) + Send),
 ) -> Result<FileTranscription, OfflineError> {
-    let (tx, mut rx) = tokio::sync::mpsc::channel(UTTERANCES_AHEAD);
-    let (vad, segmenter) = (engines.vad.clone(), config.vad.clone());
-    let splitter = tokio::task::spawn_blocking(move || split_utterances(decoder, &vad, &segmenter, &tx));
+    let utterances = Utterances::start(decoder, engines.vad.clone(), &config.vad);
+    transcribe_utterances(utterances, engines, config, options, diarize, on_utterance).await
+}
+
+/// Recognises each utterance as the splitter hands it over, one at a time (so a file keeps at
+/// most one job in the recognition queue). `on_utterance` sees each utterance's transcript as
+/// soon as it is recognised (before speakers are settled), in order, with where it ends in the
+/// file (seconds): for streamed text and progress bars.
+pub async fn transcribe_utterances(
+    utterances: Utterances,
+    engines: &Engines,
+    config: &Config,
+    options: DecodeOptions,
+    diarize: bool,
+    on_utterance: &mut (dyn FnMut(&Transcript, f64) + Send),
+) -> Result<FileTranscription, OfflineError> {
+    let Utterances { mut rx, splitter } = utterances;
     let timeout = Duration::from_secs(config.asr.final_timeout_s);
     let diarizer = engines.diarize.as_ref().filter(|_| diarize);
     let mut results = Vec::new();
