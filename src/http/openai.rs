@@ -18,7 +18,7 @@ use super::state::AppState;
 use crate::audio::decode::FileDecoder;
 use crate::domain::Segment;
 use crate::engine::asr::DecodeOptions;
-use crate::offline::{render, transcribe_decoder, Format, OfflineError, Transcription};
+use crate::offline::{render, transcribe_utterances, Format, OfflineError, Transcription, Utterances};
 
 /// An error in OpenAI's shape: `{"error":{"message","type","param","code"}}`.
 #[derive(Debug)]
@@ -203,7 +203,9 @@ async fn handle(state: AppState, form: Multipart, task: Task) -> Result<Response
         return Ok(stream(state, decoder, options, diarize).into_response());
     }
     let config = state.config();
-    let file = transcribe_decoder(decoder, &state.shared.engines, &config, options, diarize, &mut |_, _| {})
+    let engines = &state.shared.engines;
+    let utterances = Utterances::of(decoder, engines, &config);
+    let file = transcribe_utterances(utterances, engines, &config, options, diarize, &mut |_, _| {})
         .await
         .map_err(transcription_failed)?;
     Ok(respond(&file.transcription, format, request.word_timestamps, file.duration, task))
@@ -342,7 +344,8 @@ fn stream(
             let _ = deltas.try_send(event);
         };
         let engines = &state.shared.engines;
-        let done = match transcribe_decoder(decoder, engines, &config, options, diarize, &mut on_text).await {
+        let utterances = Utterances::of(decoder, engines, &config);
+        let done = match transcribe_utterances(utterances, engines, &config, options, diarize, &mut on_text).await {
             Ok(file) => {
                 let segments = if diarize { diarized_segments(&file.transcription) } else { Vec::new() };
                 for segment in segments {

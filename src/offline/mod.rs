@@ -72,7 +72,8 @@ pub async fn transcribe_file(
 ) -> Result<Transcription, OfflineError> {
     let decoder = FileDecoder::open(path)?;
     let options = DecodeOptions { language, ..Default::default() };
-    Ok(transcribe_decoder(decoder, engines, config, options, diarize, &mut |_, _| {}).await?.transcription)
+    let utterances = Utterances::of(decoder, engines, config);
+    Ok(transcribe_utterances(utterances, engines, config, options, diarize, &mut |_, _| {}).await?.transcription)
 }
 
 /// Utterances found but not yet recognised: what bounds the audio a file holds in memory (each
@@ -86,6 +87,11 @@ pub struct Utterances {
 }
 
 impl Utterances {
+    /// Starts splitting `decoder` with the engines' VAD and the configured segmenter.
+    pub fn of(decoder: FileDecoder, engines: &Engines, config: &Config) -> Self {
+        Self::start(decoder, engines.vad.clone(), &config.vad)
+    }
+
     /// Starts decoding `decoder`, running VAD and the segmenter over it; at most
     /// [`UTTERANCES_AHEAD`] utterances wait for recognition. It needs only the VAD model, so a
     /// command can start it while Whisper is still loading.
@@ -95,19 +101,6 @@ impl Utterances {
         let splitter = tokio::task::spawn_blocking(move || split_utterances(decoder, &vad, &config, &tx));
         Self { rx, splitter }
     }
-}
-
-/// Transcribes what `decoder` yields as it is decoded (see [`transcribe_utterances`]).
-pub async fn transcribe_decoder(
-    decoder: FileDecoder,
-    engines: &Engines,
-    config: &Config,
-    options: DecodeOptions,
-    diarize: bool,
-    on_utterance: &mut (dyn FnMut(&Transcript, f64) + Send),
-) -> Result<FileTranscription, OfflineError> {
-    let utterances = Utterances::start(decoder, engines.vad.clone(), &config.vad);
-    transcribe_utterances(utterances, engines, config, options, diarize, on_utterance).await
 }
 
 /// Recognises each utterance as the splitter hands it over, one at a time (so a file keeps at
