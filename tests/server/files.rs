@@ -130,6 +130,7 @@ async fn response_formats_carry_text_and_timestamps() {
     assert!(!segments.is_empty() && segments[0]["start"].as_f64().unwrap() < 1.0, "{v}");
     let words = v["words"].as_array().unwrap();
     assert!(words.len() >= 20 && words.last().unwrap()["end"].as_f64().unwrap() > 9.0, "{v}");
+    let aligned_text = v["text"].as_str().unwrap().to_owned();
 
     let (_, srt) = transcribe(app, "jfk.mp3", mp3.clone(), "srt").await;
     assert!(srt.starts_with("1\n00:00:00,") && srt.contains(" --> "), "{srt}");
@@ -137,6 +138,8 @@ async fn response_formats_carry_text_and_timestamps() {
     assert!(vtt.starts_with("WEBVTT") && vtt.contains(" <00:00:0"), "{vtt}");
     let (_, text) = transcribe(app, "jfk.mp3", mp3.clone(), "text").await;
     assert!(word_error_rate(JFK_TEXT, &text).wer() <= 0.10, "{text}");
+    // Plain text is decoded without the word alignment pass; the words are the same.
+    assert_eq!(text.trim(), aligned_text.trim());
     let (status, body) = transcribe(app, "jfk.mp3", mp3, "diarized_json").await;
     let v = json(&body);
     assert_eq!(status, 200, "{body}");

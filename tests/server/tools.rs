@@ -232,3 +232,43 @@ async fn load_generator_sweeps_levels_and_writes_its_table_json_and_chart() {
     assert!(output.status.success() && said.starts_with("3 idle sessions: server RSS "), "{said}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The words of `transcribe`'s text output (speaker prefixes dropped) or JSON output.
+fn spoken_words(output: &str) -> Vec<String> {
+    let text: String = match serde_json::from_str::<serde_json::Value>(output) {
+        Ok(json) => {
+            json["segments"].as_array().unwrap().iter().map(|s| s["text"].as_str().unwrap().to_owned() + " ").collect()
+        }
+        Err(_) => output.lines().map(|l| l.split_once(": ").map_or(l, |(_, t)| t).to_owned() + " ").collect(),
+    };
+    text.split_whitespace().map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()).to_lowercase()).collect()
+}
+
+#[tokio::test]
+async fn transcribe_gives_the_same_words_with_and_without_word_alignment() {
+    let _heavy = HEAVY.lock().await;
+    let run = |format: &str| {
+        let output = Command::new(env!("CARGO_BIN_EXE_speech-service"))
+            .args(["--models-dir"])
+            .arg(models_dir())
+            .args(["transcribe", "--format", format])
+            .arg(recording("sample.wav"))
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", stderr_of(&output));
+        String::from_utf8(output.stdout).unwrap()
+    };
+    // Text is decoded without DTW (speakers split at whisper.cpp's coarse word times), JSON with
+    // it: two speakers either way, and the same words in the same order.
+    let (text, json) = (run("text"), run("json"));
+    assert_eq!(spoken_words(&text), spoken_words(&json), "{text}\n{json}");
+    let speakers = |lines: &str| {
+        lines
+            .lines()
+            .filter_map(|l| l.split_once(": "))
+            .map(|(s, _)| s.to_owned())
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    assert_eq!(speakers(&text).len(), 2, "{text}");
+    assert!(spoken_words(&text).len() > 60, "{text}");
+}
