@@ -12,7 +12,7 @@ use std::path::Path;
 
 use candle_core::{DType, Device, Tensor, D};
 
-use super::conv::conv2d;
+use super::conv::{conv2d, pointwise};
 use super::fbank::{Fbank, N_MELS};
 
 const BN_EPS: f64 = 1e-5;
@@ -149,12 +149,12 @@ fn segment_means(x: &Tensor) -> candle_core::Result<Tensor> {
 
 impl DenseLayer {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let h = self.norm1.apply(x)?.relu()?.conv1d(&self.linear1, 0, 1, 1, 1)?;
+        let h = pointwise(&self.norm1.apply(x)?.relu()?, &self.linear1)?;
         let h = self.norm2.apply(&h)?.relu()?;
         let y = h.conv1d(&self.local, self.dilation, 1, self.dilation, 1)?;
         let context = h.mean_keepdim(D::Minus1)?.broadcast_add(&segment_means(&h)?)?;
-        let context = context.conv1d(&self.ctx1_w, 0, 1, 1, 1)?.broadcast_add(&self.ctx1_b)?.relu()?;
-        let logits = context.conv1d(&self.ctx2_w, 0, 1, 1, 1)?.broadcast_add(&self.ctx2_b)?;
+        let context = pointwise(&context, &self.ctx1_w)?.broadcast_add(&self.ctx1_b)?.relu()?;
+        let logits = pointwise(&context, &self.ctx2_w)?.broadcast_add(&self.ctx2_b)?;
         let mask = (logits.neg()?.exp()? + 1.0)?.recip()?;
         y.broadcast_mul(&mask)
     }
@@ -257,7 +257,7 @@ impl CamPlus {
                 let new = layer.forward(&h)?;
                 h = Tensor::cat(&[&h, &new], 1)?;
             }
-            h = norm.apply(&h)?.relu()?.conv1d(transit, 0, 1, 1, 1)?;
+            h = pointwise(&norm.apply(&h)?.relu()?, transit)?;
         }
         let h = self.out_norm.apply(&h)?.relu()?;
         let mean = h.mean(D::Minus1)?;

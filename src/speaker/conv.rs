@@ -1,4 +1,5 @@
-//! 2-D convolution for CAM++'s front as one im2col copy and one matrix product.
+//! 2-D convolution for CAM++'s front as one im2col copy and one matrix product, and its 1x1
+//! convolutions as matrix products.
 //!
 //! candle's CPU conv2d gathers its im2col tiles one element at a time and takes one stride for
 //! both axes; profiled on a file with speakers, that gather was half the diarization thread's
@@ -19,6 +20,12 @@ pub fn conv2d(x: &Tensor, kernel: &Tensor, padding: usize, stride_h: usize) -> R
     let shape = Shape { c_in, h, w, kh, kw, padding, stride_h, out_h, out_w };
     let cols = Tensor::from_vec(im2col(&input, &shape), (c_in * kh * kw, out_h * out_w), &Device::Cpu)?;
     kernel.reshape((c_out, c_in * kh * kw))?.matmul(&cols)?.reshape((1, c_out, out_h, out_w))
+}
+
+/// A 1x1 convolution of `x` [1, c_in, t] with `kernel` [c_out, c_in, 1]: one matrix product.
+/// candle's conv1d copies the input through its im2col path first even for a 1-wide kernel.
+pub fn pointwise(x: &Tensor, kernel: &Tensor) -> Result<Tensor> {
+    kernel.squeeze(2)?.matmul(&x.squeeze(0)?.contiguous()?)?.unsqueeze(0)
 }
 
 struct Shape {
@@ -111,5 +118,13 @@ mod tests {
             let expected = full.reshape((1, c, h / 2, 2, w)).unwrap().i((.., .., .., 0, ..)).unwrap();
             assert!(max_difference(&conv2d(&x, &k, padding, 2).unwrap(), &expected) < 1e-5);
         }
+    }
+
+    #[test]
+    fn pointwise_matches_candle_conv1d() {
+        let x = random(&[1, 6, 17], 5);
+        let k = random(&[4, 6, 1], 6);
+        let expected = x.conv1d(&k, 0, 1, 1, 1).unwrap();
+        assert!(max_difference(&pointwise(&x, &k).unwrap(), &expected) < 1e-5);
     }
 }
