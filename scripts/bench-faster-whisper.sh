@@ -24,6 +24,8 @@ fi
 [ -f models/whisper/ggml-tiny.en-q8_0.bin ] \
     || ./target/release/speech-service --log warn models fetch --whisper tiny.en-q8_0 > /dev/null
 script=$(mktemp --suffix .py)
+results=$(mktemp)
+trap 'rm -f "$script" "$results"' EXIT
 cat > "$script" <<'PY'
 import sys
 from faster_whisper import WhisperModel
@@ -31,7 +33,6 @@ model = WhisperModel(sys.argv[1], device="cpu", compute_type="int8", cpu_threads
 segments, _ = model.transcribe(sys.argv[2], language="en", beam_size=1, vad_filter=True)
 print(" ".join(s.text.strip() for s in segments))
 PY
-results=$(mktemp)
 measure() {  # label, command...: prints wall and CPU seconds
     local label=$1; shift
     /usr/bin/time -o "$results" -a -f "$label wall %e s, cpu %U+%S s" "$@" > /dev/null

@@ -62,6 +62,17 @@ enum ResponseFormat {
 }
 
 impl ResponseFormat {
+    /// Whether the response carries each word's time: WebVTT's word tags (as `transcribe`
+    /// renders them), and `verbose_json`'s `words` when `words_asked`. Only those need Whisper's
+    /// word alignment; the rest (speakers included, as for `transcribe`) is text.
+    fn has_word_timings(self, words_asked: bool) -> bool {
+        match self {
+            Self::Vtt => Format::Vtt.has_word_timings(),
+            Self::VerboseJson => words_asked,
+            _ => false,
+        }
+    }
+
     fn parse(value: &str) -> Result<Self, OpenAiError> {
         Ok(match value {
             "json" => Self::Json,
@@ -193,12 +204,9 @@ async fn handle(state: AppState, form: Multipart, task: Task) -> Result<Response
     };
     let decoder = open_audio(bytes, file_name)?;
     let diarize = format == ResponseFormat::DiarizedJson;
-    // Word times are wanted for `words` and WebVTT's word tags; the rest (speakers included,
-    // as for `transcribe`) is text.
-    let word_timings = request.word_timestamps || format == ResponseFormat::Vtt;
+    let text_only = !format.has_word_timings(request.word_timestamps);
     let translate = task == Task::Translate;
-    let options =
-        DecodeOptions { language, prompt: request.prompt, translate, text_only: !word_timings, ..Default::default() };
+    let options = DecodeOptions { language, prompt: request.prompt, translate, text_only, ..Default::default() };
     if request.stream && matches!(format, ResponseFormat::Json | ResponseFormat::Text | ResponseFormat::DiarizedJson) {
         return Ok(stream(state, decoder, options, diarize).into_response());
     }
