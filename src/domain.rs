@@ -49,6 +49,17 @@ pub struct Transcript {
     pub text: String,
     pub words: Vec<Word>,
     pub language: String,
+    pub quality: DecodeQuality,
+}
+
+/// How sure a decode was, as OpenAI's `verbose_json` reports it per segment: the mean log
+/// probability of its tokens, its text's compression ratio (a repetition loop compresses far
+/// better than speech) and Whisper's probability that the clip holds no speech.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct DecodeQuality {
+    pub avg_logprob: f64,
+    pub compression_ratio: f64,
+    pub no_speech_prob: f64,
 }
 
 /// One speaker turn within an utterance, in samples relative to the clip, with the speaker

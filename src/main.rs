@@ -196,6 +196,12 @@ enum EvalMetric {
         #[arg(long)]
         hypothesis: String,
     },
+    /// Write the test conversation (the two-person call's turns and JFK joined with no pause,
+    /// every third turn overlapping) as OUT_DIR/conversation.wav (16 kHz), .rttm and .txt.
+    Conversation {
+        #[arg(long)]
+        out_dir: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -236,9 +242,10 @@ fn text_or_file(arg: &str) -> anyhow::Result<String> {
     Ok(arg.to_owned())
 }
 
-fn eval(metric: EvalMetric) -> anyhow::Result<()> {
+fn eval(metric: EvalMetric, models_dir: &std::path::Path) -> anyhow::Result<()> {
     use speech_service::eval::{der, rttm, wer};
     match metric {
+        EvalMetric::Conversation { out_dir } => write_conversation(models_dir, &out_dir)?,
         EvalMetric::Der { reference, hypothesis, collar } => {
             let read = |p: &PathBuf| -> anyhow::Result<Vec<rttm::Turn>> {
                 let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
@@ -257,6 +264,21 @@ fn eval(metric: EvalMetric) -> anyhow::Result<()> {
             println!("substitutions {}, deletions {}, insertions {}", c.substitutions, c.deletions, c.insertions);
         }
     }
+    Ok(())
+}
+
+fn write_conversation(models_dir: &std::path::Path, out_dir: &std::path::Path) -> anyhow::Result<()> {
+    use speech_service::eval::{conversation, reference, rttm};
+    use speech_service::models::catalog::paths as files;
+    let read = |name: &str| speech_service::audio::wav::read_16k(&models_dir.join(name));
+    let stm = std::fs::read_to_string(models_dir.join(files::SAMPLE_STM)).context("reading the call's STM")?;
+    let (call, jfk) = (read(files::SAMPLE_WAV)?, read(files::JFK_WAV)?);
+    let c = conversation::test_conversation(&call, &stm, &jfk, reference::JFK_TEXT);
+    std::fs::create_dir_all(out_dir)?;
+    speech_service::audio::wav::write_16k(&out_dir.join("conversation.wav"), &c.samples)?;
+    std::fs::write(out_dir.join("conversation.rttm"), rttm::write("conversation", &c.turns))?;
+    std::fs::write(out_dir.join("conversation.txt"), format!("{}\n", c.text))?;
+    println!("{:.1} s, {} turns, in {}", c.samples.len() as f64 / 16_000.0, c.turns.len(), out_dir.display());
     Ok(())
 }
 
@@ -309,7 +331,7 @@ async fn run() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Transcribe(args) => transcribe::run(args, config).await,
-        Command::Eval { metric } => eval(metric),
+        Command::Eval { metric } => eval(metric, &models_dir),
         Command::Stream { file, url, speed, chunk_ms } => {
             let options = client::StreamOptions { speed, chunk_ms, ..Default::default() };
             client::stream_file(&url, &file, &options, client::print_message).await?;

@@ -210,6 +210,12 @@ pub enum ServerMessage {
     },
     /// A final segment; its fields sit beside `type` in the JSON object.
     Final(Segment),
+    /// The utterance whose last final was segment `segment_id` has ended (a pause, `finalize`
+    /// or the end of the stream) at `end`; finals cut from it before that carry no such mark.
+    UtteranceEnd {
+        segment_id: u64,
+        end: f64,
+    },
     /// Speaker labels that changed or arrived late, and speakers found to be one.
     SpeakerUpdate {
         segments: Vec<SpeakerLabel>,

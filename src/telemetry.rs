@@ -39,6 +39,10 @@ fn describe() {
     describe_gauge!("speech_workers_alive", "Engine worker threads running.");
     describe_counter!("speech_aggregator_finals_total", "Finals by how they met their speakers.");
     describe_histogram!("speech_inference_seconds", Unit::Seconds, "Time an engine spent on one job.");
+    describe_counter!(
+        "speech_asr_loop_retries_total",
+        "Decodes that looked like a repetition loop and were decoded again with beam search."
+    );
     describe_histogram!("speech_final_latency_seconds", Unit::Seconds, "From the end of an utterance to its final.");
     describe_counter!(
         "speech_worker_busy_seconds_total",
@@ -84,6 +88,11 @@ pub fn record_inference(engine: &'static str, kind: &'static str, seconds: f64) 
 }
 
 /// Records how long a final took from the end of its utterance.
+/// A decode looked like a repetition loop and was decoded again with beam search.
+pub fn record_loop_retry() {
+    metrics::counter!("speech_asr_loop_retries_total").increment(1);
+}
+
 pub fn record_final_latency(seconds: f64) {
     metrics::histogram!("speech_final_latency_seconds").record(seconds);
 }

@@ -27,6 +27,22 @@ pub fn read(path: &Path) -> Result<WavAudio, AudioError> {
     Ok(WavAudio { samples, sample_rate: spec.sample_rate })
 }
 
+/// Writes 16 kHz mono samples as a 16-bit WAV file.
+pub fn write_16k(path: &Path, samples: &[f32]) -> Result<(), AudioError> {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: crate::domain::SAMPLE_RATE,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut writer = hound::WavWriter::create(path, spec)?;
+    for s in samples {
+        writer.write_sample((s.clamp(-1.0, 1.0) * f32::from(i16::MAX)) as i16)?;
+    }
+    writer.finalize()?;
+    Ok(())
+}
+
 /// Reads a WAV file and resamples it to 16 kHz.
 pub fn read_16k(path: &Path) -> Result<Vec<f32>, AudioError> {
     let audio = read(path)?;

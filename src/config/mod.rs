@@ -145,11 +145,17 @@ pub struct StreamingConfig {
     /// Decode an utterance at a pause before the pause is long enough to end it, so its final
     /// is ready as it ends (spare capacity only; the work is thrown away if speech resumes).
     pub speculative_finals: bool,
+    /// Make the stable start of an utterance final while it goes on (words two successive
+    /// partial hypotheses agree on), instead of only at pauses: in continuous speech a word is
+    /// final within about two to four seconds instead of up to twenty. Partials are decoded for
+    /// it even when the client does not ask for them. Off by default: words at the cuts are
+    /// still lost or doubled (docs/BENCHMARKS.md).
+    pub progressive_finals: bool,
 }
 
 impl Default for StreamingConfig {
     fn default() -> Self {
-        Self { partial_interval_ms: 600, min_partial_ms: 400, speculative_finals: true }
+        Self { partial_interval_ms: 600, min_partial_ms: 400, speculative_finals: true, progressive_finals: false }
     }
 }
 

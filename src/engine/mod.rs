@@ -3,6 +3,7 @@
 
 pub mod asr;
 pub mod diarize;
+pub mod loops;
 pub mod queue;
 pub mod stats;
 pub mod supervise;

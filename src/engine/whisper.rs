@@ -9,7 +9,8 @@ use whisper_rs::{
 };
 
 use super::asr::{AsrError, DecodeOptions, Transcriber};
-use crate::domain::{Transcript, Word};
+use super::loops;
+use crate::domain::{DecodeQuality, Transcript, Word};
 
 const SAMPLE_RATE: usize = crate::domain::SAMPLE_RATE as usize;
 /// Whether `code` is a language Whisper knows (`en`, `de`, ...).
@@ -124,8 +125,13 @@ fn final_token_budget(n_samples: usize) -> i32 {
 }
 
 impl WhisperBackend {
-    fn params<'a>(&self, options: &'a DecodeOptions, n_samples: usize) -> FullParams<'a, 'a> {
-        let mut p = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
+    fn params<'a>(
+        &self,
+        options: &'a DecodeOptions,
+        n_samples: usize,
+        strategy: SamplingStrategy,
+    ) -> FullParams<'a, 'a> {
+        let mut p = FullParams::new(strategy);
         p.set_n_threads(self.threads);
         p.set_translate(options.translate);
         if let Some(prompt) = options.prompt.as_deref() {
@@ -137,7 +143,8 @@ impl WhisperBackend {
         p.set_print_special(false);
         p.set_print_timestamps(false);
         p.set_suppress_blank(true);
-        p.set_token_timestamps(!options.partial);
+        // Partials need word times too: progressive finals cut the open utterance between words.
+        p.set_token_timestamps(true);
         // Partials, short and disposable, take a smaller floor: 256 positions still read the
         // first words right on jfk.wav, and encoding is the larger part of a partial's cost.
         let floor = if options.partial { PARTIAL_CTX_MIN } else { CTX_MIN };
@@ -170,10 +177,12 @@ fn collect(model: &WhisperModelFile, state: &WhisperState, dtw: bool, n_samples:
     let clip_end = n_samples as f64 / SAMPLE_RATE as f64;
     let mut text = String::new();
     let mut words: Vec<WordBuilder> = Vec::new();
+    let (mut logprob_sum, mut n_tokens, mut no_speech) = (0.0f64, 0usize, 0.0f64);
     for segment in state.as_iter() {
         if let Ok(s) = segment.to_str_lossy() {
             text.push_str(&s);
         }
+        no_speech = no_speech.max(f64::from(segment.no_speech_probability()));
         for i in 0..segment.n_tokens() {
             let Some(token) = segment.get_token(i) else { continue };
             if token.token_id() >= eot {
@@ -181,6 +190,8 @@ fn collect(model: &WhisperModelFile, state: &WhisperState, dtw: bool, n_samples:
             }
             let piece = token.to_bytes().unwrap_or_default().to_vec();
             let data = token.token_data();
+            logprob_sum += f64::from(data.plog);
+            n_tokens += 1;
             // DTW gives one instant per token, close to where the token ends; it is far
             // steadier than the timestamp-token heuristics (t0, t1), so it sets word ends.
             let t0 = data.t0 as f64 / 100.0;
@@ -207,7 +218,13 @@ fn collect(model: &WhisperModelFile, state: &WhisperState, dtw: bool, n_samples:
         }
     }
     let words = words.into_iter().filter_map(|w| w.build(clip_end)).collect();
-    Transcript { text: text.trim().to_owned(), words, language }
+    let text = text.trim().to_owned();
+    let quality = DecodeQuality {
+        avg_logprob: if n_tokens > 0 { logprob_sum / n_tokens as f64 } else { 0.0 },
+        compression_ratio: loops::compression_ratio(&text),
+        no_speech_prob: no_speech,
+    };
+    Transcript { text, words, language, quality }
 }
 
 struct WordBuilder {
@@ -240,13 +257,23 @@ impl Transcriber for WhisperBackend {
         } else {
             samples
         };
-        let params = self.params(options, audio.len());
+        let greedy = self.params(options, audio.len(), SamplingStrategy::Greedy { best_of: 1 });
+        // Beam search is deterministic too, and far less prone to loop than greedy decoding.
+        let beam = self.params(options, audio.len(), SamplingStrategy::BeamSearch { beam_size: 4, patience: -1.0 });
         let (state, dtw) = match self.quick_state.as_mut() {
             Some(quick) if options.partial || options.text_only => (quick, false),
             _ => (&mut self.state, self.model.dtw),
         };
-        state.full(params, audio)?;
-        Ok(collect(&self.model, state, dtw, samples.len()))
+        state.full(greedy, audio)?;
+        let first = collect(&self.model, state, dtw, samples.len());
+        // Partials are disposable: a looping one is cleaned up, not decoded again.
+        if !loops::is_looping(&first) || options.partial {
+            return Ok(if options.partial { loops::without_repeats(first) } else { first });
+        }
+        crate::telemetry::record_loop_retry();
+        state.full(beam, audio)?;
+        let second = collect(&self.model, state, dtw, samples.len());
+        Ok(if loops::is_looping(&second) { loops::without_repeats(second) } else { second })
     }
 
     fn reset(&mut self) -> Result<(), AsrError> {

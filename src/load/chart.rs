@@ -124,6 +124,7 @@ mod tests {
             refused: Default::default(),
             errors: Default::default(),
             final_latency: Spread { p50: Some(p50), p95: Some(p50 * 2.0), max: None },
+            word_latency: Spread::default(),
             first_partial: Spread::default(),
             partials_per_stream: 0.0,
             min_partials_per_2s: None,

@@ -17,6 +17,9 @@ pub struct StreamReport {
     pub file: String,
     /// Per utterance: end of its last word -> arrival of its last `final` part (s).
     pub final_latency: Vec<f64>,
+    /// Per word: its end -> arrival of the `final` carrying it (s).
+    #[serde(default)]
+    pub word_latency: Vec<f64>,
     /// Per utterance: `speech_started.start` -> its first `partial` (s).
     pub first_partial: Vec<f64>,
     pub partials: usize,
@@ -36,6 +39,8 @@ impl StreamReport {
         let mut speech_start: HashMap<u64, f64> = HashMap::new();
         let mut first_partial: HashMap<u64, f64> = HashMap::new();
         let mut last_final: HashMap<u64, (f64, f64)> = HashMap::new();
+        let mut utterance_ends = Vec::new();
+        let mut word_latency = Vec::new();
         let (mut partials, mut speech, mut errors, mut text) = (0, 0.0, Vec::new(), Vec::new());
         for r in received {
             match &r.message {
@@ -52,7 +57,9 @@ impl StreamReport {
                     if let Some(last_word) = f.words.last() {
                         last_final.insert(f.segment_id, (last_word.end, r.wall));
                     }
+                    word_latency.extend(f.words.iter().map(|w| r.wall - w.end / speed));
                 }
+                ServerMessage::UtteranceEnd { segment_id, .. } => utterance_ends.push(*segment_id),
                 ServerMessage::Error { code, .. } => errors.push(code.name()),
                 _ => {}
             }
@@ -60,13 +67,20 @@ impl StreamReport {
         let partial_delay = first_partial.iter().filter_map(|(id, t)| Some(t - speech_start.get(id)? / speed));
         let partial_delay = partial_delay.filter(|_| speed > 0.0).collect();
         let text = text.join(" ");
+        // An utterance's last final is the one its end names; a server that does not mark
+        // utterance ends has one final segment per utterance.
+        if !utterance_ends.is_empty() {
+            last_final.retain(|id, _| utterance_ends.contains(id));
+        }
+        let timed = speed > 0.0;
         Self {
             file: file.to_owned(),
-            final_latency: if speed > 0.0 {
+            final_latency: if timed {
                 last_final.values().map(|(end, arrived)| arrived - end / speed).collect()
             } else {
                 Vec::new()
             },
+            word_latency: if timed { word_latency } else { Vec::new() },
             first_partial: partial_delay,
             partials,
             speech_seconds: speech,
@@ -112,6 +126,9 @@ pub struct LevelReport {
     /// Streams that failed after admission, and `error` messages, by code.
     pub errors: BTreeMap<String, usize>,
     pub final_latency: Spread,
+    /// Word end -> arrival of the final carrying it, over every word of every stream.
+    #[serde(default)]
+    pub word_latency: Spread,
     pub first_partial: Spread,
     pub partials_per_stream: f64,
     /// The fewest partials per 2 s of speech of any stream.
@@ -154,6 +171,7 @@ impl LevelReport {
             refused,
             errors,
             final_latency: Spread::of(&all(|s| &s.final_latency)),
+            word_latency: Spread::of(&all(|s| &s.word_latency)),
             first_partial: Spread::of(&all(|s| &s.first_partial)),
             partials_per_stream: if n > 0 {
                 per_stream.iter().map(|s| s.partials).sum::<usize>() as f64 / n as f64
@@ -195,19 +213,21 @@ fn wer_summary(r: &LevelReport) -> String {
 }
 
 /// The Markdown table header for [`table_row`].
-pub const TABLE_HEADER: &str = "| streams | admitted | refused | final p50 / p95 / max (s) | first partial p50 / p95 (s) | partials per stream (min per 2 s of speech) | WER per stream | errors | server CPU (cores) | server RSS start / max (MB) |\n|---|---|---|---|---|---|---|---|---|---|";
+pub const TABLE_HEADER: &str = "| streams | admitted | refused | final p50 / p95 / max (s) | word -> final p50 / p95 (s) | first partial p50 / p95 (s) | partials per stream (min per 2 s of speech) | WER per stream | errors | server CPU (cores) | server RSS start / max (MB) |\n|---|---|---|---|---|---|---|---|---|---|---|";
 
 /// One level as a Markdown table row (also readable on a terminal).
 pub fn table_row(r: &LevelReport) -> String {
     let f = &r.final_latency;
     format!(
-        "| {} | {} | {} | {} / {} / {} | {} / {} | {:.1} ({}) | {} | {} | {} | {} / {} |",
+        "| {} | {} | {} | {} / {} / {} | {} / {} | {} / {} | {:.1} ({}) | {} | {} | {} | {} / {} |",
         r.streams,
         r.admitted,
         counts(&r.refused),
         secs(f.p50),
         secs(f.p95),
         secs(f.max),
+        secs(r.word_latency.p50),
+        secs(r.word_latency.p95),
         secs(r.first_partial.p50),
         secs(r.first_partial.p95),
         r.partials_per_stream,
@@ -246,10 +266,30 @@ mod tests {
         let r = StreamReport::from_messages("a.wav", Some("ask not what"), &messages, 1.0);
         assert_eq!(r.partials, 2);
         assert!((r.final_latency[0] - 1.4).abs() < 1e-9);
+        assert_eq!(r.word_latency.len(), 2);
+        assert!((r.word_latency[0] - 2.6).abs() < 1e-9 && (r.word_latency[1] - 1.4).abs() < 1e-9);
         assert!((r.first_partial[0] - 0.8).abs() < 1e-9);
         assert!((r.wer.unwrap() - 1.0 / 3.0).abs() < 1e-9);
         assert!((r.partials_per_2s() - 2.0).abs() < 1e-9);
         assert_eq!(r.errors, vec!["overloaded".to_owned()]);
+    }
+
+    #[test]
+    fn an_utterance_cut_into_progressive_finals_is_timed_at_its_end() {
+        let word =
+            |w: &str, start: f64, end: f64| serde_json::json!({"word":w,"start":start,"end":end,"probability":0.9});
+        let fin = |id: u64, words: Vec<serde_json::Value>| {
+            serde_json::json!({"type":"final","segment_id":id,"part":0,"start":0.0,"end":3.0,"text":"x",
+                "words":words,"language":"en","speaker":null})
+        };
+        let messages = [
+            got(2.0, fin(0, vec![word("one", 0.0, 0.5), word("two", 0.5, 1.0)])),
+            got(3.5, fin(1, vec![word("three", 1.0, 3.0)])),
+            got(3.5, serde_json::json!({"type":"utterance_end","segment_id":1,"end":3.2})),
+        ];
+        let r = StreamReport::from_messages("a.wav", None, &messages, 1.0);
+        assert_eq!(r.final_latency, vec![0.5], "segment 0 was a piece, not an utterance's end");
+        assert_eq!(r.word_latency, vec![1.5, 1.0, 0.5]);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! drained with `finish`; none owns a thread, a channel or a clock, so the server, the offline
 //! CLI and the benchmarks run exactly the same code.
 
+pub mod commit;
 pub mod policy;
 pub mod segmenter;
 pub mod vad;

@@ -13,6 +13,9 @@ use serde::{Deserialize, Serialize};
 use super::FRAME_SAMPLES;
 use crate::domain::{ms_to_samples, InvalidSetting, SAMPLE_RATE};
 
+/// Audio before a cut kept as the next utterance's lead-in (1.5 s).
+const LEAD_IN: usize = 3 * SAMPLE_RATE as usize / 2;
+
 /// Segmenter settings; times are in milliseconds of audio.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -106,6 +109,8 @@ pub struct Segmenter {
     floor: usize,
     state: State,
     next_id: u64,
+    /// Audio kept before the open utterance when it continues one that was cut: its lead-in.
+    lead_in: usize,
 }
 
 impl Segmenter {
@@ -124,6 +129,7 @@ impl Segmenter {
             floor: 0,
             state: State::Silence,
             next_id: 0,
+            lead_in: 0,
         }
     }
 
@@ -189,6 +195,7 @@ impl Segmenter {
         }
         let start = onset.saturating_sub(self.pad).max(self.floor).max(self.buf_start);
         events.push(SegmentEvent::SpeechStarted { id: self.next_id, start });
+        self.lead_in = 0;
         State::Speech { start, quiet_since: None }
     }
 
@@ -207,6 +214,7 @@ impl Segmenter {
         }
         if self.pos - start >= self.max_len {
             let cut = self.quietest_cut(start);
+            self.lead_in = 0;
             events.push(SegmentEvent::Ended(self.close(start, cut)));
             events.push(SegmentEvent::SpeechStarted { id: self.next_id, start: cut });
             return State::Speech { start: cut, quiet_since: quiet_since.filter(|&q| q >= cut) };
@@ -253,6 +261,43 @@ impl Segmenter {
         self.buf.drain(..drop_frames * FRAME_SAMPLES);
         self.frame_rms.drain(..drop_frames);
         self.buf_start += drop_frames * FRAME_SAMPLES;
+    }
+
+    /// Ends the open utterance early, at the start of its quietest frame within `lo..hi`
+    /// (absolute samples), for a progressive final: the speech goes on as a new utterance from
+    /// the cut, without a new onset. Returns the part before the cut and the new utterance's id;
+    /// `None` when no utterance is open or no frame of it lies in the range.
+    pub fn cut(&mut self, lo: usize, hi: usize) -> Option<(Utterance, u64)> {
+        let State::Speech { start, quiet_since } = self.state else { return None };
+        let lo = lo.max(start + FRAME_SAMPLES).max(self.buf_start);
+        let hi = hi.min(self.pos.saturating_sub(FRAME_SAMPLES));
+        if lo >= hi {
+            return None;
+        }
+        let frames = (lo - self.buf_start).div_ceil(FRAME_SAMPLES)..(hi - self.buf_start) / FRAME_SAMPLES + 1;
+        let quietest = frames
+            .filter(|&f| f < self.frame_rms.len())
+            .min_by(|&a, &b| self.frame_rms[a].total_cmp(&self.frame_rms[b]))?;
+        let cut = self.buf_start + quietest * FRAME_SAMPLES;
+        let samples = self.buf[start - self.buf_start..cut - self.buf_start].to_vec();
+        let utterance = Utterance { id: self.next_id, start, end: cut, samples };
+        self.next_id += 1;
+        self.floor = cut;
+        // The words before the cut are kept as the continuation's lead-in: Whisper drops the
+        // first words of a clip that starts mid-sentence unless it hears what came before.
+        self.trim_to(cut.saturating_sub(LEAD_IN));
+        self.lead_in = cut - self.buf_start.min(cut);
+        self.state = State::Speech { start: cut, quiet_since: quiet_since.filter(|&q| q >= cut) };
+        Some((utterance, self.next_id))
+    }
+
+    /// The audio just before the open utterance when it continues one that was cut (see
+    /// [`cut`](Self::cut)); empty otherwise.
+    pub fn lead_in(&self) -> &[f32] {
+        match self.state {
+            State::Speech { start, .. } => &self.buf[start - self.lead_in - self.buf_start..start - self.buf_start],
+            _ => &[],
+        }
     }
 
     /// Ends the open utterance now (client `finalize`, end of stream). An onset shorter than
@@ -372,6 +417,26 @@ mod tests {
             events.iter().filter_map(|e| if let SegmentEvent::Ended(u) = e { Some(u) } else { None }).collect();
         assert_eq!(ends[0].end, frames(45));
         assert!(matches!(events[2], SegmentEvent::SpeechStarted { id: 1, start } if start == frames(45)));
+    }
+
+    #[test]
+    fn an_open_utterance_is_cut_at_its_quietest_frame_in_range_and_goes_on() {
+        let mut seg = Segmenter::new(&cfg());
+        let mut events = Vec::new();
+        for i in 0..60 {
+            // Frame 30 is the quiet gap between two words, still scored as speech.
+            let level = if i == 30 { 0.01 } else { 0.5 };
+            events.extend(seg.push(&[level; FRAME_SAMPLES], 0.9));
+        }
+        assert_eq!(events.len(), 1, "only speech_started: {events:?}");
+        let (piece, next) = seg.cut(frames(26), frames(34)).expect("speech is open");
+        assert_eq!((piece.id, piece.start, piece.end, next), (0, 0, frames(30), 1));
+        assert_eq!(piece.samples.len(), frames(30));
+        let (id, start, audio) = seg.open_utterance().expect("speech goes on after the cut");
+        assert_eq!((id, start, audio.len()), (1, frames(30), frames(30)));
+        assert!(seg.cut(frames(70), frames(80)).is_none(), "a range past the audio cuts nothing");
+        let rest = seg.finalize().expect("the rest is an utterance of its own");
+        assert_eq!((rest.id, rest.start, rest.end), (1, frames(30), frames(60)));
     }
 
     #[test]

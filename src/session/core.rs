@@ -4,11 +4,14 @@
 //! reads a clock and holds no engine handle, so it is unit-tested without models; the `select!`
 //! loop in `mod.rs` and the jobs in `jobs.rs` do all waiting and I/O.
 
+use std::collections::BTreeSet;
+
 use crate::config::Config;
 use crate::domain::{ms_to_samples, round_ms, seconds, EmbeddedTurn, Transcript, SAMPLES_PER_MS, SAMPLE_RATE};
 use crate::engine::asr::AsrError;
 use crate::engine::diarize::DiarizeError;
 use crate::onnx::OnnxError;
+use crate::pipeline::commit::{CommitConfig, CommitPolicy};
 use crate::pipeline::policy::PartialPolicy;
 use crate::pipeline::segmenter::{SegmentEvent, Segmenter, Utterance};
 use crate::pipeline::vad::ScoredFrame;
@@ -103,6 +106,10 @@ pub enum Action {
 #[derive(Debug)]
 pub struct FinalJob {
     pub utterance: Utterance,
+    /// For a progressive final, the words partial hypotheses agreed on: they are its text, so it
+    /// is not decoded again (a short clip cut from running speech decodes worse than the longer
+    /// clips those hypotheses came from).
+    pub agreed: Option<Transcript>,
     /// The utterance's speaker turns so far, when the session labels speakers.
     pub speakers: Option<SpeakerProgress>,
 }
@@ -112,6 +119,8 @@ pub struct PartialJob {
     pub segment_id: u64,
     pub start: usize,
     pub end: usize,
+    /// `samples` begin with this many samples of lead-in from before `start`.
+    pub context: usize,
     pub samples: Vec<f32>,
 }
 
@@ -146,6 +155,10 @@ pub struct Session {
     progress: Option<SpeakerProgress>,
     /// The clip (utterance, end) being decoded speculatively, if any.
     speculating: Option<(u64, usize)>,
+    /// Present when stable words are made final before a pause (progressive finals).
+    commit: Option<CommitPolicy>,
+    /// Finals cut from an utterance that went on: their results carry no utterance end.
+    pieces: BTreeSet<u64>,
     finals_sent: u64,
     actions: Vec<Action>,
 }
@@ -194,6 +207,8 @@ impl Session {
             speakers,
             progress: None,
             speculating: None,
+            commit: config.streaming.progressive_finals.then(|| CommitPolicy::new(CommitConfig::default())),
+            pieces: BTreeSet::new(),
             finals_sent: 0,
             actions: vec![Action::Send(ready)],
             params,
@@ -314,6 +329,10 @@ impl Session {
 
     /// Hands an ended utterance to the engines, with its speaker progress when labelling.
     fn submit_final(&mut self, utterance: Utterance) {
+        self.submit(utterance, None);
+    }
+
+    fn submit(&mut self, utterance: Utterance, agreed: Option<Transcript>) {
         self.policy.reset();
         self.speculating = None;
         let speakers = self.speakers.as_ref().map(|_| {
@@ -322,7 +341,7 @@ impl Session {
                 .filter(|p| p.utterance == utterance.id)
                 .unwrap_or_else(|| SpeakerProgress::new(utterance.id))
         });
-        self.actions.push(Action::Final(FinalJob { utterance, speakers }));
+        self.actions.push(Action::Final(FinalJob { utterance, agreed, speakers }));
     }
 
     /// Starts, keeps or stops the speculative decode after new frames: one per pause, stopped as
@@ -341,15 +360,19 @@ impl Session {
         self.actions.push(Action::Speculate { segment_id, end, samples: audio.to_vec() });
     }
 
+    /// Partials are asked for when the client wants them, and for progressive finals, which
+    /// compare successive hypotheses.
     fn maybe_request_partial(&mut self) {
-        if !self.params.interim_results {
+        if !self.params.interim_results && self.commit.is_none() {
             return;
         }
         let Some((segment_id, start, audio)) = self.segmenter.open_utterance() else { return };
         if !self.policy.should_request(audio.len()) {
             return;
         }
-        let job = PartialJob { segment_id, start, end: start + audio.len(), samples: audio.to_vec() };
+        let lead_in = self.segmenter.lead_in();
+        let samples = [lead_in, audio].concat();
+        let job = PartialJob { segment_id, start, end: start + audio.len(), context: lead_in.len(), samples };
         self.actions.push(Action::Partial(job));
     }
 
@@ -379,20 +402,59 @@ impl Session {
     fn on_partial(&mut self, job: PartialJob, turnaround: usize, result: Result<Transcript, AsrError>) {
         self.policy.completed(turnaround);
         let still_open = self.segmenter.open_utterance().is_some_and(|(id, ..)| id == job.segment_id);
-        match result {
-            Ok(t) if still_open && !t.text.is_empty() => self.send(ServerMessage::Partial {
-                segment_id: job.segment_id,
-                start: secs(job.start),
-                end: secs(job.end),
-                text: t.text,
-            }),
+        match result.map(|t| without_lead_in(t, seconds(job.context))) {
+            Ok(t) if still_open => {
+                if self.params.interim_results && !t.text.is_empty() {
+                    let (start, end) = (secs(job.start), secs(job.end));
+                    self.send(ServerMessage::Partial { segment_id: job.segment_id, start, end, text: t.text.clone() });
+                }
+                self.maybe_commit(&job, &t);
+            }
             Ok(_) => {}
             Err(e) => tracing::debug!(error = %e, "partial failed"),
         }
     }
 
+    /// Makes the stable start of the open utterance final (`pipeline::commit`): it is cut there
+    /// and decoded as a final of its own, and the rest goes on as the open utterance, its
+    /// hypothesis shown as that utterance's partial.
+    fn maybe_commit(&mut self, job: &PartialJob, hypothesis: &Transcript) {
+        let Some(commit) = self.commit.as_mut() else { return };
+        let Some(cut) = commit.offer(job.segment_id, job.start, job.end, &hypothesis.words) else { return };
+        let Some((piece, next)) = self.segmenter.cut(cut.lo, cut.hi) else { return };
+        let cut_at = piece.end;
+        self.pieces.insert(piece.id);
+        if self.speculating.is_some() {
+            self.actions.push(Action::StopSpeculating);
+        }
+        // Token times are coarse: the words the piece holds are those whose middle falls before
+        // the cut actually made, at most the agreed ones.
+        let piece_len = seconds(piece.samples.len());
+        let before_cut = hypothesis.words.iter().take_while(|w| (w.start + w.end) / 2.0 < piece_len).count();
+        let n = before_cut.min(cut.words);
+        self.submit(piece, Some(agreed_words(hypothesis, n, piece_len)));
+        if self.speakers.is_some() {
+            self.progress = Some(SpeakerProgress::new(next));
+        }
+        let rest: Vec<&str> = hypothesis.words[n..].iter().map(|w| w.word.as_str()).collect();
+        if self.params.interim_results && !rest.is_empty() {
+            let (start, end) = (secs(cut_at), secs(job.end));
+            self.send(ServerMessage::Partial { segment_id: next, start, end, text: rest.join(" ") });
+        }
+    }
+
     /// A final came back: split it by speaker where known, and move times to the stream.
     fn on_final(&mut self, done: FinalResult) {
+        let (segment_id, end) = (done.segment_id, done.end);
+        self.send_final(done);
+        // The last final of an utterance is followed by its end, for clients that want whole
+        // utterances; a piece cut before a pause is not an end.
+        if !self.pieces.remove(&segment_id) {
+            self.send(ServerMessage::UtteranceEnd { segment_id, end: secs(end) });
+        }
+    }
+
+    fn send_final(&mut self, done: FinalResult) {
         let transcript = match done.result {
             Ok(t) => t,
             Err(e) => return self.error(ErrorCode::AsrFailed, format!("segment {}: {e}", done.segment_id)),
@@ -457,6 +519,34 @@ impl Session {
             self.submit_final(utterance);
         }
     }
+}
+
+/// A hypothesis of a clip that began with `lead_in` seconds of audio from before its utterance:
+/// the words heard there are dropped, and the rest timed from the utterance's start.
+fn without_lead_in(t: Transcript, lead_in: f64) -> Transcript {
+    if lead_in == 0.0 {
+        return t;
+    }
+    let shift = |w: crate::domain::Word| crate::domain::Word {
+        start: (w.start - lead_in).max(0.0),
+        end: (w.end - lead_in).max(0.0),
+        ..w
+    };
+    let words: Vec<_> = t.words.into_iter().filter(|w| (w.start + w.end) / 2.0 >= lead_in).map(shift).collect();
+    let text = words.iter().map(|w| w.word.as_str()).collect::<Vec<_>>().join(" ");
+    Transcript { text, words, ..t }
+}
+
+/// The first `n` words of a hypothesis as a transcript of its own, none past `clip_end` seconds.
+fn agreed_words(hypothesis: &Transcript, n: usize, clip_end: f64) -> Transcript {
+    let clamp = |w: &crate::domain::Word| crate::domain::Word {
+        start: w.start.min(clip_end),
+        end: w.end.min(clip_end),
+        ..w.clone()
+    };
+    let words: Vec<_> = hypothesis.words[..n].iter().map(clamp).collect();
+    let text = words.iter().map(|w| w.word.as_str()).collect::<Vec<_>>().join(" ");
+    Transcript { text, words, language: hypothesis.language.clone(), quality: hypothesis.quality }
 }
 
 fn parse_client_message(text: &str) -> Result<ClientMessage, (ErrorCode, String)> {

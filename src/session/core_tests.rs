@@ -55,7 +55,7 @@ fn silence_until_final(s: &mut Session) -> (FinalJob, bool) {
 
 fn transcript(text: &str) -> Transcript {
     let words = vec![Word { word: text.into(), start: 0.1, end: 0.5, probability: 0.9 }];
-    Transcript { text: text.into(), words, language: "en".into() }
+    Transcript { text: text.into(), words, language: "en".into(), ..Default::default() }
 }
 
 #[test]
@@ -75,8 +75,11 @@ fn speech_asks_for_partials_then_a_final_that_comes_back_as_a_segment() {
     let (start, end) = (job.utterance.start, job.utterance.end);
     let result = FinalResult { segment_id: 0, start, end, result: Ok(transcript("hello")), speakers: None };
     let actions = s.handle(Input::Final(result));
-    let [ServerMessage::Final(segment)] = sent(&actions)[..] else { panic!("{actions:?}") };
-    assert_eq!((segment.start, segment.end), (secs(start), secs(end)));
+    let [ServerMessage::Final(segment), ServerMessage::UtteranceEnd { segment_id: 0, end: ended }] = sent(&actions)[..]
+    else {
+        panic!("{actions:?}")
+    };
+    assert_eq!((segment.start, segment.end, *ended), (secs(start), secs(end), secs(end)));
     assert_eq!(segment.words[0].start, round_ms(seconds(start) + 0.1), "words move to stream time");
     assert_eq!(
         s.closed(CloseReason::ClientClose),
@@ -108,7 +111,9 @@ fn speakers_label_finals_and_late_labels_become_updates() {
     let speakers = Some(Ok(vec![turn.clone()]));
     let result = FinalResult { segment_id: 0, start, end, result: Ok(transcript("hi")), speakers };
     let actions = s.handle(Input::Final(result));
-    let [ServerMessage::Final(segment)] = sent(&actions)[..] else { panic!("{actions:?}") };
+    let [ServerMessage::Final(segment), ServerMessage::UtteranceEnd { .. }] = sent(&actions)[..] else {
+        panic!("{actions:?}")
+    };
     assert_eq!(segment.speaker.as_deref(), Some("S1"));
 
     let late = s.handle(Input::LateSpeakers { segment_id: 7, result: Ok(vec![turn]) });
@@ -161,4 +166,54 @@ fn client_message_errors_are_specific() {
     assert_eq!(code, ErrorCode::UnknownMessageType);
     assert!(message.contains("dance"));
     assert_eq!(parse_client_message(r#"{"type":"close"}"#).unwrap(), ClientMessage::Close);
+}
+
+/// A hypothesis of `text`, one word per 0.4 s from the clip's start.
+fn timed(text: &str) -> Transcript {
+    let word = |(i, w): (usize, &str)| Word {
+        word: w.into(),
+        start: i as f64 * 0.4,
+        end: (i + 1) as f64 * 0.4,
+        probability: 0.9,
+    };
+    Transcript { text: text.into(), words: text.split(' ').enumerate().map(word).collect(), ..Default::default() }
+}
+
+fn partial_job(actions: Vec<Action>) -> Option<PartialJob> {
+    actions.into_iter().find_map(|a| if let Action::Partial(job) = a { Some(job) } else { None })
+}
+
+#[test]
+fn words_two_partials_agree_on_become_final_before_any_pause() {
+    let mut config = Config::default();
+    config.streaming.progressive_finals = true;
+    let mut s = Session::new("s1".into(), params(false), &config, "tiny.en");
+    let first = partial_job(s.handle(frames(70, 0.9))).expect("a partial of 2.2 s of speech");
+    s.handle(Input::Partial { job: first, turnaround: 0, result: Ok(timed("and so my fellow")) });
+    let second = partial_job(s.handle(frames(30, 0.9))).expect("another partial an interval later");
+    let (start, end) = (second.start, second.end);
+    let actions = s.handle(Input::Partial {
+        job: second,
+        turnaround: 0,
+        result: Ok(timed("and so my fellow Americans ask not")),
+    });
+    let piece = final_job(actions).expect("the agreed words are cut off as a final while speech goes on").utterance;
+    assert_eq!((piece.id, piece.start), (0, start));
+    assert!(piece.end > start + 16_000 && piece.end < end, "cut between words, {:?}", (start, piece.end, end));
+    let (open, from, _) = s.segmenter.open_utterance().expect("the rest is still open");
+    assert_eq!((open, from), (1, piece.end));
+
+    // The piece's final is not an utterance end; the rest's, ended by a pause, is.
+    let result = FinalResult { segment_id: 0, start, end: piece.end, result: Ok(transcript("and so")), speakers: None };
+    let sent_piece = s.handle(Input::Final(result));
+    assert!(matches!(sent(&sent_piece)[..], [ServerMessage::Final(_)]), "{sent_piece:?}");
+    let (rest, _) = silence_until_final(&mut s);
+    assert_eq!((rest.utterance.id, rest.utterance.start), (1, piece.end));
+    let (rs, re) = (rest.utterance.start, rest.utterance.end);
+    let result = FinalResult { segment_id: 1, start: rs, end: re, result: Ok(transcript("americans")), speakers: None };
+    let sent_rest = s.handle(Input::Final(result));
+    assert!(matches!(
+        sent(&sent_rest)[..],
+        [ServerMessage::Final(_), ServerMessage::UtteranceEnd { segment_id: 1, .. }]
+    ));
 }

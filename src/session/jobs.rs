@@ -37,6 +37,14 @@ pub struct PendingPartial {
     pub requested: Instant,
 }
 
+/// A reply that is already there: a progressive final's agreed words.
+fn ready(transcript: crate::domain::Transcript) -> Reply {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    // The receiver is alive: it is returned below.
+    let _ = tx.send(Ok(transcript));
+    rx
+}
+
 /// Engine requests in flight.
 #[derive(Default)]
 pub struct Inflight {
@@ -192,15 +200,18 @@ impl Jobs {
                 Ok(None) | Err(_) => break,
             }
         }
-        let FinalJob { utterance, speakers } = job;
+        let FinalJob { utterance, agreed, speakers } = job;
         let (id, start, end) = (utterance.id, utterance.start, utterance.end);
         // Finals are served in the order their audio was due in real time.
         let key = clock_ms_at(self.due(end));
         let speculated = Speculation::take_for(&mut self.inflight.speculation, id, end, &self.asr, key);
         let diarization = speakers.and_then(|progress| self.speaker_future(progress, utterance.samples.clone()));
-        let result = match speculated {
-            Some(rx) => Ok(rx),
-            None => self.asr.submit_final(utterance.samples, self.language.clone(), key, self.final_timeout).await,
+        let result = match (agreed, speculated) {
+            (Some(transcript), _) => Ok(ready(transcript)),
+            (None, Some(rx)) => Ok(rx),
+            (None, None) => {
+                self.asr.submit_final(utterance.samples, self.language.clone(), key, self.final_timeout).await
+            }
         };
         match result {
             Ok(rx) => {

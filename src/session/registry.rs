@@ -12,7 +12,7 @@ use tokio::sync::watch;
 
 use crate::domain::Segment;
 use crate::protocol::{CloseReason, ErrorCode, ListenParams, ServerMessage};
-use crate::store::{Fleet, RemoteSession, SessionMeta, StoreError, StoredSession, TranscriptStore};
+use crate::store::{Fleet, ListedSession, RemoteSession, SessionMeta, StoreError, StoredSession, TranscriptStore};
 
 /// Ended sessions kept for `GET /sessions`.
 const RECENT_ENDED: usize = 256;
@@ -97,6 +97,11 @@ impl SessionSnapshot {
             client: s.client,
             replica: None,
         }
+    }
+
+    /// An ended session from a store's list: its summary stands for the segments left out.
+    fn from_listed(listed: ListedSession) -> Self {
+        Self { segments: listed.segments, speakers: listed.speakers, ..Self::from_stored(listed.session) }
     }
 
     /// A live session of another replica (its finals as of its last heartbeat).
@@ -354,7 +359,7 @@ impl SessionRegistry {
             // Sessions that just ended may not be written yet; those in memory come first.
             let seen: HashSet<String> = ended_sessions.iter().map(|s| s.id.clone()).collect();
             ended_sessions
-                .extend(recent.into_iter().filter(|s| !seen.contains(&s.id)).map(SessionSnapshot::from_stored));
+                .extend(recent.into_iter().filter(|s| !seen.contains(&s.session.id)).map(SessionSnapshot::from_listed));
         }
         ended_sessions.sort_by(|a, b| b.ended_at.unwrap_or(0.0).total_cmp(&a.ended_at.unwrap_or(0.0)));
         ended_sessions.truncate(page.limit);

@@ -164,7 +164,8 @@ mod tests {
     #[test]
     fn segments_take_stream_times_and_split_only_at_a_speaker_change() {
         let words = vec![word("hello", 0.2, 0.6), word("there", 0.7, 1.9), word("hi", 2.1, 2.4)];
-        let transcript = Transcript { text: " Hello there, hi.".into(), words, language: "en".into() };
+        let transcript =
+            Transcript { text: " Hello there, hi.".into(), words, language: "en".into(), ..Default::default() };
         let whole = to_segments(4, &transcript, None, 48_000, 10.0);
         assert_eq!(whole.len(), 1);
         assert_eq!((whole[0].start, whole[0].end, whole[0].text.as_str()), (10.0, 13.0, " Hello there, hi."));

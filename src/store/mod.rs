@@ -101,6 +101,15 @@ pub struct StoredSession {
     pub segments: Vec<Segment>,
 }
 
+/// An ended session as lists show it: its record without the segments, and their summary.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListedSession {
+    pub session: StoredSession,
+    pub segments: u64,
+    /// The distinct speakers of its segments, sorted.
+    pub speakers: Vec<String>,
+}
+
 /// How the session was opened; kept as JSON in `sessions.meta` (unknown fields, such as those
 /// schema 1 wrote there, are ignored).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -131,8 +140,8 @@ pub trait TranscriptStore: Send + Sync {
     fn save(&self, session: StoredSession);
     fn get(&self, id: &str) -> Result<Option<StoredSession>, StoreError>;
     /// The sessions that ended last (before `before`, Unix seconds, when given), newest first,
-    /// without their segments.
-    fn recent(&self, limit: usize, before: Option<f64>) -> Result<Vec<StoredSession>, StoreError>;
+    /// without their segments but with how many there are and who spoke in them.
+    fn recent(&self, limit: usize, before: Option<f64>) -> Result<Vec<ListedSession>, StoreError>;
     /// Deletes sessions that ended before `unix_seconds`; returns how many.
     fn delete_ended_before(&self, unix_seconds: f64) -> Result<usize, StoreError>;
     fn state(&self) -> StoreState;

@@ -22,8 +22,8 @@ use r2d2_postgres::PostgresConnectionManager;
 
 use super::writer::{apply_batch, SessionWrite, Write, WriterThread};
 use super::{
-    reason_from_text, reason_text, unix_now, Fleet, RemoteSession, StoreConfig, StoreError, StoreState, StoredSession,
-    TranscriptStore,
+    reason_from_text, reason_text, unix_now, Fleet, ListedSession, RemoteSession, StoreConfig, StoreError, StoreState,
+    StoredSession, TranscriptStore,
 };
 use crate::domain::Segment;
 use crate::protocol::CloseReason;
@@ -387,11 +387,21 @@ impl TranscriptStore for PostgresStore {
         Ok(Some(session))
     }
 
-    fn recent(&self, limit: usize, before: Option<f64>) -> Result<Vec<StoredSession>, StoreError> {
-        let query =
-            format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE ended_at < $2 ORDER BY ended_at DESC LIMIT $1");
+    fn recent(&self, limit: usize, before: Option<f64>) -> Result<Vec<ListedSession>, StoreError> {
+        let query = format!(
+            "SELECT {SESSION_COLUMNS},
+                 (SELECT COUNT(*) FROM segments g WHERE g.session_id = sessions.id),
+                 ARRAY(SELECT DISTINCT speaker FROM segments g
+                       WHERE g.session_id = sessions.id AND speaker IS NOT NULL ORDER BY speaker)
+             FROM sessions WHERE ended_at < $2 ORDER BY ended_at DESC LIMIT $1"
+        );
         let rows = self.conn()?.query(&query, &[&(limit as i64), &before.unwrap_or(f64::MAX)])?;
-        rows.iter().map(session_row).collect()
+        rows.iter()
+            .map(|r| {
+                let segments = r.get::<_, i64>(7) as u64;
+                Ok(ListedSession { session: session_row(r)?, segments, speakers: r.get(8) })
+            })
+            .collect()
     }
 
     fn delete_ended_before(&self, unix_seconds: f64) -> Result<usize, StoreError> {

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 
 use super::writer::{apply_batch, Write, WriterThread};
 use super::{
-    reason_from_text, reason_text, SessionMeta, StoreConfig, StoreError, StoreState, StoredSession, TranscriptStore,
+    reason_from_text, reason_text, ListedSession, SessionMeta, StoreConfig, StoreError, StoreState, StoredSession,
+    TranscriptStore,
 };
 use crate::domain::Segment;
 use crate::protocol::CloseReason;
@@ -195,6 +196,17 @@ fn session_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(StoredSession, String
 }
 
 /// A session row with its meta JSON parsed.
+/// A list row's segment count and its speakers, sorted and joined by newlines.
+const SUMMARY_COLUMNS: &str = "(SELECT COUNT(*) FROM segments g WHERE g.session_id = sessions.id),
+    (SELECT group_concat(speaker, char(10)) FROM (SELECT DISTINCT speaker FROM segments g
+     WHERE g.session_id = sessions.id AND speaker IS NOT NULL ORDER BY speaker))";
+
+type ListedRow = ((StoredSession, String), i64, Option<String>);
+
+fn listed_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ListedRow> {
+    Ok((session_row(r)?, r.get(7)?, r.get(8)?))
+}
+
 fn with_meta((mut session, meta): (StoredSession, String)) -> Result<StoredSession, StoreError> {
     session.meta = serde_json::from_str(&meta)?;
     Ok(session)
@@ -251,13 +263,20 @@ impl TranscriptStore for SqliteStore {
         self.read(|conn| load_session(conn, id))
     }
 
-    fn recent(&self, limit: usize, before: Option<f64>) -> Result<Vec<StoredSession>, StoreError> {
+    fn recent(&self, limit: usize, before: Option<f64>) -> Result<Vec<ListedSession>, StoreError> {
         self.read(|conn| {
-            let query =
-                format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE live = 0 AND ended_at < ?2 ORDER BY ended_at DESC LIMIT ?1");
+            let query = format!(
+                "SELECT {SESSION_COLUMNS}, {SUMMARY_COLUMNS} FROM sessions
+                 WHERE live = 0 AND ended_at < ?2 ORDER BY ended_at DESC LIMIT ?1"
+            );
             let mut stmt = conn.prepare(&query)?;
-            let rows = stmt.query_map(params![limit as i64, before.unwrap_or(f64::MAX)], session_row)?;
-            rows.map(|row| with_meta(row?)).collect()
+            let rows = stmt.query_map(params![limit as i64, before.unwrap_or(f64::MAX)], listed_row)?;
+            rows.map(|row| {
+                let (session, segments, speakers) = row?;
+                let speakers = speakers.map(|s| s.split('\n').map(str::to_owned).collect()).unwrap_or_default();
+                Ok(ListedSession { session: with_meta(session)?, segments: segments as u64, speakers })
+            })
+            .collect()
         })
     }
 
@@ -335,7 +354,9 @@ mod tests {
         let back = wait_for(&store, "new");
         assert_eq!(back, stored("new", 2_000_000_000.0), "every field, words included, comes back");
         wait_for(&store, "old");
-        assert_eq!(store.recent(10, None).unwrap()[0].id, "new", "newest first");
+        let listed = store.recent(10, None).unwrap();
+        assert_eq!(listed[0].session.id, "new", "newest first");
+        assert_eq!((listed[0].segments, listed[0].speakers.clone()), (1, vec!["S1".to_owned()]), "summarised");
         assert_eq!(store.delete_ended_before(1_000_000.0).unwrap(), 1);
         assert!(store.get("old").unwrap().is_none());
         assert_eq!(store.state(), StoreState::Up);

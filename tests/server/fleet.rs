@@ -156,7 +156,12 @@ async fn replicas_on_one_postgres_list_end_and_serve_each_others_sessions() {
     let served: String = text.lines().map(|l| l.split_once(": ").map_or(l, |(_, t)| t)).collect::<Vec<_>>().join(" ");
     assert_eq!(speech_service::eval::wer::normalize(&served), speech_service::eval::wer::normalize(&sent));
     let (_, ended) = http(&b, "GET", "/sessions?state=ended&limit=5").await;
-    assert!(ended["sessions"].as_array().unwrap().iter().any(|s| s["id"] == session_id));
+    let listed = ended["sessions"].as_array().unwrap().iter().find(|s| s["id"] == session_id).cloned();
+    let listed = listed.unwrap_or_else(|| panic!("{session_id} not listed: {ended}"));
+    let stored = session_on(&b, &session_id).await;
+    assert_eq!(listed["segments"].as_u64(), Some(stored["transcript"].as_array().unwrap().len() as u64), "{listed}");
+    assert_eq!(listed["speakers"], stored["speakers"], "{listed}");
+    assert!(listed["segments"].as_u64() > Some(0), "{listed}");
     // A session that ended cannot be ended again, from either replica.
     assert_eq!(http(&b, "DELETE", &format!("/sessions/{session_id}")).await.0, 409);
     // A replica stops cleanly on SIGTERM (it used to abort: the PostgreSQL pool was dropped on

@@ -196,7 +196,11 @@ async fn ended_transcripts_survive_a_restart() {
     let (status, body) = http(&second, "GET", &format!("/sessions/{id}/transcript?format=doc")).await;
     assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_parameter")));
     let (_, list) = http(&second, "GET", "/sessions?state=ended").await;
-    assert!(list["sessions"].as_array().unwrap().iter().any(|s| s["id"] == *id), "{list}");
+    let listed = list["sessions"].as_array().unwrap().iter().find(|s| s["id"] == *id).cloned();
+    // Read back from the store, a list entry still counts its segments and names its speakers.
+    let listed = listed.unwrap_or_else(|| panic!("{id} not listed: {list}"));
+    assert_eq!(listed["segments"].as_u64(), Some(finals as u64), "{listed}");
+    assert_eq!(listed["speakers"], serde_json::json!(["S1"]), "{listed}");
     let (_, health) = http(&second, "GET", "/health/detailed").await;
     assert_eq!(health["components"]["store"]["state"], "up");
 }

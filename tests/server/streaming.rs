@@ -165,3 +165,43 @@ async fn speakers_that_miss_the_join_arrive_as_updates() {
     assert_eq!(turns.len(), finals.len());
     assert!(turns.iter().all(|t| t.speaker == "S1"), "{turns:?}");
 }
+
+/// Progressive finals (`streaming.progressive_finals`) on the test conversation: turns joined
+/// without a pause, streamed in real time. Stable words become finals while speech goes on
+/// (pieces with no utterance end after them), nothing final is sent twice, and every utterance
+/// end names a final already sent.
+#[tokio::test]
+async fn continuous_speech_gets_progressive_finals_with_utterance_ends() {
+    let _heavy = HEAVY.lock().await;
+    let read = |name: &str| speech_service::audio::wav::read_16k(&recording(name)).unwrap();
+    let stm = std::fs::read_to_string(recording("sample.stm")).unwrap();
+    let talk =
+        speech_service::eval::conversation::test_conversation(&read("sample.wav"), &stm, &read("jfk.wav"), JFK_TEXT);
+    let path = fresh_data_dir().with_extension("wav");
+    speech_service::audio::wav::write_16k(&path, &talk.samples).unwrap();
+    let app = spawn_app(|c| c.streaming.progressive_finals = true);
+    let options = StreamOptions { speed: 1.0, ..Default::default() };
+    let messages = messages_of(&stream_file(&app.ws_url(), &path, &options, |_| {}).await.unwrap());
+
+    let finals = finals(&messages);
+    let ends: Vec<u64> = messages
+        .iter()
+        .filter_map(|m| if let ServerMessage::UtteranceEnd { segment_id, .. } = m { Some(*segment_id) } else { None })
+        .collect();
+    let ids: std::collections::BTreeSet<u64> = finals.iter().map(|f| f.segment_id).collect();
+    let pieces = ids.iter().filter(|id| !ends.contains(id)).count();
+    eprintln!("conversation progressive: {} finals, {} utterance ends, {pieces} pieces", finals.len(), ends.len());
+    assert!(pieces >= 2, "stable words were made final before pauses: {ends:?} {ids:?}");
+    assert!(ends.iter().all(|id| ids.contains(id)), "every end names a final sent: {ends:?} {ids:?}");
+    let mut sent: Vec<(u64, u32)> = finals.iter().map(|f| (f.segment_id, f.part)).collect();
+    let n = sent.len();
+    sent.dedup();
+    assert_eq!(sent.len(), n, "no final is sent twice");
+    assert_timestamps(&messages, talk.samples.len() as f64 / 16_000.0);
+    let hypothesis = final_text(&messages);
+    let wer = word_error_rate(&talk.text, &hypothesis).wer();
+    eprintln!("conversation progressive: WER {wer:.3}: {hypothesis}");
+    // Measured 0.26-0.44 against 0.21 without progressive finals (docs/BENCHMARKS.md).
+    assert!(wer <= 0.55, "WER {wer:.3} for {hypothesis:?}");
+    let _ = std::fs::remove_file(&path);
+}

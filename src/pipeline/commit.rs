@@ -1,0 +1,137 @@
+//! Progressive finals: when the start of an open utterance is stable enough to be made final
+//! before the speaker pauses.
+//!
+//! Each partial hypothesis of the open utterance is compared with the one before it; the words
+//! both agree on from the start (local agreement) are stable, since Whisper rarely changes a
+//! word once it has heard what follows. The utterance is then cut at the boundary after the
+//! last agreed word that is followed by another word (so the cut falls between words), and the
+//! part before the cut is decoded as a final of its own. An utterance open past `max_open`
+//! without agreement commits the words of the latest hypothesis that end well before its end,
+//! so no word waits on a hypothesis that keeps changing.
+
+use crate::domain::{seconds, Word, SAMPLE_RATE};
+
+/// Progressive-final settings, in samples.
+#[derive(Debug, Clone, Copy)]
+pub struct CommitConfig {
+    /// A cut leaves at least this much audio (1 s) before it: short clips decode worse.
+    pub min_commit: usize,
+    /// Words ending this close (0.3 s) to a hypothesis's end may be cut off; they are not
+    /// committed yet.
+    pub guard: usize,
+    /// An open utterance this long (4 s) commits without agreement.
+    pub max_open: usize,
+    /// Without agreement, only words ending this far (1 s) before the hypothesis's end.
+    pub settled: usize,
+}
+
+impl Default for CommitConfig {
+    fn default() -> Self {
+        let sr = SAMPLE_RATE as usize;
+        Self { min_commit: sr, guard: sr * 3 / 10, max_open: 4 * sr, settled: sr }
+    }
+}
+
+/// Where to cut the open utterance: search `lo..hi` (absolute samples) for the quietest frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cut {
+    pub lo: usize,
+    pub hi: usize,
+    /// Words of the hypothesis before the cut.
+    pub words: usize,
+}
+
+/// Half the window searched for the gap between two words (0.25 s): Whisper's token times are
+/// coarse.
+const SEARCH: f64 = 0.25;
+
+#[derive(Debug, Default)]
+pub struct CommitPolicy {
+    config: CommitConfig,
+    /// The last hypothesis: its utterance and its words, normalised.
+    previous: Option<(u64, Vec<String>)>,
+}
+
+impl CommitPolicy {
+    pub fn new(config: CommitConfig) -> Self {
+        Self { config, previous: None }
+    }
+
+    /// A hypothesis of utterance `id`, whose audio runs from `start` to `end` (absolute
+    /// samples) with `words` timed from `start`: where to cut, if anything is stable.
+    pub fn offer(&mut self, id: u64, start: usize, end: usize, words: &[Word]) -> Option<Cut> {
+        let keys: Vec<String> = words.iter().map(|w| normalise(&w.word)).collect();
+        let agreed = match &self.previous {
+            Some((prev_id, prev)) if *prev_id == id => prev.iter().zip(&keys).take_while(|(a, b)| a == b).count(),
+            _ => 0,
+        };
+        self.previous = Some((id, keys));
+        let clip = seconds(end - start);
+        let before = |margin: usize| words.iter().take_while(|w| w.end <= clip - seconds(margin)).count();
+        let mut n = agreed.min(before(self.config.guard));
+        if end - start >= self.config.max_open {
+            n = n.max(before(self.config.settled));
+        }
+        // A cut needs a next word to fall before, and enough audio behind it.
+        let n = n.min(words.len().saturating_sub(1));
+        if n == 0 || to_samples(words[n - 1].end) < self.config.min_commit {
+            return None;
+        }
+        let boundary = (words[n - 1].end + words[n].start.max(words[n - 1].end)) / 2.0;
+        let at = |t: f64| start + to_samples(t);
+        Some(Cut { lo: at(boundary - SEARCH), hi: at(boundary + SEARCH), words: n })
+    }
+}
+
+fn to_samples(t: f64) -> usize {
+    (t.max(0.0) * f64::from(SAMPLE_RATE)).round() as usize
+}
+
+/// A word as hypotheses are compared: lower case, without punctuation.
+fn normalise(word: &str) -> String {
+    word.chars().filter(|c| c.is_alphanumeric() || *c == '\'').flat_map(char::to_lowercase).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(text: &str, step: f64) -> Vec<Word> {
+        let at = |i: usize| i as f64 * step;
+        let to_word = |(i, w): (usize, &str)| Word { word: w.into(), start: at(i), end: at(i + 1), probability: 0.9 };
+        text.split(' ').enumerate().map(to_word).collect()
+    }
+
+    const SR: usize = SAMPLE_RATE as usize;
+
+    #[test]
+    fn words_two_hypotheses_agree_on_are_cut_after() {
+        let mut policy = CommitPolicy::default();
+        assert_eq!(policy.offer(0, 0, 2 * SR, &words("and so my fellow", 0.4)), None, "nothing to agree with");
+        let cut = policy.offer(0, 0, 3 * SR, &words("And so, my fellow Americans ask", 0.4)).expect("agreed");
+        // "and so my fellow" agree; a cut needs 1 s behind it: after "fellow" (1.6 s).
+        assert_eq!(cut.words, 4);
+        assert_eq!((cut.lo, cut.hi), (SR * 135 / 100, SR * 185 / 100));
+    }
+
+    #[test]
+    fn nothing_is_cut_without_a_next_word_or_enough_audio() {
+        let mut policy = CommitPolicy::default();
+        policy.offer(0, 0, 2 * SR, &words("hello there", 0.4));
+        assert_eq!(policy.offer(0, 0, 2 * SR, &words("hello there", 0.4)), None, "too short and no next word");
+        policy.offer(1, 0, 3 * SR, &words("one two three four", 0.5));
+        assert_eq!(policy.offer(2, 0, 3 * SR, &words("one two three four", 0.5)), None, "another utterance");
+    }
+
+    #[test]
+    fn words_near_the_end_wait_and_a_long_utterance_commits_without_agreement() {
+        let mut policy = CommitPolicy::default();
+        policy.offer(0, 0, SR * 21 / 10, &words("a b c d e f g", 0.3));
+        // All agree, but "g" ends at 2.1 s, within the guard of the clip's end: up to "f".
+        let cut = policy.offer(0, 0, SR * 21 / 10, &words("a b c d e f g", 0.3)).unwrap();
+        assert_eq!(cut.words, 6);
+        let mut policy = CommitPolicy::default();
+        let long = words("w1 w2 w3 w4 w5 w6 w7 w8 w9 w10", 0.45);
+        assert_eq!(policy.offer(0, 0, SR * 45 / 10, &long).map(|c| c.words), Some(7), "ending 1 s before 4.5 s");
+    }
+}
