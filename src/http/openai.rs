@@ -268,7 +268,8 @@ fn verbose_segment((id, s): (usize, &Segment)) -> VerboseSegment {
         tokens: Vec::new(),
         temperature: 0.0,
         avg_logprob,
-        compression_ratio: 1.0,
+        // The segment's own text, as Whisper's reference implementation computes it.
+        compression_ratio: crate::engine::loops::compression_ratio(&s.text),
         no_speech_prob: 0.0,
     }
 }
