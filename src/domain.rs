@@ -35,6 +35,11 @@ pub struct Word {
 }
 
 impl Word {
+    /// Its middle: where a word counts as said (speaker turns, cuts).
+    pub fn middle(&self) -> f64 {
+        (self.start + self.end) / 2.0
+    }
+
     /// The word moved by `offset` seconds, rounded to milliseconds.
     pub fn shifted(mut self, offset: f64) -> Self {
         self.start = round_ms(self.start + offset);

@@ -278,7 +278,8 @@ fn write_conversation(models_dir: &std::path::Path, out_dir: &std::path::Path) -
     speech_service::audio::wav::write_16k(&out_dir.join("conversation.wav"), &c.samples)?;
     std::fs::write(out_dir.join("conversation.rttm"), rttm::write("conversation", &c.turns))?;
     std::fs::write(out_dir.join("conversation.txt"), format!("{}\n", c.text))?;
-    println!("{:.1} s, {} turns, in {}", c.samples.len() as f64 / 16_000.0, c.turns.len(), out_dir.display());
+    let seconds = speech_service::domain::seconds(c.samples.len());
+    println!("{seconds:.1} s, {} turns, in {}", c.turns.len(), out_dir.display());
     Ok(())
 }
 

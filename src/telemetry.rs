@@ -87,12 +87,12 @@ pub fn record_inference(engine: &'static str, kind: &'static str, seconds: f64) 
     metrics::histogram!("speech_inference_seconds", "engine" => engine, "kind" => kind).record(seconds);
 }
 
-/// Records how long a final took from the end of its utterance.
 /// A decode looked like a repetition loop and was decoded again with beam search.
 pub fn record_loop_retry() {
     metrics::counter!("speech_asr_loop_retries_total").increment(1);
 }
 
+/// Records how long a final took from the end of its utterance.
 pub fn record_final_latency(seconds: f64) {
     metrics::histogram!("speech_final_latency_seconds").record(seconds);
 }

@@ -7,7 +7,8 @@
 
 use std::io::Write;
 
-use crate::domain::{Transcript, Word};
+use crate::domain::{DecodeQuality, Transcript, Word};
+use crate::speaker::attribution::join_words;
 
 /// Speech text compresses to about half its size; OpenAI's Whisper treats a ratio above 2.4 as
 /// a failed decode, and so do we.
@@ -31,11 +32,12 @@ pub fn compression_ratio(text: &str) -> f64 {
     text.len() as f64 / compressed.len().max(1) as f64
 }
 
-/// Whether a decode looks like a repetition loop.
+/// Whether a decode looks like a repetition loop, judged by its compression ratio (computed
+/// once, with the decode) and its words.
 pub fn is_looping(transcript: &Transcript) -> bool {
-    let text = &transcript.text;
-    let compresses = text.len() >= MIN_COMPRESSIBLE && compression_ratio(text) > MAX_COMPRESSION_RATIO;
-    compresses || has_repeated_run(&keys(&transcript.words)) || transcript.words.iter().any(|w| stutters(&w.word))
+    let compresses =
+        transcript.text.len() >= MIN_COMPRESSIBLE && transcript.quality.compression_ratio > MAX_COMPRESSION_RATIO;
+    compresses || first_run(&keys(&transcript.words)).is_some() || transcript.words.iter().any(|w| stutters(&w.word))
 }
 
 /// The transcript with every repeated run kept once, and fragments that stutter cut short.
@@ -51,17 +53,14 @@ pub fn without_repeats(transcript: Transcript) -> Transcript {
             w.word = first_pieces(&w.word);
         }
     }
-    let text = words.iter().map(|w| w.word.as_str()).collect::<Vec<_>>().join(" ");
-    Transcript { text, words, ..transcript }
+    let text = join_words(&words);
+    let quality = DecodeQuality { compression_ratio: compression_ratio(&text), ..transcript.quality };
+    Transcript { text, words, quality, ..transcript }
 }
 
 fn keys(words: &[Word]) -> Vec<String> {
     let normal = |w: &Word| w.word.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect();
     words.iter().map(normal).collect()
-}
-
-fn has_repeated_run(keys: &[String]) -> bool {
-    first_run(keys).is_some()
 }
 
 /// The first run of one phrase said several times in a row: where it starts, the phrase's
@@ -106,7 +105,8 @@ mod tests {
             .enumerate()
             .map(|(i, w)| Word { word: w.into(), start: i as f64, end: i as f64 + 1.0, probability: 0.5 })
             .collect();
-        Transcript { text: text.into(), words, ..Default::default() }
+        let quality = DecodeQuality { compression_ratio: compression_ratio(text), ..Default::default() };
+        Transcript { text: text.into(), words, quality, ..Default::default() }
     }
 
     #[test]

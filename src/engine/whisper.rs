@@ -247,6 +247,25 @@ impl WordBuilder {
     }
 }
 
+impl WhisperBackend {
+    /// Runs one decode of `audio` (`n_samples` of it the clip itself, the rest padding) on the
+    /// state the options call for: partials and text-only work on the one without DTW.
+    fn decode(
+        &mut self,
+        options: &DecodeOptions,
+        params: FullParams<'_, '_>,
+        audio: &[f32],
+        n_samples: usize,
+    ) -> Result<Transcript, AsrError> {
+        let (state, dtw) = match self.quick_state.as_mut() {
+            Some(quick) if options.partial || options.text_only => (quick, false),
+            _ => (&mut self.state, self.model.dtw),
+        };
+        state.full(params, audio)?;
+        Ok(collect(&self.model, state, dtw, n_samples))
+    }
+}
+
 impl Transcriber for WhisperBackend {
     fn transcribe(&mut self, samples: &[f32], options: &DecodeOptions) -> Result<Transcript, AsrError> {
         let mut padded;
@@ -258,21 +277,18 @@ impl Transcriber for WhisperBackend {
             samples
         };
         let greedy = self.params(options, audio.len(), SamplingStrategy::Greedy { best_of: 1 });
-        // Beam search is deterministic too, and far less prone to loop than greedy decoding.
-        let beam = self.params(options, audio.len(), SamplingStrategy::BeamSearch { beam_size: 4, patience: -1.0 });
-        let (state, dtw) = match self.quick_state.as_mut() {
-            Some(quick) if options.partial || options.text_only => (quick, false),
-            _ => (&mut self.state, self.model.dtw),
-        };
-        state.full(greedy, audio)?;
-        let first = collect(&self.model, state, dtw, samples.len());
+        let first = self.decode(options, greedy, audio, samples.len())?;
+        if !loops::is_looping(&first) {
+            return Ok(first);
+        }
         // Partials are disposable: a looping one is cleaned up, not decoded again.
-        if !loops::is_looping(&first) || options.partial {
-            return Ok(if options.partial { loops::without_repeats(first) } else { first });
+        if options.partial {
+            return Ok(loops::without_repeats(first));
         }
         crate::telemetry::record_loop_retry();
-        state.full(beam, audio)?;
-        let second = collect(&self.model, state, dtw, samples.len());
+        // Beam search is deterministic too, and far less prone to loop than greedy decoding.
+        let beam = self.params(options, audio.len(), SamplingStrategy::BeamSearch { beam_size: 4, patience: -1.0 });
+        let second = self.decode(options, beam, audio, samples.len())?;
         Ok(if loops::is_looping(&second) { loops::without_repeats(second) } else { second })
     }
 

@@ -16,7 +16,7 @@ use crate::pipeline::policy::PartialPolicy;
 use crate::pipeline::segmenter::{SegmentEvent, Segmenter, Utterance};
 use crate::pipeline::vad::ScoredFrame;
 use crate::protocol::{ClientMessage, CloseReason, ErrorCode, ListenParams, ServerMessage};
-use crate::speaker::attribution::to_segments;
+use crate::speaker::attribution::{join_words, to_segments};
 use crate::speaker::cluster::ClusterConfig;
 
 use super::progress::SpeakerProgress;
@@ -430,16 +430,16 @@ impl Session {
         // Token times are coarse: the words the piece holds are those whose middle falls before
         // the cut actually made, at most the agreed ones.
         let piece_len = seconds(piece.samples.len());
-        let before_cut = hypothesis.words.iter().take_while(|w| (w.start + w.end) / 2.0 < piece_len).count();
+        let before_cut = hypothesis.words.iter().take_while(|w| w.middle() < piece_len).count();
         let n = before_cut.min(cut.words);
         self.submit(piece, Some(agreed_words(hypothesis, n, piece_len)));
         if self.speakers.is_some() {
             self.progress = Some(SpeakerProgress::new(next));
         }
-        let rest: Vec<&str> = hypothesis.words[n..].iter().map(|w| w.word.as_str()).collect();
+        let rest = join_words(&hypothesis.words[n..]);
         if self.params.interim_results && !rest.is_empty() {
             let (start, end) = (secs(cut_at), secs(job.end));
-            self.send(ServerMessage::Partial { segment_id: next, start, end, text: rest.join(" ") });
+            self.send(ServerMessage::Partial { segment_id: next, start, end, text: rest });
         }
     }
 
@@ -532,8 +532,8 @@ fn without_lead_in(t: Transcript, lead_in: f64) -> Transcript {
         end: (w.end - lead_in).max(0.0),
         ..w
     };
-    let words: Vec<_> = t.words.into_iter().filter(|w| (w.start + w.end) / 2.0 >= lead_in).map(shift).collect();
-    let text = words.iter().map(|w| w.word.as_str()).collect::<Vec<_>>().join(" ");
+    let words: Vec<_> = t.words.into_iter().filter(|w| w.middle() >= lead_in).map(shift).collect();
+    let text = join_words(&words);
     Transcript { text, words, ..t }
 }
 
@@ -545,7 +545,7 @@ fn agreed_words(hypothesis: &Transcript, n: usize, clip_end: f64) -> Transcript 
         ..w.clone()
     };
     let words: Vec<_> = hypothesis.words[..n].iter().map(clamp).collect();
-    let text = words.iter().map(|w| w.word.as_str()).collect::<Vec<_>>().join(" ");
+    let text = join_words(&words);
     Transcript { text, words, language: hypothesis.language.clone(), quality: hypothesis.quality }
 }
 

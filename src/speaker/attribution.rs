@@ -87,7 +87,7 @@ pub fn join_words(words: &[Word]) -> String {
 pub fn split_words(words: &[Word], turns: &[SpeakerTurn], clip_end: f64) -> Vec<Part> {
     let mut parts: Vec<Part> = Vec::new();
     for w in words {
-        let speaker = speaker_at(turns, (w.start + w.end) / 2.0);
+        let speaker = speaker_at(turns, w.middle());
         match parts.last_mut() {
             Some(p) if p.speaker == speaker => p.words.push(w.clone()),
             _ => parts.push(Part { speaker, start: w.start, end: clip_end, words: vec![w.clone()] }),

@@ -195,7 +195,6 @@ fn session_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(StoredSession, String
     Ok((session, r.get(2)?))
 }
 
-/// A session row with its meta JSON parsed.
 /// A list row's segment count and its speakers, sorted and joined by newlines.
 const SUMMARY_COLUMNS: &str = "(SELECT COUNT(*) FROM segments g WHERE g.session_id = sessions.id),
     (SELECT group_concat(speaker, char(10)) FROM (SELECT DISTINCT speaker FROM segments g
@@ -207,6 +206,7 @@ fn listed_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ListedRow> {
     Ok((session_row(r)?, r.get(7)?, r.get(8)?))
 }
 
+/// A session row with its meta JSON parsed.
 fn with_meta((mut session, meta): (StoredSession, String)) -> Result<StoredSession, StoreError> {
     session.meta = serde_json::from_str(&meta)?;
     Ok(session)
