@@ -204,7 +204,7 @@ pub struct AdmissionConfig {
     /// plan to use; the rest absorbs bursts and runs partials.
     pub target_load: f64,
     /// Recent finals (90th percentile) ready later than this after their utterance ended
-    /// close admission until they are quick again.
+    /// close admission, while any stream runs, until they are quick again.
     pub max_final_delay_ms: u64,
     /// Share of the ASR workers one real-time stream is assumed to take before any was measured
     /// (measured on 2 cores with tiny.en: 0.055-0.075).

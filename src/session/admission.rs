@@ -142,7 +142,11 @@ pub fn decide(
     (asr_cost, diarize_cost): (f64, f64),
     final_delay_p90: Option<f64>,
 ) -> Result<(), String> {
-    if let Some(delay) = final_delay_p90.filter(|d| *d * 1000.0 > config.max_final_delay_ms as f64) {
+    // Late finals protect the streams already running; with none running there is nobody to
+    // protect, and one stream is always possible (`capacity`), so an idle server never stays
+    // closed because of finals it was late with before.
+    let late = final_delay_p90.filter(|d| *d * 1000.0 > config.max_final_delay_ms as f64);
+    if let Some(delay) = late.filter(|_| demand.streams > 0) {
         return Err(format!("recent finals were ready {delay:.2} s after their utterance ended"));
     }
     let asr = capacity(config, asr_cost);
@@ -320,6 +324,7 @@ mod tests {
         let config = AdmissionConfig { max_final_delay_ms: 1000, ..Default::default() };
         let slow = decide(&config, demand(1, 1, true), (0.01, 0.01), Some(1.5)).unwrap_err();
         assert!(slow.contains("1.50 s"), "{slow}");
+        assert!(decide(&config, demand(0, 0, true), (0.01, 0.01), Some(1.5)).is_ok(), "an idle server admits one");
     }
 
     fn sample(at: Instant, final_busy: f64, diarize_busy: f64, mature: (usize, usize)) -> Sample {

@@ -36,6 +36,19 @@ const browser = await chromium.launch({
   ],
 });
 const result = {};
+
+// Waits for the page to go live; on a timeout, says what the page showed instead.
+async function waitLive(page) {
+  try {
+    await page.waitForSelector('#state[data-state="live"]', { timeout: 20000 });
+  } catch (e) {
+    const state = await page.getAttribute("#state", "data-state").catch(() => "?");
+    const alert = await page.textContent("#live-error .alert-text").catch(() => "?");
+    const focused = await page.evaluate(() => document.activeElement?.id || document.activeElement?.tagName);
+    throw new Error(`the page did not go live: state ${state}, alert ${JSON.stringify(alert)}, focus ${focused}: ${e.message}`);
+  }
+}
+
 try {
   const context = await browser.newContext({ viewport: { width: 900, height: 1100 }, acceptDownloads: true });
   const page = await context.newPage();
@@ -53,7 +66,7 @@ try {
   await page.fill("#key", env("API_KEY"));
   await page.dispatchEvent("#key", "change");
   await page.click("#start");
-  await page.waitForSelector('#state[data-state="live"]', { timeout: 20000 });
+  await waitLive(page);
   result.session = await page.textContent("#session");
   const levels = [];
   const started = Date.now();
@@ -128,7 +141,7 @@ try {
 
   // A session ended from REST: the page says so and offers to start again.
   await page.keyboard.press("Enter"); // on the start button
-  await page.waitForSelector('#state[data-state="live"]', { timeout: 20000 });
+  await waitLive(page);
   const ended = await page.textContent("#session");
   const deleted = await page.request.delete(`${base}/sessions/${ended}`, { headers: { Authorization: `Bearer ${env("API_KEY")}` } });
   result.delete_status = deleted.status();
