@@ -17,6 +17,9 @@ pub struct DecodeOptions {
     pub language: Option<String>,
     /// Partials skip word timings and temperature fallback: they only need to be quick.
     pub partial: bool,
+    /// A partial with word times after all (coarse, from timestamp tokens): progressive finals
+    /// cut the open utterance between its words.
+    pub partial_word_times: bool,
     /// Text that sets the decoder's context: spellings, names, style (Whisper's initial prompt).
     pub prompt: Option<String>,
     /// Translate to English instead of transcribing (multilingual models only).
@@ -214,10 +217,18 @@ impl AsrHandle {
         }
     }
 
-    /// Asks for a partial; `None` when the partial lane is full (the request is simply skipped).
-    /// Partials with smaller `key`s go first: sessions pass when they last had one.
-    pub fn try_partial(&self, samples: Vec<f32>, language: Option<String>, key: u64) -> Option<Reply> {
-        let (job, rx) = self.job(samples, language, JobKind::Partial, 0);
+    /// Asks for a partial (with word times when `word_times`); `None` when the partial lane is
+    /// full (the request is simply skipped). Partials with smaller `key`s go first: sessions
+    /// pass when they last had one.
+    pub fn try_partial(
+        &self,
+        samples: Vec<f32>,
+        language: Option<String>,
+        word_times: bool,
+        key: u64,
+    ) -> Option<Reply> {
+        let options = DecodeOptions { language, partial: true, partial_word_times: word_times, ..Default::default() };
+        let (job, rx) = self.job_with(samples, options, JobKind::Partial, 0);
         match self.queue.try_push_partial(key, job) {
             Ok(_) => Some(rx),
             Err(_) => {
@@ -354,7 +365,7 @@ mod tests {
         let asr = handle();
         let t = asr.transcribe(vec![0.0; 10], DecodeOptions::default(), Duration::from_secs(1)).await.unwrap();
         assert_eq!(t.text, "final 10");
-        let rx = asr.try_partial(vec![0.0; 3], None, 0).expect("queue has room");
+        let rx = asr.try_partial(vec![0.0; 3], None, false, 0).expect("queue has room");
         assert_eq!(rx.await.unwrap().unwrap().text, "partial 3");
         assert_eq!(asr.stats().worker.snapshot().jobs, 2);
     }

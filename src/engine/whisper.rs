@@ -143,8 +143,7 @@ impl WhisperBackend {
         p.set_print_special(false);
         p.set_print_timestamps(false);
         p.set_suppress_blank(true);
-        // Partials need word times too: progressive finals cut the open utterance between words.
-        p.set_token_timestamps(true);
+        p.set_token_timestamps(!options.partial || options.partial_word_times);
         // Partials, short and disposable, take a smaller floor: 256 positions still read the
         // first words right on jfk.wav, and encoding is the larger part of a partial's cost.
         let floor = if options.partial { PARTIAL_CTX_MIN } else { CTX_MIN };

@@ -121,6 +121,8 @@ pub struct PartialJob {
     pub end: usize,
     /// `samples` begin with this many samples of lead-in from before `start`.
     pub context: usize,
+    /// Whether the hypothesis needs word times (progressive finals compare and cut by them).
+    pub word_times: bool,
     pub samples: Vec<f32>,
 }
 
@@ -372,7 +374,8 @@ impl Session {
         }
         let lead_in = self.segmenter.lead_in();
         let samples = [lead_in, audio].concat();
-        let job = PartialJob { segment_id, start, end: start + audio.len(), context: lead_in.len(), samples };
+        let (end, context, word_times) = (start + audio.len(), lead_in.len(), self.commit.is_some());
+        let job = PartialJob { segment_id, start, end, context, word_times, samples };
         self.actions.push(Action::Partial(job));
     }
 

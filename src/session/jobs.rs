@@ -158,7 +158,7 @@ impl Jobs {
             // The speculative decode will be the utterance's text soon: a partial is not worth it.
             return session.handle(Input::PartialWithdrawn);
         }
-        match self.asr.try_partial(job.samples.clone(), self.language.clone(), self.last_partial_ms) {
+        match self.asr.try_partial(job.samples.clone(), self.language.clone(), job.word_times, self.last_partial_ms) {
             Some(rx) => {
                 self.inflight.partial = Some(PendingPartial { job, rx, requested: Instant::now() });
                 Vec::new()
