@@ -70,7 +70,19 @@ try {
   result.session = await page.textContent("#session");
   const levels = [];
   const started = Date.now();
-  while (Date.now() - started < liveSeconds * 1000) {
+  // Audio the page has streamed so far, in whole seconds (its "m:ss" counter).
+  const streamed = async () => {
+    const [m, s] = ((await page.textContent("#duration")) || "0:00").split(":").map(Number);
+    return m * 60 + s;
+  };
+  // At least LIVE_SECONDS of wall time, and until the whole recording (a second less) has been
+  // streamed: on a loaded machine the fake microphone falls behind the clock, and stopping on
+  // the clock alone cut the end of the call off. At most three times as long.
+  const playing = async () => {
+    const wall = Date.now() - started;
+    return wall < liveSeconds * 3000 && (wall < liveSeconds * 1000 || (await streamed()) < liveSeconds - 1);
+  };
+  while (await playing()) {
     await page.waitForTimeout(500);
     levels.push(Number(await page.getAttribute("#meter", "aria-valuenow")));
   }
