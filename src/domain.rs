@@ -98,6 +98,19 @@ pub struct Segment {
     pub words: Vec<Word>,
     pub language: String,
     pub speaker: Option<String>,
+    /// The audio channel (0 = left) of a `multichannel` stream or file; absent for mono.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<u32>,
+}
+
+/// The speaker of a segment of channel `channel` (0 = left) of a multichannel stream or file:
+/// the channel itself (`S1`, `S2`, ...), or, with speakers also labelled within channels, that
+/// channel's speaker (its `S2` in channel 0 is `S1.2`).
+pub fn channel_speaker(channel: u32, within: Option<&str>) -> String {
+    match within {
+        None => format!("S{}", channel + 1),
+        Some(speaker) => format!("S{}.{}", channel + 1, speaker.trim_start_matches('S')),
+    }
 }
 
 /// A setting the service cannot run with: names the setting (`vad.threshold`) and the rule.

@@ -197,7 +197,9 @@ enum EvalMetric {
         hypothesis: String,
     },
     /// Write the test conversation (the two-person call's turns and JFK joined with no pause,
-    /// every third turn overlapping) as OUT_DIR/conversation.wav (16 kHz), .rttm and .txt.
+    /// every third turn overlapping) as OUT_DIR/conversation.wav (16 kHz), .rttm and .txt, and
+    /// the call as a stereo recording (one party per channel) as call-stereo.wav with
+    /// call-stereo.left.txt and call-stereo.right.txt.
     Conversation {
         #[arg(long)]
         out_dir: PathBuf,
@@ -278,6 +280,12 @@ fn write_conversation(models_dir: &std::path::Path, out_dir: &std::path::Path) -
     speech_service::audio::wav::write_16k(&out_dir.join("conversation.wav"), &c.samples)?;
     std::fs::write(out_dir.join("conversation.rttm"), rttm::write("conversation", &c.turns))?;
     std::fs::write(out_dir.join("conversation.txt"), format!("{}\n", c.text))?;
+    let stereo = conversation::stereo_call(&call, &stm);
+    let [left, right] = &stereo.channels;
+    speech_service::audio::wav::write_16k_channels(&out_dir.join("call-stereo.wav"), &[left, right])?;
+    for (side, text) in ["left", "right"].iter().zip(&stereo.texts) {
+        std::fs::write(out_dir.join(format!("call-stereo.{side}.txt")), format!("{text}\n"))?;
+    }
     let seconds = speech_service::domain::seconds(c.samples.len());
     println!("{seconds:.1} s, {} turns, in {}", c.turns.len(), out_dir.display());
     Ok(())

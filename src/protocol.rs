@@ -21,6 +21,10 @@ pub struct ListenParams {
     pub min_speakers: Option<usize>,
     /// Silence that ends an utterance (ms); `None` keeps `vad.min_silence_ms`.
     pub endpointing_ms: Option<u32>,
+    /// Interleaved channels in the audio (1 = mono).
+    pub channels: u32,
+    /// Each channel is its own stream (finals carry `channel`); otherwise they are mixed down.
+    pub multichannel: bool,
 }
 
 /// The range `endpointing_ms` may take: below 100 ms a breath ends an utterance; above 2 s a
@@ -44,12 +48,14 @@ pub struct Abilities {
     pub diarization: bool,
     /// Whether a language code is one the model knows (asked only when multilingual).
     pub is_language: fn(&str) -> bool,
+    /// The most channels a stream may have (`limits.max_channels`).
+    pub max_channels: u32,
 }
 
 impl ListenParams {
     /// Parses the query, refusing unknown names and bad values.
     pub fn parse(query: &HashMap<String, String>, abilities: &Abilities) -> Result<Self, ParamError> {
-        let Abilities { multilingual, diarization, is_language } = *abilities;
+        let Abilities { multilingual, diarization, is_language, max_channels } = *abilities;
         const KNOWN: &[&str] = &[
             "sample_rate",
             "encoding",
@@ -59,6 +65,8 @@ impl ListenParams {
             "max_speakers",
             "min_speakers",
             "endpointing_ms",
+            "channels",
+            "multichannel",
             "token",
         ];
         if let Some(unknown) = query.keys().find(|k| !KNOWN.contains(&k.as_str())) {
@@ -80,12 +88,14 @@ impl ListenParams {
                 .ok_or_else(|| ParamError(format!("encoding must be pcm_s16le or pcm_f32le, got `{v}`")))?,
         };
         let interim_results = parse_bool(query, "interim_results")?.unwrap_or(true);
+        let (channels, multichannel) = parse_channels(query, max_channels)?;
         let diarize = match parse_bool(query, "diarize")? {
             Some(true) if !diarization => {
                 return Err(ParamError("diarize: speaker labels are disabled on this server".into()))
             }
             Some(v) => v,
-            None => diarization,
+            // A multichannel stream's speakers are its channels unless asked within them.
+            None => diarization && !multichannel,
         };
         let max_speakers = parse_count(query, "max_speakers")?;
         let min_speakers = parse_count(query, "min_speakers")?;
@@ -105,8 +115,35 @@ impl ListenParams {
             max_speakers,
             min_speakers,
             endpointing_ms,
+            channels,
+            multichannel,
         })
     }
+
+    /// The parameters of one channel of a multichannel stream: mono samples at the same rate,
+    /// as 32-bit floats (what the split leaves them as).
+    pub fn one_channel(&self) -> Self {
+        Self { channels: 1, multichannel: false, encoding: Encoding::PcmF32le, ..self.clone() }
+    }
+}
+
+/// `channels` (1 to `max`, default 1) and `multichannel` (needs at least 2 channels).
+fn parse_channels(query: &HashMap<String, String>, max: u32) -> Result<(u32, bool), ParamError> {
+    let channels = match query.get("channels") {
+        None => 1,
+        Some(v) => v
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| ParamError(format!("channels must be an integer from 1 to {max}, got `{v}`")))?,
+    };
+    let multichannel = parse_bool(query, "multichannel")?.unwrap_or(false);
+    if multichannel && channels < 2 {
+        return Err(ParamError(format!(
+            "multichannel needs channels from 2 to {max} (one stream per channel), got channels={channels}"
+        )));
+    }
+    Ok((channels, multichannel))
 }
 
 fn parse_bool(query: &HashMap<String, String>, name: &str) -> Result<Option<bool>, ParamError> {
@@ -159,7 +196,7 @@ pub enum ClientMessage {
 }
 
 /// Specific error codes sent in `error` messages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     InvalidJson,
@@ -197,16 +234,23 @@ pub enum ServerMessage {
         language: Option<String>,
         interim_results: bool,
         diarize: bool,
+        /// Present for a `multichannel` stream: how many channels it has.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        channels: Option<u32>,
     },
     SpeechStarted {
         segment_id: u64,
         start: f64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        channel: Option<u32>,
     },
     Partial {
         segment_id: u64,
         start: f64,
         end: f64,
         text: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        channel: Option<u32>,
     },
     /// A final segment; its fields sit beside `type` in the JSON object.
     Final(Segment),
@@ -215,6 +259,8 @@ pub enum ServerMessage {
     UtteranceEnd {
         segment_id: u64,
         end: f64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        channel: Option<u32>,
     },
     /// Speaker labels that changed or arrived late, and speakers found to be one.
     SpeakerUpdate {
@@ -278,7 +324,12 @@ mod tests {
     use super::*;
 
     fn abilities(multilingual: bool, diarization: bool) -> Abilities {
-        Abilities { multilingual, diarization, is_language: |code| ["en", "de", "fr"].contains(&code) }
+        Abilities {
+            multilingual,
+            diarization,
+            is_language: |code| ["en", "de", "fr"].contains(&code),
+            max_channels: 8,
+        }
     }
 
     fn query(pairs: &[(&str, &str)]) -> HashMap<String, String> {
@@ -297,6 +348,8 @@ mod tests {
             max_speakers: None,
             min_speakers: None,
             endpointing_ms: None,
+            channels: 1,
+            multichannel: false,
         };
         assert_eq!(p, expected);
         assert!(
@@ -319,11 +372,27 @@ mod tests {
             (("min_speakers", "99"), "min_speakers"),
             (("endpointing_ms", "50"), "endpointing_ms"),
             (("endpointing_ms", "fast"), "endpointing_ms"),
+            (("channels", "0"), "channels"),
+            (("channels", "9"), "channels"),
+            (("multichannel", "true"), "multichannel"),
         ];
         for ((k, v), name) in cases {
             let err = ListenParams::parse(&query(&[(k, v)]), &abilities(false, true)).unwrap_err();
             assert!(err.0.contains(name), "{k}={v}: {}", err.0);
         }
+    }
+
+    #[test]
+    fn multichannel_takes_two_to_the_limit_and_labels_by_channel() {
+        let stereo = query(&[("channels", "2"), ("multichannel", "true")]);
+        let p = ListenParams::parse(&stereo, &abilities(false, true)).unwrap();
+        assert_eq!((p.channels, p.multichannel, p.diarize), (2, true, false), "speakers are the channels");
+        let lane = p.one_channel();
+        assert_eq!((lane.channels, lane.multichannel, lane.encoding), (1, false, Encoding::PcmF32le));
+        let mixed = ListenParams::parse(&query(&[("channels", "2")]), &abilities(false, true)).unwrap();
+        assert_eq!((mixed.multichannel, mixed.diarize), (false, true), "mixed down by default");
+        let err = ListenParams::parse(&query(&[("channels", "1"), ("multichannel", "true")]), &abilities(false, true));
+        assert!(err.unwrap_err().0.contains("multichannel needs channels from 2 to 8"));
     }
 
     #[test]
@@ -364,7 +433,10 @@ mod tests {
                 language: Some("en".into()),
                 interim_results: true,
                 diarize: true,
+                channels: Some(2),
             },
+            ServerMessage::Partial { segment_id: 5, start: 0.0, end: 1.0, text: "Hi".into(), channel: Some(1) },
+            ServerMessage::UtteranceEnd { segment_id: 5, end: 1.0, channel: None },
             ServerMessage::Final(Segment {
                 segment_id: 3,
                 part: 1,
@@ -374,6 +446,7 @@ mod tests {
                 words: vec![word],
                 language: "en".into(),
                 speaker: Some("S2".into()),
+                channel: Some(1),
             }),
             ServerMessage::SpeakerUpdate {
                 segments: vec![SpeakerLabel { segment_id: 3, part: 1, speaker: "S1".into() }],
@@ -405,6 +478,7 @@ mod tests {
             words: vec![],
             language: "en".into(),
             speaker: None,
+            channel: None,
         };
         ServerMessage::Final(segment)
     }

@@ -1,8 +1,9 @@
 //! Audio files of every common format, decoded in process with symphonia: WAV (PCM 8/16/24/32-bit,
 //! float, A-law, mu-law, ADPCM), FLAC, MP3, Ogg Vorbis, M4A/AAC and Matroska/WebM holding those
 //! codecs; Opus (in Ogg or WebM, as browsers record it), which symphonia demuxes but does not
-//! decode, goes to libopus. Decoding streams: one packet at a time is mixed down to mono and resampled to 16 kHz,
-//! so a long file is never held whole in its original rate and channel count.
+//! decode, goes to libopus. Decoding streams: one packet at a time is mixed down to mono (or one
+//! channel is kept) and resampled to 16 kHz, so a long file is never held whole in its original
+//! rate and channel count.
 
 use std::io::Cursor;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -17,6 +18,7 @@ use symphonia::core::io::{MediaSource, MediaSourceStream};
 use symphonia::core::meta::MetadataOptions;
 use symphonia::core::packet::Packet;
 
+use super::channels::{crosstalk_window, gate_crosstalk, mix, split};
 use super::resample::StreamResampler;
 use super::AudioError;
 
@@ -31,6 +33,10 @@ pub struct FileDecoder {
     finished: bool,
     /// Seconds of audio the container says it holds, when it says.
     duration: Option<f64>,
+    /// Channels the track says it has (1 when it does not say).
+    channels: usize,
+    /// The one channel to keep (`multichannel`); `None` mixes them all down.
+    pick: Option<usize>,
 }
 
 /// What turns the track's packets into samples.
@@ -106,7 +112,31 @@ impl FileDecoder {
             (Some(frames), Some(rate)) if rate > 0 => Some(frames as f64 / f64::from(rate)),
             _ => None,
         };
-        Ok(Self { format, decoder, track_id, resampler: None, interleaved: Vec::new(), finished: false, duration })
+        let channels = params.channels.as_ref().map_or(1, |c| c.count()).max(1);
+        Ok(Self {
+            format,
+            decoder,
+            track_id,
+            resampler: None,
+            interleaved: Vec::new(),
+            finished: false,
+            duration,
+            channels,
+            pick: None,
+        })
+    }
+
+    /// How many channels the file says it has.
+    pub fn channels(&self) -> usize {
+        self.channels
+    }
+
+    /// Keeps only `channel` (0 = left) instead of mixing the channels down.
+    pub fn channel(self, channel: usize) -> Result<Self, AudioError> {
+        if channel >= self.channels {
+            return Err(AudioError::Channels { found: self.channels });
+        }
+        Ok(Self { pick: Some(channel), ..self })
     }
 
     /// How long the file says it is, in seconds (before decoding it; some formats do not say).
@@ -142,8 +172,15 @@ impl FileDecoder {
                 continue;
             }
             let Some((rate, channels)) = self.decode(&packet)? else { continue };
-            let mono: Vec<f32> =
-                self.interleaved.chunks(channels).map(|frame| frame.iter().sum::<f32>() / channels as f32).collect();
+            let mono = match self.pick {
+                Some(channel) if channel < channels => {
+                    let mut split = split(&self.interleaved, channels);
+                    gate_crosstalk(&mut split, crosstalk_window(rate));
+                    split.swap_remove(channel)
+                }
+                Some(_) => return Err(AudioError::Channels { found: channels }),
+                None => mix(&self.interleaved, channels),
+            };
             let resampler = match &mut self.resampler {
                 Some(r) => r,
                 None => self.resampler.insert(StreamResampler::new(rate)?),

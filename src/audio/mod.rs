@@ -1,6 +1,7 @@
-//! Audio in: audio files of every common format (`decode`), PCM frames of a live stream (`pcm`),
+//! Audio in: interleaved channels (`channels`), audio files of every common format (`decode`), PCM frames of a live stream (`pcm`),
 //! resampling to 16 kHz (`resample`), and plain WAV files (`wav`, for the client and benchmarks).
 
+pub mod channels;
 pub mod decode;
 pub mod pcm;
 pub mod resample;
@@ -30,6 +31,8 @@ pub enum AudioError {
     /// The decoding library panicked on malformed data (a bug of theirs that fuzzing found).
     #[error("the audio is malformed: the decoder gave up on it")]
     Malformed,
+    #[error("the audio has {found} channel(s); a channel beyond them was asked for")]
+    Channels { found: usize },
     #[error("the Opus decoder cannot start")]
     Opus(#[source] opus::Error),
     #[error("cannot resample from {from} Hz")]

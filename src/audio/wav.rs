@@ -29,15 +29,23 @@ pub fn read(path: &Path) -> Result<WavAudio, AudioError> {
 
 /// Writes 16 kHz mono samples as a 16-bit WAV file.
 pub fn write_16k(path: &Path, samples: &[f32]) -> Result<(), AudioError> {
+    write_16k_channels(path, &[samples])
+}
+
+/// Writes 16 kHz channels (of equal length) as one interleaved 16-bit WAV file.
+pub fn write_16k_channels(path: &Path, channels: &[&[f32]]) -> Result<(), AudioError> {
     let spec = hound::WavSpec {
-        channels: 1,
+        channels: channels.len() as u16,
         sample_rate: crate::domain::SAMPLE_RATE,
         bits_per_sample: 16,
         sample_format: hound::SampleFormat::Int,
     };
     let mut writer = hound::WavWriter::create(path, spec)?;
-    for s in samples {
-        writer.write_sample((s.clamp(-1.0, 1.0) * f32::from(i16::MAX)) as i16)?;
+    let frames = channels.iter().map(|c| c.len()).min().unwrap_or(0);
+    for i in 0..frames {
+        for channel in channels {
+            writer.write_sample((channel[i].clamp(-1.0, 1.0) * f32::from(i16::MAX)) as i16)?;
+        }
     }
     writer.finalize()?;
     Ok(())

@@ -37,6 +37,10 @@ pub struct TranscribeArgs {
     /// Skip speaker labels (and the speaker models).
     #[arg(long)]
     no_diarize: bool,
+    /// Transcribe each channel of a multichannel file (a stereo call) as its own stream: the
+    /// channel is the speaker (S1 left, S2 right) and every segment carries its `channel`.
+    #[arg(long)]
+    multichannel: bool,
 }
 
 fn extension(format: Format) -> &'static str {
@@ -72,13 +76,22 @@ pub async fn run(args: TranscribeArgs, mut config: Config) -> anyhow::Result<()>
         e @ AudioError::Open { .. } => anyhow::Error::new(e),
         e => anyhow::Error::new(e).context(args.file.display().to_string()),
     })?;
+    let channels = decoder.channels();
+    if args.multichannel && !(2..=config.limits.max_channels as usize).contains(&channels) {
+        anyhow::bail!(
+            "--multichannel needs a file of 2 to {} channels; {} has {channels}",
+            config.limits.max_channels,
+            args.file.display()
+        );
+    }
     if let Some(model) = args.model {
         config.models.whisper = model;
     }
     // One file is decoded one utterance at a time: one worker with both cores' threads.
     config.asr.workers = 1;
     config.asr.threads = args.threads.unwrap_or(2);
-    config.diarization.enabled &= !args.no_diarize;
+    // With --multichannel the channels are the speakers: no speaker models are needed.
+    config.diarization.enabled &= !args.no_diarize && !args.multichannel;
     let diarize = config.diarization.enabled;
     // JSON and WebVTT carry each word's time: those need Whisper's word alignment. Speakers do
     // not: splitting an utterance between speakers at whisper.cpp's coarse word times labels
@@ -99,8 +112,13 @@ pub async fn run(args: TranscribeArgs, mut config: Config) -> anyhow::Result<()>
         }
     };
     let options = DecodeOptions { language: args.language, text_only: !word_timings, ..Default::default() };
-    let file =
-        offline::transcribe_utterances(utterances, &engines, &config, options, diarize, &mut on_utterance).await?;
+    let file = if args.multichannel {
+        drop(utterances);
+        let open = || FileDecoder::open(&args.file);
+        offline::transcribe_channels(&open, channels, &engines, &config, options).await?
+    } else {
+        offline::transcribe_utterances(utterances, &engines, &config, options, diarize, &mut on_utterance).await?
+    };
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }

@@ -172,6 +172,8 @@ pub struct LimitsConfig {
     pub send_timeout_s: u64,
     /// Largest request body of the file API (`POST /v1/audio/*`), like OpenAI's 25 MB.
     pub max_upload_bytes: usize,
+    /// Most channels a `multichannel` stream or file may have (each is a stream of its own).
+    pub max_channels: u32,
 }
 
 impl Default for LimitsConfig {
@@ -184,6 +186,7 @@ impl Default for LimitsConfig {
             max_session_audio_s: 4 * 3600,
             send_timeout_s: 10,
             max_upload_bytes: 25 << 20,
+            max_channels: 8,
         }
     }
 }

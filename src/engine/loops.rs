@@ -18,6 +18,9 @@ const MAX_PHRASE: usize = 8;
 const MIN_REPEATS: usize = 3;
 /// A single word repeated this many times in a row is a loop ("no no no" is speech).
 const MIN_WORD_REPEATS: usize = 4;
+/// A phrase this long said twice in a row is a loop: people repeat a word or three, not a
+/// whole sentence ("I'm in New Jersey now though. I'm in New Jersey now though.").
+const LONG_PHRASE: usize = 5;
 /// Text shorter than this is not judged by its compression ratio: zlib's header dominates.
 const MIN_COMPRESSIBLE: usize = 40;
 
@@ -73,7 +76,11 @@ fn first_run(keys: &[String]) -> Option<(usize, usize, usize)> {
                 continue;
             }
             let repeats = 1 + keys[at + len..].chunks_exact(len).take_while(|c| *c == phrase).count();
-            let needed = if len == 1 { MIN_WORD_REPEATS } else { MIN_REPEATS };
+            let needed = match len {
+                1 => MIN_WORD_REPEATS,
+                LONG_PHRASE.. => 2,
+                _ => MIN_REPEATS,
+            };
             if repeats >= needed {
                 return Some((at, len, repeats));
             }
@@ -124,6 +131,14 @@ mod tests {
         let t = transcript("it was old-s-s-y-y-y-y-y-y-y-y");
         assert!(is_looping(&t));
         assert_eq!(without_repeats(t).text, "it was old-s-y");
+    }
+
+    #[test]
+    fn a_whole_sentence_said_twice_is_a_loop() {
+        let t = transcript("Oh, I'm from Chicago. I'm in New Jersey now though. I'm in New Jersey now though.");
+        assert!(is_looping(&t));
+        assert_eq!(without_repeats(t).text, "Oh, I'm from Chicago. I'm in New Jersey now though.");
+        assert!(!is_looping(&transcript("I said yes, I said yes, and I meant it")), "a short phrase twice is speech");
     }
 
     #[test]

@@ -71,6 +71,46 @@ pub fn test_conversation(call: &[f32], call_stm: &str, jfk: &[f32], jfk_text: &s
     join(&clips, 3, 0.4)
 }
 
+/// A two-party call as a call centre records it: one party per channel, with a little of the
+/// other party leaking in (echo on the line).
+#[derive(Debug, Clone)]
+pub struct StereoCall {
+    /// Left (the first party to speak) and right, 16 kHz.
+    pub channels: [Vec<f32>; 2],
+    /// What each channel's party says, in order.
+    pub texts: [String; 2],
+}
+
+/// Seconds of a party's audio kept before and after each of their STM turns.
+const TURN_PAD: f64 = 0.15;
+
+/// How loud the other party is in a channel: -30 dB.
+const CROSSTALK: f32 = 0.03;
+
+/// The two-person call split by its STM reference: each party's turns at full level in their
+/// own channel, the rest of that channel at [`CROSSTALK`].
+pub fn stereo_call(call: &[f32], stm: &str) -> StereoCall {
+    let mut channels = [call.iter().map(|s| s * CROSSTALK).collect::<Vec<_>>(), Vec::new()];
+    channels[1] = channels[0].clone();
+    let mut parties: Vec<String> = Vec::new();
+    let mut texts: [Vec<String>; 2] = Default::default();
+    for line in stm.lines() {
+        let fields: Vec<&str> = line.splitn(6, ' ').collect();
+        let [_, _, speaker, start, end, text] = fields[..] else { continue };
+        let (Ok(start), Ok(end)) = (start.parse::<f64>(), end.parse::<f64>()) else { continue };
+        if !parties.iter().any(|p| p == speaker) {
+            parties.push(speaker.to_owned());
+        }
+        let Some(channel) = parties.iter().position(|p| p == speaker).filter(|&c| c < 2) else { continue };
+        // STM times are tight around the words: a little more keeps their edges whole.
+        let (start, end) = ((start - TURN_PAD).max(0.0), end + TURN_PAD);
+        let range = (start * RATE) as usize..((end * RATE) as usize).min(call.len());
+        channels[channel][range.clone()].copy_from_slice(&call[range]);
+        texts[channel].push(text.trim().to_owned());
+    }
+    StereoCall { channels, texts: texts.map(|t| t.join(" ")) }
+}
+
 /// `samples` without the near-silent stretches at either end (below 1% of full scale, in 10 ms
 /// steps), keeping 0.1 s of each.
 fn trim_silence(samples: &[f32]) -> Vec<f32> {
@@ -99,6 +139,18 @@ mod tests {
         assert_eq!(c.samples.len(), n * 5 / 2);
         assert!((c.samples[n * 7 / 4] - 0.2).abs() < 1e-6, "both voices where they overlap");
         assert_eq!(c.text, "one two three");
+    }
+
+    #[test]
+    fn a_stereo_call_puts_each_party_in_its_own_channel() {
+        let call = vec![0.5; 4 * 16_000];
+        let stm = "f 1 A 0.0 0.8 hello\nf 1 B 1.2 1.8 hi there\nf 1 A 2.2 2.8 bye";
+        let c = stereo_call(&call, stm);
+        assert_eq!(c.texts, ["hello bye".to_owned(), "hi there".to_owned()]);
+        let at = |channel: usize, second: f64| c.channels[channel][(second * RATE) as usize];
+        assert_eq!((at(0, 0.5), at(1, 0.5)), (0.5, 0.5 * CROSSTALK), "A speaks: left");
+        assert_eq!((at(0, 1.5), at(1, 1.5)), (0.5 * CROSSTALK, 0.5), "B speaks: right");
+        assert_eq!(at(0, 3.5), 0.5 * CROSSTALK, "outside every turn both channels only leak");
     }
 
     #[test]

@@ -18,7 +18,8 @@ use super::state::AppState;
 use crate::audio::decode::FileDecoder;
 use crate::domain::Segment;
 use crate::engine::asr::DecodeOptions;
-use crate::offline::{render, transcribe_utterances, Format, OfflineError, Transcription, Utterances};
+use crate::config::Config;
+use crate::offline::{render, transcribe_channels, transcribe_utterances, Format, OfflineError, Transcription, Utterances};
 
 /// An error in OpenAI's shape: `{"error":{"message","type","param","code"}}`.
 #[derive(Debug)]
@@ -101,6 +102,7 @@ struct FileRequest {
     response_format: Option<String>,
     word_timestamps: bool,
     stream: bool,
+    multichannel: bool,
 }
 
 async fn read_form(mut form: Multipart) -> Result<FileRequest, OpenAiError> {
@@ -124,6 +126,7 @@ async fn read_form(mut form: Multipart) -> Result<FileRequest, OpenAiError> {
             "response_format" => request.response_format = Some(value),
             "timestamp_granularities[]" | "timestamp_granularities" => request.word_timestamps |= value == "word",
             "stream" => request.stream = value == "true",
+            "multichannel" => request.multichannel = value == "true",
             // `temperature` and others are accepted; decoding is greedy (docs/API.md).
             _ => {}
         }
@@ -202,6 +205,11 @@ async fn handle(state: AppState, form: Multipart, task: Task) -> Result<Response
     let Some((bytes, file_name)) = request.file else {
         return Err(OpenAiError::invalid("file", "missing_field", "the `file` field is required"));
     };
+    if request.multichannel {
+        let config = state.config();
+        let words = request.word_timestamps;
+        return multichannel(&state, &config, (bytes, file_name), request.stream, (format, task, language, words)).await;
+    }
     let decoder = open_audio(bytes, file_name)?;
     let diarize = format == ResponseFormat::DiarizedJson;
     let text_only = !format.has_word_timings(request.word_timestamps);
@@ -219,10 +227,42 @@ async fn handle(state: AppState, form: Multipart, task: Task) -> Result<Response
     Ok(respond(&file.transcription, format, request.word_timestamps, file.duration, task))
 }
 
+/// A file transcribed channel by channel (`multichannel=true`): the channel is the speaker.
+async fn multichannel(
+    state: &AppState,
+    config: &Config,
+    (bytes, file_name): (Vec<u8>, Option<String>),
+    stream: bool,
+    (format, task, language, words): (ResponseFormat, Task, Option<String>, bool),
+) -> Result<Response, OpenAiError> {
+    if stream {
+        let message = "stream is not available with multichannel: the channels are transcribed one after another";
+        return Err(OpenAiError::invalid("stream", "invalid_parameter", message));
+    }
+    let channels = open_audio(bytes.clone(), file_name.clone())?.channels();
+    let limit = config.limits.max_channels as usize;
+    if !(2..=limit).contains(&channels) {
+        let message = format!("multichannel needs audio of 2 to {limit} channels; the file has {channels}");
+        return Err(OpenAiError::invalid("multichannel", "invalid_parameter", message));
+    }
+    let text_only = !format.has_word_timings(words);
+    let options = DecodeOptions { language, translate: task == Task::Translate, text_only, ..Default::default() };
+    let extension = extension(file_name.as_deref());
+    let open = || FileDecoder::from_bytes(bytes.clone(), extension.as_deref());
+    let file = transcribe_channels(&open, channels, &state.shared.engines, config, options)
+        .await
+        .map_err(transcription_failed)?;
+    Ok(respond(&file.transcription, format, words, file.duration, task))
+}
+
 /// Opens the upload as audio (its container and codec are known before any work starts).
 fn open_audio(bytes: Vec<u8>, file_name: Option<String>) -> Result<FileDecoder, OpenAiError> {
-    let extension = file_name.as_deref().and_then(|n| n.rsplit_once('.')).map(|(_, e)| e.to_owned());
-    FileDecoder::from_bytes(bytes, extension.as_deref()).map_err(invalid_audio)
+    FileDecoder::from_bytes(bytes, extension(file_name.as_deref()).as_deref()).map_err(invalid_audio)
+}
+
+/// The upload's file name extension: a hint for the decoder.
+fn extension(file_name: Option<&str>) -> Option<String> {
+    file_name.and_then(|n| n.rsplit_once('.')).map(|(_, e)| e.to_owned())
 }
 
 fn invalid_audio(e: crate::audio::AudioError) -> OpenAiError {

@@ -24,6 +24,7 @@ pub async fn listen(
         multilingual: state.shared.engines.asr.is_multilingual(),
         diarization: state.shared.engines.diarize.is_some(),
         is_language: crate::engine::whisper::is_language,
+        max_channels: state.config().limits.max_channels,
     };
     let params = ListenParams::parse(&query, &abilities).map_err(|e| ApiError::InvalidParameter(e.0))?;
     if *state.shared.shutdown.borrow() {
@@ -36,17 +37,27 @@ pub async fn listen(
         state.shared.registry.count_rejected();
         ApiError::TooManySessions(config.limits.max_sessions)
     })?;
-    let ticket = state.admission.admit(&config.admission, params.diarize).map_err(|refusal| {
-        state.shared.registry.count_rejected();
-        tracing::info!(reason = %refusal.reason, "stream refused: at capacity");
-        ApiError::AtCapacity(refusal)
-    })?;
+    // Each channel of a multichannel stream is a stream of its own for admission.
+    let streams = if params.multichannel { params.channels } else { 1 };
+    let mut tickets = Vec::with_capacity(streams as usize);
+    for _ in 0..streams {
+        tickets.push(state.admission.admit(&config.admission, params.diarize).map_err(|refusal| {
+            state.shared.registry.count_rejected();
+            tracing::info!(reason = %refusal.reason, "stream refused: at capacity");
+            ApiError::AtCapacity(refusal)
+        })?);
+    }
     // The socket layer allows twice our limit so that an oversized frame still reaches the
     // session and gets a specific error instead of a bare protocol failure.
     let cap = config.limits.max_frame_bytes.saturating_mul(2);
     let deps = state.shared.clone();
     Ok(upgrade.max_message_size(cap).max_frame_size(cap).on_upgrade(move |socket| async move {
-        session::run(socket, params, deps, config, client, ticket).await;
+        if params.multichannel {
+            session::channels::run(socket, params, deps, config, client, tickets).await;
+        } else {
+            let ticket = tickets.swap_remove(0);
+            session::run(socket, params, deps, config, client, ticket).await;
+        }
         drop((permit, key_slot));
     }))
 }

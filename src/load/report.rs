@@ -44,7 +44,7 @@ impl StreamReport {
         let (mut partials, mut speech, mut errors, mut text) = (0, 0.0, Vec::new(), Vec::new());
         for r in received {
             match &r.message {
-                ServerMessage::SpeechStarted { segment_id, start } => {
+                ServerMessage::SpeechStarted { segment_id, start, .. } => {
                     speech_start.insert(*segment_id, *start);
                 }
                 ServerMessage::Partial { segment_id, .. } => {

@@ -12,6 +12,7 @@ use crate::domain::Transcript;
 use crate::engine::asr::{AsrError, DecodeOptions};
 use crate::engine::diarize::{DiarizeError, DiarizeHandle};
 use crate::engine::Engines;
+use crate::eval::rttm::Turn;
 use crate::onnx::OnnxError;
 use crate::pipeline::segmenter::{SegmentEvent, Segmenter, SegmenterConfig, Utterance};
 use crate::pipeline::vad::{ScoredFrame, VadFramer, VadModel};
@@ -101,6 +102,40 @@ impl Utterances {
         let splitter = tokio::task::spawn_blocking(move || split_utterances(decoder, &vad, &config, &tx));
         Self { rx, splitter }
     }
+}
+
+/// Transcribes each of a file's `channels` as a stream of its own (`multichannel`): `open`
+/// opens the file afresh for each channel (one channel's audio at a time is decoded). Every
+/// segment carries its channel, and the channel is its speaker (`S1` left, `S2` right); segments
+/// and speaker turns of all channels are in time order.
+pub async fn transcribe_channels(
+    open: &(dyn Fn() -> Result<FileDecoder, AudioError> + Sync),
+    channels: usize,
+    engines: &Engines,
+    config: &Config,
+    options: DecodeOptions,
+) -> Result<FileTranscription, OfflineError> {
+    let mut all = FileTranscription::default();
+    for channel in 0..channels {
+        let utterances = Utterances::of(open()?.channel(channel)?, engines, config);
+        let file = transcribe_utterances(utterances, engines, config, options.clone(), false, &mut |_, _| {}).await?;
+        let (channel, n) = (channel as u32, channels as u64);
+        all.transcription.segments.extend(file.transcription.segments.into_iter().map(|mut s| {
+            s.segment_id = s.segment_id * n + u64::from(channel);
+            s.speaker = Some(crate::domain::channel_speaker(channel, None));
+            s.channel = Some(channel);
+            s
+        }));
+        all.duration = all.duration.max(file.duration);
+    }
+    all.transcription.segments.sort_by(|a, b| a.start.total_cmp(&b.start));
+    all.transcription.turns = all
+        .transcription
+        .segments
+        .iter()
+        .filter_map(|s| Some(Turn { start: s.start, end: s.end, speaker: s.speaker.clone()? }))
+        .collect();
+    Ok(all)
 }
 
 /// Recognises each utterance as the splitter hands it over, one at a time (so a file keeps at

@@ -99,7 +99,7 @@ mod tests {
 
     fn segment(start: f64, end: f64, text: &str, speaker: Option<&str>) -> Segment {
         let speaker = speaker.map(str::to_owned);
-        Segment { segment_id: 0, part: 0, start, end, text: text.into(), words: vec![], language: "en".into(), speaker }
+        Segment { segment_id: 0, part: 0, start, end, text: text.into(), words: vec![], language: "en".into(), speaker, channel: None }
     }
 
     #[test]

@@ -182,6 +182,7 @@ impl Session {
             language: params.language.clone(),
             interim_results: params.interim_results,
             diarize: params.diarize,
+            channels: None,
         };
         let speakers = params.diarize.then(|| {
             let defaults = &config.speakers;
@@ -323,7 +324,7 @@ impl Session {
                     self.actions.push(Action::DropSpeakerPrefix);
                     self.progress = Some(SpeakerProgress::new(id));
                 }
-                self.send(ServerMessage::SpeechStarted { segment_id: id, start: secs(start) });
+                self.send(ServerMessage::SpeechStarted { segment_id: id, start: secs(start), channel: None });
             }
             SegmentEvent::Ended(utterance) => self.submit_final(utterance),
         }
@@ -409,7 +410,8 @@ impl Session {
             Ok(t) if still_open => {
                 if self.params.interim_results && !t.text.is_empty() {
                     let (start, end) = (secs(job.start), secs(job.end));
-                    self.send(ServerMessage::Partial { segment_id: job.segment_id, start, end, text: t.text.clone() });
+                    let text = t.text.clone();
+                    self.send(ServerMessage::Partial { segment_id: job.segment_id, start, end, text, channel: None });
                 }
                 self.maybe_commit(&job, &t);
             }
@@ -442,7 +444,7 @@ impl Session {
         let rest = join_words(&hypothesis.words[n..]);
         if self.params.interim_results && !rest.is_empty() {
             let (start, end) = (secs(cut_at), secs(job.end));
-            self.send(ServerMessage::Partial { segment_id: next, start, end, text: rest });
+            self.send(ServerMessage::Partial { segment_id: next, start, end, text: rest, channel: None });
         }
     }
 
@@ -453,7 +455,7 @@ impl Session {
         // The last final of an utterance is followed by its end, for clients that want whole
         // utterances; a piece cut before a pause is not an end.
         if !self.pieces.remove(&segment_id) {
-            self.send(ServerMessage::UtteranceEnd { segment_id, end: secs(end) });
+            self.send(ServerMessage::UtteranceEnd { segment_id, end: secs(end), channel: None });
         }
     }
 

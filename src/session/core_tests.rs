@@ -17,6 +17,8 @@ fn params(diarize: bool) -> ListenParams {
         max_speakers: None,
         min_speakers: None,
         endpointing_ms: None,
+        channels: 1,
+        multichannel: false,
     }
 }
 
@@ -75,7 +77,7 @@ fn speech_asks_for_partials_then_a_final_that_comes_back_as_a_segment() {
     let (start, end) = (job.utterance.start, job.utterance.end);
     let result = FinalResult { segment_id: 0, start, end, result: Ok(transcript("hello")), speakers: None };
     let actions = s.handle(Input::Final(result));
-    let [ServerMessage::Final(segment), ServerMessage::UtteranceEnd { segment_id: 0, end: ended }] = sent(&actions)[..]
+    let [ServerMessage::Final(segment), ServerMessage::UtteranceEnd { segment_id: 0, end: ended, .. }] = sent(&actions)[..]
     else {
         panic!("{actions:?}")
     };

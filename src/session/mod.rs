@@ -6,7 +6,9 @@ pub mod aggregate;
 pub mod core;
 mod deps;
 mod front;
+pub mod channels;
 mod jobs;
+mod outlet;
 mod progress;
 pub mod registry;
 mod speakers;
@@ -16,7 +18,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use axum::extract::ws::{Message, WebSocket};
 use futures_util::StreamExt;
 use tokio::sync::watch;
 use tokio::time::{sleep_until, timeout, Instant};
@@ -28,7 +30,7 @@ use self::core::{Input, Session};
 pub use self::deps::SessionDeps;
 use self::front::AudioFront;
 use self::jobs::Jobs;
-use self::registry::{SessionRecord, SessionRegistry};
+use self::outlet::{ClientEvent, Outlet, Wire};
 use crate::config::Config;
 use crate::domain::{EmbeddedTurn, Transcript};
 use crate::engine::asr::AsrError;
@@ -50,78 +52,6 @@ enum Event {
     Terminated,
 }
 
-/// The socket side: sends with a timeout and remembers whether the client can still hear us.
-/// Everything sent is also recorded for the REST API, whether or not the client still listens.
-struct Outlet {
-    socket: WebSocket,
-    open: bool,
-    /// A send timed out: the client stopped reading, and is to be dropped.
-    stalled: bool,
-    send_timeout: Duration,
-    record: Arc<SessionRecord>,
-    registry: Arc<SessionRegistry>,
-}
-
-impl Outlet {
-    async fn send(&mut self, message: &ServerMessage) {
-        self.record.observe(message);
-        if !self.open {
-            return;
-        }
-        let json = serde_json::to_string(message).expect("server messages always serialise");
-        let sent = timeout(self.send_timeout, self.socket.send(Message::Text(json.into()))).await;
-        if !matches!(sent, Ok(Ok(()))) {
-            tracing::info!("client stopped reading; it is dropped and its segments finished");
-            self.open = false;
-            self.stalled = true;
-        }
-    }
-
-    async fn flush(&mut self, outbox: &mut Vec<ServerMessage>) {
-        for message in outbox.drain(..) {
-            self.send(&message).await;
-        }
-    }
-
-    /// Marks the session ended (before the client can see it end) and sends the close frame.
-    async fn close(&mut self, reason: CloseReason) {
-        self.registry.close(&self.record.id, reason);
-        if self.open {
-            let frame = CloseFrame { code: reason.close_code(), reason: format!("{reason:?}").into() };
-            let _ = timeout(self.send_timeout, self.socket.send(Message::Close(Some(frame)))).await;
-            self.open = false;
-            self.await_client_close(reason == CloseReason::FrameTooLarge).await;
-        }
-    }
-
-    /// Completes the closing handshake: reads (and drops) whatever the client still sends until
-    /// its close frame, for at most `CLOSE_WAIT`. Closing a TCP socket with unread audio in it
-    /// makes the kernel reset the connection, which can destroy the last messages in flight.
-    /// `hold`: after a frame too large to read, the socket layer has stopped reading; the
-    /// connection is then kept open (unread) until the deadline, so the client can read what
-    /// was sent before the kernel resets it.
-    async fn await_client_close(&mut self, hold: bool) {
-        let deadline = Instant::now() + CLOSE_WAIT;
-        // Errors are read past too: after a frame too large to read, the rest of it is still
-        // arriving, and it must be drained for the close frame to reach the client.
-        loop {
-            match tokio::time::timeout_at(deadline, self.socket.recv()).await {
-                Ok(Some(Ok(Message::Close(_)))) | Err(_) => break,
-                Ok(Some(_)) => {}
-                Ok(None) => {
-                    if hold {
-                        tokio::time::sleep_until(deadline).await;
-                    }
-                    break;
-                }
-            }
-        }
-    }
-}
-
-/// How long a closing session waits for the client's close frame.
-const CLOSE_WAIT: Duration = Duration::from_secs(2);
-
 /// Runs a session to its end. Never panics on client input; every exit path sends `closed` and
 /// moves the session's record to the ended list.
 pub async fn run(
@@ -137,28 +67,38 @@ pub async fn run(
     let record = deps.registry.open(id.clone(), client, params.clone());
     let (registry, closing_id) = (deps.registry.clone(), id.clone());
     let reason = async move {
-        let send_timeout = Duration::from_secs(config.limits.send_timeout_s);
-        let mut outlet =
-            Outlet { socket, open: true, stalled: false, send_timeout, record, registry: deps.registry.clone() };
-        let front = match AudioFront::new(&params, deps.engines.vad.detector()) {
-            Ok(front) => front,
-            Err(e) => {
-                let message = e.to_string();
-                tracing::error!(%message, "cannot start session");
-                outlet.send(&ServerMessage::Error { code: ErrorCode::Internal, message }).await;
-                outlet.close(CloseReason::Error).await;
-                return CloseReason::Error;
-            }
-        };
-        tracing::info!(sample_rate = params.sample_rate, encoding = params.encoding.as_str(), "session started");
-        let jobs = Jobs::new(&deps, &config, ticket, &params);
-        let session = Session::new(id, params, &config, deps.engines.asr.model());
-        let idle = config.limits.idle_timeout();
-        event_loop(session, jobs, front, outlet, deps.shutdown, idle).await
+        let outlet = Outlet::new(Wire::Socket(socket), &config, record, deps.registry.clone());
+        serve(outlet, id, params, deps, config, ticket).await
     }
     .instrument(span)
     .await;
     registry.close(&closing_id, reason);
+}
+
+/// Serves one stream of mono audio through `outlet` until it ends.
+async fn serve(
+    mut outlet: Outlet,
+    id: String,
+    params: ListenParams,
+    deps: SessionDeps,
+    config: Arc<Config>,
+    ticket: Arc<StreamTicket>,
+) -> CloseReason {
+    let front = match AudioFront::new(&params, deps.engines.vad.detector()) {
+        Ok(front) => front,
+        Err(e) => {
+            let message = e.to_string();
+            tracing::error!(%message, "cannot start session");
+            outlet.send(&ServerMessage::Error { code: ErrorCode::Internal, message }).await;
+            outlet.close(CloseReason::Error).await;
+            return CloseReason::Error;
+        }
+    };
+    tracing::info!(sample_rate = params.sample_rate, encoding = params.encoding.as_str(), "session started");
+    let jobs = Jobs::new(&deps, &config, ticket, &params);
+    let session = Session::new(id, params, &config, deps.engines.asr.model());
+    let idle = config.limits.idle_timeout();
+    event_loop(session, jobs, front, outlet, deps.shutdown, idle).await
 }
 
 /// The session's loop: waits for the next event, lets the core react, carries out its actions.
@@ -251,19 +191,13 @@ async fn next_event(
         Some(late) = inflight.late.next(), if has_late => Event::LateSpeakers(late),
         result = prefix => Event::SpeakerPrefix(result.unwrap_or(Err(DiarizeError::WorkerLost))),
         result = partial => Event::Partial(result.unwrap_or(Err(AsrError::WorkerLost))),
-        message = outlet.socket.recv() => match message {
-            Some(Ok(message)) => Event::Client(message),
-            Some(Err(e)) if is_capacity_error(&e) => Event::TooLarge,
-            _ => Event::ClientGone,
+        event = outlet.recv() => match event {
+            ClientEvent::Frame(message) => Event::Client(message),
+            ClientEvent::TooLarge => Event::TooLarge,
+            ClientEvent::Gone => Event::ClientGone,
         },
         _ = sleep_until(idle_deadline) => Event::Idle,
     }
-}
-
-/// tungstenite refuses messages over its own (larger) cap before we see them.
-fn is_capacity_error(e: &axum::Error) -> bool {
-    let text = e.to_string();
-    text.contains("Space limit exceeded") || text.contains("too long") || text.contains("Message too big")
 }
 
 /// What a client frame tells the core; audio is checked for size, then decoded and scored here

@@ -165,7 +165,9 @@ impl SessionRecord {
         if let Some(store) = &self.store {
             store.append(&self.id, &entry, progress.audio_seconds);
         }
-        progress.transcript.push(entry);
+        // In time order: the channels of a multichannel stream send their finals independently.
+        let at = progress.transcript.partition_point(|e| e.start <= entry.start);
+        progress.transcript.insert(at, entry);
     }
 
     /// Applies a late label or a merge to what is already recorded.
@@ -471,6 +473,8 @@ mod tests {
             max_speakers: None,
             min_speakers: None,
             endpointing_ms: None,
+            channels: 1,
+            multichannel: false,
         }
     }
 
@@ -488,6 +492,7 @@ mod tests {
             words: vec![],
             language: "en".into(),
             speaker: None,
+            channel: None,
         };
         record.add_final(entry);
         record.relabel(|e| e.segment_id == 0, "S1");

@@ -130,6 +130,7 @@ pub fn to_segments(
         words: part.words.into_iter().map(|w| w.shifted(offset)).collect(),
         language: transcript.language.clone(),
         speaker: part.speaker.map(label),
+        channel: None,
     };
     parts.into_iter().enumerate().map(segment).collect()
 }

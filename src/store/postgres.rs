@@ -65,7 +65,9 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE sessions (
          segments TEXT NOT NULL,
          end_requested BOOLEAN NOT NULL DEFAULT FALSE
      );
-     CREATE INDEX live_sessions_replica ON live_sessions (replica);"];
+     CREATE INDEX live_sessions_replica ON live_sessions (replica);",
+    "ALTER TABLE segments ADD COLUMN channel INTEGER;",
+];
 
 /// Any number; the same in every replica.
 const MIGRATION_LOCK: i64 = 0x5350_4545_4348;
@@ -295,10 +297,11 @@ fn write_session(tx: &mut impl GenericClient, s: &StoredSession) -> Result<(), S
     )?;
     for e in &s.segments {
         tx.execute(
-            "INSERT INTO segments (session_id, segment_id, part, start, \"end\", text, speaker, words, language)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+            "INSERT INTO segments
+             (session_id, segment_id, part, start, \"end\", text, speaker, words, language, channel)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
              ON CONFLICT (session_id, segment_id, part) DO UPDATE
-             SET start = $4, \"end\" = $5, text = $6, speaker = $7, words = $8, language = $9",
+             SET start = $4, \"end\" = $5, text = $6, speaker = $7, words = $8, language = $9, channel = $10",
             &[
                 &s.id,
                 &(e.segment_id as i64),
@@ -309,6 +312,7 @@ fn write_session(tx: &mut impl GenericClient, s: &StoredSession) -> Result<(), S
                 &e.speaker,
                 &serde_json::to_string(&e.words)?,
                 &e.language,
+                &e.channel.map(|c| c as i32),
             ],
         )?;
     }
@@ -340,6 +344,7 @@ fn segment_row(r: &Row) -> Result<Segment, StoreError> {
         speaker: r.get(5),
         words: serde_json::from_str(r.get::<_, &str>(6))?,
         language: r.get(7),
+        channel: r.get::<_, Option<i32>>(8).map(|c| c as u32),
     })
 }
 
@@ -379,8 +384,8 @@ impl TranscriptStore for PostgresStore {
         let Some(row) = conn.query_opt(&query, &[&id])? else { return Ok(None) };
         let mut session = session_row(&row)?;
         let rows = conn.query(
-            "SELECT segment_id, part, start, \"end\", text, speaker, words, language
-             FROM segments WHERE session_id = $1 ORDER BY segment_id, part",
+            "SELECT segment_id, part, start, \"end\", text, speaker, words, language, channel
+             FROM segments WHERE session_id = $1 ORDER BY start, segment_id, part",
             &[&id],
         )?;
         session.segments = rows.iter().map(segment_row).collect::<Result<_, _>>()?;

@@ -16,7 +16,7 @@ use crate::protocol::CloseReason;
 use rusqlite::{params, Connection, OptionalExtension};
 
 /// Schema 2 keeps each segment's words (JSON) and language; schema 3 marks sessions still open.
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 fn migrate(conn: &Connection) -> Result<(), StoreError> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
@@ -52,6 +52,9 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
     }
     if version < 3 {
         conn.execute_batch("ALTER TABLE sessions ADD COLUMN live INTEGER NOT NULL DEFAULT 0;")?;
+    }
+    if version < 4 {
+        conn.execute_batch("ALTER TABLE segments ADD COLUMN channel INTEGER;")?;
     }
     conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
     Ok(())
@@ -109,8 +112,9 @@ fn write_session(tx: &rusqlite::Transaction<'_>, s: &StoredSession, live: bool) 
 
 fn write_segment(tx: &rusqlite::Transaction<'_>, id: &str, e: &Segment) -> Result<(), StoreError> {
     tx.execute(
-        "INSERT OR REPLACE INTO segments (session_id, segment_id, part, start, end, text, speaker, words, language)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT OR REPLACE INTO segments
+         (session_id, segment_id, part, start, end, text, speaker, words, language, channel)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         params![
             id,
             e.segment_id as i64,
@@ -120,7 +124,8 @@ fn write_segment(tx: &rusqlite::Transaction<'_>, id: &str, e: &Segment) -> Resul
             e.text,
             e.speaker,
             serde_json::to_string(&e.words)?,
-            e.language
+            e.language,
+            e.channel
         ],
     )?;
     Ok(())
@@ -222,6 +227,7 @@ fn segment_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Segment, String)> {
         speaker: r.get(5)?,
         words: Vec::new(),
         language: r.get(7)?,
+        channel: r.get(8)?,
     };
     Ok((segment, r.get(6)?))
 }
@@ -231,8 +237,8 @@ fn load_session(conn: &Connection, id: &str) -> Result<Option<StoredSession>, St
     let Some(row) = conn.query_row(&query, [id], session_row).optional()? else { return Ok(None) };
     let mut session = with_meta(row)?;
     let mut stmt = conn.prepare(
-        "SELECT segment_id, part, start, end, text, speaker, words, language
-         FROM segments WHERE session_id = ?1 ORDER BY segment_id, part",
+        "SELECT segment_id, part, start, end, text, speaker, words, language, channel
+         FROM segments WHERE session_id = ?1 ORDER BY start, segment_id, part",
     )?;
     for row in stmt.query_map([id], segment_row)? {
         let (mut segment, words) = row?;
@@ -325,6 +331,7 @@ mod tests {
                 words,
                 language: "en".into(),
                 speaker: Some("S1".into()),
+                channel: Some(1),
             }],
         }
     }
