@@ -324,12 +324,7 @@ mod tests {
     use super::*;
 
     fn abilities(multilingual: bool, diarization: bool) -> Abilities {
-        Abilities {
-            multilingual,
-            diarization,
-            is_language: |code| ["en", "de", "fr"].contains(&code),
-            max_channels: 8,
-        }
+        Abilities { multilingual, diarization, is_language: |code| ["en", "de", "fr"].contains(&code), max_channels: 8 }
     }
 
     fn query(pairs: &[(&str, &str)]) -> HashMap<String, String> {

@@ -69,8 +69,7 @@ pub fn gate_crosstalk(channels: &mut [Vec<f32>], window: usize) {
     let len = channels.iter().map(Vec::len).min().unwrap_or(0);
     for start in (0..len).step_by(window.max(1)) {
         let range = start..(start + window).min(len);
-        let power: Vec<f32> =
-            channels.iter().map(|c| c[range.clone()].iter().map(|s| s * s).sum::<f32>()).collect();
+        let power: Vec<f32> = channels.iter().map(|c| c[range.clone()].iter().map(|s| s * s).sum::<f32>()).collect();
         let loudest = power.iter().copied().fold(0.0, f32::max);
         for (channel, p) in channels.iter_mut().zip(&power) {
             if *p < loudest * CROSSTALK_POWER {

@@ -16,10 +16,12 @@ use serde_json::json;
 
 use super::state::AppState;
 use crate::audio::decode::FileDecoder;
+use crate::config::Config;
 use crate::domain::Segment;
 use crate::engine::asr::DecodeOptions;
-use crate::config::Config;
-use crate::offline::{render, transcribe_channels, transcribe_utterances, Format, OfflineError, Transcription, Utterances};
+use crate::offline::{
+    render, transcribe_channels, transcribe_utterances, Format, OfflineError, Transcription, Utterances,
+};
 
 /// An error in OpenAI's shape: `{"error":{"message","type","param","code"}}`.
 #[derive(Debug)]
@@ -208,7 +210,8 @@ async fn handle(state: AppState, form: Multipart, task: Task) -> Result<Response
     if request.multichannel {
         let config = state.config();
         let words = request.word_timestamps;
-        return multichannel(&state, &config, (bytes, file_name), request.stream, (format, task, language, words)).await;
+        return multichannel(&state, &config, (bytes, file_name), request.stream, (format, task, language, words))
+            .await;
     }
     let decoder = open_audio(bytes, file_name)?;
     let diarize = format == ResponseFormat::DiarizedJson;

@@ -99,7 +99,17 @@ mod tests {
 
     fn segment(start: f64, end: f64, text: &str, speaker: Option<&str>) -> Segment {
         let speaker = speaker.map(str::to_owned);
-        Segment { segment_id: 0, part: 0, start, end, text: text.into(), words: vec![], language: "en".into(), speaker, channel: None }
+        Segment {
+            segment_id: 0,
+            part: 0,
+            start,
+            end,
+            text: text.into(),
+            words: vec![],
+            language: "en".into(),
+            speaker,
+            channel: None,
+        }
     }
 
     #[test]

@@ -50,11 +50,17 @@ pub async fn run(
             tokio::spawn(serving.instrument(tracing::info_span!("channel", channel)));
         }
         drop(out_tx);
-        let outlet = Outlet::new(Wire::Socket(socket), &config, record, deps.registry.clone());
+        let outlet = Outlet::new(Wire::Socket(Box::new(socket)), &config, record, deps.registry.clone());
         let merge = Merge::new(&params);
-        Mixer { outlet, inputs: Some(inputs), split: Splitter::new(&params), merge, max_frame: config.limits.max_frame_bytes }
-            .run(out_rx)
-            .await
+        Mixer {
+            outlet,
+            inputs: Some(inputs),
+            split: Splitter::new(&params),
+            merge,
+            max_frame: config.limits.max_frame_bytes,
+        }
+        .run(out_rx)
+        .await
     }
     .instrument(span)
     .await;
@@ -80,10 +86,10 @@ impl Mixer {
             tokio::select! {
                 biased;
                 message = lanes.recv() => match message {
-                    Some((channel, message)) => self.from_lane(channel, message).await,
+                    Some((channel, message)) => self.on_lane_message(channel, message).await,
                     None => break,
                 },
-                event = self.outlet.recv(), if reading => self.from_client(event).await,
+                event = self.outlet.recv(), if reading => self.on_client_event(event).await,
             }
             if std::mem::take(&mut self.outlet.stalled) {
                 self.stop_reading().await;
@@ -97,17 +103,17 @@ impl Mixer {
         reason
     }
 
-    async fn from_lane(&mut self, channel: u32, message: ServerMessage) {
+    async fn on_lane_message(&mut self, channel: u32, message: ServerMessage) {
         if let Some(message) = self.merge.rewrite(channel, message) {
             self.outlet.send(&message).await;
         }
     }
 
-    async fn from_client(&mut self, event: ClientEvent) {
+    async fn on_client_event(&mut self, event: ClientEvent) {
         match event {
             ClientEvent::Frame(Message::Binary(bytes)) if bytes.len() > self.max_frame => {
                 // Every lane closes on it; the socket is not read further.
-                self.to_all(|| LaneInput::TooLarge).await;
+                self.send_every_lane(|| LaneInput::TooLarge).await;
                 self.inputs = None;
             }
             ClientEvent::Frame(Message::Binary(bytes)) => {
@@ -124,14 +130,16 @@ impl Mixer {
                     let _ = first.send(LaneInput::Frame(Message::Text(text))).await;
                 }
             }
-            ClientEvent::Frame(message @ Message::Text(_)) => self.to_all(|| LaneInput::Frame(message.clone())).await,
+            ClientEvent::Frame(message @ Message::Text(_)) => {
+                self.send_every_lane(|| LaneInput::Frame(message.clone())).await
+            }
             ClientEvent::Frame(Message::Ping(_) | Message::Pong(_)) => {}
             ClientEvent::Frame(Message::Close(_)) => {
                 self.outlet.open = false;
                 self.stop_reading().await;
             }
             ClientEvent::TooLarge => {
-                self.to_all(|| LaneInput::TooLarge).await;
+                self.send_every_lane(|| LaneInput::TooLarge).await;
                 self.inputs = None;
             }
             ClientEvent::Gone => {
@@ -141,7 +149,7 @@ impl Mixer {
         }
     }
 
-    async fn to_all(&mut self, input: impl Fn() -> LaneInput) {
+    async fn send_every_lane(&mut self, input: impl Fn() -> LaneInput) {
         for lane in self.inputs.iter().flatten() {
             let _ = lane.send(input()).await;
         }
@@ -240,7 +248,16 @@ impl Merge {
                     return None;
                 }
                 let (encoding, channels) = (self.encoding, Some(self.channels));
-                ServerMessage::Ready { session_id, sample_rate, encoding, model, language, interim_results, diarize, channels }
+                ServerMessage::Ready {
+                    session_id,
+                    sample_rate,
+                    encoding,
+                    model,
+                    language,
+                    interim_results,
+                    diarize,
+                    channels,
+                }
             }
             ServerMessage::SpeechStarted { segment_id, start, .. } => {
                 ServerMessage::SpeechStarted { segment_id: self.id(channel, segment_id), start, channel: on }
@@ -354,7 +371,8 @@ mod tests {
         assert!(merge.rewrite(0, error()).is_some());
         assert_eq!(merge.rewrite(1, error()), None);
         for (channel, seconds) in [(1, 4.0), (0, 4.5)] {
-            let closed = ServerMessage::Closed { reason: CloseReason::ClientClose, audio_seconds: seconds, segments: 2 };
+            let closed =
+                ServerMessage::Closed { reason: CloseReason::ClientClose, audio_seconds: seconds, segments: 2 };
             assert_eq!(merge.rewrite(channel, closed), None);
         }
         let closed = ServerMessage::Closed { reason: CloseReason::ClientClose, audio_seconds: 4.5, segments: 4 };

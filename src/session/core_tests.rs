@@ -77,7 +77,8 @@ fn speech_asks_for_partials_then_a_final_that_comes_back_as_a_segment() {
     let (start, end) = (job.utterance.start, job.utterance.end);
     let result = FinalResult { segment_id: 0, start, end, result: Ok(transcript("hello")), speakers: None };
     let actions = s.handle(Input::Final(result));
-    let [ServerMessage::Final(segment), ServerMessage::UtteranceEnd { segment_id: 0, end: ended, .. }] = sent(&actions)[..]
+    let [ServerMessage::Final(segment), ServerMessage::UtteranceEnd { segment_id: 0, end: ended, .. }] =
+        sent(&actions)[..]
     else {
         panic!("{actions:?}")
     };

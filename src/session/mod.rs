@@ -3,10 +3,10 @@
 
 pub mod admission;
 pub mod aggregate;
+pub mod channels;
 pub mod core;
 mod deps;
 mod front;
-pub mod channels;
 mod jobs;
 mod outlet;
 mod progress;
@@ -67,7 +67,7 @@ pub async fn run(
     let record = deps.registry.open(id.clone(), client, params.clone());
     let (registry, closing_id) = (deps.registry.clone(), id.clone());
     let reason = async move {
-        let outlet = Outlet::new(Wire::Socket(socket), &config, record, deps.registry.clone());
+        let outlet = Outlet::new(Wire::Socket(Box::new(socket)), &config, record, deps.registry.clone());
         serve(outlet, id, params, deps, config, ticket).await
     }
     .instrument(span)

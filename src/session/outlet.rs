@@ -28,7 +28,8 @@ pub struct Lane {
 }
 
 pub enum Wire {
-    Socket(WebSocket),
+    // Boxed: a socket is large and there is one per session; a lane is a few pointers.
+    Socket(Box<WebSocket>),
     Lane(Lane),
 }
 

@@ -32,7 +32,8 @@ type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
 
 /// Versioned steps; each runs once, in order, under an advisory lock so replicas starting
 /// together do not race. The tables match SQLite's (`store/sqlite.rs`, schema 2).
-const MIGRATIONS: &[&str] = &["CREATE TABLE sessions (
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE sessions (
          id TEXT PRIMARY KEY,
          started_at DOUBLE PRECISION NOT NULL,
          ended_at DOUBLE PRECISION NOT NULL,
