@@ -49,11 +49,12 @@ pub struct Received {
     pub audio_sent: f64,
 }
 
-fn listen_url(base: &str, sample_rate: u32, options: &StreamOptions) -> String {
+fn listen_url(base: &str, audio: &wav::WavAudio, options: &StreamOptions) -> String {
     let mut url = base.to_owned();
     let mut sep = if url.contains('?') { '&' } else { '?' };
-    let declared = [("sample_rate", sample_rate.to_string()), ("encoding", options.encoding.as_str().to_owned())];
-    let declared = declared.into_iter().map(|(k, v)| (k.to_owned(), v));
+    let declared = [("sample_rate", audio.sample_rate.to_string()), ("encoding", options.encoding.as_str().to_owned())];
+    let channels = (audio.channels > 1).then(|| ("channels", audio.channels.to_string()));
+    let declared = declared.into_iter().chain(channels).map(|(k, v)| (k.to_owned(), v));
     for (k, v) in declared.chain(options.query.iter().cloned()) {
         url.push(sep);
         url.push_str(&format!("{k}={v}"));
@@ -167,13 +168,14 @@ pub async fn stream_audio(
     mut on_message: impl FnMut(&Received) + Send,
 ) -> Result<Vec<Received>, ClientError> {
     let pcm = encode(&audio.samples, options.encoding);
-    let url = listen_url(url, audio.sample_rate, options);
+    let url = listen_url(url, audio, options);
     let socket = connect(&url).await?;
     let (mut tx, mut rx) = socket.split();
-    let width = options.encoding.bytes_per_sample();
-    let chunk_bytes = (audio.sample_rate as usize * options.chunk_ms as usize / 1000).max(1) * width;
+    // A chunk and the clock count whole frames: one sample of every channel.
+    let frame = options.encoding.bytes_per_sample() * usize::from(audio.channels.max(1));
+    let chunk_bytes = (audio.sample_rate as usize * options.chunk_ms as usize / 1000).max(1) * frame;
     let started = Instant::now();
-    let bytes_per_sec = f64::from(audio.sample_rate) * width as f64;
+    let bytes_per_sec = f64::from(audio.sample_rate) * frame as f64;
     let mut received = Vec::new();
     let mut chunks = pcm.chunks(chunk_bytes);
     let mut sent_bytes = 0usize;

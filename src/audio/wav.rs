@@ -4,14 +4,22 @@ use std::path::Path;
 
 use super::AudioError;
 
-/// Mono samples in [-1, 1] and their rate.
+/// Samples in [-1, 1] (interleaved when there are several channels) and their rate.
 pub struct WavAudio {
     pub samples: Vec<f32>,
     pub sample_rate: u32,
+    pub channels: u16,
 }
 
 /// Reads a WAV file, averaging channels to mono.
 pub fn read(path: &Path) -> Result<WavAudio, AudioError> {
+    let audio = read_channels(path)?;
+    let samples = super::channels::mix(&audio.samples, usize::from(audio.channels));
+    Ok(WavAudio { samples, channels: 1, ..audio })
+}
+
+/// Reads a WAV file, keeping its channels interleaved.
+pub fn read_channels(path: &Path) -> Result<WavAudio, AudioError> {
     let mut reader = hound::WavReader::open(path)?;
     let spec = reader.spec();
     let interleaved: Vec<f32> = match (spec.sample_format, spec.bits_per_sample) {
@@ -22,9 +30,7 @@ pub fn read(path: &Path) -> Result<WavAudio, AudioError> {
         }
         (format, bits) => return Err(AudioError::Unsupported(format!("{format:?} with {bits} bits"))),
     };
-    let channels = usize::from(spec.channels.max(1));
-    let samples = interleaved.chunks(channels).map(|frame| frame.iter().sum::<f32>() / channels as f32).collect();
-    Ok(WavAudio { samples, sample_rate: spec.sample_rate })
+    Ok(WavAudio { samples: interleaved, sample_rate: spec.sample_rate, channels: spec.channels.max(1) })
 }
 
 /// Writes 16 kHz mono samples as a 16-bit WAV file.

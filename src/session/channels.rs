@@ -95,6 +95,8 @@ impl Mixer {
                 self.stop_reading().await;
             }
         }
+        // The lanes may end before the client does (a limit, shutdown): what it sent is checked.
+        self.stop_reading().await;
         let (reason, closed) = self.merge.closed();
         self.outlet.record.set_audio_seconds(closed_seconds(&closed));
         self.outlet.send(&closed).await;
@@ -130,8 +132,12 @@ impl Mixer {
                     let _ = first.send(LaneInput::Frame(Message::Text(text))).await;
                 }
             }
-            ClientEvent::Frame(message @ Message::Text(_)) => {
-                self.send_every_lane(|| LaneInput::Frame(message.clone())).await
+            ClientEvent::Frame(Message::Text(text)) => {
+                let closing = matches!(serde_json::from_str(&text), Ok(ClientMessage::Close));
+                self.send_every_lane(|| LaneInput::Frame(Message::Text(text.clone()))).await;
+                if closing {
+                    self.stop_reading().await;
+                }
             }
             ClientEvent::Frame(Message::Ping(_) | Message::Pong(_)) => {}
             ClientEvent::Frame(Message::Close(_)) => {

@@ -34,6 +34,9 @@ async fn bad_query_values_are_refused_with_400_naming_the_parameter() {
         ("min_speakers=3&max_speakers=2", "min_speakers"),
         ("diarize=perhaps", "diarize"),
         ("endpointing_ms=20", "endpointing_ms"),
+        ("channels=1&multichannel=true", "multichannel needs channels from 2 to 8"),
+        ("channels=9&multichannel=true", "channels must be an integer from 1 to 8"),
+        ("channels=2&multichannel=yes", "multichannel"),
     ] {
         let (status, body) = refused(&format!("{}?{query}", app.ws_url())).await;
         assert_eq!(status, 400, "{query}");
@@ -251,7 +254,7 @@ async fn audio_faster_than_real_time_for_minutes_is_paced_and_nothing_is_lost() 
         samples.extend(std::iter::repeat_n(0.0, 16_000));
     }
     let audio_s = samples.len() as f64 / 16_000.0;
-    let fast_audio = WavAudio { samples, sample_rate: 16_000 };
+    let fast_audio = WavAudio { samples, sample_rate: 16_000, channels: 1 };
     let url = app.ws_url();
     let fast = tokio::spawn(async move {
         let started = std::time::Instant::now();

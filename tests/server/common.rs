@@ -403,3 +403,18 @@ pub fn venv(program: &str) -> PathBuf {
     assert!(path.is_file(), "{} is missing: run scripts/test.sh, which installs it", path.display());
     path
 }
+
+/// The two-person call as a stereo WAV (one party per channel, `eval::conversation::stereo_call`)
+/// and what each channel's party says; written once per test binary.
+pub fn stereo_call() -> &'static (PathBuf, [String; 2]) {
+    static CALL: std::sync::OnceLock<(PathBuf, [String; 2])> = std::sync::OnceLock::new();
+    CALL.get_or_init(|| {
+        let call = speech_service::audio::wav::read_16k(&recording("sample.wav")).unwrap();
+        let stm = std::fs::read_to_string(recording("sample.stm")).unwrap();
+        let stereo = speech_service::eval::conversation::stereo_call(&call, &stm);
+        let path = std::env::temp_dir().join(format!("speech-call-stereo-{}.wav", std::process::id()));
+        let [left, right] = &stereo.channels;
+        speech_service::audio::wav::write_16k_channels(&path, &[left, right]).unwrap();
+        (path, stereo.texts)
+    })
+}

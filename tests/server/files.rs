@@ -363,3 +363,36 @@ async fn api_keys_guard_the_file_api_and_logs_off_a_terminal_have_no_colour() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("INFO") && !stderr.contains('\u{1b}'), "{stderr}");
 }
+
+#[tokio::test]
+async fn multichannel_files_are_transcribed_channel_by_channel_and_mono_is_refused() {
+    let _heavy = HEAVY.lock().await;
+    let app = default_app();
+    let (path, _) = stereo_call();
+    let stereo = std::fs::read(path).unwrap();
+    let form = |bytes: Vec<u8>, extra: Option<(&'static str, &'static str)>| {
+        let mut fields = vec![
+            Field::File("call.wav", bytes),
+            Field::Text("model", "whisper-1"),
+            Field::Text("response_format", "diarized_json"),
+            Field::Text("multichannel", "true"),
+        ];
+        fields.extend(extra.map(|(k, v)| Field::Text(k, v)));
+        fields
+    };
+    let (status, body) = post_form(app, "/v1/audio/transcriptions", &form(stereo.clone(), None)).await;
+    assert_eq!(status, 200, "{body}");
+    let segments = json(&body)["segments"].as_array().unwrap().clone();
+    let speakers: std::collections::BTreeSet<&str> = segments.iter().filter_map(|s| s["speaker"].as_str()).collect();
+    assert_eq!(speakers, ["S1", "S2"].into(), "the channels are the speakers: {body}");
+    let starts: Vec<f64> = segments.iter().map(|s| s["start"].as_f64().unwrap()).collect();
+    assert!(starts.windows(2).all(|w| w[0] <= w[1]), "both channels interleaved by time: {starts:?}");
+
+    let error = |body: &str| json(body)["error"]["param"].as_str().map(str::to_owned);
+    let jfk = std::fs::read(recording("jfk.wav")).unwrap();
+    let (status, body) = post_form(app, "/v1/audio/transcriptions", &form(jfk, None)).await;
+    assert_eq!((status, error(&body).as_deref()), (400, Some("multichannel")), "{body}");
+    assert!(body.contains("invalid_parameter") && body.contains("the file has 1"), "{body}");
+    let (status, body) = post_form(app, "/v1/audio/transcriptions", &form(stereo, Some(("stream", "true")))).await;
+    assert_eq!((status, error(&body).as_deref()), (400, Some("stream")), "{body}");
+}

@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod capacity;
+mod channels;
 mod common;
 mod crash;
 mod deploy;
