@@ -264,7 +264,8 @@ pub fn speaker_turns(messages: &[ServerMessage]) -> Vec<crate::eval::rttm::Turn>
     finals(messages)
         .into_iter()
         .filter_map(|f| {
-            let speaker = f.speaker.clone().or_else(|| labels.get(&(f.segment_id, f.part)).cloned())?;
+            // A label that came later (late, or changed) replaces the one the final carried.
+            let speaker = labels.get(&(f.segment_id, f.part)).cloned().or_else(|| f.speaker.clone())?;
             Some(crate::eval::rttm::Turn { start: f.start, end: f.end, speaker: resolve(speaker) })
         })
         .collect()

@@ -75,6 +75,9 @@ pub struct EmbeddedTurn {
     pub end: usize,
     pub embedding: Option<Vec<f32>>,
     pub reliable: bool,
+    /// The turn's clip is telephone band (`speaker::band`): its embedding is judged by
+    /// `speakers.narrowband_threshold`.
+    pub narrowband: bool,
 }
 
 impl EmbeddedTurn {

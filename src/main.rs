@@ -74,6 +74,15 @@ enum Command {
         speed: f64,
         #[arg(long, default_value_t = 100)]
         chunk_ms: u32,
+        /// Extra query parameters, e.g. `--query multichannel=true --query diarize=false`.
+        #[arg(long, value_parser = parse_query)]
+        query: Vec<(String, String)>,
+        /// Keep a multichannel WAV file's channels (sends `channels=N&multichannel=true`).
+        #[arg(long)]
+        multichannel: bool,
+        /// Write the live speaker turns (finals with their latest labels) here as RTTM.
+        #[arg(long)]
+        rttm: Option<PathBuf>,
     },
     /// Stream real recordings from N clients at once and report latency, partials, WER,
     /// refusals and the server's CPU and memory (docs/BENCHMARKS.md).
@@ -235,6 +244,12 @@ fn override_with<T>(setting: &mut T, flag: Option<T>) {
     }
 }
 
+/// A `name=value` query parameter.
+fn parse_query(arg: &str) -> Result<(String, String), String> {
+    let (name, value) = arg.split_once('=').ok_or_else(|| format!("`{arg}` is not name=value"))?;
+    Ok((name.to_owned(), value.to_owned()))
+}
+
 /// Text given on the command line, or read from the file it names.
 fn text_or_file(arg: &str) -> anyhow::Result<String> {
     let path = std::path::Path::new(arg);
@@ -341,9 +356,22 @@ async fn run() -> anyhow::Result<()> {
         }
         Command::Transcribe(args) => transcribe::run(args, config).await,
         Command::Eval { metric } => eval(metric, &models_dir),
-        Command::Stream { file, url, speed, chunk_ms } => {
-            let options = client::StreamOptions { speed, chunk_ms, ..Default::default() };
-            client::stream_file(&url, &file, &options, client::print_message).await?;
+        Command::Stream { file, url, speed, chunk_ms, mut query, multichannel, rttm } => {
+            let audio = if multichannel {
+                query.push(("multichannel".into(), "true".into()));
+                speech_service::audio::wav::read_channels(&file)?
+            } else {
+                speech_service::audio::wav::read(&file)?
+            };
+            let options = client::StreamOptions { speed, chunk_ms, query, ..Default::default() };
+            let received = client::stream_audio(&url, &audio, &options, client::print_message).await?;
+            if let Some(path) = rttm {
+                let messages: Vec<_> = received.into_iter().map(|r| r.message).collect();
+                let name = file.file_stem().map_or_else(|| "audio".into(), |s| s.to_string_lossy().into_owned());
+                let turns = client::speaker_turns(&messages);
+                std::fs::write(&path, speech_service::eval::rttm::write(&name, &turns))
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
             Ok(())
         }
         Command::Load(args) => load(args, &models_dir).await,

@@ -290,6 +290,11 @@ impl Config {
             ),
             (!(-1.0..=1.0).contains(&self.speakers.threshold), "speakers.threshold", "must be within -1..1"),
             (
+                !(-1.0..=1.0).contains(&self.speakers.narrowband_threshold),
+                "speakers.narrowband_threshold",
+                "must be within -1..1",
+            ),
+            (
                 self.store
                     .url
                     .as_deref()

@@ -111,6 +111,7 @@ impl Diarizer {
         if let Some(last) = turns.last_mut() {
             last.end = samples.len();
         }
+        let narrowband = crate::speaker::band::is_narrowband(samples);
         turns
             .into_iter()
             .filter(|t| t.end > from)
@@ -122,7 +123,8 @@ impl Diarizer {
                 } else {
                     None
                 };
-                Ok(EmbeddedTurn { start: t.start, end: t.end, embedding, reliable: len >= ms(self.config.reliable_ms) })
+                let reliable = len >= ms(self.config.reliable_ms);
+                Ok(EmbeddedTurn { start: t.start, end: t.end, embedding, reliable, narrowband })
             })
             .collect()
     }

@@ -106,7 +106,7 @@ mod tests {
     use super::*;
 
     fn turn(start: usize, end: usize) -> EmbeddedTurn {
-        EmbeddedTurn { start, end, embedding: Some(vec![1.0]), reliable: true }
+        EmbeddedTurn { start, end, embedding: Some(vec![1.0]), reliable: true, narrowband: false }
     }
 
     #[test]

@@ -24,7 +24,7 @@ pub fn label_turns(tracker: &mut SpeakerTracker, turns: &[EmbeddedTurn]) -> (Vec
         let t = &turns[i];
         let Some(embedding) = t.embedding.as_ref() else { continue };
         let seconds = crate::domain::seconds(t.end - t.start) as f32;
-        let a = tracker.assign(embedding, seconds, t.reliable);
+        let a = tracker.assign(embedding, seconds, t.reliable, t.narrowband);
         merged.extend(a.merged);
         labels[i] = Some(a.speaker);
     }

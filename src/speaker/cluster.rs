@@ -11,6 +11,9 @@ use super::campplus::cosine;
 pub struct ClusterConfig {
     /// Cosine similarity to a centroid needed to join it.
     pub threshold: f32,
+    /// The same for telephone-band audio, whose voices sound more alike to the embedding
+    /// model (docs/BENCHMARKS.md: at 0.5 the 8 kHz call came out as one speaker).
+    pub narrowband_threshold: f32,
     /// Two centroids this similar are one speaker.
     pub merge_threshold: f32,
     pub max_speakers: usize,
@@ -19,7 +22,7 @@ pub struct ClusterConfig {
 
 impl Default for ClusterConfig {
     fn default() -> Self {
-        Self { threshold: 0.50, merge_threshold: 0.70, max_speakers: 8, min_speakers: 1 }
+        Self { threshold: 0.50, narrowband_threshold: 0.55, merge_threshold: 0.70, max_speakers: 8, min_speakers: 1 }
     }
 }
 
@@ -75,10 +78,13 @@ impl SpeakerTracker {
     /// Assigns an embedding. `weight` is its duration in seconds; a `reliable` embedding (long
     /// enough) may open a new speaker and moves its centroid; an unreliable one is only labelled
     /// with the nearest speaker (it opens one only when there is none yet).
-    pub fn assign(&mut self, embedding: &[f32], weight: f32, reliable: bool) -> Assignment {
+    pub fn assign(&mut self, embedding: &[f32], weight: f32, reliable: bool, narrowband: bool) -> Assignment {
         let best = self.nearest(embedding);
-        let needed =
-            if self.active() < self.config.min_speakers { self.config.merge_threshold } else { self.config.threshold };
+        let needed = match (self.active() < self.config.min_speakers, narrowband) {
+            (true, _) => self.config.merge_threshold,
+            (false, true) => self.config.narrowband_threshold,
+            (false, false) => self.config.threshold,
+        };
         let speaker = match best {
             Some((id, sim)) if sim >= needed || !reliable || self.active() >= self.config.max_speakers => id,
             _ => {
@@ -132,14 +138,26 @@ mod tests {
     }
 
     #[test]
+    fn telephone_band_voices_need_more_similarity_to_be_one_speaker() {
+        // cos 0.52: one speaker in wide band (0.5), two in the phone band (0.55).
+        let (first, second) = (unit(&[1.0, 0.0]), unit(&[0.52, 0.854]));
+        for (narrowband, speakers) in [(false, 1), (true, 2)] {
+            let mut t = SpeakerTracker::new(ClusterConfig::default());
+            t.assign(&first, 2.0, true, narrowband);
+            t.assign(&second, 2.0, true, narrowband);
+            assert_eq!(t.active(), speakers, "narrowband {narrowband}");
+        }
+    }
+
+    #[test]
     fn similar_embeddings_share_a_speaker_and_different_ones_do_not() {
         let mut t = SpeakerTracker::new(ClusterConfig::default());
-        assert_eq!(t.assign(&unit(&[1.0, 0.1, 0.0]), 2.0, true).speaker, 0);
-        assert_eq!(t.assign(&unit(&[0.9, 0.2, 0.0]), 2.0, true).speaker, 0);
-        assert_eq!(t.assign(&unit(&[0.0, 0.1, 1.0]), 2.0, true).speaker, 1);
+        assert_eq!(t.assign(&unit(&[1.0, 0.1, 0.0]), 2.0, true, false).speaker, 0);
+        assert_eq!(t.assign(&unit(&[0.9, 0.2, 0.0]), 2.0, true, false).speaker, 0);
+        assert_eq!(t.assign(&unit(&[0.0, 0.1, 1.0]), 2.0, true, false).speaker, 1);
         // Unreliable (short) embeddings never open a speaker: this one is below the threshold
         // for both (0.38 to speaker 1, 0.15 to speaker 0) and joins the nearer.
-        assert_eq!(t.assign(&unit(&[0.0, 1.0, 0.3]), 0.3, false).speaker, 1);
+        assert_eq!(t.assign(&unit(&[0.0, 1.0, 0.3]), 0.3, false, false).speaker, 1);
         assert_eq!(t.active(), 2);
         assert_eq!(label(1), "S2");
     }
@@ -148,9 +166,9 @@ mod tests {
     fn max_speakers_caps_new_ids() {
         let config = ClusterConfig { max_speakers: 2, ..Default::default() };
         let mut t = SpeakerTracker::new(config);
-        t.assign(&unit(&[1.0, 0.0, 0.0]), 1.0, true);
-        t.assign(&unit(&[0.0, 1.0, 0.0]), 1.0, true);
-        assert!(t.assign(&unit(&[0.0, 0.0, 1.0]), 1.0, true).speaker < 2);
+        t.assign(&unit(&[1.0, 0.0, 0.0]), 1.0, true, false);
+        t.assign(&unit(&[0.0, 1.0, 0.0]), 1.0, true, false);
+        assert!(t.assign(&unit(&[0.0, 0.0, 1.0]), 1.0, true, false).speaker < 2);
         assert_eq!(t.active(), 2);
     }
 
@@ -158,10 +176,10 @@ mod tests {
     fn clusters_that_converge_are_merged_and_reported() {
         let config = ClusterConfig { threshold: 0.9, merge_threshold: 0.8, ..Default::default() };
         let mut t = SpeakerTracker::new(config);
-        t.assign(&unit(&[1.0, 0.0]), 1.0, true);
-        assert_eq!(t.assign(&unit(&[0.5, 0.6]), 1.0, true).speaker, 1); // cos 0.64: new
-                                                                        // Evidence for speaker 1 that lies towards speaker 0 pulls the two together (cos 0.82).
-        let a = t.assign(&unit(&[0.85, 0.53]), 5.0, true);
+        t.assign(&unit(&[1.0, 0.0]), 1.0, true, false);
+        assert_eq!(t.assign(&unit(&[0.5, 0.6]), 1.0, true, false).speaker, 1); // cos 0.64: new
+                                                                               // Evidence for speaker 1 that lies towards speaker 0 pulls the two together (cos 0.82).
+        let a = t.assign(&unit(&[0.85, 0.53]), 5.0, true, false);
         assert_eq!(a.speaker, 1);
         let merges: Vec<_> = a.merged.clone();
         assert_eq!(merges, vec![(1, 0)], "{a:?}");
