@@ -17,7 +17,7 @@ use serde_json::json;
 use super::state::AppState;
 use crate::audio::decode::FileDecoder;
 use crate::config::Config;
-use crate::domain::Segment;
+use crate::domain::{DecodeQuality, Segment};
 use crate::engine::asr::DecodeOptions;
 use crate::offline::{
     render, transcribe_channels, transcribe_utterances, Format, OfflineError, Transcription, Utterances,
@@ -299,9 +299,10 @@ struct VerboseSegment {
     no_speech_prob: f64,
 }
 
-fn verbose_segment((id, s): (usize, &Segment)) -> VerboseSegment {
-    let confidence = s.words.iter().map(|w| f64::from(w.probability).max(1e-6).ln()).sum::<f64>();
-    let avg_logprob = if s.words.is_empty() { 0.0 } else { confidence / s.words.len() as f64 };
+/// A segment as `verbose_json` has it, with its decode's figures (a segment without them, which
+/// no decode made, reports a certain, uncompressed, spoken segment).
+fn verbose_segment(id: usize, s: &Segment, quality: Option<&DecodeQuality>) -> VerboseSegment {
+    let quality = quality.copied().unwrap_or(DecodeQuality { compression_ratio: 1.0, ..Default::default() });
     VerboseSegment {
         id,
         seek: 0,
@@ -310,10 +311,9 @@ fn verbose_segment((id, s): (usize, &Segment)) -> VerboseSegment {
         text: s.text.clone(),
         tokens: Vec::new(),
         temperature: 0.0,
-        avg_logprob,
-        // The segment's own text, as Whisper's reference implementation computes it.
-        compression_ratio: crate::engine::loops::compression_ratio(&s.text),
-        no_speech_prob: 0.0,
+        avg_logprob: quality.avg_logprob,
+        compression_ratio: quality.compression_ratio,
+        no_speech_prob: quality.no_speech_prob,
     }
 }
 
@@ -334,7 +334,9 @@ fn respond(t: &Transcription, format: ResponseFormat, words: bool, duration: f64
         ResponseFormat::Srt => plain(render(t, Format::Srt, "file"), "application/x-subrip"),
         ResponseFormat::Vtt => plain(render(t, Format::Vtt, "file"), "text/vtt"),
         ResponseFormat::VerboseJson => {
-            let segments: Vec<VerboseSegment> = t.segments.iter().enumerate().map(verbose_segment).collect();
+            let segments: Vec<VerboseSegment> = (t.segments.iter().enumerate())
+                .map(|(id, s)| verbose_segment(id, s, t.quality.get(&s.segment_id)))
+                .collect();
             let mut body = json!({
                 "task": task_name, "language": language_name(t, task), "duration": duration, "text": text, "segments": segments,
             });

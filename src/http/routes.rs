@@ -235,7 +235,7 @@ pub async fn get_transcript(
         TranscriptFormat::Vtt => (Format::Vtt, "text/vtt"),
     };
     let session = find_session(&state, id).await?;
-    let body = render(&Transcription { segments: session.transcript, turns: Vec::new() }, format, &session.id);
+    let body = render(&Transcription { segments: session.transcript, ..Default::default() }, format, &session.id);
     Ok(([(axum::http::header::CONTENT_TYPE, content_type)], body).into_response())
 }
 

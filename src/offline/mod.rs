@@ -120,8 +120,10 @@ pub async fn transcribe_channels(
         let utterances = Utterances::of(open()?.channel(channel)?, engines, config);
         let file = transcribe_utterances(utterances, engines, config, options.clone(), false, &mut |_, _| {}).await?;
         let (channel, n) = (channel as u32, channels as u64);
+        let id = |segment_id: u64| segment_id * n + u64::from(channel);
+        all.transcription.quality.extend(file.transcription.quality.into_iter().map(|(k, q)| (id(k), q)));
         all.transcription.segments.extend(file.transcription.segments.into_iter().map(|mut s| {
-            s.segment_id = s.segment_id * n + u64::from(channel);
+            s.segment_id = id(s.segment_id);
             s.speaker = Some(crate::domain::channel_speaker(channel, None));
             s.channel = Some(channel);
             s

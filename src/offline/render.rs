@@ -1,13 +1,17 @@
 //! Output formats of `transcribe`.
 
-use crate::domain::Segment;
+use std::collections::BTreeMap;
+
+use crate::domain::{DecodeQuality, Segment};
 use crate::eval::rttm::{self, Turn};
 
-/// A transcribed file: its segments and, when diarized, its speaker turns.
+/// A transcribed file: its segments, when diarized its speaker turns, and how sure each
+/// segment's decode was (by `segment_id`: the parts of one utterance share its decode).
 #[derive(Debug, Clone, Default)]
 pub struct Transcription {
     pub segments: Vec<Segment>,
     pub turns: Vec<Turn>,
+    pub quality: BTreeMap<u64, DecodeQuality>,
 }
 
 /// Output formats of `transcribe`.
@@ -115,7 +119,7 @@ mod tests {
     #[test]
     fn subtitles_use_their_timestamp_styles() {
         let segments = vec![segment(0.5, 3723.25, "Hello there.", None), segment(4000.0, 4001.0, "", None)];
-        let t = Transcription { segments, turns: vec![] };
+        let t = Transcription { segments, turns: vec![], quality: BTreeMap::new() };
         assert_eq!(render(&t, Format::Srt, "f"), "1\n00:00:00,500 --> 01:02:03,250\nHello there.\n\n");
         assert_eq!(render(&t, Format::Vtt, "f"), "WEBVTT\n\n00:00:00.500 --> 01:02:03.250\nHello there.\n\n");
         assert_eq!(render(&t, Format::Text, "f"), "Hello there.\n");
@@ -124,7 +128,7 @@ mod tests {
     #[test]
     fn speakers_appear_in_every_format() {
         let turns = vec![Turn { start: 0.5, end: 2.0, speaker: "S1".into() }];
-        let t = Transcription { segments: vec![segment(0.5, 2.0, "Hi.", Some("S1"))], turns };
+        let t = Transcription { segments: vec![segment(0.5, 2.0, "Hi.", Some("S1"))], turns, quality: BTreeMap::new() };
         assert_eq!(render(&t, Format::Text, "f"), "S1: Hi.\n");
         assert!(render(&t, Format::Srt, "f").contains("[S1] Hi."));
         assert!(render(&t, Format::Vtt, "f").contains("<v S1>Hi."));
@@ -137,7 +141,7 @@ mod tests {
         let word = |w: &str, start: f64| Word { word: w.into(), start, end: start + 0.3, probability: 0.9 };
         let mut s = segment(1.0, 2.0, " Ask not.", Some("S2"));
         s.words = vec![word(" Ask", 1.0), word(" not.", 1.42)];
-        let t = Transcription { segments: vec![s], turns: vec![] };
+        let t = Transcription { segments: vec![s], turns: vec![], quality: BTreeMap::new() };
         let vtt = render(&t, Format::Vtt, "f");
         assert_eq!(vtt, "WEBVTT\n\n00:00:01.000 --> 00:00:02.000\n<v S2>Ask <00:00:01.420>not.\n\n");
     }

@@ -24,6 +24,7 @@ pub fn attribute(results: Vec<UtteranceResult>, config: &Config, diarized: bool)
             end: offset + seconds(t.end),
             speaker: label(t.speaker),
         }));
+        out.quality.insert(id, transcript.quality);
         let turns = diarized.then_some(labelled.as_slice());
         out.segments.extend(to_segments(id, &transcript, turns, end - start, offset));
     }

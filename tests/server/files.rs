@@ -130,6 +130,15 @@ async fn response_formats_carry_text_and_timestamps() {
     assert!(!segments.is_empty() && segments[0]["start"].as_f64().unwrap() < 1.0, "{v}");
     let words = v["words"].as_array().unwrap();
     assert!(words.len() >= 20 && words.last().unwrap()["end"].as_f64().unwrap() > 9.0, "{v}");
+    // The decode's own figures: a sure decode of clear speech that is not a loop.
+    for s in segments {
+        let figure = |name: &str| s[name].as_f64().unwrap_or_else(|| panic!("{name} in {s}"));
+        let (logprob, ratio, no_speech) =
+            (figure("avg_logprob"), figure("compression_ratio"), figure("no_speech_prob"));
+        assert!((-1.0..0.0).contains(&logprob), "mean token log-probability: {s}");
+        assert!(ratio > 0.0 && ratio < 2.4 && ratio != 1.0, "compression ratio of the decode: {s}");
+        assert!((0.0..0.5).contains(&no_speech), "speech: {s}");
+    }
     let aligned_text = v["text"].as_str().unwrap().to_owned();
 
     let (_, srt) = transcribe(app, "jfk.mp3", mp3.clone(), "srt").await;
