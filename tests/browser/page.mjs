@@ -3,7 +3,7 @@
 // one JSON object on stdout; tests/server/page.rs checks it against the references.
 //
 // Environment: BASE_URL, API_KEY, FULL_URL (a server with no room left, no key), LIVE_WAV (fake microphone), LIVE_SECONDS (how long it plays),
-// FILE_WAV (dropped on the page), OUT_DIR (screenshot and download).
+// FILE_WAV (dropped on the page), OUT_DIR (screenshot and download); ONLY_LIVE=1 stops after the live capture.
 
 import { chromium } from "playwright-core";
 import { readFileSync, writeFileSync } from "node:fs";
@@ -16,6 +16,7 @@ const env = (name) => {
 };
 const base = env("BASE_URL");
 const outDir = env("OUT_DIR");
+const onlyLive = Boolean(process.env.ONLY_LIVE);
 const liveSeconds = Number(env("LIVE_SECONDS"));
 
 const browser = await chromium.launch({
@@ -97,6 +98,10 @@ try {
       latency: l.querySelector(".latency").textContent,
     })),
   );
+  result.page_errors = pageErrors;
+  // ONLY_LIVE: the live capture alone (the quiet-audio test); the rest is one run's worth.
+  rest: {
+  if (onlyLive) break rest;
   await page.screenshot({ path: join(outDir, "page.png"), fullPage: true });
 
   const [download] = await Promise.all([page.waitForEvent("download"), page.click('#downloads button[data-format="text"]')]);
@@ -177,6 +182,7 @@ try {
   await full.click("#start");
   await full.waitForSelector("#live-error:not([hidden])", { timeout: 20000 });
   result.full_message = await full.textContent("#live-error .alert-text");
+  }
 } finally {
   await browser.close();
 }

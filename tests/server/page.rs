@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use speech_service::domain::{DecodeQuality, Segment, Transcript};
+use speech_service::engine::loops::{compression_ratio, is_looping};
 use speech_service::eval::reference::{stm_text, JFK_TEXT};
 use speech_service::eval::wer::{normalize, word_error_rate};
 
@@ -55,8 +57,15 @@ fn browser_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
 }
 
+/// What the fake microphone plays, for how long, and whether the run stops after it.
+struct Live<'a> {
+    wav: &'a std::path::Path,
+    seconds: u32,
+    only: bool,
+}
+
 /// Runs tests/browser/page.mjs against `app`; returns what the page showed.
-async fn drive_page(app: &TestApp, full: &TestApp, out_dir: &std::path::Path) -> serde_json::Value {
+async fn drive_page(app: &TestApp, full: &TestApp, live: Live<'_>, out_dir: &std::path::Path) -> serde_json::Value {
     let playwright = browser_dir().join("node_modules/playwright-core");
     assert!(playwright.is_dir(), "{} is missing: run scripts/test.sh, which installs it", playwright.display());
     std::fs::create_dir_all(out_dir).unwrap();
@@ -65,8 +74,9 @@ async fn drive_page(app: &TestApp, full: &TestApp, out_dir: &std::path::Path) ->
         .env("BASE_URL", format!("http://{}", app.addr))
         .env("API_KEY", KEY)
         .env("FULL_URL", format!("http://{}", full.addr))
-        .env("LIVE_WAV", recording("sample.wav"))
-        .env("LIVE_SECONDS", "31")
+        .env("LIVE_WAV", live.wav)
+        .env("LIVE_SECONDS", live.seconds.to_string())
+        .env("ONLY_LIVE", if live.only { "1" } else { "" })
         .env("FILE_WAV", recording("jfk.wav"))
         .env("OUT_DIR", out_dir)
         .output()
@@ -75,6 +85,40 @@ async fn drive_page(app: &TestApp, full: &TestApp, out_dir: &std::path::Path) ->
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "the browser run failed: {stderr}");
     serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"))
+}
+
+/// The transcript the server stored for `session` (read with the page's key).
+async fn stored_transcript(app: &TestApp, session: &str) -> Vec<Segment> {
+    let auth = format!("Authorization: Bearer {KEY}\r\n");
+    let (status, body) = http_with_headers(app, "GET", &format!("/sessions/{session}"), &auth).await;
+    assert_eq!(status, 200, "{body}");
+    let session: serde_json::Value = serde_json::from_str(&body).unwrap();
+    serde_json::from_value(session["transcript"].clone()).unwrap()
+}
+
+/// The call's WER streamed straight to the socket (no browser), as fast as the server takes it.
+async fn socket_wer(app: &TestApp, reference: &str) -> f64 {
+    let url = format!("{}?token={}", app.ws_url(), urlencode(KEY));
+    let options = speech_service::client::StreamOptions { speed: 0.0, ..Default::default() };
+    let received = speech_service::client::stream_file(&url, &recording("sample.wav"), &options, |_| {}).await.unwrap();
+    word_error_rate(reference, &final_text(&messages_of(&received))).wer()
+}
+
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+fn as_transcript(s: &Segment) -> Transcript {
+    let quality = DecodeQuality { compression_ratio: compression_ratio(&s.text), ..Default::default() };
+    Transcript { text: s.text.clone(), words: s.words.clone(), language: s.language.clone(), quality }
 }
 
 fn texts(lines: &serde_json::Value) -> Vec<String> {
@@ -93,7 +137,8 @@ async fn the_page_captions_the_microphone_with_speakers_and_transcribes_a_droppe
     let mut holder = connect(&full.ws_url()).await;
     assert!(matches!(next_message(&mut holder).await, ServerMessage::Ready { .. }));
     let out_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/browser-test");
-    let page = drive_page(&app, &full, &out_dir).await;
+    let live = Live { wav: &recording("sample.wav"), seconds: 31, only: false };
+    let page = drive_page(&app, &full, live, &out_dir).await;
     eprintln!("page: {page:#}");
     assert!(page["page_errors"].as_array().unwrap().is_empty(), "script errors: {}", page["page_errors"]);
     assert!(page["refusal"].as_str().unwrap().contains("API key"), "{}", page["refusal"]);
@@ -105,6 +150,16 @@ async fn the_page_captions_the_microphone_with_speakers_and_transcribes_a_droppe
     let counts = word_error_rate(&reference, &shown.join(" "));
     assert!(counts.wer() <= 0.30, "WER {:.3} ({counts:?}): {shown:?}", counts.wer());
 
+    // Through the browser's audio processing the stored transcript is nearly as good as over
+    // the socket, and no final of it is a repetition loop.
+    let session = page["session"].as_str().unwrap();
+    let stored = stored_transcript(&app, session).await;
+    let stored_text: Vec<&str> = stored.iter().map(|s| s.text.as_str()).collect();
+    let page_wer = word_error_rate(&reference, &stored_text.join(" ")).wer();
+    let socket_wer = socket_wer(&app, &reference).await;
+    eprintln!("two-person call: WER {page_wer:.3} through the page, {socket_wer:.3} over the socket");
+    assert!(page_wer <= socket_wer + 0.05, "page {page_wer:.3} against socket {socket_wer:.3}: {stored_text:?}");
+    assert!(stored.iter().all(|s| !is_looping(&as_transcript(s))), "a looping final was stored: {stored_text:?}");
     // Two people, two labels, two colours: each label its own colour, and two labels hold
     // nearly all the words (live clustering may give a lone first "Hello." a label of its own).
     let lines = page["lines"].as_array().unwrap();
@@ -158,4 +213,36 @@ async fn the_page_captions_the_microphone_with_speakers_and_transcribes_a_droppe
     );
     assert!(page["full_message"].as_str().unwrap().contains("server is full"), "{}", page["full_message"]);
     drop(holder);
+}
+
+/// Silence, then white noise, then mains hum with noise: what a microphone hears with no one
+/// speaking. A 16 kHz WAV file in the temporary directory.
+fn quiet_wav() -> PathBuf {
+    let path = std::env::temp_dir().join(format!("speech-quiet-{}.wav", std::process::id()));
+    let mut seed = 12345u32;
+    let mut noise = move || {
+        seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        (seed >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0
+    };
+    let second = 16_000;
+    let mut samples = vec![0.0f32; 4 * second];
+    samples.extend((0..4 * second).map(|_| 0.05 * noise()));
+    let hum = |i: usize| 0.1 * (i as f32 * 50.0 * std::f32::consts::TAU / 16_000.0).sin();
+    samples.extend((0..4 * second).map(|i| hum(i) + 0.02 * noise()));
+    speech_service::audio::wav::write_16k(&path, &samples).unwrap();
+    path
+}
+
+#[tokio::test]
+async fn the_page_sends_no_words_for_silence_noise_and_hum() {
+    let _heavy = HEAVY.lock().await;
+    let app = spawn_app(|c| c.auth.api_keys = vec![KEY.to_owned()]);
+    let out_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/browser-test-quiet");
+    let quiet = quiet_wav();
+    let page = drive_page(&app, &app, Live { wav: &quiet, seconds: 12, only: true }, &out_dir).await;
+    assert!(page["page_errors"].as_array().unwrap().is_empty(), "script errors: {}", page["page_errors"]);
+    assert_eq!(texts(&page["lines"]), Vec::<String>::new(), "no words on the page");
+    let stored = stored_transcript(&app, page["session"].as_str().unwrap()).await;
+    let words: Vec<&str> = stored.iter().map(|s| s.text.as_str()).filter(|t| !t.trim().is_empty()).collect();
+    assert!(words.is_empty(), "no words stored: {words:?}");
 }
