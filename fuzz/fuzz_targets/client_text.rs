@@ -8,7 +8,7 @@ use speech_service::protocol::{Abilities, ListenParams};
 use speech_service::session::core::{Input, Session};
 
 fn params(diarize: bool) -> ListenParams {
-    let abilities = Abilities { multilingual: false, diarization: diarize, is_language: |_| false };
+    let abilities = Abilities { multilingual: false, diarization: diarize, is_language: |_| false, max_channels: 8 };
     ListenParams::parse(&Default::default(), &abilities).expect("the defaults parse")
 }
 

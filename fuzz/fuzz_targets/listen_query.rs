@@ -15,10 +15,12 @@ fuzz_target!(|data: &[u8]| {
         diarization: flags & 2 != 0,
         // The real lookup (whisper.cpp's table), which sees every `language` a client sends.
         is_language: speech_service::engine::whisper::is_language,
+        max_channels: 8,
     };
     let Ok(params) = ListenParams::parse(&pairs, &abilities) else { return };
     assert!((8_000..=192_000).contains(&params.sample_rate));
     assert!(params.max_speakers.is_none_or(|n| (1..=SPEAKER_LIMIT).contains(&n)));
     assert!(params.endpointing_ms.is_none_or(|ms| ENDPOINTING_MS.contains(&ms)));
     assert!(!params.diarize || abilities.diarization, "speakers only where the server has them");
+    assert!((1..=8).contains(&params.channels) && (!params.multichannel || params.channels >= 2));
 });
