@@ -120,3 +120,21 @@ async fn transcribe_multichannel_labels_each_channel_and_refuses_mono() {
     let stderr = String::from_utf8_lossy(&mono.stderr);
     assert!(!mono.status.success() && stderr.contains("needs a file of 2 to 8 channels"), "{stderr}");
 }
+
+#[tokio::test]
+async fn channels_without_multichannel_are_mixed_down_as_before() {
+    let _heavy = HEAVY.lock().await;
+    let (path, _) = stereo_call();
+    let audio = speech_service::audio::wav::read_channels(path).unwrap();
+    let options = StreamOptions { speed: 0.0, ..Default::default() };
+    let messages = messages_of(&stream_audio(&default_app().ws_url(), &audio, &options, |_| {}).await.unwrap());
+    assert!(matches!(messages[0], ServerMessage::Ready { channels: None, .. }), "{:?}", messages[0]);
+    let finals: Vec<&Segment> =
+        messages.iter().filter_map(|m| if let ServerMessage::Final(s) = m { Some(s) } else { None }).collect();
+    assert!(finals.iter().all(|s| s.channel.is_none()), "mono finals carry no channel: {finals:?}");
+    // Both parties, in the order they spoke (the call's reference).
+    let reference = speech_service::eval::reference::stm_text(&recording("sample.stm")).unwrap();
+    let wer = word_error_rate(&reference, &final_text(&messages)).wer();
+    eprintln!("stereo call mixed down: WER {wer:.3}");
+    assert!(wer <= 0.35, "both parties heard in one stream: WER {wer:.3}: {}", final_text(&messages));
+}

@@ -418,3 +418,13 @@ pub fn stereo_call() -> &'static (PathBuf, [String; 2]) {
         (path, stereo.texts)
     })
 }
+
+/// `text` percent-encoded for a query string.
+pub fn url_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

@@ -81,19 +81,24 @@ impl Prometheus {
         Self { process, port, dir }
     }
 
-    async fn wait_listening(&self) {
+    /// Waits until Prometheus says it is ready: it listens before its storage is open, and
+    /// answers queries 503 until then (seen under the whole suite's load).
+    async fn wait_ready(&self) {
+        let app = TestApp { addr: ([127, 0, 0, 1], self.port).into() };
         for _ in 0..300 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_ok() {
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_ok()
+                && http_text(&app, "GET", "/-/ready").await.0 == 200
+            {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("Prometheus did not start listening");
+        panic!("Prometheus did not become ready");
     }
 
     async fn query(&self, expr: &str) -> serde_json::Value {
         let app = TestApp { addr: ([127, 0, 0, 1], self.port).into() };
-        let path = format!("/api/v1/query?query={}", encode(expr));
+        let path = format!("/api/v1/query?query={}", url_encode(expr));
         let (status, body) = http_text(&app, "GET", &path).await;
         assert_eq!(status, 200, "{expr}: {body}");
         serde_json::from_str(&body).unwrap()
@@ -106,15 +111,6 @@ impl Drop for Prometheus {
         let _ = self.process.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 fn dashboard_queries(path: &Path) -> Vec<String> {
@@ -132,7 +128,7 @@ async fn every_dashboard_query_returns_data_from_a_real_prometheus() {
     let _heavy = HEAVY.lock().await;
     let app = spawn_app(|_| {});
     let prometheus = Prometheus::start(&app.addr.to_string());
-    prometheus.wait_listening().await;
+    prometheus.wait_ready().await;
     // Wait for Prometheus to scrape once before the stream, so rates see it happen.
     wait_for_scrapes(&prometheus, 1).await;
     let mut ws = connect(&app.ws_url()).await;

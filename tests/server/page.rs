@@ -98,22 +98,10 @@ async fn stored_transcript(app: &TestApp, session: &str) -> Vec<Segment> {
 
 /// The call's WER streamed straight to the socket (no browser), as fast as the server takes it.
 async fn socket_wer(app: &TestApp, reference: &str) -> f64 {
-    let url = format!("{}?token={}", app.ws_url(), urlencode(KEY));
+    let url = format!("{}?token={}", app.ws_url(), url_encode(KEY));
     let options = speech_service::client::StreamOptions { speed: 0.0, ..Default::default() };
     let received = speech_service::client::stream_file(&url, &recording("sample.wav"), &options, |_| {}).await.unwrap();
     word_error_rate(reference, &final_text(&messages_of(&received))).wer()
-}
-
-fn urlencode(text: &str) -> String {
-    text.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }
 
 fn as_transcript(s: &Segment) -> Transcript {
