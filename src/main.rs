@@ -244,6 +244,16 @@ fn override_with<T>(setting: &mut T, flag: Option<T>) {
     }
 }
 
+/// Prints to stdout; a reader that has gone (`| head -1`) ends the output quietly, as other
+/// command-line tools do, instead of a panic.
+fn print_out(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
 /// A `name=value` query parameter.
 fn parse_query(arg: &str) -> Result<(String, String), String> {
     let (name, value) = arg.split_once('=').ok_or_else(|| format!("`{arg}` is not name=value"))?;
@@ -269,16 +279,30 @@ fn eval(metric: EvalMetric, models_dir: &std::path::Path) -> anyhow::Result<()> 
                 rttm::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))
             };
             let r = der::score(&read(&reference)?, &read(&hypothesis)?, collar);
-            println!("DER {:.2}% (scored {:.2} s)", r.der() * 100.0, r.total);
             let pct = |v: f64| if r.total > 0.0 { v / r.total * 100.0 } else { 0.0 };
-            println!("missed speech {:.2} s ({:.2}%)", r.missed, pct(r.missed));
-            println!("false alarm   {:.2} s ({:.2}%)", r.false_alarm, pct(r.false_alarm));
-            println!("confusion     {:.2} s ({:.2}%)", r.confusion, pct(r.confusion));
+            print_out(&format!(
+                "DER {:.2}% (scored {:.2} s)\nmissed speech {:.2} s ({:.2}%)\nfalse alarm   {:.2} s ({:.2}%)\n\
+                 confusion     {:.2} s ({:.2}%)\n",
+                r.der() * 100.0,
+                r.total,
+                r.missed,
+                pct(r.missed),
+                r.false_alarm,
+                pct(r.false_alarm),
+                r.confusion,
+                pct(r.confusion)
+            ))?;
         }
         EvalMetric::Wer { reference, hypothesis } => {
             let c = wer::word_error_rate(&text_or_file(&reference)?, &text_or_file(&hypothesis)?);
-            println!("WER {:.2}% ({} reference words)", c.wer() * 100.0, c.reference_words);
-            println!("substitutions {}, deletions {}, insertions {}", c.substitutions, c.deletions, c.insertions);
+            print_out(&format!(
+                "WER {:.2}% ({} reference words)\nsubstitutions {}, deletions {}, insertions {}\n",
+                c.wer() * 100.0,
+                c.reference_words,
+                c.substitutions,
+                c.deletions,
+                c.insertions
+            ))?;
         }
     }
     Ok(())

@@ -124,7 +124,7 @@ pub async fn run(args: TranscribeArgs, mut config: Config) -> anyhow::Result<()>
     }
     let name = args.file.file_stem().map_or_else(|| "audio".into(), |s| s.to_string_lossy().into_owned());
     match &args.output_dir {
-        None => print!("{}", offline::render(&file.transcription, args.format[0], &name)),
+        None => crate::print_out(&offline::render(&file.transcription, args.format[0], &name))?,
         Some(dir) => write_outputs(dir, &name, &args.format, &file.transcription)?,
     }
     Ok(())
