@@ -116,6 +116,12 @@ pub fn channel_speaker(channel: u32, within: Option<&str>) -> String {
     }
 }
 
+/// The id of a channel's segment `id` in a multichannel stream or file of `channels`: unique
+/// across channels, and the channel is `id % channels`.
+pub fn channel_segment_id(id: u64, channel: u32, channels: u32) -> u64 {
+    id * u64::from(channels) + u64::from(channel)
+}
+
 /// A setting the service cannot run with: names the setting (`vad.threshold`) and the rule.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{setting} {problem}")]

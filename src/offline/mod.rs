@@ -119,8 +119,8 @@ pub async fn transcribe_channels(
     for channel in 0..channels {
         let utterances = Utterances::of(open()?.channel(channel)?, engines, config);
         let file = transcribe_utterances(utterances, engines, config, options.clone(), false, &mut |_, _| {}).await?;
-        let (channel, n) = (channel as u32, channels as u64);
-        let id = |segment_id: u64| segment_id * n + u64::from(channel);
+        let (channel, n) = (channel as u32, channels as u32);
+        let id = |segment_id: u64| crate::domain::channel_segment_id(segment_id, channel, n);
         all.transcription.quality.extend(file.transcription.quality.into_iter().map(|(k, q)| (id(k), q)));
         all.transcription.segments.extend(file.transcription.segments.into_iter().map(|mut s| {
             s.segment_id = id(s.segment_id);

@@ -14,11 +14,11 @@ use tracing::Instrument;
 
 use super::admission::StreamTicket;
 use super::outlet::{ClientEvent, Lane, LaneInput, Outlet, Wire};
-use super::{serve, SessionDeps};
+use super::{recorded, serve, SessionDeps};
 use crate::audio::channels::{crosstalk_window, Deinterleaver};
 use crate::audio::pcm::PcmDecoder;
 use crate::config::Config;
-use crate::domain::channel_speaker;
+use crate::domain::{channel_segment_id, channel_speaker};
 use crate::protocol::{ClientMessage, CloseReason, ErrorCode, ListenParams, ServerMessage};
 
 /// Client frames a lane may have waiting: a lane that falls this far behind holds the socket
@@ -34,11 +34,7 @@ pub async fn run(
     client: SocketAddr,
     tickets: Vec<Arc<StreamTicket>>,
 ) {
-    let id = uuid::Uuid::new_v4().to_string();
-    let span = tracing::info_span!("session", session_id = %id, %client, channels = params.channels);
-    let record = deps.registry.open(id.clone(), client, params.clone());
-    let (registry, closing_id) = (deps.registry.clone(), id.clone());
-    let reason = async move {
+    recorded(deps.clone(), client, params.clone(), |id, record| async move {
         let (out_tx, out_rx) = mpsc::channel(LANE_QUEUE * tickets.len());
         let mut inputs = Vec::with_capacity(tickets.len());
         for (channel, ticket) in (0u32..).zip(tickets) {
@@ -51,20 +47,11 @@ pub async fn run(
         }
         drop(out_tx);
         let outlet = Outlet::new(Wire::Socket(Box::new(socket)), &config, record, deps.registry.clone());
-        let merge = Merge::new(&params);
-        Mixer {
-            outlet,
-            inputs: Some(inputs),
-            split: Splitter::new(&params),
-            merge,
-            max_frame: config.limits.max_frame_bytes,
-        }
-        .run(out_rx)
-        .await
-    }
-    .instrument(span)
+        let (split, merge) = (Splitter::new(&params), Merge::new(&params));
+        let max_frame = config.limits.max_frame_bytes;
+        Mixer { outlet, inputs: Some(inputs), split, merge, max_frame }.run(out_rx).await
+    })
     .await;
-    registry.close(&closing_id, reason);
 }
 
 /// The socket's side of a multichannel stream.
@@ -97,9 +84,9 @@ impl Mixer {
         }
         // The lanes may end before the client does (a limit, shutdown): what it sent is checked.
         self.stop_reading().await;
-        let (reason, closed) = self.merge.closed();
-        self.outlet.record.set_audio_seconds(closed_seconds(&closed));
-        self.outlet.send(&closed).await;
+        let (reason, audio_seconds, segments) = self.merge.closed();
+        self.outlet.record.set_audio_seconds(audio_seconds);
+        self.outlet.send(&ServerMessage::Closed { reason, audio_seconds, segments }).await;
         self.outlet.close(reason).await;
         tracing::info!(?reason, "multichannel session ended");
         reason
@@ -174,13 +161,6 @@ impl Mixer {
     }
 }
 
-fn closed_seconds(closed: &ServerMessage) -> f64 {
-    match closed {
-        ServerMessage::Closed { audio_seconds, .. } => *audio_seconds,
-        _ => 0.0,
-    }
-}
-
 /// Client bytes to one run of samples per channel.
 struct Splitter {
     decoder: PcmDecoder,
@@ -238,10 +218,9 @@ impl Merge {
         Self { channels: params.channels, encoding: params.encoding, errors: HashSet::new(), closed: BTreeMap::new() }
     }
 
-    /// A lane's segment id as the stream's: unique across channels, and the channel is
-    /// `id % channels`.
+    /// A lane's segment id as the stream's (`domain::channel_segment_id`).
     fn id(&self, channel: u32, id: u64) -> u64 {
-        id * u64::from(self.channels) + u64::from(channel)
+        channel_segment_id(id, channel, self.channels)
     }
 
     /// The message the client gets for one a lane sent, if any.
@@ -304,12 +283,12 @@ impl Merge {
         })
     }
 
-    /// The stream's `closed`: the first channel's reason, the longest channel, every final.
-    fn closed(&self) -> (CloseReason, ServerMessage) {
+    /// The stream's `closed`: the first channel's reason, the longest channel's seconds, every
+    /// channel's finals.
+    fn closed(&self) -> (CloseReason, f64, u64) {
         let reason = self.closed.values().next().map_or(CloseReason::Error, |c| c.0);
         let audio_seconds = self.closed.values().map(|c| c.1).fold(0.0, f64::max);
-        let segments = self.closed.values().map(|c| c.2).sum();
-        (reason, ServerMessage::Closed { reason, audio_seconds, segments })
+        (reason, audio_seconds, self.closed.values().map(|c| c.2).sum())
     }
 }
 
@@ -381,8 +360,7 @@ mod tests {
                 ServerMessage::Closed { reason: CloseReason::ClientClose, audio_seconds: seconds, segments: 2 };
             assert_eq!(merge.rewrite(channel, closed), None);
         }
-        let closed = ServerMessage::Closed { reason: CloseReason::ClientClose, audio_seconds: 4.5, segments: 4 };
-        assert_eq!(merge.closed(), (CloseReason::ClientClose, closed));
+        assert_eq!(merge.closed(), (CloseReason::ClientClose, 4.5, 4));
     }
 
     #[test]

@@ -31,6 +31,7 @@ pub use self::deps::SessionDeps;
 use self::front::AudioFront;
 use self::jobs::Jobs;
 use self::outlet::{ClientEvent, Outlet, Wire};
+use self::registry::SessionRecord;
 use crate::config::Config;
 use crate::domain::{EmbeddedTurn, Transcript};
 use crate::engine::asr::AsrError;
@@ -62,17 +63,26 @@ pub async fn run(
     client: SocketAddr,
     ticket: Arc<StreamTicket>,
 ) {
-    let id = uuid::Uuid::new_v4().to_string();
-    let span = tracing::info_span!("session", session_id = %id, %client);
-    let record = deps.registry.open(id.clone(), client, params.clone());
-    let (registry, closing_id) = (deps.registry.clone(), id.clone());
-    let reason = async move {
+    recorded(deps.clone(), client, params.clone(), |id, record| async move {
         let outlet = Outlet::new(Wire::Socket(Box::new(socket)), &config, record, deps.registry.clone());
         serve(outlet, id, params, deps, config, ticket).await
-    }
-    .instrument(span)
+    })
     .await;
-    registry.close(&closing_id, reason);
+}
+
+/// Opens a session's record in the registry under a new id, runs `body` with them inside the
+/// session's log span, and moves the record to the ended list with the reason `body` returns.
+/// Every stream, mono or multichannel, starts and ends here.
+async fn recorded<F, Fut>(deps: SessionDeps, client: SocketAddr, params: ListenParams, body: F)
+where
+    F: FnOnce(String, Arc<SessionRecord>) -> Fut,
+    Fut: std::future::Future<Output = CloseReason>,
+{
+    let id = uuid::Uuid::new_v4().to_string();
+    let span = tracing::info_span!("session", session_id = %id, %client, channels = params.channels);
+    let record = deps.registry.open(id.clone(), client, params);
+    let reason = body(id.clone(), record).instrument(span).await;
+    deps.registry.close(&id, reason);
 }
 
 /// Serves one stream of mono audio through `outlet` until it ends.
