@@ -5,10 +5,12 @@
 //! both agree on from the start (local agreement) are stable, since Whisper rarely changes a
 //! word once it has heard what follows. The utterance is then cut at the boundary after the
 //! last agreed word that is followed by another word (so the cut falls between words), and the
-//! part before the cut is decoded as a final of its own. An utterance open past `max_open`
+//! agreed words are the final of the part before the cut; the rest is decoded with that part in
+//! front of it (`continuation.rs`). An utterance open past `max_open`
 //! without agreement commits the words of the latest hypothesis that end well before its end,
 //! so no word waits on a hypothesis that keeps changing.
 
+use super::continuation::key;
 use crate::domain::{seconds, Word, SAMPLE_RATE};
 
 /// Progressive-final settings, in samples.
@@ -60,7 +62,7 @@ impl CommitPolicy {
     /// A hypothesis of utterance `id`, whose audio runs from `start` to `end` (absolute
     /// samples) with `words` timed from `start`: where to cut, if anything is stable.
     pub fn offer(&mut self, id: u64, start: usize, end: usize, words: &[Word]) -> Option<Cut> {
-        let keys: Vec<String> = words.iter().map(|w| normalise(&w.word)).collect();
+        let keys: Vec<String> = words.iter().map(|w| key(&w.word)).collect();
         let agreed = match &self.previous {
             Some((prev_id, prev)) if *prev_id == id => prev.iter().zip(&keys).take_while(|(a, b)| a == b).count(),
             _ => 0,
@@ -85,11 +87,6 @@ impl CommitPolicy {
 
 fn to_samples(t: f64) -> usize {
     (t.max(0.0) * f64::from(SAMPLE_RATE)).round() as usize
-}
-
-/// A word as hypotheses are compared: lower case, without punctuation.
-fn normalise(word: &str) -> String {
-    word.chars().filter(|c| c.is_alphanumeric() || *c == '\'').flat_map(char::to_lowercase).collect()
 }
 
 #[cfg(test)]

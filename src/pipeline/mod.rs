@@ -3,6 +3,7 @@
 //! CLI and the benchmarks run exactly the same code.
 
 pub mod commit;
+pub mod continuation;
 pub mod policy;
 pub mod segmenter;
 pub mod vad;

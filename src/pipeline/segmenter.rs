@@ -13,8 +13,12 @@ use serde::{Deserialize, Serialize};
 use super::FRAME_SAMPLES;
 use crate::domain::{ms_to_samples, InvalidSetting, SAMPLE_RATE};
 
-/// Audio before a cut kept as the next utterance's lead-in (1.5 s).
-const LEAD_IN: usize = 3 * SAMPLE_RATE as usize / 2;
+/// A continuation's lead-in (see [`Segmenter::cut`]) holds the whole piece before the cut, so
+/// that a word the cut misplaced is heard again, and this much (2 s) of the speech before it
+/// for context; never more than `MAX_LEAD_IN` (10 s: with `max_utterance_s` at most 20 s, a
+/// continuation's decode stays within Whisper's 30 s window).
+const LEAD_IN_CONTEXT: usize = 2 * SAMPLE_RATE as usize;
+const MAX_LEAD_IN: usize = 10 * SAMPLE_RATE as usize;
 
 /// Segmenter settings; times are in milliseconds of audio.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -69,6 +73,10 @@ pub struct Utterance {
     pub start: usize,
     pub end: usize,
     pub samples: Vec<f32>,
+    /// Audio just before `start` that its decode hears first: when the utterance continues one
+    /// cut for a progressive final, the speech before the cut (see [`Segmenter::cut`]); else
+    /// empty.
+    pub lead_in: Vec<f32>,
 }
 
 /// What the segmenter reports as frames arrive.
@@ -111,6 +119,8 @@ pub struct Segmenter {
     next_id: u64,
     /// Audio kept before the open utterance when it continues one that was cut: its lead-in.
     lead_in: usize,
+    /// Where the speech the open utterance belongs to began: the lead-in reaches back no further.
+    origin: usize,
 }
 
 impl Segmenter {
@@ -130,6 +140,7 @@ impl Segmenter {
             state: State::Silence,
             next_id: 0,
             lead_in: 0,
+            origin: 0,
         }
     }
 
@@ -196,6 +207,7 @@ impl Segmenter {
         let start = onset.saturating_sub(self.pad).max(self.floor).max(self.buf_start);
         events.push(SegmentEvent::SpeechStarted { id: self.next_id, start });
         self.lead_in = 0;
+        self.origin = start;
         State::Speech { start, quiet_since: None }
     }
 
@@ -214,8 +226,8 @@ impl Segmenter {
         }
         if self.pos - start >= self.max_len {
             let cut = self.quietest_cut(start);
-            self.lead_in = 0;
             events.push(SegmentEvent::Ended(self.close(start, cut)));
+            self.origin = cut;
             events.push(SegmentEvent::SpeechStarted { id: self.next_id, start: cut });
             return State::Speech { start: cut, quiet_since: quiet_since.filter(|&q| q >= cut) };
         }
@@ -245,8 +257,10 @@ impl Segmenter {
 
     fn close(&mut self, start: usize, end: usize) -> Utterance {
         let samples = self.buf[start - self.buf_start..end - self.buf_start].to_vec();
-        let utterance = Utterance { id: self.next_id, start, end, samples };
+        let lead_in = self.buf[start - self.lead_in - self.buf_start..start - self.buf_start].to_vec();
+        let utterance = Utterance { id: self.next_id, start, end, samples, lead_in };
         self.next_id += 1;
+        self.lead_in = 0;
         self.floor = end;
         self.trim_to(end.min(self.pos.saturating_sub(self.pad)).max(self.buf_start));
         utterance
@@ -280,12 +294,14 @@ impl Segmenter {
             .min_by(|&a, &b| self.frame_rms[a].total_cmp(&self.frame_rms[b]))?;
         let cut = self.buf_start + quietest * FRAME_SAMPLES;
         let samples = self.buf[start - self.buf_start..cut - self.buf_start].to_vec();
-        let utterance = Utterance { id: self.next_id, start, end: cut, samples };
+        let lead_in = self.buf[start - self.lead_in - self.buf_start..start - self.buf_start].to_vec();
+        let utterance = Utterance { id: self.next_id, start, end: cut, samples, lead_in };
         self.next_id += 1;
         self.floor = cut;
-        // The words before the cut are kept as the continuation's lead-in: Whisper drops the
+        // The speech before the cut is kept as the continuation's lead-in: Whisper drops the
         // first words of a clip that starts mid-sentence unless it hears what came before.
-        self.trim_to(cut.saturating_sub(LEAD_IN));
+        let keep_from = start.saturating_sub(LEAD_IN_CONTEXT).max(self.origin);
+        self.trim_to(keep_from.max(cut.saturating_sub(MAX_LEAD_IN)));
         self.lead_in = cut - self.buf_start.min(cut);
         self.state = State::Speech { start: cut, quiet_since: quiet_since.filter(|&q| q >= cut) };
         Some((utterance, self.next_id))
@@ -434,9 +450,12 @@ mod tests {
         assert_eq!(piece.samples.len(), frames(30));
         let (id, start, audio) = seg.open_utterance().expect("speech goes on after the cut");
         assert_eq!((id, start, audio.len()), (1, frames(30), frames(30)));
+        assert_eq!(seg.lead_in().len(), frames(30), "the piece is the continuation's lead-in");
         assert!(seg.cut(frames(70), frames(80)).is_none(), "a range past the audio cuts nothing");
         let rest = seg.finalize().expect("the rest is an utterance of its own");
         assert_eq!((rest.id, rest.start, rest.end), (1, frames(30), frames(60)));
+        assert_eq!(rest.lead_in.len(), frames(30));
+        assert!(piece.lead_in.is_empty(), "the first piece continues nothing");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! reads a clock and holds no engine handle, so it is unit-tested without models; the `select!`
 //! loop in `mod.rs` and the jobs in `jobs.rs` do all waiting and I/O.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::config::Config;
 use crate::domain::{ms_to_samples, round_ms, seconds, EmbeddedTurn, Transcript, SAMPLES_PER_MS, SAMPLE_RATE};
@@ -12,6 +12,7 @@ use crate::engine::asr::AsrError;
 use crate::engine::diarize::DiarizeError;
 use crate::onnx::OnnxError;
 use crate::pipeline::commit::{CommitConfig, CommitPolicy};
+use crate::pipeline::continuation::{key, strip_committed, LeadIn};
 use crate::pipeline::policy::PartialPolicy;
 use crate::pipeline::segmenter::{SegmentEvent, Segmenter, Utterance};
 use crate::pipeline::vad::ScoredFrame;
@@ -121,6 +122,8 @@ pub struct PartialJob {
     pub end: usize,
     /// `samples` begin with this many samples of lead-in from before `start`.
     pub context: usize,
+    /// The words already final that the lead-in holds.
+    pub committed: Vec<String>,
     /// Whether the hypothesis needs word times (progressive finals compare and cut by them).
     pub word_times: bool,
     pub samples: Vec<f32>,
@@ -161,6 +164,11 @@ pub struct Session {
     commit: Option<CommitPolicy>,
     /// Finals cut from an utterance that went on: their results carry no utterance end.
     pieces: BTreeSet<u64>,
+    /// The words made final so far of the speech the open utterance belongs to, with their
+    /// ends (absolute samples): a continuation's decode hears them again in its lead-in.
+    committed: Vec<(String, usize)>,
+    /// Continuations being decoded with a lead-in: what to take off their transcripts.
+    lead_ins: BTreeMap<u64, LeadIn>,
     finals_sent: u64,
     actions: Vec<Action>,
 }
@@ -212,6 +220,8 @@ impl Session {
             speculating: None,
             commit: config.streaming.progressive_finals.then(|| CommitPolicy::new(CommitConfig::default())),
             pieces: BTreeSet::new(),
+            committed: Vec::new(),
+            lead_ins: BTreeMap::new(),
             finals_sent: 0,
             actions: vec![Action::Send(ready)],
             params,
@@ -320,6 +330,7 @@ impl Session {
         match event {
             SegmentEvent::SpeechStarted { id, start } => {
                 self.policy.reset();
+                self.committed.clear();
                 if self.speakers.is_some() {
                     self.actions.push(Action::DropSpeakerPrefix);
                     self.progress = Some(SpeakerProgress::new(id));
@@ -337,6 +348,10 @@ impl Session {
 
     fn submit(&mut self, utterance: Utterance, agreed: Option<Transcript>) {
         self.policy.reset();
+        if agreed.is_none() && !utterance.lead_in.is_empty() {
+            let lead_in = self.lead_in_of(utterance.start, utterance.lead_in.len());
+            self.lead_ins.insert(utterance.id, lead_in);
+        }
         self.speculating = None;
         let speakers = self.speakers.as_ref().map(|_| {
             self.progress
@@ -360,7 +375,9 @@ impl Session {
             return;
         }
         self.speculating = Some((segment_id, end));
-        self.actions.push(Action::Speculate { segment_id, end, samples: audio.to_vec() });
+        // Decoded as the final will be: with the lead-in of a continuation.
+        let samples = [self.segmenter.lead_in(), audio].concat();
+        self.actions.push(Action::Speculate { segment_id, end, samples });
     }
 
     /// Partials are asked for when the client wants them, and for progressive finals, which
@@ -376,7 +393,8 @@ impl Session {
         let lead_in = self.segmenter.lead_in();
         let samples = [lead_in, audio].concat();
         let (end, context, word_times) = (start + audio.len(), lead_in.len(), self.commit.is_some());
-        let job = PartialJob { segment_id, start, end, context, word_times, samples };
+        let committed = self.lead_in_of(start, context).committed;
+        let job = PartialJob { segment_id, start, end, context, committed, word_times, samples };
         self.actions.push(Action::Partial(job));
     }
 
@@ -406,7 +424,8 @@ impl Session {
     fn on_partial(&mut self, job: PartialJob, turnaround: usize, result: Result<Transcript, AsrError>) {
         self.policy.completed(turnaround);
         let still_open = self.segmenter.open_utterance().is_some_and(|(id, ..)| id == job.segment_id);
-        match result.map(|t| without_lead_in(t, seconds(job.context))) {
+        let lead_in = LeadIn { seconds: seconds(job.context), committed: job.committed.clone() };
+        match result.map(|t| strip_committed(t, &lead_in)) {
             Ok(t) if still_open => {
                 if self.params.interim_results && !t.text.is_empty() {
                     let (start, end) = (secs(job.start), secs(job.end));
@@ -420,9 +439,10 @@ impl Session {
         }
     }
 
-    /// Makes the stable start of the open utterance final (`pipeline::commit`): it is cut there
-    /// and decoded as a final of its own, and the rest goes on as the open utterance, its
-    /// hypothesis shown as that utterance's partial.
+    /// Makes the stable start of the open utterance final (`pipeline::commit`): it is cut there,
+    /// the agreed words are its final, and the rest goes on as the open utterance, decoded with
+    /// the piece as its lead-in (`pipeline::continuation`), its hypothesis shown as that
+    /// utterance's partial.
     fn maybe_commit(&mut self, job: &PartialJob, hypothesis: &Transcript) {
         let Some(commit) = self.commit.as_mut() else { return };
         let Some(cut) = commit.offer(job.segment_id, job.start, job.end, &hypothesis.words) else { return };
@@ -432,11 +452,11 @@ impl Session {
         if self.speculating.is_some() {
             self.actions.push(Action::StopSpeculating);
         }
-        // Token times are coarse: the words the piece holds are those whose middle falls before
-        // the cut actually made, at most the agreed ones.
-        let piece_len = seconds(piece.samples.len());
-        let before_cut = hypothesis.words.iter().take_while(|w| w.middle() < piece_len).count();
-        let n = before_cut.min(cut.words);
+        // The piece holds the agreed words, wherever their coarse times put them: the
+        // continuation hears them again in its lead-in and takes them off by their text.
+        let (piece_start, piece_len, n) = (piece.start, seconds(piece.samples.len()), cut.words);
+        let committed = hypothesis.words[..n].iter().map(|w| (key(&w.word), piece_start + to_samples(w.end)));
+        self.committed.extend(committed);
         self.submit(piece, Some(agreed_words(hypothesis, n, piece_len)));
         if self.speakers.is_some() {
             self.progress = Some(SpeakerProgress::new(next));
@@ -446,6 +466,14 @@ impl Session {
             let (start, end) = (secs(cut_at), secs(job.end));
             self.send(ServerMessage::Partial { segment_id: next, start, end, text: rest, channel: None });
         }
+    }
+
+    /// The lead-in of a clip of `context` samples before `start`: its length and the committed
+    /// words heard in it.
+    fn lead_in_of(&self, start: usize, context: usize) -> LeadIn {
+        let from = start.saturating_sub(context);
+        let committed = self.committed.iter().filter(|(_, end)| *end > from).map(|(k, _)| k.clone()).collect();
+        LeadIn { seconds: seconds(context), committed }
     }
 
     /// A final came back: split it by speaker where known, and move times to the stream.
@@ -460,8 +488,9 @@ impl Session {
     }
 
     fn send_final(&mut self, done: FinalResult) {
+        let lead_in = self.lead_ins.remove(&done.segment_id).unwrap_or_default();
         let transcript = match done.result {
-            Ok(t) => t,
+            Ok(t) => strip_committed(t, &lead_in),
             Err(e) => return self.error(ErrorCode::AsrFailed, format!("segment {}: {e}", done.segment_id)),
         };
         let mut outbox = Vec::new();
@@ -526,22 +555,6 @@ impl Session {
     }
 }
 
-/// A hypothesis of a clip that began with `lead_in` seconds of audio from before its utterance:
-/// the words heard there are dropped, and the rest timed from the utterance's start.
-fn without_lead_in(t: Transcript, lead_in: f64) -> Transcript {
-    if lead_in == 0.0 {
-        return t;
-    }
-    let shift = |w: crate::domain::Word| crate::domain::Word {
-        start: (w.start - lead_in).max(0.0),
-        end: (w.end - lead_in).max(0.0),
-        ..w
-    };
-    let words: Vec<_> = t.words.into_iter().filter(|w| w.middle() >= lead_in).map(shift).collect();
-    let text = join_words(&words);
-    Transcript { text, words, ..t }
-}
-
 /// The first `n` words of a hypothesis as a transcript of its own, none past `clip_end` seconds.
 fn agreed_words(hypothesis: &Transcript, n: usize, clip_end: f64) -> Transcript {
     let clamp = |w: &crate::domain::Word| crate::domain::Word {
@@ -552,6 +565,10 @@ fn agreed_words(hypothesis: &Transcript, n: usize, clip_end: f64) -> Transcript 
     let words: Vec<_> = hypothesis.words[..n].iter().map(clamp).collect();
     let text = join_words(&words);
     Transcript { text, words, language: hypothesis.language.clone(), quality: hypothesis.quality }
+}
+
+fn to_samples(t: f64) -> usize {
+    (t.max(0.0) * f64::from(SAMPLE_RATE)).round() as usize
 }
 
 fn parse_client_message(text: &str) -> Result<ClientMessage, (ErrorCode, String)> {

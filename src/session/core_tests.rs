@@ -213,11 +213,14 @@ fn words_two_partials_agree_on_become_final_before_any_pause() {
     assert!(matches!(sent(&sent_piece)[..], [ServerMessage::Final(_)]), "{sent_piece:?}");
     let (rest, _) = silence_until_final(&mut s);
     assert_eq!((rest.utterance.id, rest.utterance.start), (1, piece.end));
+    assert_eq!(rest.utterance.lead_in.len(), piece.end - start, "the rest is decoded after the piece's audio");
+    // That decode hears the committed words again: they are taken off by their text.
     let (rs, re) = (rest.utterance.start, rest.utterance.end);
-    let result = FinalResult { segment_id: 1, start: rs, end: re, result: Ok(transcript("americans")), speakers: None };
+    let heard = timed("And so my fellow Americans ask not");
+    let result = FinalResult { segment_id: 1, start: rs, end: re, result: Ok(heard), speakers: None };
     let sent_rest = s.handle(Input::Final(result));
-    assert!(matches!(
-        sent(&sent_rest)[..],
-        [ServerMessage::Final(_), ServerMessage::UtteranceEnd { segment_id: 1, .. }]
-    ));
+    let [ServerMessage::Final(last), ServerMessage::UtteranceEnd { segment_id: 1, .. }] = sent(&sent_rest)[..] else {
+        panic!("{sent_rest:?}")
+    };
+    assert_eq!(last.text, "Americans ask not");
 }

@@ -210,7 +210,9 @@ impl Jobs {
             (Some(transcript), _) => Ok(ready(transcript)),
             (None, Some(rx)) => Ok(rx),
             (None, None) => {
-                self.asr.submit_final(utterance.samples, self.language.clone(), key, self.final_timeout).await
+                // A continuation is decoded with its lead-in; the core takes the words heard there off.
+                let audio = [utterance.lead_in, utterance.samples].concat();
+                self.asr.submit_final(audio, self.language.clone(), key, self.final_timeout).await
             }
         };
         match result {

@@ -201,7 +201,8 @@ async fn continuous_speech_gets_progressive_finals_with_utterance_ends() {
     let hypothesis = final_text(&messages);
     let wer = word_error_rate(&talk.text, &hypothesis).wer();
     eprintln!("conversation progressive: WER {wer:.3}: {hypothesis}");
-    // Measured 0.26-0.44 against 0.21 without progressive finals (docs/BENCHMARKS.md).
-    assert!(wer <= 0.55, "WER {wer:.3} for {hypothesis:?}");
+    // Measured 0.22-0.27 alone against 0.21 without progressive finals (docs/BENCHMARKS.md);
+    // the cuts fall where the partials' timing puts them, which the suite's load moves.
+    assert!(wer <= 0.35, "WER {wer:.3} for {hypothesis:?}");
     let _ = std::fs::remove_file(&path);
 }

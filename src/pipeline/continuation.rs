@@ -1,0 +1,106 @@
+//! Decoding the rest of an utterance whose start is already final (progressive finals).
+//!
+//! A clip that starts mid-sentence decodes badly: Whisper drops or garbles its first words. So
+//! the rest of a cut utterance is decoded with the audio before the cut in front of it (its
+//! lead-in), and the words already sent as finals are then taken off the front of the
+//! hypothesis. Which words those are is decided by the text, not by the times: Whisper's token
+//! times are off by a word or so, and a word split by time is lost or sent twice, where the
+//! text says exactly where the committed words stop.
+
+use crate::domain::{Transcript, Word};
+use crate::speaker::attribution::join_words;
+
+/// What the decode of a continuation heard before its utterance: `lead_in` seconds of audio,
+/// holding (the end of) the words already final, normalised (`key`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LeadIn {
+    pub seconds: f64,
+    pub committed: Vec<String>,
+}
+
+/// A word as hypotheses are compared: lower case, without punctuation.
+pub fn key(word: &str) -> String {
+    word.chars().filter(|c| c.is_alphanumeric() || *c == '\'').flat_map(char::to_lowercase).collect()
+}
+
+/// The hypothesis of a clip that began with `lead_in`, less the words already final, timed from
+/// the utterance's start.
+pub fn strip_committed(t: Transcript, lead_in: &LeadIn) -> Transcript {
+    if lead_in.seconds == 0.0 {
+        return t;
+    }
+    let keys: Vec<String> = t.words.iter().map(|w| key(&w.word)).collect();
+    let skip = committed_prefix(&lead_in.committed, &keys)
+        .unwrap_or_else(|| t.words.iter().take_while(|w| w.middle() < lead_in.seconds).count());
+    let shift =
+        |w: Word| Word { start: (w.start - lead_in.seconds).max(0.0), end: (w.end - lead_in.seconds).max(0.0), ..w };
+    let words: Vec<Word> = t.words.into_iter().skip(skip).map(shift).collect();
+    Transcript { text: join_words(&words), words, ..t }
+}
+
+/// How many of the hypothesis's first words are the committed ones, heard again: the prefix
+/// whose edit distance to `committed` is least (the longer one on a tie: a word sent twice
+/// reads worse than one lost at a cut). `None` when even that prefix differs in more than half
+/// the words, so the text says nothing and times must decide.
+fn committed_prefix(committed: &[String], hypothesis: &[String]) -> Option<usize> {
+    if committed.is_empty() {
+        return None;
+    }
+    // Row i: distances between committed[..i] and each hypothesis prefix.
+    let mut row: Vec<usize> = (0..=hypothesis.len()).collect();
+    for (i, c) in committed.iter().enumerate() {
+        let mut next = vec![i + 1; hypothesis.len() + 1];
+        for (j, h) in hypothesis.iter().enumerate() {
+            next[j + 1] = (row[j] + usize::from(c != h)).min(row[j + 1] + 1).min(next[j] + 1);
+        }
+        row = next;
+    }
+    let best = *row.iter().min()?;
+    let skip = row.iter().rposition(|&d| d == best)?;
+    (best * 2 <= committed.len()).then_some(skip)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(text: &str) -> Vec<String> {
+        text.split(' ').map(key).collect()
+    }
+
+    fn transcript(text: &str, step: f64) -> Transcript {
+        let at = |i: usize| i as f64 * step;
+        let words: Vec<Word> = text
+            .split(' ')
+            .enumerate()
+            .map(|(i, w)| Word { word: w.to_owned(), start: at(i), end: at(i + 1), probability: 0.9 })
+            .collect();
+        Transcript { text: join_words(&words), words, ..Default::default() }
+    }
+
+    #[test]
+    fn the_committed_words_are_found_by_their_text() {
+        assert_eq!(committed_prefix(&keys("and so my fellow"), &keys("And so, my fellow Americans ask")), Some(4));
+        // A word heard differently the second time still lines up.
+        assert_eq!(committed_prefix(&keys("and so my fellow"), &keys("and so my follow americans")), Some(4));
+        // The lead-in's front cut a committed word off.
+        assert_eq!(committed_prefix(&keys("and so my fellow"), &keys("so my fellow americans")), Some(3));
+        assert_eq!(committed_prefix(&keys("and so my fellow"), &keys("ask not what your")), None);
+        assert_eq!(committed_prefix(&[], &keys("ask not")), None);
+    }
+
+    #[test]
+    fn a_continuation_keeps_only_its_own_words_timed_from_its_start() {
+        let lead_in = LeadIn { seconds: 1.0, committed: keys("and so my") };
+        // Times say "my" (0.6-0.9 s) is the lead-in's last word, but so is "fellow" by the text.
+        let t = transcript("and so my fellow americans", 0.3);
+        let rest = strip_committed(t, &LeadIn { committed: keys("and so my fellow"), ..lead_in.clone() });
+        assert_eq!(rest.text.trim(), "americans");
+        assert!((rest.words[0].start - 0.2).abs() < 1e-9, "{:?}", rest.words[0]);
+        // Text that does not line up falls back to the times.
+        let rest = strip_committed(transcript("ask not what your country", 0.3), &lead_in);
+        assert_eq!(rest.text.trim(), "your country");
+        let untouched = strip_committed(transcript("ask not", 0.3), &LeadIn::default());
+        assert_eq!(untouched.text.trim(), "ask not");
+    }
+}
