@@ -84,6 +84,8 @@ pub enum StoreError {
     Corrupt(#[from] serde_json::Error),
     #[error("the store is closed")]
     Closed,
+    #[error("the database has schema version {found}, newer than this build's {supported}: a newer release wrote it")]
+    NewerSchema { found: i64, supported: i64 },
 }
 
 /// A session as the store keeps it: the store's own record, whatever the REST API shows.

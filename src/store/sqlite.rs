@@ -20,6 +20,11 @@ const SCHEMA_VERSION: i64 = 4;
 
 fn migrate(conn: &Connection) -> Result<(), StoreError> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    // An older build must not mark a newer database as its own: the newer one would then
+    // replay migrations already applied and refuse to start.
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::NewerSchema { found: version, supported: SCHEMA_VERSION });
+    }
     if version < 1 {
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS sessions (
@@ -398,5 +403,21 @@ mod tests {
         let segment = &old.segments[0];
         assert_eq!((segment.text.as_str(), segment.words.len(), segment.speaker.as_deref()), ("hi", 0, Some("S1")));
         store.close();
+    }
+
+    #[test]
+    fn a_database_from_a_newer_release_is_refused_untouched() {
+        let dir = std::env::temp_dir().join(format!("speech-store-newer-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let conn = Connection::open(dir.join("speech.db")).unwrap();
+        conn.execute_batch(&format!("PRAGMA user_version = {};", SCHEMA_VERSION + 1)).unwrap();
+        drop(conn);
+        let refused = SqliteStore::open(&config_at(dir.clone(), 0)).err().expect("a newer schema is refused");
+        assert!(matches!(refused, StoreError::NewerSchema { found, .. } if found == SCHEMA_VERSION + 1), "{refused}");
+        let conn = Connection::open(dir.join("speech.db")).unwrap();
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(version, SCHEMA_VERSION + 1, "the marker is left as found");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
