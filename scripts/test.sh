@@ -45,5 +45,5 @@ for package in "${python_packages[@]}"; do
 done
 cargo test --release
 # A short run of every fuzz target (cargo fuzz on the nightly toolchain; installs cargo-fuzz
-# when missing): about 20 s each after a build of its own.
+# when missing): 20 s each, one per core, after one build of them all.
 scripts/fuzz.sh 20
