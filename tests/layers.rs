@@ -43,10 +43,38 @@ fn module_path(relative: &Path) -> Vec<String> {
     parts
 }
 
-/// The file's code without comments and without its unit tests (which may reach anywhere).
+/// The file's code without comments and without its `#[cfg(test)]` items (unit tests may reach
+/// anywhere): each is removed up to its closing brace, or its `;` (`mod tests;`), and the code
+/// after it is read on.
 fn code_of(text: &str) -> String {
-    let body = text.split("#[cfg(test)]").next().unwrap_or_default();
-    body.lines().filter(|l| !l.trim_start().starts_with("//")).collect::<Vec<_>>().join("\n")
+    let code: String = text.lines().filter(|l| !l.trim_start().starts_with("//")).collect::<Vec<_>>().join("\n");
+    let mut kept = String::new();
+    let mut rest = code.as_str();
+    while let Some(at) = rest.find(TEST_ONLY) {
+        kept.push_str(&rest[..at]);
+        rest = &rest[at + TEST_ONLY.len()..];
+        rest = &rest[item_end(rest)..];
+    }
+    kept.push_str(rest);
+    kept
+}
+
+const TEST_ONLY: &str = "#[cfg(test)]";
+
+/// Where the item at the start of `code` ends: after a `;` that comes before any brace, else
+/// after the brace that closes its first `{`.
+fn item_end(code: &str) -> usize {
+    let mut depth = 0usize;
+    for (i, c) in code.char_indices() {
+        match c {
+            ';' if depth == 0 => return i + 1,
+            '{' => depth += 1,
+            '}' if depth <= 1 => return i + 1,
+            '}' => depth -= 1,
+            _ => {}
+        }
+    }
+    code.len()
 }
 
 fn read_sources(dir: &Path, root: &Path, out: &mut Vec<SourceFile>) {
@@ -62,8 +90,8 @@ fn read_sources(dir: &Path, root: &Path, out: &mut Vec<SourceFile>) {
     }
 }
 
-/// The paths after `prefix` (e.g. `crate::`) in `code`, as segment lists; a `{...}` group ends a
-/// path, so `crate::a::{b, c}` yields `a`.
+/// The paths after `prefix` (e.g. `crate::`) in `code`, as segment lists; a `{...}` group
+/// names each of its paths, so `crate::a::{b, c::d}` yields `a::b` and `a::c::d`.
 fn paths_after(code: &str, prefix: &str) -> Vec<Vec<String>> {
     let mut out = Vec::new();
     for (at, _) in code.match_indices(prefix) {
@@ -71,14 +99,54 @@ fn paths_after(code: &str, prefix: &str) -> Vec<Vec<String>> {
         if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':') {
             continue;
         }
-        let rest = &code[at + prefix.len()..];
-        let end = rest.find(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':')).unwrap_or(rest.len());
-        let path: Vec<String> = rest[..end].split("::").filter(|s| !s.is_empty()).map(str::to_owned).collect();
-        if !path.is_empty() {
-            out.push(path);
-        }
+        use_tree(&code[at + prefix.len()..], &[], &mut out);
     }
     out
+}
+
+/// Reads the path (or use tree) at the start of `code`, below `base`, into `out`; returns how
+/// many bytes it took. `self` in a group names the group's own path; `as` renames are skipped.
+fn use_tree(code: &str, base: &[String], out: &mut Vec<Vec<String>>) -> usize {
+    let is_ident = |c: char| c.is_alphanumeric() || c == '_';
+    let mut path = base.to_vec();
+    let mut i = 0;
+    loop {
+        if code[i..].starts_with('{') {
+            return i + 1 + group(&code[i + 1..], &path, out);
+        }
+        let ident_len = code[i..].find(|c: char| !is_ident(c)).unwrap_or(code.len() - i);
+        match &code[i..i + ident_len] {
+            "" | "self" => {}
+            segment => path.push(segment.to_owned()),
+        }
+        i += ident_len;
+        if !code[i..].starts_with("::") {
+            break;
+        }
+        i += 2;
+    }
+    if !path.is_empty() {
+        out.push(path);
+    }
+    i
+}
+
+/// The trees of a `{...}` group whose `{` was just read; returns the bytes up to its `}`.
+fn group(code: &str, base: &[String], out: &mut Vec<Vec<String>>) -> usize {
+    let mut i = 0;
+    while i < code.len() {
+        i += code[i..].len() - code[i..].trim_start().len();
+        if code[i..].starts_with('}') {
+            return i + 1;
+        }
+        i += use_tree(&code[i..], base, out);
+        // Past a rename (`b as c`) to the next tree or the group's end.
+        i += code[i..].find([',', '}']).unwrap_or(code.len() - i);
+        if code[i..].starts_with(',') {
+            i += 1;
+        }
+    }
+    i
 }
 
 /// The module a file names: the longest prefix of `path` that is a known module.
@@ -95,10 +163,11 @@ fn file_edges(files: &[SourceFile]) -> BTreeMap<Vec<String>, BTreeSet<Vec<String
         for path in paths_after(&file.code, "crate::") {
             named.extend(resolve(&path, &modules));
         }
-        // `super::` from `a::b` (b.rs or b/mod.rs alike) means `a`.
-        let parent = &file.module[..file.module.len().saturating_sub(1)];
+        // `super::` from `a::b` (b.rs or b/mod.rs alike) means `a`; each further `super` one up.
         for path in paths_after(&file.code, "super::") {
-            let full: Vec<String> = parent.iter().cloned().chain(path).collect();
+            let ups = 1 + path.iter().take_while(|s| *s == "super").count();
+            let parent = &file.module[..file.module.len().saturating_sub(ups)];
+            let full: Vec<String> = parent.iter().cloned().chain(path.into_iter().skip(ups - 1)).collect();
             named.extend(resolve(&full, &modules));
         }
         // `self::c::..` and a bare `c::..` name the file's own child modules.
@@ -118,7 +187,12 @@ fn file_edges(files: &[SourceFile]) -> BTreeMap<Vec<String>, BTreeSet<Vec<String
 }
 
 fn sources() -> Vec<SourceFile> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src");
+    sources_under("src")
+}
+
+/// The source files under `dir` (relative to the crate).
+fn sources_under(dir: &str) -> Vec<SourceFile> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(dir);
     let mut files = Vec::new();
     read_sources(&root, &root, &mut files);
     files
@@ -193,7 +267,8 @@ fn files_form_no_cycle() {
 #[test]
 fn the_checker_sees_imports_and_cycles() {
     let code = "use crate::a::{b, c};\nfn f() { super::d::e(); my_crate::x(); }\n// crate::commented";
-    assert_eq!(paths_after(&code_of(code), "crate::"), vec![vec!["a".to_owned()]]);
+    let named = |p: &[&str]| p.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(paths_after(&code_of(code), "crate::"), vec![named(&["a", "b"]), named(&["a", "c"])]);
     assert_eq!(paths_after(code, "super::"), vec![vec!["d".to_owned(), "e".to_owned()]]);
     let graph: BTreeMap<u8, BTreeSet<u8>> =
         [(1, BTreeSet::from([2])), (2, BTreeSet::from([3])), (3, BTreeSet::from([1]))].into();
@@ -212,4 +287,36 @@ fn anyhow_stays_in_the_binaries() {
         .map(|f| f.module.join("::"))
         .collect();
     assert!(users.is_empty(), "library modules using anyhow: {users:?}");
+}
+
+/// The blind spots the checker once had, each in a fixture tree (`tests/fixtures/layers`): code
+/// after a `#[cfg(test)]` module, and a `super::{...}` group that closes a file-level cycle.
+#[test]
+fn the_checker_reads_past_unit_tests_and_into_groups() {
+    let edges = file_edges(&sources_under("tests/fixtures/layers/src"));
+    let module = |m: &str| m.split("::").map(str::to_owned).collect::<Vec<_>>();
+    assert!(edges[&module("a")].contains(&module("top")), "the import after the tests: {edges:?}");
+    assert!(edges[&module("a::b")].contains(&module("a")), "the group naming the parent: {edges:?}");
+    let cycle = find_cycle(&edges).map(|c| c.iter().map(|m| m.join("::")).collect::<Vec<_>>());
+    assert_eq!(cycle, Some(vec!["a".to_owned(), "a::b".to_owned()]));
+    // The unit tests' own imports are still left out.
+    let code =
+        code_of("fn f() {}\n#[cfg(test)]\nmod tests {\n    use crate::x;\n    fn g() { if true { } }\n}\nfn h() {}");
+    assert!(!code.contains("crate::x") && code.contains("fn h()"), "{code}");
+}
+
+/// Logged errors print their whole chain (`logging::chain`), not only the outer message: the
+/// cause is what an operator needs.
+#[test]
+fn errors_are_logged_with_their_causes() {
+    let mut bare = Vec::new();
+    for file in sources() {
+        for (n, line) in file.code.lines().enumerate() {
+            let logs_error = ["error = %", "%error,", "%error)", "%e,", "%e)"].iter().any(|p| line.contains(p));
+            if logs_error && line.contains("tracing::") && !line.contains("chain") {
+                bare.push(format!("{}:{}: {}", file.module.join("::"), n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(bare.is_empty(), "errors logged without their causes (use logging::chain):\n{}", bare.join("\n"));
 }

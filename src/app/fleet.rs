@@ -31,7 +31,7 @@ pub async fn heartbeat(registry: Arc<SessionRegistry>, every: Duration) {
                 }
             }
             Ok(Err(e)) => tracing::warn!(error = %crate::logging::chain(&e), "fleet heartbeat failed"),
-            Err(e) => tracing::error!(error = %e, "fleet heartbeat task failed"),
+            Err(e) => tracing::error!(error = %crate::logging::chain(&e), "fleet heartbeat task failed"),
         }
     }
 }

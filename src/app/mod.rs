@@ -168,7 +168,7 @@ async fn retention(store: Arc<dyn TranscriptStore>, days: u32) {
         let s = store.clone();
         match tokio::task::spawn_blocking(move || s.delete_ended_before(cutoff)).await {
             Ok(Ok(n)) if n > 0 => tracing::info!(deleted = n, days, "retention removed old sessions"),
-            Ok(Err(e)) => tracing::error!(error = %e, "retention sweep failed"),
+            Ok(Err(e)) => tracing::error!(error = %crate::logging::chain(&e), "retention sweep failed"),
             _ => {}
         }
         tokio::time::sleep(std::time::Duration::from_secs(3600)).await;

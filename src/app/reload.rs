@@ -51,7 +51,7 @@ pub async fn reload(file: &Path, state: &AppState) {
     let mut new = match loaded {
         Ok(config) => config,
         Err(error) => {
-            tracing::error!(file = %file.display(), %error, "configuration reload rejected; the running configuration stays");
+            tracing::error!(file = %file.display(), error = %crate::logging::chain(&error), "configuration reload rejected; the running configuration stays");
             return;
         }
     };
@@ -69,7 +69,7 @@ pub async fn reload(file: &Path, state: &AppState) {
         match &state.log {
             Some(log) => {
                 if let Err(error) = log.set_level(&new.log.level) {
-                    tracing::error!(%error, "log level not changed");
+                    tracing::error!(error = %crate::logging::chain(&error), "log level not changed");
                 }
             }
             None => tracing::warn!("log.level is fixed by --log or SPEECH_LOG; restart without them to change it"),

@@ -335,7 +335,7 @@ fn worker_loop(mut backend: Box<dyn Transcriber>, queue: &JobQueue<Job>, stats: 
             stats.final_busy_micros.fetch_add(took.as_micros() as u64, Ordering::Relaxed);
         }
         if let Err(e) = &result {
-            tracing::warn!(error = %e, "transcription failed");
+            tracing::warn!(error = %crate::logging::chain(e), "transcription failed");
         }
         let _ = job.reply.send(result);
     }

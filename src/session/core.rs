@@ -435,7 +435,7 @@ impl Session {
                 self.maybe_commit(&job, &t);
             }
             Ok(_) => {}
-            Err(e) => tracing::debug!(error = %e, "partial failed"),
+            Err(e) => tracing::debug!(error = %crate::logging::chain(&e), "partial failed"),
         }
     }
 
@@ -497,7 +497,7 @@ impl Session {
         let labelled = match (done.speakers, self.speakers.as_mut()) {
             (Some(Ok(turns)), Some(speakers)) => Some(speakers.label(&turns, &mut outbox)),
             (Some(Err(e)), _) => {
-                tracing::warn!(segment_id = done.segment_id, error = %e, "speaker labels failed");
+                tracing::warn!(segment_id = done.segment_id, error = %crate::logging::chain(&e), "speaker labels failed");
                 None
             }
             _ => None,
@@ -515,7 +515,7 @@ impl Session {
         let mut outbox = Vec::new();
         match (result, self.speakers.as_mut()) {
             (Ok(turns), Some(speakers)) => speakers.late(segment_id, &turns, &mut outbox),
-            (Err(e), _) => tracing::warn!(segment_id, error = %e, "late speaker labels failed"),
+            (Err(e), _) => tracing::warn!(segment_id, error = %crate::logging::chain(&e), "late speaker labels failed"),
             _ => {}
         }
         outbox.into_iter().for_each(|m| self.send(m));

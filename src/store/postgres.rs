@@ -20,11 +20,12 @@ use std::time::{Duration, Instant};
 use ::postgres::{Client, GenericClient, NoTls, Row};
 use r2d2_postgres::PostgresConnectionManager;
 
-use super::writer::{apply_batch, SessionWrite, Write, WriterThread};
-use super::{
-    reason_from_text, reason_text, unix_now, Fleet, ListedSession, RemoteSession, StoreConfig, StoreError, StoreState,
-    StoredSession, TranscriptStore,
+use super::api::{Fleet, TranscriptStore};
+use super::config::StoreConfig;
+use super::record::{
+    reason_from_text, reason_text, unix_now, ListedSession, RemoteSession, StoreError, StoreState, StoredSession,
 };
+use super::writer::{apply_batch, SessionWrite, Write, WriterThread};
 use crate::domain::Segment;
 use crate::protocol::CloseReason;
 

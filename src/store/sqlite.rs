@@ -6,11 +6,10 @@
 
 use std::path::{Path, PathBuf};
 
+use super::api::TranscriptStore;
+use super::config::StoreConfig;
+use super::record::{reason_from_text, reason_text, ListedSession, SessionMeta, StoreError, StoreState, StoredSession};
 use super::writer::{apply_batch, Write, WriterThread};
-use super::{
-    reason_from_text, reason_text, ListedSession, SessionMeta, StoreConfig, StoreError, StoreState, StoredSession,
-    TranscriptStore,
-};
 use crate::domain::Segment;
 use crate::protocol::CloseReason;
 use rusqlite::{params, Connection, OptionalExtension};
