@@ -7,17 +7,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::session::registry::SessionRegistry;
+use crate::store::Fleet;
 
-pub async fn heartbeat(registry: Arc<SessionRegistry>, every: Duration) {
+pub async fn heartbeat(registry: Arc<SessionRegistry>, fleet: Arc<dyn Fleet>, every: Duration) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let Some(store) = registry.store().cloned() else { return };
         let (live, replica) = (registry.live_records(), registry.replica().to_owned());
+        let fleet = fleet.clone();
         // The database may be away: this beat is skipped and the next one tries again.
         let beat = tokio::task::spawn_blocking(move || {
-            let fleet = store.fleet().expect("the heartbeat runs only with a shared store");
             fleet.publish(&replica, &live)?;
             fleet.interrupt_stale()?;
             fleet.take_end_requests(&replica)

@@ -29,7 +29,7 @@ use crate::session::aggregate::AggregatorStats;
 use crate::session::registry::SessionRegistry;
 use crate::session::SessionDeps;
 use crate::store::StoreError;
-use crate::store::{self, TranscriptStore};
+use crate::store::{self, OpenStore, TranscriptStore};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -146,7 +146,7 @@ pub fn load_engines_with(config: &Config, workload: Workload, vad: VadModel) -> 
 }
 
 /// Opens the transcript store when enabled, and starts its retention sweep.
-fn open_store(config: &Config) -> Result<Option<Arc<dyn TranscriptStore>>, StoreError> {
+fn open_store(config: &Config) -> Result<Option<OpenStore>, StoreError> {
     if !config.store.enabled {
         return Ok(None);
     }
@@ -156,7 +156,7 @@ fn open_store(config: &Config) -> Result<Option<Arc<dyn TranscriptStore>>, Store
         scope.spawn(|| store::open(&config.store)).join().expect("opening the store does not panic")
     })?;
     if config.store.retention_days > 0 {
-        tokio::spawn(retention(store.clone(), config.store.retention_days));
+        tokio::spawn(retention(store.transcripts.clone(), config.store.retention_days));
     }
     Ok(Some(store))
 }
@@ -184,6 +184,7 @@ pub fn app_state(config: Arc<Config>, engines: Engines) -> Result<(AppState, wat
     let admission = Admission::new(engines.asr.clone(), engines.diarize.clone());
     admission.spawn_sampler();
     let heartbeat = Duration::from_secs(config.store.heartbeat_s.max(1));
+    let fleet = store.as_ref().and_then(|s| s.fleet.clone());
     let registry = Arc::new(SessionRegistry::with_store(store, config.store.replica()));
     let state = AppState {
         admission,
@@ -195,8 +196,8 @@ pub fn app_state(config: Arc<Config>, engines: Engines) -> Result<(AppState, wat
         key_sessions: Arc::default(),
         log: None,
     };
-    if state.shared.registry.store().is_some_and(|s| s.fleet().is_some()) {
-        tokio::spawn(fleet::heartbeat(state.shared.registry.clone(), heartbeat));
+    if let Some(fleet) = fleet {
+        tokio::spawn(fleet::heartbeat(state.shared.registry.clone(), fleet, heartbeat));
     }
     Ok((state, shutdown_tx))
 }

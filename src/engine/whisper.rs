@@ -195,11 +195,14 @@ fn collect(model: &WhisperModelFile, state: &WhisperState, dtw: bool, n_samples:
             // steadier than the timestamp-token heuristics (t0, t1), so it sets word ends.
             let t0 = data.t0 as f64 / 100.0;
             let t1 = if dtw && data.t_dtw >= 0 { data.t_dtw as f64 / 100.0 } else { data.t1 as f64 / 100.0 };
-            let starts_word = piece.first() == Some(&b' ') || words.is_empty();
-            if starts_word {
-                words.push(WordBuilder { bytes: Vec::new(), start: t0, end: t1, probs: Vec::new() });
-            }
-            let current = words.last_mut().expect("a word was just pushed if none existed");
+            let current = match words.last_mut() {
+                Some(word) if piece.first() != Some(&b' ') => word,
+                _ => {
+                    words.push(WordBuilder { bytes: Vec::new(), start: t0, end: t1, probs: Vec::new() });
+                    let last = words.len() - 1;
+                    &mut words[last]
+                }
+            };
             current.bytes.extend_from_slice(&piece);
             current.end = t1;
             current.probs.push(data.p);

@@ -12,7 +12,9 @@ use tokio::sync::watch;
 
 use crate::domain::Segment;
 use crate::protocol::{CloseReason, ErrorCode, ListenParams, ServerMessage};
-use crate::store::{Fleet, ListedSession, RemoteSession, SessionMeta, StoreError, StoredSession, TranscriptStore};
+use crate::store::{
+    Fleet, ListedSession, OpenStore, RemoteSession, SessionMeta, StoreError, StoredSession, TranscriptStore,
+};
 
 /// Ended sessions kept for `GET /sessions`.
 const RECENT_ENDED: usize = 256;
@@ -275,13 +277,16 @@ pub struct SessionRegistry {
     totals: Arc<Totals>,
     /// Where ended sessions are persisted, if anywhere.
     store: Option<Arc<dyn TranscriptStore>>,
+    /// The fleet's live sessions, when the store is shared.
+    fleet: Option<Arc<dyn Fleet>>,
     /// This server's id in the fleet (a shared store).
     replica: String,
 }
 
 impl SessionRegistry {
-    pub fn with_store(store: Option<Arc<dyn TranscriptStore>>, replica: String) -> Self {
-        Self { store, replica, ..Self::default() }
+    pub fn with_store(store: Option<OpenStore>, replica: String) -> Self {
+        let (store, fleet) = store.map_or((None, None), |s| (Some(s.transcripts), s.fleet));
+        Self { store, fleet, replica, ..Self::default() }
     }
 
     pub fn replica(&self) -> &str {
@@ -293,9 +298,9 @@ impl SessionRegistry {
         &self,
         f: impl FnOnce(&dyn Fleet, &str) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<Option<T>, LookupError> {
-        let Some(store) = self.store.clone().filter(|s| s.fleet().is_some()) else { return Ok(None) };
+        let Some(fleet) = self.fleet.clone() else { return Ok(None) };
         let replica = self.replica.clone();
-        let result = tokio::task::spawn_blocking(move || f(store.fleet().expect("filtered above"), &replica)).await??;
+        let result = tokio::task::spawn_blocking(move || f(fleet.as_ref(), &replica)).await??;
         Ok(Some(result))
     }
 

@@ -24,10 +24,6 @@ pub trait TranscriptStore: Send + Sync {
     fn kind(&self) -> &'static str;
     /// Writes everything queued, then stops accepting writes (at shutdown).
     fn close(&self);
-    /// The fleet's live sessions, when the store is shared.
-    fn fleet(&self) -> Option<&dyn Fleet> {
-        None
-    }
 }
 
 /// Live sessions across replicas sharing one database.

@@ -18,10 +18,21 @@ pub use self::postgres::PostgresStore;
 pub use self::record::{unix_now, ListedSession, RemoteSession, SessionMeta, StoreError, StoreState, StoredSession};
 pub use self::sqlite::SqliteStore;
 
+/// An open store, and the fleet's view through it when it is shared.
+#[derive(Clone)]
+pub struct OpenStore {
+    pub transcripts: Arc<dyn TranscriptStore>,
+    /// Present for PostgreSQL, which replicas share.
+    pub fleet: Option<Arc<dyn Fleet>>,
+}
+
 /// Opens the store the configuration names: PostgreSQL when `url` is set, else SQLite.
-pub fn open(config: &StoreConfig) -> Result<Arc<dyn TranscriptStore>, StoreError> {
+pub fn open(config: &StoreConfig) -> Result<OpenStore, StoreError> {
     Ok(match &config.url {
-        Some(url) => Arc::new(PostgresStore::open(url, config)?),
-        None => Arc::new(SqliteStore::open(config)?),
+        Some(url) => {
+            let shared = Arc::new(PostgresStore::open(url, config)?);
+            OpenStore { transcripts: shared.clone(), fleet: Some(shared) }
+        }
+        None => OpenStore { transcripts: Arc::new(SqliteStore::open(config)?), fleet: None },
     })
 }

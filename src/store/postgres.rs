@@ -231,10 +231,10 @@ impl Writer {
         if self.pending.is_empty() {
             return Ok(());
         }
-        if self.client.as_ref().is_none_or(Client::is_closed) {
-            self.client = Some(self.pg.connect(NoTls)?);
-        }
-        let client = self.client.as_mut().expect("connected just above");
+        let client = match &mut self.client {
+            Some(client) if !client.is_closed() => client,
+            slot => slot.insert(self.pg.connect(NoTls)?),
+        };
         let count = self.pending.len().min(BATCH);
         let replica = &self.replica;
         let batch = &self.pending.make_contiguous()[..count];
@@ -434,10 +434,6 @@ impl TranscriptStore for PostgresStore {
     fn close(&self) {
         self.writer.close();
         drop(self.pool.lock().unwrap_or_else(|p| p.into_inner()).take());
-    }
-
-    fn fleet(&self) -> Option<&dyn Fleet> {
-        Some(self)
     }
 }
 
