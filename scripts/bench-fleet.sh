@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The fleet's load on one PostgreSQL (docs/BENCHMARKS.md, "Fleet at scale"): starts a
+# throw-away PostgreSQL (Debian's, as scripts/test.sh installs it), runs the fleet benchmark
+# against it (simulated replicas through the store's own code), and removes it.
+#
+#   scripts/bench-fleet.sh [fleet_bench options, e.g. --replicas 8 --sessions 100]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release --bin fleet_bench >/dev/null
+bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+dir=$(mktemp -d)
+port=$((20000 + RANDOM % 20000))
+as_pg=()
+if [ "$(id -u)" -eq 0 ]; then chown postgres:postgres "$dir"; as_pg=(runuser -u postgres --); fi
+"${as_pg[@]}" "$bin/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 >/dev/null
+"${as_pg[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -o "-p $port -c listen_addresses=127.0.0.1 -k $dir" -w start >/dev/null
+trap '"${as_pg[@]}" "$bin/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null; rm -rf "$dir"' EXIT
+target/release/fleet_bench --url "postgres://postgres@127.0.0.1:$port/postgres" "$@"
