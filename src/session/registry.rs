@@ -336,7 +336,9 @@ impl SessionRegistry {
         if let Some(stored) = stored {
             return Ok(Some(SessionSnapshot::from_stored(stored)));
         }
-        Ok(self.live_elsewhere().await?.into_iter().find(|s| s.id == id))
+        let key = id.to_owned();
+        let remote = self.with_fleet(move |fleet, me| fleet.live_session(&key, me)).await?.flatten();
+        Ok(remote.map(SessionSnapshot::from_remote))
     }
 
     /// Like [`list`](Self::list), with the live sessions of other replicas and the ended

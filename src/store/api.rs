@@ -33,6 +33,8 @@ pub trait Fleet: Send + Sync {
     fn publish(&self, replica: &str, live: &[StoredSession]) -> Result<(), StoreError>;
     /// Live sessions of the other replicas.
     fn live_elsewhere(&self, replica: &str) -> Result<Vec<RemoteSession>, StoreError>;
+    /// Live session `id` if another replica than `replica` serves it: one lookup by key.
+    fn live_session(&self, id: &str, replica: &str) -> Result<Option<RemoteSession>, StoreError>;
     /// Asks the replica holding live session `id` to end it; false when no replica holds it.
     fn request_end(&self, id: &str) -> Result<bool, StoreError>;
     /// Sessions of `replica` that another replica was asked to end (each returned once).

@@ -8,6 +8,7 @@ use std::sync::Arc;
 mod api;
 mod config;
 mod postgres;
+mod published;
 mod record;
 mod sqlite;
 mod writer;

@@ -22,6 +22,7 @@ use r2d2_postgres::PostgresConnectionManager;
 
 use super::api::{Fleet, TranscriptStore};
 use super::config::StoreConfig;
+use super::published::Published;
 use super::record::{
     reason_from_text, reason_text, unix_now, ListedSession, RemoteSession, StoreError, StoreState, StoredSession,
 };
@@ -108,7 +109,9 @@ pub struct PostgresStore {
     /// "anything queued": with every final written as it is sent, that is true for a moment
     /// at every write.)
     behind: Arc<AtomicBool>,
-    heartbeat_timeout: f64,
+    pub(super) heartbeat_timeout: f64,
+    /// What this replica's heartbeat last wrote of each live session.
+    pub(super) published: std::sync::Mutex<Published>,
 }
 
 impl PostgresStore {
@@ -129,10 +132,16 @@ impl PostgresStore {
         let cap = config.buffer_sessions.max(1);
         let writer = WriterThread::spawn(QUEUE, move |queue| writer.run(queue, cap));
         let pool = std::sync::Mutex::new(Some(pool));
-        Ok(Self { pool, writer, behind, heartbeat_timeout: config.heartbeat_timeout_s as f64 })
+        let published = std::sync::Mutex::default();
+        Ok(Self { pool, writer, behind, heartbeat_timeout: config.heartbeat_timeout_s as f64, published })
     }
 
-    fn conn(&self) -> Result<r2d2::PooledConnection<PostgresConnectionManager<NoTls>>, StoreError> {
+    /// Whether the writer has finals it could not write yet.
+    pub(super) fn is_behind(&self) -> bool {
+        self.behind.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn conn(&self) -> Result<r2d2::PooledConnection<PostgresConnectionManager<NoTls>>, StoreError> {
         let pool = self.pool.lock().unwrap_or_else(|p| p.into_inner()).clone().ok_or(StoreError::Closed)?;
         Ok(pool.get()?)
     }
@@ -288,7 +297,7 @@ fn apply(tx: &mut impl GenericClient, write: &Write<StoredSession>, replica: &st
     Ok(())
 }
 
-fn write_session(tx: &mut impl GenericClient, s: &StoredSession) -> Result<(), StoreError> {
+pub(super) fn write_session(tx: &mut impl GenericClient, s: &StoredSession) -> Result<(), StoreError> {
     let meta = serde_json::to_string(&s.meta)?;
     let reason = s.close_reason.and_then(reason_text);
     tx.execute(
@@ -350,10 +359,10 @@ fn segment_row(r: &Row) -> Result<Segment, StoreError> {
     })
 }
 
-const LIVE_COLUMNS: &str = "id, client, meta, started_at, heartbeat, audio_seconds, segments, replica";
+pub(super) const LIVE_COLUMNS: &str = "id, client, meta, started_at, heartbeat, audio_seconds, segments, replica";
 
 /// A live record: `ended_at` is its last heartbeat; its finals so far come along.
-fn live_row(r: &Row) -> Result<RemoteSession, StoreError> {
+pub(super) fn live_row(r: &Row) -> Result<RemoteSession, StoreError> {
     let session = StoredSession {
         id: r.get(0),
         client: r.get(1),
@@ -439,27 +448,27 @@ impl TranscriptStore for PostgresStore {
 
 impl Fleet for PostgresStore {
     fn publish(&self, replica: &str, live: &[StoredSession]) -> Result<(), StoreError> {
+        let mut published = self.published.lock().unwrap_or_else(|p| p.into_inner());
+        let beat = published.beat(replica, live, self.is_behind());
         let mut conn = self.conn()?;
         let mut tx = conn.transaction()?;
         let now = unix_now();
-        for s in live {
-            let meta = serde_json::to_string(&s.meta)?;
-            let segments = serde_json::to_string(&s.segments)?;
-            // A session already written as ended is not brought back to life by a late beat. The
-            // snapshot replaces the finals (with their latest speaker labels) unless the writer
-            // has already appended a newer final than it holds.
-            tx.execute(
-                "INSERT INTO live_sessions (id, replica, heartbeat, started_at, client, audio_seconds, meta, segments)
-                 SELECT $1, $2, $3, $4, $5, $6, $7, $8 WHERE NOT EXISTS (SELECT 1 FROM sessions WHERE id = $1)
-                 ON CONFLICT (id) DO UPDATE SET heartbeat = $3, audio_seconds = $6,
-                   segments = CASE WHEN jsonb_array_length($8::text::jsonb) >= jsonb_array_length(live_sessions.segments::jsonb)
-                                   THEN $8 ELSE live_sessions.segments END",
-                &[&s.id, &replica, &now, &s.started_at, &s.client, &s.audio_seconds, &meta, &segments],
-            )?;
-        }
+        // Every live session is still live, and this far into its audio: one statement.
         let ids: Vec<&str> = live.iter().map(|s| s.id.as_str()).collect();
-        tx.execute("DELETE FROM live_sessions WHERE replica = $1 AND NOT (id = ANY($2))", &[&replica, &ids])?;
+        let audio: Vec<f64> = live.iter().map(|s| s.audio_seconds).collect();
+        tx.execute(
+            "UPDATE live_sessions AS l SET heartbeat = $2, audio_seconds = u.audio_seconds
+             FROM unnest($3::text[], $4::float8[]) AS u(id, audio_seconds) WHERE l.id = u.id AND l.replica = $1",
+            &[&replica, &now, &ids, &audio],
+        )?;
+        for s in beat.rewrite {
+            upsert_live(&mut tx, replica, now, s)?;
+        }
+        if beat.gone {
+            tx.execute("DELETE FROM live_sessions WHERE replica = $1 AND NOT (id = ANY($2))", &[&replica, &ids])?;
+        }
         tx.commit()?;
+        published.written(replica, live);
         Ok(())
     }
 
@@ -469,6 +478,13 @@ impl Fleet for PostgresStore {
             "SELECT {LIVE_COLUMNS} FROM live_sessions WHERE replica <> $1 AND heartbeat >= $2 ORDER BY started_at"
         );
         self.conn()?.query(&query, &[&replica, &fresh])?.iter().map(live_row).collect()
+    }
+
+    fn live_session(&self, id: &str, replica: &str) -> Result<Option<RemoteSession>, StoreError> {
+        let fresh = unix_now() - self.heartbeat_timeout;
+        let query =
+            format!("SELECT {LIVE_COLUMNS} FROM live_sessions WHERE id = $1 AND replica <> $2 AND heartbeat >= $3");
+        self.conn()?.query_opt(&query, &[&id, &replica, &fresh])?.as_ref().map(live_row).transpose()
     }
 
     fn request_end(&self, id: &str) -> Result<bool, StoreError> {
@@ -504,4 +520,21 @@ impl Fleet for PostgresStore {
         tx.commit()?;
         Ok(records.len())
     }
+}
+
+/// A live session's whole record. A session already written as ended is not brought back to
+/// life by a late beat. The snapshot replaces the finals (with their latest speaker labels)
+/// unless the writer has already appended a newer final than it holds.
+fn upsert_live(tx: &mut impl GenericClient, replica: &str, now: f64, s: &StoredSession) -> Result<(), StoreError> {
+    let meta = serde_json::to_string(&s.meta)?;
+    let segments = serde_json::to_string(&s.segments)?;
+    tx.execute(
+        "INSERT INTO live_sessions (id, replica, heartbeat, started_at, client, audio_seconds, meta, segments)
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8 WHERE NOT EXISTS (SELECT 1 FROM sessions WHERE id = $1)
+         ON CONFLICT (id) DO UPDATE SET heartbeat = $3, audio_seconds = $6,
+           segments = CASE WHEN jsonb_array_length($8::text::jsonb) >= jsonb_array_length(live_sessions.segments::jsonb)
+                           THEN $8 ELSE live_sessions.segments END",
+        &[&s.id, &replica, &now, &s.started_at, &s.client, &s.audio_seconds, &meta, &segments],
+    )?;
+    Ok(())
 }

@@ -137,7 +137,9 @@ async fn replicas_on_one_postgres_list_end_and_serve_each_others_sessions() {
         list["sessions"].as_array().unwrap().iter().any(|s| s["id"] == session_id && s["replica"] == "replica-a")
     })
     .await;
-    assert_eq!(session_on(&b, &session_id).await["state"], "active");
+    // Looked up by id at B (one keyed query): A's, live.
+    let one = session_on(&b, &session_id).await;
+    assert_eq!((&one["state"], &one["replica"]), (&"active".into(), &"replica-a".into()), "{one}");
 
     // Ended through B: A's client gets `closed` with `terminated`.
     let (status, _) = http(&b, "DELETE", &format!("/sessions/{session_id}")).await;
