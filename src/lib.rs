@@ -18,6 +18,7 @@ pub mod onnx;
 pub mod pipeline;
 pub mod process;
 pub mod protocol;
+pub mod registry;
 pub mod session;
 pub mod speaker;
 pub mod store;

@@ -7,6 +7,30 @@ use serde::{Deserialize, Serialize};
 use crate::audio::pcm::Encoding;
 use crate::domain::Segment;
 
+/// What describes a session from the moment it opens, one shape wherever it is shown or kept:
+/// the registry's records, REST's views (flattened into them), the store's rows and the fleet's
+/// live records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SessionHeader {
+    pub id: String,
+    /// The client's address.
+    pub client: String,
+    pub sample_rate: u32,
+    pub encoding: Encoding,
+    pub language: Option<String>,
+    pub diarize: bool,
+    /// Unix time in seconds.
+    pub started_at: f64,
+}
+
+impl SessionHeader {
+    /// The header of stream `id` from `client`, opened with `params` at `started_at`.
+    pub fn of_stream(id: String, client: String, params: &ListenParams, started_at: f64) -> Self {
+        let ListenParams { sample_rate, encoding, diarize, .. } = *params;
+        Self { id, client, sample_rate, encoding, language: params.language.clone(), diarize, started_at }
+    }
+}
+
 /// Parameters of `GET /v1/listen`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ListenParams {

@@ -14,6 +14,7 @@ const LAYERS: &[&[&str]] = &[
     &["app"],
     &["http", "load"],
     &["session", "offline", "client"],
+    &["registry"],
     &["config"],
     &["engine"],
     &["pipeline", "speaker", "audio", "models", "store", "protocol", "eval"],

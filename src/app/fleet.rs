@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::session::registry::SessionRegistry;
+use crate::registry::SessionRegistry;
 use crate::store::Fleet;
 
 pub async fn heartbeat(registry: Arc<SessionRegistry>, fleet: Arc<dyn Fleet>, every: Duration) {

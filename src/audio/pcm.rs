@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Sample encodings a client may declare.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Encoding {
     PcmS16le,

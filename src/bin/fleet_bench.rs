@@ -9,8 +9,10 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use speech_service::audio::pcm::Encoding;
 use speech_service::domain::{Segment, Word};
-use speech_service::store::{Fleet, PostgresStore, SessionMeta, StoreConfig, StoredSession, TranscriptStore};
+use speech_service::protocol::SessionHeader;
+use speech_service::store::{Fleet, PostgresStore, StoreConfig, StoredSession, TranscriptStore};
 
 #[derive(Parser)]
 struct Args {
@@ -76,14 +78,18 @@ fn segment(n: u64) -> Segment {
 }
 
 fn session(replica: usize, i: usize, prefill: usize) -> StoredSession {
-    let meta =
-        SessionMeta { sample_rate: 16_000, encoding: "pcm_s16le".into(), language: Some("en".into()), diarize: true };
     let now = speech_service::store::unix_now();
-    StoredSession {
+    let header = SessionHeader {
         id: format!("bench-{replica}-{i}"),
         client: "127.0.0.1:1".into(),
-        meta,
+        sample_rate: 16_000,
+        encoding: Encoding::PcmS16le,
+        language: Some("en".into()),
+        diarize: true,
         started_at: now,
+    };
+    StoredSession {
+        header,
         ended_at: now,
         close_reason: None,
         audio_seconds: prefill as f64 * 3.0,
@@ -111,7 +117,7 @@ fn replica(index: usize, args: &Args, stop: &AtomicBool, beats: &Mutex<Vec<f64>>
             while s.segments.len() < args.prefill + due {
                 let final_segment = segment(s.segments.len() as u64);
                 s.audio_seconds = final_segment.end;
-                store.append(&s.id, &final_segment, s.audio_seconds);
+                store.append(&s.header.id, &final_segment, s.audio_seconds);
                 s.segments.push(final_segment);
             }
         }

@@ -13,7 +13,7 @@ use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
 use speech_service::client::{client_text, encode, get_json, request, Socket};
 use speech_service::protocol::{ClientMessage, CloseReason, ServerMessage};
-use speech_service::session::registry::{SessionSnapshot, SessionState};
+use speech_service::registry::{SessionSnapshot, SessionState};
 use tokio_tungstenite::tungstenite::Message;
 
 #[derive(Parser)]

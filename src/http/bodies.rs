@@ -8,8 +8,8 @@ use utoipa::ToSchema;
 
 use crate::engine::stats::WorkerSnapshot;
 use crate::process::ProcessUsage;
-use crate::session::admission::LoadStatus;
-use crate::session::registry::SessionSnapshot;
+use crate::registry::admission::LoadStatus;
+use crate::registry::SessionSnapshot;
 
 /// `GET /health`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

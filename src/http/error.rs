@@ -6,8 +6,8 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::session::admission::Refusal;
-use crate::session::registry::LookupError;
+use crate::registry::admission::Refusal;
+use crate::registry::LookupError;
 
 /// The body of every error response.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

@@ -12,9 +12,9 @@ use crate::domain::{Segment, Word};
 use crate::engine::stats::WorkerSnapshot;
 use crate::process::ProcessUsage;
 use crate::protocol::CloseReason;
-use crate::session::admission::LoadStatus;
+use crate::registry::admission::LoadStatus;
+use crate::registry::{SessionSnapshot, SessionState};
 use crate::session::aggregate::AggregatorCounts;
-use crate::session::registry::{SessionSnapshot, SessionState};
 
 /// Every route answers 401 with an [`ErrorBody`] when API keys are configured and none (or a
 /// wrong one) was sent; the health and metrics routes only when configured as private.

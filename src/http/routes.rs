@@ -17,8 +17,8 @@ use super::bodies::{
 use super::error::{ApiError, ErrorBody};
 use super::state::AppState;
 use crate::offline::{render, Format, Transcription};
+use crate::registry::{Page, SessionSnapshot, TerminateError};
 use crate::session::aggregate::AggregatorCounts;
-use crate::session::registry::{Page, SessionSnapshot, TerminateError};
 use crate::store::StoreState;
 
 /// `GET /health`: liveness.
@@ -235,7 +235,8 @@ pub async fn get_transcript(
         TranscriptFormat::Vtt => (Format::Vtt, "text/vtt"),
     };
     let session = find_session(&state, id).await?;
-    let body = render(&Transcription { segments: session.transcript, ..Default::default() }, format, &session.id);
+    let body =
+        render(&Transcription { segments: session.transcript, ..Default::default() }, format, &session.header.id);
     Ok(([(axum::http::header::CONTENT_TYPE, content_type)], body).into_response())
 }
 

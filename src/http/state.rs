@@ -17,7 +17,7 @@ pub struct AppState {
     /// One permit per live session: the hard limit (`limits.max_sessions`).
     pub session_slots: Arc<Semaphore>,
     /// Load-aware admission of streams, and the load figures.
-    pub admission: Arc<crate::session::admission::Admission>,
+    pub admission: Arc<crate::registry::admission::Admission>,
     /// Live streams per API key (`auth.max_sessions_per_key`).
     pub key_sessions: Arc<super::key_limits::KeySessions>,
     pub started: std::time::Instant,
@@ -35,7 +35,7 @@ impl AppState {
 
     /// The load as admission sees it for a stream with the default settings (speakers on
     /// where the server has them): what readiness, `/stats` and `/metrics` report.
-    pub fn load_status(&self) -> crate::session::admission::LoadStatus {
+    pub fn load_status(&self) -> crate::registry::admission::LoadStatus {
         self.admission.status(&self.config().admission, self.shared.engines.diarize.is_some())
     }
 }

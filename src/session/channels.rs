@@ -12,7 +12,6 @@ use axum::extract::ws::{Message, WebSocket};
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
-use super::admission::StreamTicket;
 use super::outlet::{ClientEvent, Lane, LaneInput, Outlet, Wire};
 use super::{recorded, serve, SessionDeps};
 use crate::audio::channels::{crosstalk_window, Deinterleaver};
@@ -20,6 +19,7 @@ use crate::audio::pcm::PcmDecoder;
 use crate::config::Config;
 use crate::domain::{channel_segment_id, channel_speaker};
 use crate::protocol::{ClientMessage, CloseReason, ErrorCode, ListenParams, ServerMessage};
+use crate::registry::admission::StreamTicket;
 
 /// Client frames a lane may have waiting: a lane that falls this far behind holds the socket
 /// (and so the client) back rather than growing a queue.

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use super::aggregate::AggregatorStats;
-use super::registry::SessionRegistry;
 use crate::engine::Engines;
+use crate::registry::SessionRegistry;
 
 /// What every session shares with the server (the configuration in force is passed beside
 /// it): the routes hold the same value in `AppState`, so nothing is copied field by field.

@@ -10,7 +10,6 @@ use futures_util::future::BoxFuture;
 use futures_util::stream::{FuturesOrdered, FuturesUnordered};
 use futures_util::StreamExt;
 
-use super::admission::StreamTicket;
 use super::aggregate::{self, FinalDone, LateSpeakers, SpeakerFuture, Speakers};
 use super::core::{Action, FinalJob, FinalResult, Input, PartialJob, Session};
 use super::deps::SessionDeps;
@@ -22,6 +21,7 @@ use crate::engine::asr::{AsrHandle, Reply};
 use crate::engine::diarize::{DiarizeError, DiarizeHandle, DiarizeReply};
 use crate::engine::queue::{clock_ms, clock_ms_at};
 use crate::protocol::{CloseReason, ListenParams, ServerMessage};
+use crate::registry::admission::StreamTicket;
 
 /// Less audio than this (0.4 s) left at the end of an utterance is not worth a diarization job:
 /// it is the silence that ended it.

@@ -1,7 +1,6 @@
 //! One WebSocket connection's life: a single task owns the cheap stateful stages and runs one
 //! `select!` loop over client frames, engine replies, the idle timer and shutdown.
 
-pub mod admission;
 pub mod aggregate;
 pub mod channels;
 pub mod core;
@@ -10,7 +9,6 @@ mod front;
 mod jobs;
 mod outlet;
 mod progress;
-pub mod registry;
 mod speakers;
 mod speculation;
 
@@ -24,19 +22,19 @@ use tokio::sync::watch;
 use tokio::time::{sleep_until, timeout, Instant};
 use tracing::Instrument;
 
-use self::admission::StreamTicket;
 use self::aggregate::{FinalDone, LateSpeakers};
 use self::core::{Input, Session};
 pub use self::deps::SessionDeps;
 use self::front::AudioFront;
 use self::jobs::Jobs;
 use self::outlet::{ClientEvent, Outlet, Wire};
-use self::registry::SessionRecord;
 use crate::config::Config;
 use crate::domain::{EmbeddedTurn, Transcript};
 use crate::engine::asr::AsrError;
 use crate::engine::diarize::DiarizeError;
 use crate::protocol::{CloseReason, ErrorCode, ListenParams, ServerMessage};
+use crate::registry::admission::StreamTicket;
+use crate::registry::SessionRecord;
 
 /// What the event loop waits for.
 enum Event {

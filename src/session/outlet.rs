@@ -8,9 +8,9 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use tokio::sync::mpsc;
 use tokio::time::{timeout, Instant};
 
-use super::registry::{SessionRecord, SessionRegistry};
 use crate::config::Config;
 use crate::protocol::{CloseReason, ServerMessage};
+use crate::registry::{SessionRecord, SessionRegistry};
 
 /// What a channel's session hears from the task that splits the client's frames.
 pub enum LaneInput {
@@ -108,7 +108,7 @@ impl Outlet {
     /// A lane leaves both to the task that owns the socket.
     pub async fn close(&mut self, reason: CloseReason) {
         let Wire::Socket(socket) = &mut self.wire else { return };
-        self.registry.close(&self.record.id, reason);
+        self.registry.close(&self.record.header.id, reason);
         if self.open {
             let frame = CloseFrame { code: reason.close_code(), reason: format!("{reason:?}").into() };
             let _ = timeout(self.send_timeout, socket.send(Message::Close(Some(frame)))).await;

@@ -16,7 +16,7 @@ mod writer;
 pub use self::api::{Fleet, TranscriptStore};
 pub use self::config::StoreConfig;
 pub use self::postgres::PostgresStore;
-pub use self::record::{unix_now, ListedSession, RemoteSession, SessionMeta, StoreError, StoreState, StoredSession};
+pub use self::record::{unix_now, ListedSession, RemoteSession, StoreError, StoreState, StoredSession};
 pub use self::sqlite::SqliteStore;
 
 /// An open store, and the fleet's view through it when it is shared.

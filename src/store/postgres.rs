@@ -24,7 +24,8 @@ use super::api::{Fleet, TranscriptStore};
 use super::config::StoreConfig;
 use super::published::Published;
 use super::record::{
-    reason_from_text, reason_text, unix_now, ListedSession, RemoteSession, StoreError, StoreState, StoredSession,
+    header_of, meta_json, reason_from_text, reason_text, unix_now, ListedSession, RemoteSession, StoreError,
+    StoreState, StoredSession,
 };
 use super::writer::{apply_batch, SessionWrite, Write, WriterThread};
 use crate::domain::Segment;
@@ -150,7 +151,7 @@ impl PostgresStore {
 /// A session record names its session.
 impl SessionWrite for StoredSession {
     fn session_id(&self) -> &str {
-        &self.id
+        &self.header.id
     }
 }
 
@@ -273,12 +274,12 @@ fn apply_all(client: &mut Client, writes: &[Write<StoredSession>], replica: &str
 fn apply(tx: &mut impl GenericClient, write: &Write<StoredSession>, replica: &str) -> Result<(), StoreError> {
     match write {
         Write::Begin(s) => {
-            let meta = serde_json::to_string(&s.meta)?;
+            let (h, meta) = (&s.header, meta_json(&s.header)?);
             tx.execute(
                 "INSERT INTO live_sessions (id, replica, heartbeat, started_at, client, audio_seconds, meta, segments)
                  SELECT $1, $2, $3, $4, $5, $6, $7, '[]' WHERE NOT EXISTS (SELECT 1 FROM sessions WHERE id = $1)
                  ON CONFLICT (id) DO NOTHING",
-                &[&s.id, &replica, &unix_now(), &s.started_at, &s.client, &s.audio_seconds, &meta],
+                &[&h.id, &replica, &unix_now(), &h.started_at, &h.client, &s.audio_seconds, &meta],
             )?;
         }
         Write::Append { id, segment, audio_seconds } => {
@@ -291,20 +292,20 @@ fn apply(tx: &mut impl GenericClient, write: &Write<StoredSession>, replica: &st
         }
         Write::End(s) => {
             write_session(tx, s)?;
-            tx.execute("DELETE FROM live_sessions WHERE id = $1", &[&s.id])?;
+            tx.execute("DELETE FROM live_sessions WHERE id = $1", &[&s.header.id])?;
         }
     }
     Ok(())
 }
 
 pub(super) fn write_session(tx: &mut impl GenericClient, s: &StoredSession) -> Result<(), StoreError> {
-    let meta = serde_json::to_string(&s.meta)?;
+    let (h, meta) = (&s.header, meta_json(&s.header)?);
     let reason = s.close_reason.and_then(reason_text);
     tx.execute(
         "INSERT INTO sessions (id, started_at, ended_at, close_reason, client, audio_seconds, meta)
          VALUES ($1, $2, $3, $4, $5, $6, $7)
          ON CONFLICT (id) DO UPDATE SET ended_at = $3, close_reason = $4, audio_seconds = $6, meta = $7",
-        &[&s.id, &s.started_at, &s.ended_at, &reason, &s.client, &s.audio_seconds, &meta],
+        &[&h.id, &h.started_at, &s.ended_at, &reason, &h.client, &s.audio_seconds, &meta],
     )?;
     for e in &s.segments {
         tx.execute(
@@ -314,7 +315,7 @@ pub(super) fn write_session(tx: &mut impl GenericClient, s: &StoredSession) -> R
              ON CONFLICT (session_id, segment_id, part) DO UPDATE
              SET start = $4, \"end\" = $5, text = $6, speaker = $7, words = $8, language = $9, channel = $10",
             &[
-                &s.id,
+                &h.id,
                 &(e.segment_id as i64),
                 &(e.part as i32),
                 &e.start,
@@ -334,10 +335,7 @@ const SESSION_COLUMNS: &str = "id, client, meta, started_at, ended_at, close_rea
 
 fn session_row(r: &Row) -> Result<StoredSession, StoreError> {
     Ok(StoredSession {
-        id: r.get(0),
-        client: r.get(1),
-        meta: serde_json::from_str(r.get::<_, &str>(2))?,
-        started_at: r.get(3),
+        header: header_of(r.get(0), r.get(1), r.get(2), r.get(3))?,
         ended_at: r.get(4),
         close_reason: reason_from_text(r.get(5)),
         audio_seconds: r.get(6),
@@ -364,10 +362,7 @@ pub(super) const LIVE_COLUMNS: &str = "id, client, meta, started_at, heartbeat, 
 /// A live record: `ended_at` is its last heartbeat; its finals so far come along.
 pub(super) fn live_row(r: &Row) -> Result<RemoteSession, StoreError> {
     let session = StoredSession {
-        id: r.get(0),
-        client: r.get(1),
-        meta: serde_json::from_str(r.get::<_, &str>(2))?,
-        started_at: r.get(3),
+        header: header_of(r.get(0), r.get(1), r.get(2), r.get(3))?,
         ended_at: r.get(4),
         close_reason: None,
         audio_seconds: r.get(5),
@@ -454,7 +449,7 @@ impl Fleet for PostgresStore {
         let mut tx = conn.transaction()?;
         let now = unix_now();
         // Every live session is still live, and this far into its audio: one statement.
-        let ids: Vec<&str> = live.iter().map(|s| s.id.as_str()).collect();
+        let ids: Vec<&str> = live.iter().map(|s| s.header.id.as_str()).collect();
         let audio: Vec<f64> = live.iter().map(|s| s.audio_seconds).collect();
         tx.execute(
             "UPDATE live_sessions AS l SET heartbeat = $2, audio_seconds = u.audio_seconds
@@ -514,8 +509,8 @@ impl Fleet for PostgresStore {
         for record in &records {
             let session = StoredSession { close_reason: Some(CloseReason::Interrupted), ..record.session.clone() };
             write_session(&mut tx, &session)?;
-            tx.execute("DELETE FROM live_sessions WHERE id = $1", &[&session.id])?;
-            tracing::warn!(session_id = %session.id, replica = %record.replica, "replica went silent: session marked interrupted");
+            tx.execute("DELETE FROM live_sessions WHERE id = $1", &[&session.header.id])?;
+            tracing::warn!(session_id = %session.header.id, replica = %record.replica, "replica went silent: session marked interrupted");
         }
         tx.commit()?;
         Ok(records.len())
@@ -526,7 +521,7 @@ impl Fleet for PostgresStore {
 /// life by a late beat. The snapshot replaces the finals (with their latest speaker labels)
 /// unless the writer has already appended a newer final than it holds.
 fn upsert_live(tx: &mut impl GenericClient, replica: &str, now: f64, s: &StoredSession) -> Result<(), StoreError> {
-    let meta = serde_json::to_string(&s.meta)?;
+    let (h, meta) = (&s.header, meta_json(&s.header)?);
     let segments = serde_json::to_string(&s.segments)?;
     tx.execute(
         "INSERT INTO live_sessions (id, replica, heartbeat, started_at, client, audio_seconds, meta, segments)
@@ -534,7 +529,7 @@ fn upsert_live(tx: &mut impl GenericClient, replica: &str, now: f64, s: &StoredS
          ON CONFLICT (id) DO UPDATE SET heartbeat = $3, audio_seconds = $6,
            segments = CASE WHEN jsonb_array_length($8::text::jsonb) >= jsonb_array_length(live_sessions.segments::jsonb)
                            THEN $8 ELSE live_sessions.segments END",
-        &[&s.id, &replica, &now, &s.started_at, &s.client, &s.audio_seconds, &meta, &segments],
+        &[&h.id, &replica, &now, &h.started_at, &h.client, &s.audio_seconds, &meta, &segments],
     )?;
     Ok(())
 }

@@ -31,20 +31,20 @@ impl Published {
     pub fn beat<'a>(&self, replica: &str, live: &'a [StoredSession], full: bool) -> Beat<'a> {
         let full = full || self.replica != replica;
         let rewrite = live.iter().filter(|s| full || self.changed(s)).collect();
-        let gone = full || self.segments.keys().any(|id| !live.iter().any(|s| s.id == *id));
+        let gone = full || self.segments.keys().any(|id| !live.iter().any(|s| s.header.id == *id));
         Beat { rewrite, gone }
     }
 
     /// Records that `live` is what the database now holds.
     pub fn written(&mut self, replica: &str, live: &[StoredSession]) {
         self.replica = replica.to_owned();
-        self.segments = live.iter().map(|s| (s.id.clone(), s.segments.clone())).collect();
+        self.segments = live.iter().map(|s| (s.header.id.clone(), s.segments.clone())).collect();
     }
 
     /// New to the heartbeat, or a final it wrote is no longer as it was (new finals at the end
     /// are the writer's).
     fn changed(&self, session: &StoredSession) -> bool {
-        match self.segments.get(&session.id) {
+        match self.segments.get(&session.header.id) {
             None => true,
             Some(before) => !session.segments.starts_with(before),
         }
@@ -54,7 +54,6 @@ impl Published {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::SessionMeta;
 
     fn session(id: &str, speakers: &[&str]) -> StoredSession {
         let segment = |(i, s): (usize, &&str)| Segment {
@@ -69,10 +68,15 @@ mod tests {
             channel: None,
         };
         StoredSession {
-            id: id.into(),
-            client: String::new(),
-            meta: SessionMeta { sample_rate: 16_000, encoding: "pcm_s16le".into(), language: None, diarize: true },
-            started_at: 0.0,
+            header: crate::protocol::SessionHeader {
+                id: id.into(),
+                client: String::new(),
+                sample_rate: 16_000,
+                encoding: crate::audio::pcm::Encoding::PcmS16le,
+                language: None,
+                diarize: true,
+                started_at: 0.0,
+            },
             ended_at: 0.0,
             close_reason: None,
             audio_seconds: 0.0,
@@ -89,13 +93,13 @@ mod tests {
         // "a" got a final (the writer's), "b" is unchanged, "c" is new.
         let second = [session("a", &["S1", "S2"]), session("b", &[]), session("c", &["S1"])];
         let beat = published.beat("r1", &second, false);
-        assert_eq!(beat.rewrite.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), ["c"]);
+        assert_eq!(beat.rewrite.iter().map(|s| s.header.id.as_str()).collect::<Vec<_>>(), ["c"]);
         assert!(!beat.gone);
         published.written("r1", &second);
         // A later utterance relabelled the first final of "a"; "b" ended.
         let third = [session("a", &["S2", "S2"]), session("c", &["S1"])];
         let beat = published.beat("r1", &third, false);
-        assert_eq!(beat.rewrite.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), ["a"]);
+        assert_eq!(beat.rewrite.iter().map(|s| s.header.id.as_str()).collect::<Vec<_>>(), ["a"]);
         assert!(beat.gone, "b's live record goes");
         assert_eq!(published.beat("r1", &third, true).rewrite.len(), 2, "a full beat writes everything");
         assert_eq!(published.beat("r2", &third, false).rewrite.len(), 2, "another replica name starts over");

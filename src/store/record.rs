@@ -5,8 +5,9 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::audio::pcm::Encoding;
 use crate::domain::Segment;
-use crate::protocol::CloseReason;
+use crate::protocol::{CloseReason, SessionHeader};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -30,10 +31,7 @@ pub enum StoreError {
 /// Live sessions of the fleet use it too, with `ended_at` their last heartbeat and no reason.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredSession {
-    pub id: String,
-    pub client: String,
-    pub meta: SessionMeta,
-    pub started_at: f64,
+    pub header: SessionHeader,
     pub ended_at: f64,
     pub close_reason: Option<CloseReason>,
     pub audio_seconds: f64,
@@ -50,14 +48,26 @@ pub struct ListedSession {
     pub speakers: Vec<String>,
 }
 
-/// How the session was opened; kept as JSON in `sessions.meta` (unknown fields, such as those
-/// schema 1 wrote there, are ignored).
+/// The header's fields kept as JSON in the `meta` column (the others have columns of their
+/// own); unknown fields, such as those schema 1 wrote there, are ignored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SessionMeta {
-    pub sample_rate: u32,
-    pub encoding: String,
-    pub language: Option<String>,
-    pub diarize: bool,
+struct SessionMeta {
+    sample_rate: u32,
+    encoding: Encoding,
+    language: Option<String>,
+    diarize: bool,
+}
+
+/// The `meta` column of `header`.
+pub(super) fn meta_json(header: &SessionHeader) -> Result<String, StoreError> {
+    let SessionHeader { sample_rate, encoding, ref language, diarize, .. } = *header;
+    Ok(serde_json::to_string(&SessionMeta { sample_rate, encoding, language: language.clone(), diarize })?)
+}
+
+/// A header from its columns: `id`, `client`, `meta` (JSON) and `started_at`.
+pub(super) fn header_of(id: String, client: String, meta: &str, started_at: f64) -> Result<SessionHeader, StoreError> {
+    let SessionMeta { sample_rate, encoding, language, diarize } = serde_json::from_str(meta)?;
+    Ok(SessionHeader { id, client, sample_rate, encoding, language, diarize, started_at })
 }
 
 /// Whether the store takes writes now.

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 
 use super::api::TranscriptStore;
 use super::config::StoreConfig;
-use super::record::{reason_from_text, reason_text, ListedSession, SessionMeta, StoreError, StoreState, StoredSession};
+use super::record::{
+    header_of, meta_json, reason_from_text, reason_text, ListedSession, StoreError, StoreState, StoredSession,
+};
 use super::writer::{apply_batch, Write, WriterThread};
 use crate::domain::Segment;
 use crate::protocol::CloseReason;
@@ -85,7 +87,7 @@ fn apply(conn: &mut Connection, batch: &[Write<StoredSession>]) -> Result<(), St
             }
             Write::End(s) => {
                 write_session(&tx, s, false)?;
-                s.segments.iter().try_for_each(|e| write_segment(&tx, &s.id, e))?;
+                s.segments.iter().try_for_each(|e| write_segment(&tx, &s.header.id, e))?;
             }
         }
     }
@@ -94,18 +96,18 @@ fn apply(conn: &mut Connection, batch: &[Write<StoredSession>]) -> Result<(), St
 }
 
 fn write_session(tx: &rusqlite::Transaction<'_>, s: &StoredSession, live: bool) -> Result<(), StoreError> {
-    let meta = serde_json::to_string(&s.meta)?;
+    let (h, meta) = (&s.header, meta_json(&s.header)?);
     // An upsert, not INSERT OR REPLACE: replacing the row would cascade to its segments.
     tx.execute(
         "INSERT INTO sessions (id, started_at, ended_at, close_reason, client, audio_seconds, meta, live)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
          ON CONFLICT (id) DO UPDATE SET ended_at = ?3, close_reason = ?4, audio_seconds = ?6, meta = ?7, live = ?8",
         params![
-            s.id,
-            s.started_at,
+            h.id,
+            h.started_at,
             s.ended_at,
             s.close_reason.and_then(reason_text),
-            s.client,
+            h.client,
             s.audio_seconds,
             meta,
             live
@@ -189,19 +191,28 @@ const QUEUE: usize = 8192;
 
 const SESSION_COLUMNS: &str = "id, client, meta, started_at, ended_at, close_reason, audio_seconds";
 
-fn session_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(StoredSession, String)> {
-    let reason: Option<String> = r.get(5)?;
-    let session = StoredSession {
+/// A session row's columns, its header not yet read from them (rusqlite's row mapping cannot
+/// fail with our error).
+struct SessionRow {
+    id: String,
+    client: String,
+    meta: String,
+    started_at: f64,
+    ended_at: f64,
+    reason: Option<String>,
+    audio_seconds: f64,
+}
+
+fn session_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRow> {
+    Ok(SessionRow {
         id: r.get(0)?,
         client: r.get(1)?,
-        meta: SessionMeta { sample_rate: 0, encoding: String::new(), language: None, diarize: false },
+        meta: r.get(2)?,
         started_at: r.get(3)?,
         ended_at: r.get(4)?,
-        close_reason: reason_from_text(reason),
+        reason: r.get(5)?,
         audio_seconds: r.get(6)?,
-        segments: Vec::new(),
-    };
-    Ok((session, r.get(2)?))
+    })
 }
 
 /// A list row's segment count and its speakers, sorted and joined by newlines.
@@ -209,16 +220,21 @@ const SUMMARY_COLUMNS: &str = "(SELECT COUNT(*) FROM segments g WHERE g.session_
     (SELECT group_concat(speaker, char(10)) FROM (SELECT DISTINCT speaker FROM segments g
      WHERE g.session_id = sessions.id AND speaker IS NOT NULL ORDER BY speaker))";
 
-type ListedRow = ((StoredSession, String), i64, Option<String>);
+type ListedRow = (SessionRow, i64, Option<String>);
 
 fn listed_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ListedRow> {
     Ok((session_row(r)?, r.get(7)?, r.get(8)?))
 }
 
-/// A session row with its meta JSON parsed.
-fn with_meta((mut session, meta): (StoredSession, String)) -> Result<StoredSession, StoreError> {
-    session.meta = serde_json::from_str(&meta)?;
-    Ok(session)
+/// A session row with its header read.
+fn with_meta(row: SessionRow) -> Result<StoredSession, StoreError> {
+    Ok(StoredSession {
+        header: header_of(row.id, row.client, &row.meta, row.started_at)?,
+        ended_at: row.ended_at,
+        close_reason: reason_from_text(row.reason),
+        audio_seconds: row.audio_seconds,
+        segments: Vec::new(),
+    })
 }
 
 fn segment_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Segment, String)> {
@@ -314,15 +330,15 @@ mod tests {
     fn stored(id: &str, ended_at: f64) -> StoredSession {
         let words = vec![Word { word: "hi".into(), start: 0.5, end: 2.0, probability: 0.9 }];
         StoredSession {
-            id: id.into(),
-            client: "127.0.0.1:1".into(),
-            meta: SessionMeta {
+            header: crate::protocol::SessionHeader {
+                id: id.into(),
+                client: "127.0.0.1:1".into(),
                 sample_rate: 16_000,
-                encoding: "pcm_s16le".into(),
+                encoding: crate::audio::pcm::Encoding::PcmS16le,
                 language: Some("en".into()),
                 diarize: true,
+                started_at: ended_at - 5.0,
             },
-            started_at: ended_at - 5.0,
             ended_at,
             close_reason: Some(CloseReason::ClientClose),
             audio_seconds: 5.0,
@@ -366,7 +382,7 @@ mod tests {
         assert_eq!(back, stored("new", 2_000_000_000.0), "every field, words included, comes back");
         wait_for(&store, "old");
         let listed = store.recent(10, None).unwrap();
-        assert_eq!(listed[0].session.id, "new", "newest first");
+        assert_eq!(listed[0].session.header.id, "new", "newest first");
         assert_eq!((listed[0].segments, listed[0].speakers.clone()), (1, vec!["S1".to_owned()]), "summarised");
         assert_eq!(store.delete_ended_before(1_000_000.0).unwrap(), 1);
         assert!(store.get("old").unwrap().is_none());
@@ -398,7 +414,7 @@ mod tests {
         drop(conn);
         let store = SqliteStore::open(&config_at(dir.clone(), 0)).unwrap();
         let old = store.get("old").unwrap().expect("kept through the migration");
-        assert_eq!((old.close_reason, old.meta.sample_rate), (Some(CloseReason::Shutdown), 16_000));
+        assert_eq!((old.close_reason, old.header.sample_rate), (Some(CloseReason::Shutdown), 16_000));
         let segment = &old.segments[0];
         assert_eq!((segment.text.as_str(), segment.words.len(), segment.speaker.as_deref()), ("hi", 0, Some("S1")));
         store.close();

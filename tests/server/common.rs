@@ -255,8 +255,9 @@ pub async fn check_documented(
     if schema.is_null() {
         return Err(format!("{method} {path}: status {status} is not documented with a JSON body: {body}"));
     }
-    let mut root = closed_objects(schema.clone());
-    root["components"] = closed_objects(doc["components"].clone());
+    let components = &doc["components"]["schemas"];
+    let mut root = closed_objects(merged_all_of(schema.clone(), components));
+    root["components"] = closed_objects(merged_all_of(doc["components"].clone(), components));
     jsonschema::validate(&root, body)
         .map_err(|e| format!("{method} {path} {status}: the body does not match its documented schema: {e}\n{body}"))
 }
@@ -269,6 +270,34 @@ fn operation<'a>(doc: &'a serde_json::Value, method: &str, path: &str) -> Option
         pattern.len() == parts.len() && pattern.iter().zip(&parts).all(|(p, s)| p.starts_with('{') || p == s)
     })?;
     item.get(method.to_lowercase())
+}
+
+/// The schema with each `allOf` of objects (a flattened struct, such as a session's header in
+/// its snapshot) merged into one object, so that closing objects below closes the whole.
+fn merged_all_of(mut schema: serde_json::Value, components: &serde_json::Value) -> serde_json::Value {
+    if let serde_json::Value::Object(map) = &mut schema {
+        if let Some(serde_json::Value::Array(parts)) = map.remove("allOf") {
+            let (mut properties, mut required) = (serde_json::Map::new(), Vec::new());
+            for part in parts {
+                let part = match part["$ref"].as_str().and_then(|r| r.rsplit('/').next()) {
+                    Some(name) => components[name].clone(),
+                    None => part,
+                };
+                let part = merged_all_of(part, components);
+                properties.extend(part["properties"].as_object().cloned().unwrap_or_default());
+                required.extend(part["required"].as_array().cloned().unwrap_or_default());
+            }
+            map.insert("type".into(), "object".into());
+            map.insert("properties".into(), properties.into());
+            map.insert("required".into(), required.into());
+        }
+        for value in map.values_mut() {
+            *value = merged_all_of(value.take(), components);
+        }
+    } else if let serde_json::Value::Array(items) = &mut schema {
+        items.iter_mut().for_each(|v| *v = merged_all_of(v.take(), components));
+    }
+    schema
 }
 
 /// The schema with every object closed to properties it does not list, so a field sent but

@@ -1,127 +1,33 @@
-//! The session manager: every live session's record, recently ended ones, and the totals the
-//! statistics API reports. Sessions write their own record; REST handlers read snapshots.
+//! The server-wide view of sessions, shared by REST, the fleet and the store: the session
+//! manager (every live session's record, recently ended ones, and the totals the statistics
+//! API reports) and admission (whether a new stream may start). Sessions write their own
+//! record (`record.rs`); REST handlers read snapshots (`snapshot.rs`).
+
+pub mod admission;
+mod record;
+mod snapshot;
+
+pub use record::SessionRecord;
+use record::{lock, Progress, Totals};
+pub use snapshot::{SessionSnapshot, SessionState};
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::domain::Segment;
-use crate::protocol::{CloseReason, ErrorCode, ListenParams, ServerMessage};
-use crate::store::{
-    Fleet, ListedSession, OpenStore, RemoteSession, SessionMeta, StoreError, StoredSession, TranscriptStore,
-};
+use crate::protocol::{CloseReason, ListenParams, SessionHeader};
+use crate::store::{Fleet, OpenStore, StoreError, StoredSession, TranscriptStore};
 
 /// Ended sessions kept for `GET /sessions`.
 const RECENT_ENDED: usize = 256;
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 fn unix_seconds(t: SystemTime) -> f64 {
     t.duration_since(SystemTime::UNIX_EPOCH).map_or(0.0, |d| (d.as_secs_f64() * 1000.0).round() / 1000.0)
-}
-
-/// Whether a session is still streaming.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum SessionState {
-    Active,
-    Ended,
-}
-
-/// A session as seen from outside: what `GET /sessions/{id}` returns.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct SessionSnapshot {
-    pub id: String,
-    pub state: SessionState,
-    pub client: String,
-    pub sample_rate: u32,
-    pub encoding: String,
-    pub language: Option<String>,
-    pub diarize: bool,
-    /// Unix time in seconds.
-    pub started_at: f64,
-    pub ended_at: Option<f64>,
-    pub close_reason: Option<CloseReason>,
-    pub audio_seconds: f64,
-    pub segments: u64,
-    pub speakers: Vec<String>,
-    /// The final segments so far; empty in lists.
-    pub transcript: Vec<Segment>,
-    /// For a live session another replica serves (a shared PostgreSQL store): that replica.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub replica: Option<String>,
-}
-
-impl SessionSnapshot {
-    /// The record the store keeps of this (ended) session.
-    fn to_stored(&self) -> StoredSession {
-        StoredSession {
-            id: self.id.clone(),
-            client: self.client.clone(),
-            meta: SessionMeta {
-                sample_rate: self.sample_rate,
-                encoding: self.encoding.clone(),
-                language: self.language.clone(),
-                diarize: self.diarize,
-            },
-            started_at: self.started_at,
-            ended_at: self.ended_at.unwrap_or(self.started_at),
-            close_reason: self.close_reason,
-            audio_seconds: self.audio_seconds,
-            segments: self.transcript.clone(),
-        }
-    }
-
-    /// A session read back from the store. `segments` counts what was stored: nothing in lists,
-    /// which leave transcripts out.
-    fn from_stored(s: StoredSession) -> Self {
-        Self {
-            state: SessionState::Ended,
-            sample_rate: s.meta.sample_rate,
-            encoding: s.meta.encoding,
-            language: s.meta.language,
-            diarize: s.meta.diarize,
-            started_at: s.started_at,
-            ended_at: Some(s.ended_at),
-            close_reason: s.close_reason,
-            audio_seconds: s.audio_seconds,
-            segments: s.segments.len() as u64,
-            speakers: speakers_of(&s.segments),
-            transcript: s.segments,
-            id: s.id,
-            client: s.client,
-            replica: None,
-        }
-    }
-
-    /// An ended session from a store's list: its summary stands for the segments left out.
-    fn from_listed(listed: ListedSession) -> Self {
-        Self { segments: listed.segments, speakers: listed.speakers, ..Self::from_stored(listed.session) }
-    }
-
-    /// A live session of another replica (its finals as of its last heartbeat).
-    fn from_remote(remote: RemoteSession) -> Self {
-        let mut session = Self::from_stored(remote.session);
-        session.state = SessionState::Active;
-        session.ended_at = None;
-        session.replica = Some(remote.replica);
-        session
-    }
-}
-
-/// The distinct speakers of a transcript, sorted.
-fn speakers_of(transcript: &[Segment]) -> Vec<String> {
-    let mut speakers: Vec<String> = transcript.iter().filter_map(|e| e.speaker.clone()).collect();
-    speakers.sort();
-    speakers.dedup();
-    speakers
 }
 
 /// A session could not be read from the store.
@@ -131,118 +37,6 @@ pub enum LookupError {
     Store(#[from] StoreError),
     #[error("the transcript store lookup stopped")]
     Interrupted(#[from] tokio::task::JoinError),
-}
-
-#[derive(Debug, Default)]
-struct Progress {
-    audio_seconds: f64,
-    transcript: Vec<Segment>,
-    ended_at: Option<SystemTime>,
-    close_reason: Option<CloseReason>,
-}
-
-/// What a live session writes as it goes.
-pub struct SessionRecord {
-    pub id: String,
-    client: SocketAddr,
-    params: ListenParams,
-    started_at: SystemTime,
-    progress: Mutex<Progress>,
-    /// Set by `DELETE /sessions/{id}`; the receiver is kept so a request that comes before the
-    /// session starts listening is not lost.
-    terminate: (watch::Sender<bool>, watch::Receiver<bool>),
-    totals: Arc<Totals>,
-    /// Where each final is appended as it is sent (crash safety).
-    store: Option<Arc<dyn TranscriptStore>>,
-}
-
-impl SessionRecord {
-    pub fn set_audio_seconds(&self, seconds: f64) {
-        lock(&self.progress).audio_seconds = seconds;
-    }
-
-    pub fn add_final(&self, entry: Segment) {
-        self.totals.segments.fetch_add(1, Ordering::Relaxed);
-        let mut progress = lock(&self.progress);
-        if let Some(store) = &self.store {
-            store.append(&self.id, &entry, progress.audio_seconds);
-        }
-        // In time order: the channels of a multichannel stream send their finals independently.
-        let at = progress.transcript.partition_point(|e| e.start <= entry.start);
-        progress.transcript.insert(at, entry);
-    }
-
-    /// Applies a late label or a merge to what is already recorded.
-    pub fn relabel(&self, matches: impl Fn(&Segment) -> bool, speaker: &str) {
-        for entry in lock(&self.progress).transcript.iter_mut().filter(|e| matches(e)) {
-            entry.speaker = Some(speaker.to_owned());
-        }
-    }
-
-    /// Records what a message sent to the client says about the session.
-    pub fn observe(&self, message: &ServerMessage) {
-        match message {
-            ServerMessage::Final(segment) => self.add_final(segment.clone()),
-            ServerMessage::SpeakerUpdate { segments, merged } => {
-                for s in segments {
-                    self.relabel(|e| e.segment_id == s.segment_id && e.part == s.part, &s.speaker);
-                }
-                for (gone, kept) in merged {
-                    self.relabel(|e| e.speaker.as_deref() == Some(gone.as_str()), kept);
-                }
-            }
-            ServerMessage::Error { code, message } => {
-                self.count_error(*code);
-                // The server's own faults (not the client's mistakes) are errors for operators,
-                // and for error tracking when configured. The message names segments, never
-                // their words.
-                if code.is_server_fault() {
-                    tracing::error!(session_id = %self.id, code = %code.name(), %message, "session error");
-                }
-            }
-            _ => {}
-        }
-    }
-
-    pub fn count_error(&self, code: ErrorCode) {
-        *lock(&self.totals.errors).entry(code.name()).or_default() += 1;
-    }
-
-    /// Resolves when `DELETE /sessions/{id}` asks this session to end.
-    pub fn terminate_signal(&self) -> watch::Receiver<bool> {
-        self.terminate.1.clone()
-    }
-
-    fn snapshot(&self) -> SessionSnapshot {
-        let p = lock(&self.progress);
-        SessionSnapshot {
-            id: self.id.clone(),
-            state: if p.ended_at.is_some() { SessionState::Ended } else { SessionState::Active },
-            client: self.client.to_string(),
-            sample_rate: self.params.sample_rate,
-            encoding: self.params.encoding.as_str().to_owned(),
-            language: self.params.language.clone(),
-            diarize: self.params.diarize,
-            started_at: unix_seconds(self.started_at),
-            ended_at: p.ended_at.map(unix_seconds),
-            close_reason: p.close_reason,
-            audio_seconds: p.audio_seconds,
-            segments: p.transcript.len() as u64,
-            speakers: speakers_of(&p.transcript),
-            transcript: p.transcript.clone(),
-            replica: None,
-        }
-    }
-}
-
-#[derive(Debug, Default)]
-struct Totals {
-    sessions: AtomicU64,
-    rejected: AtomicU64,
-    segments: AtomicU64,
-    /// Audio of ended sessions, in milliseconds (live ones are added when reporting).
-    ended_audio_ms: AtomicU64,
-    errors: Mutex<BTreeMap<String, u64>>,
 }
 
 /// Session totals for `GET /stats`.
@@ -353,7 +147,7 @@ impl SessionRegistry {
         let mut sessions = self.list(active, false);
         if active {
             sessions.extend(self.live_elsewhere().await?);
-            sessions.sort_by(|a, b| a.started_at.total_cmp(&b.started_at));
+            sessions.sort_by(|a, b| a.header.started_at.total_cmp(&b.header.started_at));
         }
         if !ended {
             return Ok(sessions);
@@ -366,9 +160,10 @@ impl SessionRegistry {
         if let Some(store) = self.store.clone() {
             let recent = tokio::task::spawn_blocking(move || store.recent(page.limit, page.before)).await??;
             // Sessions that just ended may not be written yet; those in memory come first.
-            let seen: HashSet<String> = ended_sessions.iter().map(|s| s.id.clone()).collect();
-            ended_sessions
-                .extend(recent.into_iter().filter(|s| !seen.contains(&s.session.id)).map(SessionSnapshot::from_listed));
+            let seen: HashSet<String> = ended_sessions.iter().map(|s| s.header.id.clone()).collect();
+            ended_sessions.extend(
+                recent.into_iter().filter(|s| !seen.contains(&s.session.header.id)).map(SessionSnapshot::from_listed),
+            );
         }
         ended_sessions.sort_by(|a, b| b.ended_at.unwrap_or(0.0).total_cmp(&a.ended_at.unwrap_or(0.0)));
         ended_sessions.truncate(page.limit);
@@ -379,11 +174,9 @@ impl SessionRegistry {
     /// Registers a new live session.
     pub fn open(&self, id: String, client: SocketAddr, params: ListenParams) -> Arc<SessionRecord> {
         self.totals.sessions.fetch_add(1, Ordering::Relaxed);
+        let header = SessionHeader::of_stream(id.clone(), client.to_string(), &params, unix_seconds(SystemTime::now()));
         let record = Arc::new(SessionRecord {
-            id: id.clone(),
-            client,
-            params,
-            started_at: SystemTime::now(),
+            header,
             progress: Mutex::new(Progress::default()),
             terminate: watch::channel(false),
             totals: self.totals.clone(),
@@ -401,7 +194,7 @@ impl SessionRegistry {
         let Some(record) = lock(&self.live).remove(id) else { return };
         {
             let mut p = lock(&record.progress);
-            p.ended_at = Some(SystemTime::now());
+            p.ended_at = Some(unix_seconds(SystemTime::now()));
             p.close_reason = Some(reason);
             self.totals.ended_audio_ms.fetch_add((p.audio_seconds * 1000.0) as u64, Ordering::Relaxed);
         }
@@ -424,14 +217,14 @@ impl SessionRegistry {
         if let Some(record) = lock(&self.live).get(id) {
             return Some(record.snapshot());
         }
-        lock(&self.ended).iter().find(|s| s.id == id).cloned()
+        lock(&self.ended).iter().find(|s| s.header.id == id).cloned()
     }
 
     /// Live sessions, then recently ended ones (newest first), each without its transcript.
     pub fn list(&self, active: bool, ended: bool) -> Vec<SessionSnapshot> {
         let mut out: Vec<SessionSnapshot> =
             if active { lock(&self.live).values().map(|r| r.snapshot()).collect() } else { Vec::new() };
-        out.sort_by(|a, b| a.started_at.total_cmp(&b.started_at));
+        out.sort_by(|a, b| a.header.started_at.total_cmp(&b.header.started_at));
         if ended {
             out.extend(lock(&self.ended).iter().rev().cloned());
         }
@@ -445,7 +238,7 @@ impl SessionRegistry {
             record.terminate.0.send_replace(true);
             return Ok(());
         }
-        match lock(&self.ended).iter().any(|s| s.id == id) {
+        match lock(&self.ended).iter().any(|s| s.header.id == id) {
             true => Err(TerminateError::AlreadyEnded),
             false => Err(TerminateError::NotFound),
         }
@@ -469,6 +262,8 @@ impl SessionRegistry {
 mod tests {
     use super::*;
     use crate::audio::pcm::Encoding;
+    use crate::domain::Segment;
+    use crate::protocol::ErrorCode;
 
     fn params() -> ListenParams {
         ListenParams {
