@@ -285,9 +285,9 @@ fn apply(tx: &mut impl GenericClient, write: &Write<StoredSession>, replica: &st
         Write::Append { id, segment, audio_seconds } => {
             let segment = serde_json::to_string(&[segment])?;
             tx.execute(
-                "UPDATE live_sessions SET segments = (segments::jsonb || $2::text::jsonb)::text, audio_seconds = $3
-                 WHERE id = $1",
-                &[id, &segment, audio_seconds],
+                "UPDATE live_sessions SET segments = (segments::jsonb || $2::text::jsonb)::text, audio_seconds = $3,
+                   heartbeat = GREATEST(heartbeat, $4) WHERE id = $1",
+                &[id, &segment, audio_seconds, &unix_now()],
             )?;
         }
         Write::End(s) => {
@@ -446,16 +446,21 @@ impl Fleet for PostgresStore {
         let mut published = self.published.lock().unwrap_or_else(|p| p.into_inner());
         let beat = published.beat(replica, live, self.is_behind());
         let mut conn = self.conn()?;
-        let mut tx = conn.transaction()?;
         let now = unix_now();
-        // Every live session is still live, and this far into its audio: one statement.
+        // Every live session is still live, and this far into its audio: one statement, on its
+        // own and never waiting. A row the writer holds is skipped: the final it is writing
+        // marks the session live too. (Waiting for it could deadlock with the writer's batch,
+        // which holds its rows in the order finals came.)
         let ids: Vec<&str> = live.iter().map(|s| s.header.id.as_str()).collect();
         let audio: Vec<f64> = live.iter().map(|s| s.audio_seconds).collect();
-        tx.execute(
+        conn.execute(
             "UPDATE live_sessions AS l SET heartbeat = $2, audio_seconds = u.audio_seconds
-             FROM unnest($3::text[], $4::float8[]) AS u(id, audio_seconds) WHERE l.id = u.id AND l.replica = $1",
+             FROM unnest($3::text[], $4::float8[]) AS u(id, audio_seconds)
+             WHERE l.id = u.id AND l.id IN
+               (SELECT id FROM live_sessions WHERE replica = $1 AND id = ANY($3) FOR UPDATE SKIP LOCKED)",
             &[&replica, &now, &ids, &audio],
         )?;
+        let mut tx = conn.transaction()?;
         for s in beat.rewrite {
             upsert_live(&mut tx, replica, now, s)?;
         }

@@ -30,7 +30,9 @@ impl Published {
     /// database may have missed).
     pub fn beat<'a>(&self, replica: &str, live: &'a [StoredSession], full: bool) -> Beat<'a> {
         let full = full || self.replica != replica;
-        let rewrite = live.iter().filter(|s| full || self.changed(s)).collect();
+        let mut rewrite: Vec<&StoredSession> = live.iter().filter(|s| full || self.changed(s)).collect();
+        // Rows locked in one order by every beat.
+        rewrite.sort_by(|a, b| a.header.id.cmp(&b.header.id));
         let gone = full || self.segments.keys().any(|id| !live.iter().any(|s| s.header.id == *id));
         Beat { rewrite, gone }
     }
