@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # Fuzzes every target under fuzz/ for SECONDS each (default 20: the short run of the test
-# command; run e.g. `scripts/fuzz.sh 600` for the ten-minute runs); `scripts/fuzz.sh build`
-# only builds them. Needs the nightly toolchain;
+# command; run e.g. `scripts/fuzz.sh 600` for the ten-minute runs). Needs the nightly toolchain;
 # installs cargo-fuzz from crates.io when missing. Targets run side by side, one per core; a
 # crash fails the run once the others are done, leaving the input in fuzz/artifacts/TARGET/. New inputs go to a temporary folder: the corpora in the repo
 # (fuzz/corpus/TARGET) stay the small seed sets they are.
@@ -21,7 +20,6 @@ fuzz=(cargo +nightly fuzz)
 echo "fuzz: building ${#targets[@]} targets"
 "${fuzz[@]}" build --sanitizer none >/dev/null 2>&1 || "${fuzz[@]}" build --sanitizer none
 bin_dir="fuzz/target/$(rustc +nightly -vV | sed -n 's/^host: //p')/release"
-[ "$seconds" = build ] && exit 0
 
 # Runs one target; its report (or the tail of its log on a crash) goes to $2.
 fuzz_one() {
