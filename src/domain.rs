@@ -14,6 +14,11 @@ pub fn seconds(n_samples: usize) -> f64 {
     n_samples as f64 / f64::from(SAMPLE_RATE)
 }
 
+/// Samples in `t` seconds of audio (negative times count as 0).
+pub fn seconds_to_samples(t: f64) -> usize {
+    (t.max(0.0) * f64::from(SAMPLE_RATE)).round() as usize
+}
+
 /// Samples in `ms` milliseconds of audio.
 pub const fn ms_to_samples(ms: u32) -> usize {
     ms as usize * SAMPLES_PER_MS

@@ -11,7 +11,7 @@
 //! so no word waits on a hypothesis that keeps changing.
 
 use super::continuation::key;
-use crate::domain::{seconds, Word, SAMPLE_RATE};
+use crate::domain::{seconds, seconds_to_samples as to_samples, Word, SAMPLE_RATE};
 
 /// Progressive-final settings, in samples.
 #[derive(Debug, Clone, Copy)]
@@ -83,10 +83,6 @@ impl CommitPolicy {
         let at = |t: f64| start + to_samples(t);
         Some(Cut { lo: at(boundary - SEARCH), hi: at(boundary + SEARCH), words: n })
     }
-}
-
-fn to_samples(t: f64) -> usize {
-    (t.max(0.0) * f64::from(SAMPLE_RATE)).round() as usize
 }
 
 #[cfg(test)]

@@ -7,7 +7,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::config::Config;
-use crate::domain::{ms_to_samples, round_ms, seconds, EmbeddedTurn, Transcript, SAMPLES_PER_MS, SAMPLE_RATE};
+use crate::domain::{
+    ms_to_samples, round_ms, seconds, seconds_to_samples, EmbeddedTurn, Transcript, SAMPLES_PER_MS, SAMPLE_RATE,
+};
 use crate::engine::asr::AsrError;
 use crate::engine::diarize::DiarizeError;
 use crate::onnx::OnnxError;
@@ -120,10 +122,9 @@ pub struct PartialJob {
     pub segment_id: u64,
     pub start: usize,
     pub end: usize,
-    /// `samples` begin with this many samples of lead-in from before `start`.
-    pub context: usize,
-    /// The words already final that the lead-in holds.
-    pub committed: Vec<String>,
+    /// What `samples` begin with from before `start`: its length and the words already final
+    /// it holds, taken off the hypothesis.
+    pub lead_in: LeadIn,
     /// Whether the hypothesis needs word times (progressive finals compare and cut by them).
     pub word_times: bool,
     pub samples: Vec<f32>,
@@ -392,9 +393,9 @@ impl Session {
         }
         let lead_in = self.segmenter.lead_in();
         let samples = [lead_in, audio].concat();
-        let (end, context, word_times) = (start + audio.len(), lead_in.len(), self.commit.is_some());
-        let committed = self.lead_in_of(start, context).committed;
-        let job = PartialJob { segment_id, start, end, context, committed, word_times, samples };
+        let (end, word_times) = (start + audio.len(), self.commit.is_some());
+        let lead_in = self.lead_in_of(start, lead_in.len());
+        let job = PartialJob { segment_id, start, end, lead_in, word_times, samples };
         self.actions.push(Action::Partial(job));
     }
 
@@ -424,8 +425,7 @@ impl Session {
     fn on_partial(&mut self, job: PartialJob, turnaround: usize, result: Result<Transcript, AsrError>) {
         self.policy.completed(turnaround);
         let still_open = self.segmenter.open_utterance().is_some_and(|(id, ..)| id == job.segment_id);
-        let lead_in = LeadIn { seconds: seconds(job.context), committed: job.committed.clone() };
-        match result.map(|t| strip_committed(t, &lead_in)) {
+        match result.map(|t| strip_committed(t, &job.lead_in)) {
             Ok(t) if still_open => {
                 if self.params.interim_results && !t.text.is_empty() {
                     let (start, end) = (secs(job.start), secs(job.end));
@@ -455,7 +455,7 @@ impl Session {
         // The piece holds the agreed words, wherever their coarse times put them: the
         // continuation hears them again in its lead-in and takes them off by their text.
         let (piece_start, piece_len, n) = (piece.start, seconds(piece.samples.len()), cut.words);
-        let committed = hypothesis.words[..n].iter().map(|w| (key(&w.word), piece_start + to_samples(w.end)));
+        let committed = hypothesis.words[..n].iter().map(|w| (key(&w.word), piece_start + seconds_to_samples(w.end)));
         self.committed.extend(committed);
         self.submit(piece, Some(agreed_words(hypothesis, n, piece_len)));
         if self.speakers.is_some() {
@@ -565,10 +565,6 @@ fn agreed_words(hypothesis: &Transcript, n: usize, clip_end: f64) -> Transcript 
     let words: Vec<_> = hypothesis.words[..n].iter().map(clamp).collect();
     let text = join_words(&words);
     Transcript { text, words, language: hypothesis.language.clone(), quality: hypothesis.quality }
-}
-
-fn to_samples(t: f64) -> usize {
-    (t.max(0.0) * f64::from(SAMPLE_RATE)).round() as usize
 }
 
 fn parse_client_message(text: &str) -> Result<ClientMessage, (ErrorCode, String)> {
