@@ -8,7 +8,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::audio::pcm::Encoding;
-use crate::audio::wav;
+use crate::audio::{g711, wav};
 use crate::domain::Segment;
 use crate::protocol::{ClientMessage, ServerMessage};
 
@@ -32,11 +32,15 @@ impl Default for StreamOptions {
 /// Encodes samples the way a client declares them.
 pub fn encode(samples: &[f32], encoding: Encoding) -> Vec<u8> {
     match encoding {
-        Encoding::PcmS16le => {
-            samples.iter().flat_map(|s| ((s.clamp(-1.0, 1.0) * 32767.0) as i16).to_le_bytes()).collect()
-        }
+        Encoding::PcmS16le => samples.iter().flat_map(|&s| to_i16(s).to_le_bytes()).collect(),
         Encoding::PcmF32le => samples.iter().flat_map(|s| s.to_le_bytes()).collect(),
+        Encoding::Mulaw => samples.iter().map(|&s| g711::linear_to_mulaw(to_i16(s))).collect(),
+        Encoding::Alaw => samples.iter().map(|&s| g711::linear_to_alaw(to_i16(s))).collect(),
     }
+}
+
+fn to_i16(sample: f32) -> i16 {
+    (sample.clamp(-1.0, 1.0) * 32767.0) as i16
 }
 
 /// A server message and when it arrived, in seconds of audio sent so far (the stream clock).

@@ -3,6 +3,7 @@
 
 pub mod channels;
 pub mod decode;
+pub mod g711;
 pub mod pcm;
 pub mod resample;
 pub mod wav;

@@ -8,6 +8,10 @@ use serde::{Deserialize, Serialize};
 pub enum Encoding {
     PcmS16le,
     PcmF32le,
+    /// G.711 mu-law, one byte a sample (telephony in North America and Japan).
+    Mulaw,
+    /// G.711 A-law, one byte a sample (telephony elsewhere).
+    Alaw,
 }
 
 impl Encoding {
@@ -15,6 +19,7 @@ impl Encoding {
         match self {
             Self::PcmS16le => 2,
             Self::PcmF32le => 4,
+            Self::Mulaw | Self::Alaw => 1,
         }
     }
 
@@ -22,6 +27,8 @@ impl Encoding {
         match value {
             "pcm_s16le" => Some(Self::PcmS16le),
             "pcm_f32le" => Some(Self::PcmF32le),
+            "mulaw" => Some(Self::Mulaw),
+            "alaw" => Some(Self::Alaw),
             _ => None,
         }
     }
@@ -30,6 +37,8 @@ impl Encoding {
         match self {
             Self::PcmS16le => "pcm_s16le",
             Self::PcmF32le => "pcm_f32le",
+            Self::Mulaw => "mulaw",
+            Self::Alaw => "alaw",
         }
     }
 }
@@ -75,6 +84,8 @@ impl PcmDecoder {
     fn decode(&self, s: &[u8]) -> f32 {
         match self.encoding {
             Encoding::PcmS16le => f32::from(i16::from_le_bytes([s[0], s[1]])) / 32768.0,
+            Encoding::Mulaw => f32::from(super::g711::mulaw_to_linear(s[0])) / 32768.0,
+            Encoding::Alaw => f32::from(super::g711::alaw_to_linear(s[0])) / 32768.0,
             Encoding::PcmF32le => {
                 let v = f32::from_le_bytes([s[0], s[1], s[2], s[3]]);
                 // Non-finite samples would poison every model downstream.
@@ -109,6 +120,14 @@ mod tests {
         assert!(d.push(&b[1..3]).is_empty());
         assert_eq!(d.push(&[b[3], 7]), vec![-0.25]);
         assert_eq!(d.finish(), 1);
+    }
+
+    #[test]
+    fn companded_bytes_are_whole_samples_each() {
+        let mut d = PcmDecoder::new(Encoding::Mulaw);
+        assert_eq!(d.push(&[0x80, 0xff]), vec![32124.0 / 32768.0, 0.0]);
+        assert_eq!(d.finish(), 0, "never a byte left over");
+        assert_eq!(PcmDecoder::new(Encoding::Alaw).push(&[0xd5]), vec![8.0 / 32768.0]);
     }
 
     #[test]

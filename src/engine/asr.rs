@@ -30,6 +30,15 @@ pub struct DecodeOptions {
     pub text_only: bool,
 }
 
+/// What a stream's clips are decoded with, whatever the clip: its language and its vocabulary.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct StreamContext {
+    /// A language code, or `None` to detect it (multilingual models only).
+    pub language: Option<String>,
+    /// The recogniser's initial prompt (the stream's key terms and prompt).
+    pub prompt: Option<String>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum AsrError {
     #[error("speech recognition is overloaded: the queue stayed full for {0:?}")]
@@ -198,8 +207,9 @@ impl AsrHandle {
         self.workers
     }
 
-    fn job(&self, samples: Vec<f32>, language: Option<String>, kind: JobKind, key: u64) -> (Job, Reply) {
-        let options = DecodeOptions { language, partial: kind == JobKind::Partial, ..Default::default() };
+    fn job(&self, samples: Vec<f32>, context: StreamContext, kind: JobKind, key: u64) -> (Job, Reply) {
+        let StreamContext { language, prompt } = context;
+        let options = DecodeOptions { language, prompt, partial: kind == JobKind::Partial, ..Default::default() };
         self.job_with(samples, options, kind, key)
     }
 
@@ -220,14 +230,10 @@ impl AsrHandle {
     /// Asks for a partial (with word times when `word_times`); `None` when the partial lane is
     /// full (the request is simply skipped). Partials with smaller `key`s go first: sessions
     /// pass when they last had one.
-    pub fn try_partial(
-        &self,
-        samples: Vec<f32>,
-        language: Option<String>,
-        word_times: bool,
-        key: u64,
-    ) -> Option<Reply> {
-        let options = DecodeOptions { language, partial: true, partial_word_times: word_times, ..Default::default() };
+    pub fn try_partial(&self, samples: Vec<f32>, context: StreamContext, word_times: bool, key: u64) -> Option<Reply> {
+        let StreamContext { language, prompt } = context;
+        let options =
+            DecodeOptions { language, prompt, partial: true, partial_word_times: word_times, ..Default::default() };
         let (job, rx) = self.job_with(samples, options, JobKind::Partial, 0);
         match self.queue.try_push_partial(key, job) {
             Ok(_) => Some(rx),
@@ -241,8 +247,8 @@ impl AsrHandle {
     /// Asks for a full decode of an open utterance at a pause, ahead of every partial but behind
     /// every final; `None` when the partial lane is full. Dropping the receiver withdraws it;
     /// [`promote`](Self::promote) with the ticket turns it into a final.
-    pub fn try_speculative(&self, samples: Vec<f32>, language: Option<String>) -> Option<(Reply, u64)> {
-        let (job, rx) = self.job(samples, language, JobKind::Speculative, 0);
+    pub fn try_speculative(&self, samples: Vec<f32>, context: StreamContext) -> Option<(Reply, u64)> {
+        let (job, rx) = self.job(samples, context, JobKind::Speculative, 0);
         let ticket = self.queue.try_push_speculative(job).ok()?;
         self.stats.speculative_jobs.fetch_add(1, Ordering::Relaxed);
         Some((rx, ticket))
@@ -260,11 +266,11 @@ impl AsrHandle {
     pub async fn submit_final(
         &self,
         samples: Vec<f32>,
-        language: Option<String>,
+        context: StreamContext,
         key: u64,
         timeout: Duration,
     ) -> Result<Reply, AsrError> {
-        let (job, rx) = self.job(samples, language, JobKind::Final, key);
+        let (job, rx) = self.job(samples, context, JobKind::Final, key);
         self.push_final(key, job, timeout).await?;
         Ok(rx)
     }
@@ -365,7 +371,7 @@ mod tests {
         let asr = handle();
         let t = asr.transcribe(vec![0.0; 10], DecodeOptions::default(), Duration::from_secs(1)).await.unwrap();
         assert_eq!(t.text, "final 10");
-        let rx = asr.try_partial(vec![0.0; 3], None, false, 0).expect("queue has room");
+        let rx = asr.try_partial(vec![0.0; 3], StreamContext::default(), false, 0).expect("queue has room");
         assert_eq!(rx.await.unwrap().unwrap().text, "partial 3");
         assert_eq!(asr.stats().worker.snapshot().jobs, 2);
     }
@@ -402,7 +408,10 @@ mod tests {
         let opts = EngineOptions { final_queue: 2, partial_queue: 1, partial_workers: None };
         let asr = AsrHandle::spawn(vec![Box::new(recorder)], "rec", false, &opts);
         let wait = Duration::from_secs(1);
-        let busy = asr.submit_final(vec![0.0; 1], None, super::super::queue::clock_ms(), wait).await.unwrap();
+        let busy = asr
+            .submit_final(vec![0.0; 1], StreamContext::default(), super::super::queue::clock_ms(), wait)
+            .await
+            .unwrap();
         while asr.queue_depth() > 0 {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
@@ -413,7 +422,10 @@ mod tests {
         while asr.queue_depth() == 0 {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        let live = asr.submit_final(vec![0.0; 3], None, super::super::queue::clock_ms(), wait).await.unwrap();
+        let live = asr
+            .submit_final(vec![0.0; 3], StreamContext::default(), super::super::queue::clock_ms(), wait)
+            .await
+            .unwrap();
         open.send(()).unwrap();
         for rx in [busy, live] {
             rx.await.unwrap().unwrap();

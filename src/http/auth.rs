@@ -1,5 +1,5 @@
 //! Optional API keys: when any are configured, every request needs `Authorization: Bearer KEY`
-//! (or `?token=KEY` on the WebSocket, which browsers cannot give headers), except the health and
+//! (or `Token KEY`, as Deepgram's clients send it, or `?token=KEY` on the WebSocket, which browsers cannot give headers), except the health and
 //! metrics endpoints when they are configured as public. Checked before any audio is accepted.
 
 use axum::extract::{Request, State};
@@ -21,7 +21,8 @@ fn presented_key(request: &Request) -> Option<String> {
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+        // `Token KEY` is how Deepgram's clients present theirs.
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("Token ")));
     if let Some(key) = bearer {
         return Some(key.trim().to_owned());
     }

@@ -1,9 +1,16 @@
-//! The WebSocket protocol: query parameters and the JSON messages both ways (docs/protocol.md).
+//! The WebSocket protocol: query parameters and the JSON messages both ways (docs/protocol.md),
+//! and the vendors' live protocols the same sessions speak (`deepgram`, `realtime`).
+
+pub mod deepgram;
+pub mod dialect;
+pub mod realtime;
+pub mod vocabulary;
 
 use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
+use self::vocabulary::Vocabulary;
 use crate::audio::pcm::Encoding;
 use crate::domain::Segment;
 
@@ -49,6 +56,27 @@ pub struct ListenParams {
     pub channels: u32,
     /// Each channel is its own stream (finals carry `channel`); otherwise they are mixed down.
     pub multichannel: bool,
+    /// Key terms and a prompt for the recogniser (`keyterm`, repeatable, and `prompt`).
+    pub vocabulary: Vocabulary,
+}
+
+impl Default for ListenParams {
+    /// A mono stream of 16 kHz 16-bit samples, with partials, in the model's language.
+    fn default() -> Self {
+        Self {
+            sample_rate: crate::domain::SAMPLE_RATE,
+            encoding: Encoding::PcmS16le,
+            language: None,
+            interim_results: true,
+            diarize: false,
+            max_speakers: None,
+            min_speakers: None,
+            endpointing_ms: None,
+            channels: 1,
+            multichannel: false,
+            vocabulary: Vocabulary::default(),
+        }
+    }
 }
 
 /// The range `endpointing_ms` may take: below 100 ms a breath ends an utterance; above 2 s a
@@ -77,9 +105,11 @@ pub struct Abilities {
 }
 
 impl ListenParams {
-    /// Parses the query, refusing unknown names and bad values.
-    pub fn parse(query: &HashMap<String, String>, abilities: &Abilities) -> Result<Self, ParamError> {
+    /// Parses the query (name, value pairs in order), refusing unknown names and bad values.
+    pub fn parse(pairs: &[(String, String)], abilities: &Abilities) -> Result<Self, ParamError> {
         let Abilities { multilingual, diarization, is_language, max_channels } = *abilities;
+        let query: HashMap<String, String> = pairs.iter().cloned().collect();
+        let query = &query;
         const KNOWN: &[&str] = &[
             "sample_rate",
             "encoding",
@@ -91,6 +121,8 @@ impl ListenParams {
             "endpointing_ms",
             "channels",
             "multichannel",
+            "keyterm",
+            "prompt",
             "token",
         ];
         if let Some(unknown) = query.keys().find(|k| !KNOWN.contains(&k.as_str())) {
@@ -108,8 +140,9 @@ impl ListenParams {
             };
         let encoding = match query.get("encoding") {
             None => Encoding::PcmS16le,
-            Some(v) => Encoding::parse(v)
-                .ok_or_else(|| ParamError(format!("encoding must be pcm_s16le or pcm_f32le, got `{v}`")))?,
+            Some(v) => Encoding::parse(v).ok_or_else(|| {
+                ParamError(format!("encoding must be pcm_s16le, pcm_f32le, mulaw or alaw, got `{v}`"))
+            })?,
         };
         let interim_results = parse_bool(query, "interim_results")?.unwrap_or(true);
         let (channels, multichannel) = parse_channels(query, max_channels)?;
@@ -130,6 +163,8 @@ impl ListenParams {
         }
         let language = parse_language(query.get("language").map(String::as_str), multilingual, is_language)?;
         let endpointing_ms = parse_endpointing(query)?;
+        let keyterms = pairs.iter().filter(|(k, _)| k == "keyterm").map(|(_, v)| v.clone()).collect();
+        let vocabulary = Vocabulary::checked(keyterms, query.get("prompt").cloned())?;
         Ok(Self {
             sample_rate,
             encoding,
@@ -141,6 +176,7 @@ impl ListenParams {
             endpointing_ms,
             channels,
             multichannel,
+            vocabulary,
         })
     }
 
@@ -194,7 +230,7 @@ fn parse_count(query: &HashMap<String, String>, name: &str) -> Result<Option<usi
     n.map(Some).ok_or_else(|| ParamError(format!("{name} must be an integer from 1 to {SPEAKER_LIMIT}, got `{v}`")))
 }
 
-fn parse_language(
+pub(crate) fn parse_language(
     value: Option<&str>,
     multilingual: bool,
     is_language: fn(&str) -> bool,
@@ -217,6 +253,14 @@ pub enum ClientMessage {
     Finalize,
     Close,
     Keepalive,
+    /// Replaces the stream's key terms and/or prompt from the next utterance on; a field left
+    /// out keeps its value, an empty list or prompt clears it.
+    Configure {
+        #[serde(default)]
+        keyterms: Option<Vec<String>>,
+        #[serde(default)]
+        prompt: Option<String>,
+    },
 }
 
 /// Specific error codes sent in `error` messages.
@@ -232,6 +276,8 @@ pub enum ErrorCode {
     Overloaded,
     AsrFailed,
     Internal,
+    /// A `configure` message with too many or too long key terms, or too long a prompt.
+    InvalidVocabulary,
 }
 
 impl ErrorCode {
@@ -285,6 +331,11 @@ pub enum ServerMessage {
         end: f64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         channel: Option<u32>,
+    },
+    /// The vocabulary in force after a `configure` message.
+    Configured {
+        #[serde(flatten)]
+        vocabulary: Vocabulary,
     },
     /// Speaker labels that changed or arrived late, and speakers found to be one.
     SpeakerUpdate {
@@ -351,25 +402,14 @@ mod tests {
         Abilities { multilingual, diarization, is_language: |code| ["en", "de", "fr"].contains(&code), max_channels: 8 }
     }
 
-    fn query(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    fn query(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
     fn defaults_for_an_english_model() {
         let p = ListenParams::parse(&query(&[]), &abilities(false, true)).unwrap();
-        let expected = ListenParams {
-            sample_rate: 16_000,
-            encoding: Encoding::PcmS16le,
-            language: Some("en".into()),
-            interim_results: true,
-            diarize: true,
-            max_speakers: None,
-            min_speakers: None,
-            endpointing_ms: None,
-            channels: 1,
-            multichannel: false,
-        };
+        let expected = ListenParams { language: Some("en".into()), diarize: true, ..ListenParams::default() };
         assert_eq!(p, expected);
         assert!(
             !ListenParams::parse(&query(&[]), &abilities(false, false)).unwrap().diarize,

@@ -261,23 +261,11 @@ impl SessionRegistry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audio::pcm::Encoding;
     use crate::domain::Segment;
     use crate::protocol::ErrorCode;
 
     fn params() -> ListenParams {
-        ListenParams {
-            sample_rate: 16_000,
-            encoding: Encoding::PcmS16le,
-            language: None,
-            interim_results: true,
-            diarize: true,
-            max_speakers: None,
-            min_speakers: None,
-            endpointing_ms: None,
-            channels: 1,
-            multichannel: false,
-        }
+        ListenParams { diarize: true, ..ListenParams::default() }
     }
 
     #[test]

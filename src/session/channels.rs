@@ -126,7 +126,7 @@ impl Mixer {
                     self.stop_reading().await;
                 }
             }
-            ClientEvent::Frame(Message::Ping(_) | Message::Pong(_)) => {}
+            ClientEvent::Frame(Message::Ping(_) | Message::Pong(_)) | ClientEvent::Answered => {}
             ClientEvent::Frame(Message::Close(_)) => {
                 self.outlet.open = false;
                 self.stop_reading().await;
@@ -244,6 +244,9 @@ impl Merge {
                     channels,
                 }
             }
+            // Every lane takes the same vocabulary; the first one answers for the stream.
+            ServerMessage::Configured { .. } if channel != 0 => return None,
+            ServerMessage::Configured { vocabulary } => ServerMessage::Configured { vocabulary },
             ServerMessage::SpeechStarted { segment_id, start, .. } => {
                 ServerMessage::SpeechStarted { segment_id: self.id(channel, segment_id), start, channel: on }
             }
@@ -305,7 +308,7 @@ mod tests {
             is_language: |_| true,
             max_channels: 8,
         };
-        ListenParams::parse(&query.into_iter().collect(), &abilities).unwrap()
+        ListenParams::parse(&query.into_iter().collect::<Vec<_>>(), &abilities).unwrap()
     }
 
     fn segment(id: u64, speaker: Option<&str>) -> Segment {

@@ -18,6 +18,7 @@ use crate::pipeline::continuation::{key, strip_committed, LeadIn};
 use crate::pipeline::policy::PartialPolicy;
 use crate::pipeline::segmenter::{SegmentEvent, Segmenter, Utterance};
 use crate::pipeline::vad::ScoredFrame;
+use crate::protocol::vocabulary::Vocabulary;
 use crate::protocol::{ClientMessage, CloseReason, ErrorCode, ListenParams, ServerMessage};
 use crate::speaker::attribution::{join_words, to_segments};
 use crate::speaker::cluster::ClusterConfig;
@@ -103,6 +104,8 @@ pub enum Action {
     },
     /// The pause is over: the speculative decode is no longer wanted.
     StopSpeculating,
+    /// Decode from now on with this initial prompt (the stream's vocabulary changed).
+    Prompt(Option<String>),
     Close(CloseReason),
 }
 
@@ -535,7 +538,23 @@ impl Session {
                     self.submit_final(utterance);
                 }
             }
+            Ok(ClientMessage::Configure { keyterms, prompt }) => self.configure(keyterms, prompt),
             Err((code, message)) => self.error(code, message),
+        }
+    }
+
+    /// A new vocabulary for the utterances to come: what is given replaces, what is absent stays.
+    fn configure(&mut self, keyterms: Option<Vec<String>>, prompt: Option<String>) {
+        let current = &self.params.vocabulary;
+        let keyterms = keyterms.unwrap_or_else(|| current.keyterms.clone());
+        let prompt = prompt.or_else(|| current.prompt.clone());
+        match Vocabulary::checked(keyterms, prompt) {
+            Ok(vocabulary) => {
+                self.actions.push(Action::Prompt(vocabulary.decoder_prompt()));
+                self.send(ServerMessage::Configured { vocabulary: vocabulary.clone() });
+                self.params.vocabulary = vocabulary;
+            }
+            Err(e) => self.error(ErrorCode::InvalidVocabulary, e.0),
         }
     }
 
@@ -574,7 +593,10 @@ fn parse_client_message(text: &str) -> Result<ClientMessage, (ErrorCode, String)
         return Err((ErrorCode::InvalidJson, "a message must be a JSON object with a string `type`".into()));
     };
     serde_json::from_value(value).map_err(|_| {
-        (ErrorCode::UnknownMessageType, format!("unknown message type `{kind}`; expected finalize, close or keepalive"))
+        (
+            ErrorCode::UnknownMessageType,
+            format!("unknown message type `{kind}`; expected finalize, close, keepalive or configure"),
+        )
     })
 }
 

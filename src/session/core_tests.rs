@@ -2,24 +2,12 @@
 //! no socket, no clock.
 
 use super::*;
-use crate::audio::pcm::Encoding;
 use crate::domain::Word;
 
 const FRAME: usize = crate::pipeline::FRAME_SAMPLES;
 
 fn params(diarize: bool) -> ListenParams {
-    ListenParams {
-        sample_rate: 16_000,
-        encoding: Encoding::PcmS16le,
-        language: Some("en".into()),
-        interim_results: true,
-        diarize,
-        max_speakers: None,
-        min_speakers: None,
-        endpointing_ms: None,
-        channels: 1,
-        multichannel: false,
-    }
+    ListenParams { language: Some("en".into()), diarize, ..ListenParams::default() }
 }
 
 fn session(diarize: bool) -> Session {

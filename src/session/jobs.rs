@@ -17,7 +17,7 @@ use super::progress::SpeakerProgress;
 use super::speculation::Speculation;
 use crate::config::Config;
 use crate::domain::{seconds, SAMPLE_RATE};
-use crate::engine::asr::{AsrHandle, Reply};
+use crate::engine::asr::{AsrHandle, Reply, StreamContext};
 use crate::engine::diarize::{DiarizeError, DiarizeHandle, DiarizeReply};
 use crate::engine::queue::{clock_ms, clock_ms_at};
 use crate::protocol::{CloseReason, ListenParams, ServerMessage};
@@ -67,7 +67,8 @@ pub struct Jobs {
     diarize: Option<DiarizeHandle>,
     aggregator: Arc<aggregate::AggregatorStats>,
     ticket: Arc<StreamTicket>,
-    language: Option<String>,
+    /// The stream's language and vocabulary, for every clip it sends.
+    pub context: StreamContext,
     final_timeout: Duration,
     join_timeout: Duration,
     /// When the session began: with a stream position it tells when that audio was due in real
@@ -86,7 +87,7 @@ impl Jobs {
             diarize: deps.engines.diarize.clone().filter(|_| params.diarize),
             aggregator: deps.aggregator.clone(),
             ticket,
-            language: params.language.clone(),
+            context: StreamContext { language: params.language.clone(), prompt: params.vocabulary.decoder_prompt() },
             final_timeout: Duration::from_secs(config.asr.final_timeout_s),
             join_timeout: Duration::from_millis(config.diarization.join_timeout_ms),
             opened,
@@ -133,12 +134,16 @@ impl Jobs {
                     Vec::new()
                 }
                 Action::Speculate { segment_id, end, samples } => {
-                    let started = Speculation::start(segment_id, end, samples, &self.asr, &self.language);
+                    let started = Speculation::start(segment_id, end, samples, &self.asr, &self.context);
                     self.inflight.speculation = Some(started);
                     Vec::new()
                 }
                 Action::StopSpeculating => {
                     self.inflight.speculation = None;
+                    Vec::new()
+                }
+                Action::Prompt(prompt) => {
+                    self.context.prompt = prompt;
                     Vec::new()
                 }
                 Action::Close(reason) => {
@@ -158,7 +163,7 @@ impl Jobs {
             // The speculative decode will be the utterance's text soon: a partial is not worth it.
             return session.handle(Input::PartialWithdrawn);
         }
-        match self.asr.try_partial(job.samples.clone(), self.language.clone(), job.word_times, self.last_partial_ms) {
+        match self.asr.try_partial(job.samples.clone(), self.context.clone(), job.word_times, self.last_partial_ms) {
             Some(rx) => {
                 self.inflight.partial = Some(PendingPartial { job, rx, requested: Instant::now() });
                 Vec::new()
@@ -212,7 +217,7 @@ impl Jobs {
             (None, None) => {
                 // A continuation is decoded with its lead-in; the core takes the words heard there off.
                 let audio = [utterance.lead_in, utterance.samples].concat();
-                self.asr.submit_final(audio, self.language.clone(), key, self.final_timeout).await
+                self.asr.submit_final(audio, self.context.clone(), key, self.final_timeout).await
             }
         };
         match result {

@@ -32,6 +32,7 @@ use crate::config::Config;
 use crate::domain::{EmbeddedTurn, Transcript};
 use crate::engine::asr::AsrError;
 use crate::engine::diarize::DiarizeError;
+use crate::protocol::dialect::Dialect;
 use crate::protocol::{CloseReason, ErrorCode, ListenParams, ServerMessage};
 use crate::registry::admission::StreamTicket;
 use crate::registry::SessionRecord;
@@ -46,23 +47,29 @@ enum Event {
     SpeakerPrefix(Result<Vec<EmbeddedTurn>, DiarizeError>),
     /// A frame so large the WebSocket layer refused it before we saw it.
     TooLarge,
+    /// A vendor's frame its dialect answered itself.
+    Answered,
     Idle,
     Shutdown,
     Terminated,
 }
 
 /// Runs a session to its end. Never panics on client input; every exit path sends `closed` and
-/// moves the session's record to the ended list.
+/// moves the session's record to the ended list. With a `dialect`, the client speaks a
+/// vendor's protocol, translated at the outlet; the session is the same.
 pub async fn run(
     socket: WebSocket,
     params: ListenParams,
     deps: SessionDeps,
     config: Arc<Config>,
-    client: SocketAddr,
+    (client, dialect): (SocketAddr, Option<Box<dyn Dialect>>),
     ticket: Arc<StreamTicket>,
 ) {
     recorded(deps.clone(), client, params.clone(), |id, record| async move {
-        let outlet = Outlet::new(Wire::Socket(Box::new(socket)), &config, record, deps.registry.clone());
+        let mut outlet = Outlet::new(Wire::Socket(Box::new(socket)), &config, record, deps.registry.clone());
+        if let Some(dialect) = dialect {
+            outlet = outlet.speaking(dialect);
+        }
         serve(outlet, id, params, deps, config, ticket).await
     })
     .await;
@@ -146,6 +153,11 @@ async fn event_loop(
                 Input::SpeakerPrefix(result)
             }
             Event::TooLarge => Input::TooLarge(None),
+            Event::Answered => {
+                last_heard = Instant::now();
+                outlet.flush(&mut outbox).await;
+                continue;
+            }
             Event::Idle => Input::Idle(idle.as_secs()),
             Event::Shutdown => Input::Shutdown,
             Event::Terminated => Input::Terminated,
@@ -203,6 +215,7 @@ async fn next_event(
             ClientEvent::Frame(message) => Event::Client(message),
             ClientEvent::TooLarge => Event::TooLarge,
             ClientEvent::Gone => Event::ClientGone,
+            ClientEvent::Answered => Event::Answered,
         },
         _ = sleep_until(idle_deadline) => Event::Idle,
     }

@@ -1,6 +1,7 @@
 //! Where a session's messages go and its client's frames come from: the WebSocket itself, or,
 //! for one channel of a multichannel stream, the task that owns the socket (`channels.rs`).
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,6 +10,7 @@ use tokio::sync::mpsc;
 use tokio::time::{timeout, Instant};
 
 use crate::config::Config;
+use crate::protocol::dialect::{Dialect, Frame};
 use crate::protocol::{CloseReason, ServerMessage};
 use crate::registry::{SessionRecord, SessionRegistry};
 
@@ -38,6 +40,9 @@ pub enum ClientEvent {
     Frame(Message),
     TooLarge,
     Gone,
+    /// A frame of a vendor's protocol that its dialect answered itself: nothing for the core,
+    /// but replies to send.
+    Answered,
 }
 
 /// The client side: sends with a timeout and remembers whether the client can still hear us.
@@ -51,12 +56,25 @@ pub struct Outlet {
     pub send_timeout: Duration,
     pub record: Arc<SessionRecord>,
     pub registry: Arc<SessionRegistry>,
+    /// The vendor's protocol the client speaks, if not ours (`protocol::dialect`).
+    dialect: Option<Box<dyn Dialect>>,
+    /// Frames for the core that one client frame came to, not yet handed over.
+    inbound: VecDeque<ClientEvent>,
+    /// What the dialect answered by itself, sent with the next flush.
+    replies: Vec<String>,
 }
 
 impl Outlet {
     pub fn new(wire: Wire, config: &Config, record: Arc<SessionRecord>, registry: Arc<SessionRegistry>) -> Self {
         let send_timeout = Duration::from_secs(config.limits.send_timeout_s);
-        Self { wire, open: true, stalled: false, send_timeout, record, registry }
+        let (dialect, inbound, replies) = (None, VecDeque::new(), Vec::new());
+        Self { wire, open: true, stalled: false, send_timeout, record, registry, dialect, inbound, replies }
+    }
+
+    /// The client speaks a vendor's protocol: every frame both ways goes through `dialect`.
+    pub fn speaking(mut self, dialect: Box<dyn Dialect>) -> Self {
+        self.dialect = Some(dialect);
+        self
     }
 
     pub async fn send(&mut self, message: &ServerMessage) {
@@ -73,26 +91,58 @@ impl Outlet {
         if !self.open {
             return;
         }
-        let json = serde_json::to_string(message).expect("server messages always serialise");
-        let sent = timeout(self.send_timeout, socket.send(Message::Text(json.into()))).await;
-        if !matches!(sent, Ok(Ok(()))) {
-            tracing::info!("client stopped reading; it is dropped and its segments finished");
-            self.open = false;
-            self.stalled = true;
+        let texts = match &mut self.dialect {
+            None => vec![serde_json::to_string(message).expect("server messages always serialise")],
+            Some(dialect) => {
+                let mut texts = Vec::new();
+                dialect.outbound(message, &mut texts);
+                texts
+            }
+        };
+        for text in texts {
+            send_text(socket, text, self.send_timeout, &mut self.open, &mut self.stalled).await;
         }
     }
 
     pub async fn flush(&mut self, outbox: &mut Vec<ServerMessage>) {
+        let replies = std::mem::take(&mut self.replies);
+        self.send_texts(replies).await;
         for message in outbox.drain(..) {
             self.send(&message).await;
         }
+        let mut held = Vec::new();
+        if let Some(dialect) = &mut self.dialect {
+            dialect.flush(&mut held);
+        }
+        self.send_texts(held).await;
     }
 
-    /// The client's next frame.
+    async fn send_texts(&mut self, texts: Vec<String>) {
+        let Wire::Socket(socket) = &mut self.wire else { return };
+        for text in texts {
+            if self.open {
+                send_text(socket, text, self.send_timeout, &mut self.open, &mut self.stalled).await;
+            }
+        }
+    }
+
+    /// The client's next frame (in our protocol: a vendor's frame comes through its dialect).
     pub async fn recv(&mut self) -> ClientEvent {
+        if let Some(event) = self.inbound.pop_front() {
+            return event;
+        }
         match &mut self.wire {
             Wire::Socket(socket) => match socket.recv().await {
-                Some(Ok(message)) => ClientEvent::Frame(message),
+                Some(Ok(message)) => match &mut self.dialect {
+                    None => ClientEvent::Frame(message),
+                    Some(dialect) => {
+                        let Some(frame) = to_frame(message) else { return ClientEvent::Answered };
+                        let inbound = dialect.inbound(frame);
+                        self.replies.extend(inbound.replies);
+                        self.inbound.extend(inbound.frames.into_iter().map(|f| ClientEvent::Frame(to_message(f))));
+                        self.inbound.pop_front().unwrap_or(ClientEvent::Answered)
+                    }
+                },
                 Some(Err(e)) if is_capacity_error(&e) => ClientEvent::TooLarge,
                 _ => ClientEvent::Gone,
             },
@@ -115,6 +165,34 @@ impl Outlet {
             self.open = false;
             await_client_close(socket, reason == CloseReason::FrameTooLarge).await;
         }
+    }
+}
+
+/// Sends one text frame; a client that does not take it within `wait` is marked stalled.
+async fn send_text(socket: &mut WebSocket, text: String, wait: Duration, open: &mut bool, stalled: &mut bool) {
+    let sent = timeout(wait, socket.send(Message::Text(text.into()))).await;
+    if !matches!(sent, Ok(Ok(()))) {
+        tracing::info!("client stopped reading; it is dropped and its segments finished");
+        *open = false;
+        *stalled = true;
+    }
+}
+
+/// A socket message as a dialect reads it; pings and pongs are the socket's own business.
+fn to_frame(message: Message) -> Option<Frame> {
+    match message {
+        Message::Binary(bytes) => Some(Frame::Binary(bytes.to_vec())),
+        Message::Text(text) => Some(Frame::Text(text.as_str().to_owned())),
+        Message::Close(_) => Some(Frame::Close),
+        Message::Ping(_) | Message::Pong(_) => None,
+    }
+}
+
+fn to_message(frame: Frame) -> Message {
+    match frame {
+        Frame::Binary(bytes) => Message::Binary(bytes.into()),
+        Frame::Text(text) => Message::Text(text.into()),
+        Frame::Close => Message::Close(None),
     }
 }
 

@@ -6,7 +6,7 @@
 //! core says when to start and stop one (`Action::Speculate`, `Action::StopSpeculating`);
 //! dropping a `Speculation` drops its receiver, which tells the worker to skip it.
 
-use crate::engine::asr::{AsrHandle, Reply};
+use crate::engine::asr::{AsrHandle, Reply, StreamContext};
 
 /// A speculative decode of the open utterance, as it would end at the current pause.
 pub struct Speculation {
@@ -20,8 +20,8 @@ pub struct Speculation {
 impl Speculation {
     /// Starts the decode of utterance `segment_id`'s clip up to `end` (the core asks once per
     /// pause), if the engine has spare capacity: no final waiting and room in the partial lane.
-    pub fn start(segment_id: u64, end: usize, samples: Vec<f32>, asr: &AsrHandle, language: &Option<String>) -> Self {
-        let pending = if asr.final_queue_depth() == 0 { asr.try_speculative(samples, language.clone()) } else { None };
+    pub fn start(segment_id: u64, end: usize, samples: Vec<f32>, asr: &AsrHandle, context: &StreamContext) -> Self {
+        let pending = if asr.final_queue_depth() == 0 { asr.try_speculative(samples, context.clone()) } else { None };
         Self { segment_id, end, pending }
     }
 

@@ -1,0 +1,1 @@
+//! OpenAI's Realtime transcription protocol (placeholder while it is written).

@@ -1,0 +1,82 @@
+//! A stream's vocabulary: key terms (names, product words, jargon) and a free-text prompt that
+//! the recogniser is given as context for each utterance (Whisper's initial prompt). Set when a
+//! stream opens and replaced mid-stream; bounded, so one client cannot make every decode slow.
+
+use serde::{Deserialize, Serialize};
+
+use super::ParamError;
+
+/// The most key terms a stream may have.
+pub const MAX_KEYTERMS: usize = 50;
+/// The longest key term, in characters.
+pub const MAX_KEYTERM_CHARS: usize = 64;
+/// The longest prompt, in characters (Whisper reads at most 224 tokens of context; a longer
+/// prompt is cut from its start by the recogniser).
+pub const MAX_PROMPT_CHARS: usize = 800;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Vocabulary {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keyterms: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<String>,
+}
+
+impl Vocabulary {
+    /// Checks the bounds; the message names what is wrong.
+    pub fn checked(keyterms: Vec<String>, prompt: Option<String>) -> Result<Self, ParamError> {
+        let keyterms: Vec<String> =
+            keyterms.into_iter().map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()).collect();
+        if keyterms.len() > MAX_KEYTERMS {
+            return Err(ParamError(format!("keyterm: at most {MAX_KEYTERMS} terms, got {}", keyterms.len())));
+        }
+        if let Some(long) = keyterms.iter().find(|t| t.chars().count() > MAX_KEYTERM_CHARS) {
+            return Err(ParamError(format!("keyterm: `{long}` is longer than {MAX_KEYTERM_CHARS} characters")));
+        }
+        let prompt = prompt.map(|p| p.trim().to_owned()).filter(|p| !p.is_empty());
+        if prompt.as_ref().is_some_and(|p| p.chars().count() > MAX_PROMPT_CHARS) {
+            return Err(ParamError(format!("prompt: longer than {MAX_PROMPT_CHARS} characters")));
+        }
+        Ok(Self { keyterms, prompt })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keyterms.is_empty() && self.prompt.is_none()
+    }
+
+    /// The recogniser's context: the terms as a list a speaker might have written before
+    /// (Whisper copies spellings it has just read), then the prompt.
+    pub fn decoder_prompt(&self) -> Option<String> {
+        let terms = (!self.keyterms.is_empty()).then(|| format!("{}.", self.keyterms.join(", ")));
+        match (terms, self.prompt.as_deref()) {
+            (None, None) => None,
+            (Some(terms), None) => Some(terms),
+            (None, Some(prompt)) => Some(prompt.to_owned()),
+            (Some(terms), Some(prompt)) => Some(format!("{terms} {prompt}")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn terms_and_prompt_make_one_context() {
+        let v = Vocabulary::checked(vec![" Kubernetes ".into(), "".into(), "Ada Lovelace".into()], None).unwrap();
+        assert_eq!(v.keyterms, ["Kubernetes", "Ada Lovelace"], "trimmed, empty ones dropped");
+        assert_eq!(v.decoder_prompt().as_deref(), Some("Kubernetes, Ada Lovelace."));
+        let both = Vocabulary::checked(vec!["Ada".into()], Some("A talk on computing.".into())).unwrap();
+        assert_eq!(both.decoder_prompt().as_deref(), Some("Ada. A talk on computing."));
+        assert_eq!(Vocabulary::default().decoder_prompt(), None);
+    }
+
+    #[test]
+    fn bounds_are_named() {
+        let many = vec!["x".to_owned(); MAX_KEYTERMS + 1];
+        assert!(Vocabulary::checked(many, None).unwrap_err().0.contains("at most 50"));
+        let long = vec!["y".repeat(MAX_KEYTERM_CHARS + 1)];
+        assert!(Vocabulary::checked(long, None).unwrap_err().0.contains("longer than 64"));
+        assert!(Vocabulary::checked(vec![], Some("z".repeat(801))).unwrap_err().0.starts_with("prompt"));
+    }
+}
