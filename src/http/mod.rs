@@ -9,6 +9,7 @@ mod metrics;
 mod openai;
 pub mod openapi;
 mod page;
+mod realtime;
 mod routes;
 mod state;
 mod ws;
@@ -44,6 +45,7 @@ pub fn router(state: AppState) -> Router {
         .route("/stats/workers", get(routes::worker_stats))
         .route("/stats/aggregator", get(routes::aggregator_stats))
         .route("/v1/listen", get(ws::listen))
+        .route("/v1/realtime", get(realtime::realtime))
         .route("/v1/models", get(openai::models))
         .route("/v1/audio/transcriptions", post(openai::transcriptions).layer(upload_limit))
         .route("/v1/audio/translations", post(openai::translations).layer(upload_limit))

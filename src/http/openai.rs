@@ -34,7 +34,7 @@ pub struct OpenAiError {
 }
 
 impl OpenAiError {
-    fn invalid(param: &'static str, code: &'static str, message: impl Into<String>) -> Self {
+    pub(super) fn invalid(param: &'static str, code: &'static str, message: impl Into<String>) -> Self {
         let (status, kind, param) = (StatusCode::BAD_REQUEST, "invalid_request_error", Some(param));
         Self { status, message: message.into(), kind, param, code }
     }

@@ -124,6 +124,11 @@ pub struct Segmenter {
 }
 
 impl Segmenter {
+    /// The silence that ends an utterance from now on (a client changed its endpointing).
+    pub fn set_min_silence_ms(&mut self, ms: u32) {
+        self.min_silence = ms_to_samples(ms);
+    }
+
     pub fn new(cfg: &SegmenterConfig) -> Self {
         Self {
             min_speech: ms_to_samples(cfg.min_speech_ms),

@@ -260,6 +260,9 @@ pub enum ClientMessage {
         keyterms: Option<Vec<String>>,
         #[serde(default)]
         prompt: Option<String>,
+        /// The silence that ends an utterance from now on (as the `endpointing_ms` parameter).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        endpointing_ms: Option<u32>,
     },
 }
 
@@ -276,7 +279,8 @@ pub enum ErrorCode {
     Overloaded,
     AsrFailed,
     Internal,
-    /// A `configure` message with too many or too long key terms, or too long a prompt.
+    /// A `configure` message with too many or too long key terms, too long a prompt, or an
+    /// endpointing out of range.
     InvalidVocabulary,
 }
 
@@ -336,6 +340,8 @@ pub enum ServerMessage {
     Configured {
         #[serde(flatten)]
         vocabulary: Vocabulary,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        endpointing_ms: Option<u32>,
     },
     /// Speaker labels that changed or arrived late, and speakers found to be one.
     SpeakerUpdate {

@@ -246,7 +246,7 @@ impl Merge {
             }
             // Every lane takes the same vocabulary; the first one answers for the stream.
             ServerMessage::Configured { .. } if channel != 0 => return None,
-            ServerMessage::Configured { vocabulary } => ServerMessage::Configured { vocabulary },
+            message @ ServerMessage::Configured { .. } => message,
             ServerMessage::SpeechStarted { segment_id, start, .. } => {
                 ServerMessage::SpeechStarted { segment_id: self.id(channel, segment_id), start, channel: on }
             }

@@ -19,7 +19,7 @@ use crate::pipeline::policy::PartialPolicy;
 use crate::pipeline::segmenter::{SegmentEvent, Segmenter, Utterance};
 use crate::pipeline::vad::ScoredFrame;
 use crate::protocol::vocabulary::Vocabulary;
-use crate::protocol::{ClientMessage, CloseReason, ErrorCode, ListenParams, ServerMessage};
+use crate::protocol::{ClientMessage, CloseReason, ErrorCode, ListenParams, ServerMessage, ENDPOINTING_MS};
 use crate::speaker::attribution::{join_words, to_segments};
 use crate::speaker::cluster::ClusterConfig;
 
@@ -538,20 +538,31 @@ impl Session {
                     self.submit_final(utterance);
                 }
             }
-            Ok(ClientMessage::Configure { keyterms, prompt }) => self.configure(keyterms, prompt),
+            Ok(ClientMessage::Configure { keyterms, prompt, endpointing_ms }) => {
+                self.configure(keyterms, prompt, endpointing_ms)
+            }
             Err((code, message)) => self.error(code, message),
         }
     }
 
     /// A new vocabulary for the utterances to come: what is given replaces, what is absent stays.
-    fn configure(&mut self, keyterms: Option<Vec<String>>, prompt: Option<String>) {
+    fn configure(&mut self, keyterms: Option<Vec<String>>, prompt: Option<String>, endpointing_ms: Option<u32>) {
+        if let Some(ms) = endpointing_ms.filter(|ms| !ENDPOINTING_MS.contains(ms)) {
+            let (lo, hi) = (ENDPOINTING_MS.start(), ENDPOINTING_MS.end());
+            return self
+                .error(ErrorCode::InvalidVocabulary, format!("endpointing_ms must be from {lo} to {hi}, got {ms}"));
+        }
         let current = &self.params.vocabulary;
         let keyterms = keyterms.unwrap_or_else(|| current.keyterms.clone());
         let prompt = prompt.or_else(|| current.prompt.clone());
         match Vocabulary::checked(keyterms, prompt) {
             Ok(vocabulary) => {
+                if let Some(ms) = endpointing_ms {
+                    self.segmenter.set_min_silence_ms(ms);
+                    self.params.endpointing_ms = Some(ms);
+                }
                 self.actions.push(Action::Prompt(vocabulary.decoder_prompt()));
-                self.send(ServerMessage::Configured { vocabulary: vocabulary.clone() });
+                self.send(ServerMessage::Configured { vocabulary: vocabulary.clone(), endpointing_ms });
                 self.params.vocabulary = vocabulary;
             }
             Err(e) => self.error(ErrorCode::InvalidVocabulary, e.0),

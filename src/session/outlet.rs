@@ -164,6 +164,10 @@ impl Outlet {
             let _ = timeout(self.send_timeout, socket.send(Message::Close(Some(frame)))).await;
             self.open = false;
             await_client_close(socket, reason == CloseReason::FrameTooLarge).await;
+        } else if matches!(reason, CloseReason::ClientClose | CloseReason::Disconnected) {
+            // The client closed first: the socket layer queued the answering close frame, and a
+            // flush sends it, so the client sees a clean close instead of a dropped connection.
+            let _ = timeout(self.send_timeout, futures_util::SinkExt::flush(socket.as_mut())).await;
         }
     }
 }

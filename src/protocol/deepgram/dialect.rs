@@ -152,7 +152,7 @@ impl Dialect for DeepgramDialect {
                 Inbound::reply(to_json(&ServerEvent::ConfigureSuccess { keyterms: None }))
             }
             Ok(ClientEvent::Configure { keyterms, .. }) => {
-                Inbound::frame(our(&ClientMessage::Configure { keyterms, prompt: None }))
+                Inbound::frame(our(&ClientMessage::Configure { keyterms, prompt: None, endpointing_ms: None }))
             }
             Err(e) => Inbound::reply(to_json(&ServerEvent::Error {
                 variant: "INVALID_MESSAGE".into(),
@@ -202,7 +202,7 @@ impl Dialect for DeepgramDialect {
                     out.push(to_json(&ServerEvent::UtteranceEnd { channel: vec![0, 1], last_word_end: *end }));
                 }
             }
-            ServerMessage::Configured { vocabulary } => {
+            ServerMessage::Configured { vocabulary, .. } => {
                 out.push(to_json(&ServerEvent::ConfigureSuccess { keyterms: Some(vocabulary.keyterms.clone()) }));
             }
             ServerMessage::Error { code: ErrorCode::InvalidVocabulary, message } => {

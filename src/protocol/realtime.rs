@@ -1,1 +1,0 @@
-//! OpenAI's Realtime transcription protocol (placeholder while it is written).

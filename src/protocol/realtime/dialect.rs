@@ -1,0 +1,548 @@
+//! Our session's messages as OpenAI Realtime transcription events, and the client's events as
+//! our frames.
+//!
+//! An item is one utterance when the server detects turns (`server_vad`), or everything between
+//! two commits when the client commits. Each final of an item is one `delta` (finals are never
+//! revised, so the deltas add up to the item's `completed` transcript); `speech_stopped`,
+//! `committed` and `completed` follow the item's end.
+
+use base64::Engine as _;
+
+use super::events::{
+    AudioInputView, AudioView, BetaSessionUpdate, BetaSessionView, ClientEvent, ErrorDetail, LogProb, ServerEvent,
+    SessionUpdate, SessionView, Transcription, Usage,
+};
+use super::{is_model_alias, Format, Settings, MAX_EVENT_BYTES};
+use crate::audio::pcm::PcmDecoder;
+use crate::audio::resample::StreamResampler;
+use crate::domain::Segment;
+use crate::protocol::dialect::{to_json, Dialect, Frame, Inbound};
+use crate::protocol::vocabulary::Vocabulary;
+use crate::protocol::{ClientMessage, ErrorCode, ServerMessage};
+
+/// Samples per frame handed to the session (2 s at 16 kHz, 128 KiB of floats).
+const FRAME_SAMPLES: usize = 32_000;
+
+/// What the dialect needs to know of the server.
+#[derive(Debug, Clone)]
+pub struct Server {
+    /// The loaded model's name.
+    pub model: String,
+    /// The language the session decodes in (`None`: detected).
+    pub language: Option<String>,
+    /// The silence that ends an utterance by default (ms).
+    pub silence_ms: u32,
+    /// The client connected with the beta SDK (`OpenAI-Beta: realtime=v1`): beta event names.
+    pub beta: bool,
+}
+
+/// The item being transcribed.
+#[derive(Debug, Default)]
+struct Item {
+    id: String,
+    start: f64,
+    end: f64,
+    transcript: String,
+    logprobs: Vec<LogProb>,
+}
+
+pub struct RealtimeDialect {
+    server: Server,
+    settings: Settings,
+    session_id: String,
+    next_event: u64,
+    next_item: u64,
+    audio: AudioIn,
+    /// Audio was appended since the connection opened: the format is fixed from then on.
+    heard: bool,
+    /// Audio was appended since the last commit (manual turns).
+    heard_since_commit: bool,
+    item: Option<Item>,
+    previous_item: Option<String>,
+    /// The utterance open in the session (its latest segment id).
+    open: Option<u64>,
+    /// The client committed while an utterance was open: the item completes with its end.
+    commit_pending: bool,
+    /// Segments up to this id were cleared by the client: their results are dropped.
+    cleared_through: Option<u64>,
+}
+
+impl RealtimeDialect {
+    pub fn new(server: Server) -> Self {
+        let settings = Settings::new(server.silence_ms);
+        let audio = AudioIn::new(settings.format);
+        Self {
+            server,
+            settings,
+            session_id: String::new(),
+            next_event: 0,
+            next_item: 0,
+            audio,
+            heard: false,
+            heard_since_commit: false,
+            item: None,
+            previous_item: None,
+            open: None,
+            commit_pending: false,
+            cleared_through: None,
+        }
+    }
+
+    fn event_id(&mut self) -> String {
+        self.next_event += 1;
+        format!("event_{}", self.next_event)
+    }
+
+    fn session_event(&mut self, created: bool) -> ServerEvent {
+        let event_id = self.event_id();
+        let s = &self.settings;
+        let (id, object) = (format!("sess_{}", self.session_id), "realtime.transcription_session".to_owned());
+        if self.server.beta {
+            let session = BetaSessionView {
+                id,
+                object,
+                input_audio_format: s.format.beta().into(),
+                input_audio_transcription: s.transcription.clone(),
+                turn_detection: s.turn_detection.clone(),
+                input_audio_noise_reduction: s.noise_reduction.clone(),
+                include: s.include.clone(),
+            };
+            return if created {
+                ServerEvent::BetaSessionCreated { event_id, session }
+            } else {
+                ServerEvent::BetaSessionUpdated { event_id, session }
+            };
+        }
+        let input = AudioInputView {
+            format: s.format.ga(),
+            transcription: s.transcription.clone(),
+            turn_detection: s.turn_detection.clone(),
+            noise_reduction: s.noise_reduction.clone(),
+        };
+        let session = SessionView {
+            kind: "transcription".into(),
+            id,
+            object,
+            audio: AudioView { input },
+            include: s.include.clone(),
+        };
+        if created {
+            ServerEvent::SessionCreated { event_id, session }
+        } else {
+            ServerEvent::SessionUpdated { event_id, session }
+        }
+    }
+
+    fn error(&mut self, kind: &str, code: &str, message: String, param: Option<&str>, about: Option<String>) -> String {
+        let error = ErrorDetail {
+            kind: kind.into(),
+            code: Some(code.into()),
+            message,
+            param: param.map(str::to_owned),
+            event_id: about,
+        };
+        let event_id = self.event_id();
+        to_json(&ServerEvent::Error { event_id, error })
+    }
+
+    fn invalid(&mut self, code: &str, message: String, param: Option<&str>, about: Option<String>) -> Inbound {
+        Inbound::reply(self.error("invalid_request_error", code, message, param, about))
+    }
+
+    /// A `session.update` in either form, as the settings it leaves.
+    fn update(&mut self, next: Result<Settings, (String, &'static str)>, about: Option<String>) -> Inbound {
+        let next = match next {
+            Ok(next) => next,
+            Err((message, param)) => return self.invalid("invalid_value", message, Some(param), about),
+        };
+        if next.format != self.settings.format && self.heard {
+            let message = "the audio format cannot change once audio has been appended".to_owned();
+            return self.invalid("invalid_value", message, Some("session.audio.input.format"), about);
+        }
+        if let Err(message) = self.check_transcription(&next.transcription) {
+            return self.invalid("invalid_value", message.0, Some(message.1), about);
+        }
+        let prompt = next.transcription.prompt.clone();
+        let vocabulary = match Vocabulary::checked(Vec::new(), prompt.clone()) {
+            Ok(v) => v,
+            Err(e) => {
+                return self.invalid("invalid_value", e.0, Some("session.audio.input.transcription.prompt"), about)
+            }
+        };
+        let mut inbound = Inbound::default();
+        let silence = |s: &Settings| s.turn_detection.as_ref().and_then(|t| t.silence_duration_ms);
+        let endpointing_ms = silence(&next).filter(|ms| Some(*ms) != silence(&self.settings));
+        if prompt != self.settings.transcription.prompt || endpointing_ms.is_some() {
+            let configure = ClientMessage::Configure {
+                keyterms: None,
+                prompt: Some(vocabulary.prompt.unwrap_or_default()),
+                endpointing_ms,
+            };
+            inbound.frames.push(Frame::Text(to_json(&configure)));
+        }
+        if next.format != self.settings.format {
+            self.audio = AudioIn::new(next.format);
+        }
+        self.settings = next;
+        let updated = self.session_event(false);
+        inbound.replies.push(to_json(&updated));
+        inbound
+    }
+
+    fn check_transcription(&self, t: &Transcription) -> Result<(), (String, &'static str)> {
+        if let Some(model) = t.model.as_deref().filter(|m| !is_model_alias(m, &self.server.model)) {
+            let message = format!(
+                "model `{model}` is not available: this server runs `{}`, which also answers to whisper-1 and \
+                 gpt-4o-transcribe",
+                self.server.model
+            );
+            return Err((message, "session.audio.input.transcription.model"));
+        }
+        let language = t.language.as_deref().filter(|l| !l.is_empty());
+        if let Some(language) = language.filter(|l| Some(*l) != self.server.language.as_deref()) {
+            let message = match &self.server.language {
+                Some(ours) => format!("language `{language}` is not available: this session transcribes `{ours}`"),
+                None => format!(
+                    "language `{language}` can only be chosen when connecting (?language={language}); this session \
+                     detects the language"
+                ),
+            };
+            return Err((message, "session.audio.input.transcription.language"));
+        }
+        Ok(())
+    }
+
+    fn append(&mut self, audio: &str, about: Option<String>) -> Inbound {
+        if audio.len() > MAX_EVENT_BYTES {
+            let message = format!("an append holds at most {MAX_EVENT_BYTES} bytes of base64, got {}", audio.len());
+            return self.invalid("audio_too_large", message, Some("audio"), about);
+        }
+        let bytes = match base64::engine::general_purpose::STANDARD.decode(audio) {
+            Ok(bytes) => bytes,
+            Err(e) => return self.invalid("invalid_base64", format!("audio is not base64: {e}"), Some("audio"), about),
+        };
+        self.heard = true;
+        self.heard_since_commit |= !bytes.is_empty();
+        Inbound { frames: self.audio.push(&bytes), replies: Vec::new() }
+    }
+
+    fn commit(&mut self, about: Option<String>) -> Inbound {
+        if self.open.is_some() {
+            self.commit_pending = true;
+            return Inbound::frame(Frame::Text(to_json(&ClientMessage::Finalize)));
+        }
+        let manual = self.settings.turn_detection.is_none();
+        if manual && (self.item.is_some() || self.heard_since_commit) {
+            let mut replies = Vec::new();
+            self.complete(None, &mut replies);
+            return Inbound { frames: Vec::new(), replies };
+        }
+        let message = "nothing to commit: no audio was appended since the last commit".to_owned();
+        self.invalid("input_audio_buffer_commit_empty", message, None, about)
+    }
+
+    fn clear(&mut self) -> Inbound {
+        self.cleared_through = self.open.or(self.cleared_through);
+        self.item = None;
+        self.commit_pending = false;
+        self.heard_since_commit = false;
+        let event_id = self.event_id();
+        Inbound::reply(to_json(&ServerEvent::Cleared { event_id }))
+    }
+
+    fn cleared(&self, segment_id: u64) -> bool {
+        self.cleared_through.is_some_and(|through| segment_id <= through)
+    }
+
+    fn open_item(&mut self, start: f64) -> &mut Item {
+        if self.item.is_none() {
+            self.next_item += 1;
+            let id = format!("item_{:06}_{}", self.next_item, short(&self.session_id));
+            self.item = Some(Item { id, start, end: start, ..Item::default() });
+        }
+        self.item.as_mut().expect("just made")
+    }
+
+    fn on_final(&mut self, segment: &Segment, out: &mut Vec<String>) {
+        if self.cleared(segment.segment_id) {
+            return;
+        }
+        let logprobs = self.settings.logprobs();
+        let text = segment.text.trim().to_owned();
+        let item = self.open_item(segment.start);
+        item.end = item.end.max(segment.end);
+        let delta = if item.transcript.is_empty() || text.is_empty() { text.clone() } else { format!(" {text}") };
+        item.transcript.push_str(&delta);
+        let word_probs: Vec<LogProb> = segment.words.iter().map(log_prob).collect();
+        item.logprobs.extend(word_probs.iter().cloned());
+        let item_id = item.id.clone();
+        if !delta.is_empty() {
+            let event_id = self.event_id();
+            let logprobs = logprobs.then_some(word_probs);
+            let event = ServerEvent::Delta { event_id, item_id: item_id.clone(), content_index: 0, delta, logprobs };
+            out.push(to_json(&event));
+        }
+        if let Some(speaker) = &segment.speaker {
+            let event_id = self.event_id();
+            let id = format!("seg_{}_{}", segment.segment_id, segment.part);
+            let (start, end) = (segment.start, segment.end);
+            let speaker = speaker.clone();
+            let event = ServerEvent::Segment { event_id, item_id, content_index: 0, id, start, end, text, speaker };
+            out.push(to_json(&event));
+        }
+    }
+
+    fn on_utterance_end(&mut self, segment_id: u64, end: f64, out: &mut Vec<String>) {
+        if self.open == Some(segment_id) {
+            self.open = None;
+        }
+        if self.cleared(segment_id) {
+            return;
+        }
+        let manual = self.settings.turn_detection.is_none();
+        if manual && !std::mem::take(&mut self.commit_pending) {
+            return;
+        }
+        self.commit_pending = false;
+        self.complete(Some(end), out);
+    }
+
+    /// The item is over: stopped, committed, completed.
+    fn complete(&mut self, end: Option<f64>, out: &mut Vec<String>) {
+        let mut item = self.item.take().unwrap_or_else(|| {
+            self.next_item += 1;
+            Item { id: format!("item_{:06}_{}", self.next_item, short(&self.session_id)), ..Item::default() }
+        });
+        item.end = end.unwrap_or(item.end).max(item.end);
+        self.heard_since_commit = false;
+        if self.settings.turn_detection.is_some() {
+            let (event_id, audio_end_ms) = (self.event_id(), (item.end * 1000.0) as u64);
+            out.push(to_json(&ServerEvent::SpeechStopped { event_id, audio_end_ms, item_id: item.id.clone() }));
+        }
+        let event_id = self.event_id();
+        let previous_item_id = self.previous_item.replace(item.id.clone());
+        out.push(to_json(&ServerEvent::Committed { event_id, item_id: item.id.clone(), previous_item_id }));
+        let event_id = self.event_id();
+        let usage = Usage { kind: "duration".into(), seconds: (item.end - item.start).max(0.0) };
+        let logprobs = self.settings.logprobs().then_some(item.logprobs);
+        let completed = ServerEvent::Completed {
+            event_id,
+            item_id: item.id,
+            content_index: 0,
+            transcript: item.transcript,
+            usage,
+            logprobs,
+        };
+        out.push(to_json(&completed));
+    }
+
+    fn on_error(&mut self, code: ErrorCode, message: &str, out: &mut Vec<String>) {
+        let kind = if code.is_server_fault() { "server_error" } else { "invalid_request_error" };
+        let error = ErrorDetail {
+            kind: kind.into(),
+            code: Some(code.name()),
+            message: message.into(),
+            param: None,
+            event_id: None,
+        };
+        let event_id = self.event_id();
+        let event = match (&self.item, code) {
+            (Some(item), ErrorCode::AsrFailed) => {
+                ServerEvent::Failed { event_id, item_id: item.id.clone(), content_index: 0, error }
+            }
+            _ => ServerEvent::Error { event_id, error },
+        };
+        out.push(to_json(&event));
+    }
+}
+
+impl Dialect for RealtimeDialect {
+    fn inbound(&mut self, frame: Frame) -> Inbound {
+        let text = match frame {
+            Frame::Text(text) => text,
+            Frame::Close => {
+                let mut frames = self.audio.finish();
+                frames.push(Frame::Close);
+                return Inbound { frames, replies: Vec::new() };
+            }
+            Frame::Binary(_) => {
+                let message = "binary frames are not part of this protocol: send input_audio_buffer.append".into();
+                return self.invalid("invalid_event", message, None, None);
+            }
+        };
+        let value: serde_json::Value = match serde_json::from_str(&text) {
+            Ok(value) => value,
+            Err(e) => return self.invalid("invalid_json", format!("the event is not JSON: {e}"), None, None),
+        };
+        let about = value.get("event_id").and_then(|v| v.as_str()).map(str::to_owned);
+        let kind = value.get("type").and_then(|t| t.as_str()).unwrap_or_default().to_owned();
+        match serde_json::from_value::<ClientEvent>(value) {
+            Ok(ClientEvent::SessionUpdate { session, .. }) => {
+                let next = ga_settings(&self.settings, session);
+                self.update(next, about)
+            }
+            Ok(ClientEvent::BetaSessionUpdate { session, .. }) => {
+                let next = beta_settings(&self.settings, session);
+                self.update(next, about)
+            }
+            Ok(ClientEvent::Append { audio, .. }) => self.append(&audio, about),
+            Ok(ClientEvent::Commit { .. }) => self.commit(about),
+            Ok(ClientEvent::Clear { .. }) => self.clear(),
+            Err(e) if KNOWN.contains(&kind.as_str()) => {
+                self.invalid("invalid_value", format!("malformed `{kind}` event: {e}"), None, about)
+            }
+            Err(_) => {
+                let message =
+                    format!("unknown event type `{kind}`; a transcription session takes {}", KNOWN.join(", "));
+                self.invalid("unknown_event_type", message, Some("type"), about)
+            }
+        }
+    }
+
+    fn outbound(&mut self, message: &ServerMessage, out: &mut Vec<String>) {
+        match message {
+            ServerMessage::Ready { session_id, .. } => {
+                self.session_id.clone_from(session_id);
+                let created = self.session_event(true);
+                out.push(to_json(&created));
+            }
+            ServerMessage::SpeechStarted { segment_id, start, .. } => {
+                self.open = Some(*segment_id);
+                let detecting = self.settings.turn_detection.is_some();
+                let item_id = self.open_item(*start).id.clone();
+                if detecting {
+                    let (event_id, audio_start_ms) = (self.event_id(), (start * 1000.0) as u64);
+                    out.push(to_json(&ServerEvent::SpeechStarted { event_id, audio_start_ms, item_id }));
+                }
+            }
+            ServerMessage::Partial { segment_id, .. } => self.open = Some(*segment_id),
+            ServerMessage::Final(segment) => self.on_final(segment, out),
+            ServerMessage::UtteranceEnd { segment_id, end, .. } => self.on_utterance_end(*segment_id, *end, out),
+            ServerMessage::Error { code, message } => self.on_error(*code, message, out),
+            // session.updated went out when the update was read; speaker relabels and the close
+            // have no event of their own.
+            ServerMessage::Configured { .. } | ServerMessage::SpeakerUpdate { .. } | ServerMessage::Closed { .. } => {}
+        }
+    }
+
+    fn max_frame_bytes(&self) -> usize {
+        MAX_EVENT_BYTES + 4096
+    }
+}
+
+/// The client event types a transcription session takes.
+const KNOWN: &[&str] = &[
+    "session.update",
+    "transcription_session.update",
+    "input_audio_buffer.append",
+    "input_audio_buffer.commit",
+    "input_audio_buffer.clear",
+];
+
+fn ga_settings(current: &Settings, update: SessionUpdate) -> Result<Settings, (String, &'static str)> {
+    if let Some(kind) = update.kind.as_deref().filter(|k| *k != "transcription") {
+        return Err((format!("session.type must be `transcription` on this endpoint, got `{kind}`"), "session.type"));
+    }
+    let mut next = current.clone();
+    let input = update.audio.and_then(|a| a.input).unwrap_or_default();
+    if let Some(format) = &input.format {
+        next.format = Format::from_ga(format).map_err(|m| (m, "session.audio.input.format"))?;
+    }
+    merge(&mut next, input.transcription, input.turn_detection, input.noise_reduction, update.include)?;
+    Ok(next)
+}
+
+fn beta_settings(current: &Settings, update: BetaSessionUpdate) -> Result<Settings, (String, &'static str)> {
+    let mut next = current.clone();
+    if let Some(format) = &update.input_audio_format {
+        next.format = Format::from_beta(format).map_err(|m| (m, "session.input_audio_format"))?;
+    }
+    let (transcription, turns) = (update.input_audio_transcription, update.turn_detection);
+    merge(&mut next, transcription, turns, update.input_audio_noise_reduction, update.include)?;
+    Ok(next)
+}
+
+/// The parts both forms share; what is absent stays as it was.
+fn merge(
+    next: &mut Settings,
+    transcription: Option<Transcription>,
+    turn_detection: Option<Option<super::events::TurnDetection>>,
+    noise_reduction: Option<serde_json::Value>,
+    include: Option<Vec<String>>,
+) -> Result<(), (String, &'static str)> {
+    if let Some(t) = transcription {
+        next.transcription = Transcription {
+            model: t.model.or(next.transcription.model.take()),
+            language: t.language.or(next.transcription.language.take()),
+            prompt: t.prompt.or(next.transcription.prompt.take()),
+        };
+    }
+    if let Some(turns) = turn_detection {
+        if let Some(kind) =
+            turns.as_ref().map(|t| t.kind.as_str()).filter(|k| !["server_vad", "semantic_vad"].contains(k))
+        {
+            return Err((format!("turn_detection.type must be server_vad, got `{kind}`"), "turn_detection.type"));
+        }
+        let silence = turns.as_ref().and_then(|t| t.silence_duration_ms);
+        if let Some(ms) = silence.filter(|ms| !crate::protocol::ENDPOINTING_MS.contains(ms)) {
+            let (lo, hi) = (crate::protocol::ENDPOINTING_MS.start(), crate::protocol::ENDPOINTING_MS.end());
+            let message = format!("silence_duration_ms must be from {lo} to {hi}, got {ms}");
+            return Err((message, "turn_detection.silence_duration_ms"));
+        }
+        next.turn_detection = turns;
+    }
+    if noise_reduction.is_some() {
+        next.noise_reduction = noise_reduction;
+    }
+    if include.is_some() {
+        next.include = include;
+    }
+    Ok(())
+}
+
+fn log_prob(word: &crate::domain::Word) -> LogProb {
+    let token = word.word.clone();
+    let bytes = token.as_bytes().to_vec();
+    LogProb { token, logprob: f64::from(word.probability.max(1e-6)).ln(), bytes }
+}
+
+fn short(id: &str) -> &str {
+    &id[..id.len().min(8)]
+}
+
+/// The client's audio, in whatever format the session is set to, as the session's frames:
+/// 32-bit floats at 16 kHz.
+struct AudioIn {
+    decoder: PcmDecoder,
+    resampler: Option<StreamResampler>,
+}
+
+impl AudioIn {
+    fn new(format: Format) -> Self {
+        // Both rates are ones the resampler takes; a failure would leave the audio unresampled
+        // rather than stop the session.
+        let resampler = StreamResampler::new(format.sample_rate()).ok();
+        Self { decoder: PcmDecoder::new(format.encoding()), resampler }
+    }
+
+    fn push(&mut self, bytes: &[u8]) -> Vec<Frame> {
+        let samples = self.decoder.push(bytes);
+        let samples = match &mut self.resampler {
+            Some(resampler) => resampler.push(&samples),
+            None => samples,
+        };
+        frames(&samples)
+    }
+
+    fn finish(&mut self) -> Vec<Frame> {
+        let tail = self.resampler.as_mut().map(StreamResampler::finish).unwrap_or_default();
+        frames(&tail)
+    }
+}
+
+fn frames(samples: &[f32]) -> Vec<Frame> {
+    samples
+        .chunks(FRAME_SAMPLES)
+        .map(|chunk| Frame::Binary(chunk.iter().flat_map(|s| s.to_le_bytes()).collect()))
+        .collect()
+}
