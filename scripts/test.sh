@@ -25,7 +25,8 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_install postgresql "f
 [ -x /usr/bin/chromium ] || apt_install chromium "for the browser tests"
 [ -d tests/browser/node_modules/playwright-core ] \
     || npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
-# The official `openai` Python package, pinned, drives the file API in the tests.
+# The official `openai` Python package (with websockets, its realtime extra) and Deepgram's
+# official `deepgram-sdk`, pinned, drive the file API and the vendors' live protocols in the tests.
 if [ ! -x target/test-venv/bin/python ]; then
     python3 -m venv target/test-venv 2>/dev/null || {
         apt_install python3-venv "for the openai client"
@@ -35,7 +36,8 @@ if [ ! -x target/test-venv/bin/python ]; then
 fi
 # Beside it, pinned: kubernetes-validate (the manifests against the Kubernetes schemas) and
 # PyYAML (compose.yaml) and schemathesis (the REST API against its OpenAPI document).
-python_packages=(openai==2.8.1 kubernetes-validate==1.37.0 PyYAML==6.0.2 schemathesis==4.32.5)
+python_packages=(openai==2.8.1 websockets==15.0.1 deepgram-sdk==7.17.0 kubernetes-validate==1.37.0 PyYAML==6.0.2
+    schemathesis==4.32.5)
 installed=$(target/test-venv/bin/python -m pip freeze 2>/dev/null || true)
 for package in "${python_packages[@]}"; do
     if ! grep -qixF "$package" <<<"$installed"; then

@@ -35,12 +35,14 @@ pub async fn realtime(
         Ok(language) => language,
         Err(e) => return OpenAiError::invalid("language", "invalid_value", e.0).into_response(),
     };
+    // Partials feed the early deltas, unless progressive finals already send words early.
+    let partial_deltas = !state.config().streaming.progressive_finals;
     // The dialect hands the session 32-bit floats at 16 kHz, whatever the client's format.
     let params = ListenParams {
         sample_rate: crate::domain::SAMPLE_RATE,
         encoding: Encoding::PcmF32le,
         language: language.clone(),
-        interim_results: false,
+        interim_results: partial_deltas,
         diarize: abilities.diarization,
         ..ListenParams::default()
     };
@@ -50,6 +52,7 @@ pub async fn realtime(
         language,
         silence_ms: state.config().vad.min_silence_ms,
         beta,
+        partial_deltas,
     };
     let dialect = Box::new(RealtimeDialect::new(server));
     match open_stream(state, (client, key), params, Some(dialect), upgrade) {

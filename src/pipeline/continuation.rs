@@ -42,7 +42,7 @@ pub fn strip_committed(t: Transcript, lead_in: &LeadIn) -> Transcript {
 /// whose edit distance to `committed` is least (the longer one on a tie: a word sent twice
 /// reads worse than one lost at a cut). `None` when even that prefix differs in more than half
 /// the words, so the text says nothing and times must decide.
-fn committed_prefix(committed: &[String], hypothesis: &[String]) -> Option<usize> {
+pub fn committed_prefix(committed: &[String], hypothesis: &[String]) -> Option<usize> {
     if committed.is_empty() {
         return None;
     }

@@ -19,3 +19,4 @@ mod speaker;
 mod stages;
 mod streaming;
 mod tools;
+mod vendors;

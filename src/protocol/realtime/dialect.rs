@@ -2,9 +2,11 @@
 //! our frames.
 //!
 //! An item is one utterance when the server detects turns (`server_vad`), or everything between
-//! two commits when the client commits. Each final of an item is one `delta` (finals are never
-//! revised, so the deltas add up to the item's `completed` transcript); `speech_stopped`,
-//! `committed` and `completed` follow the item's end.
+//! two commits when the client commits. Deltas are never revised, so they add up to the item's
+//! `completed` transcript: while an utterance is open, the words two successive partials agree
+//! on (but the last, which may be cut short) go out as deltas; its final then adds only the words
+//! after them (found by their text, as a continuation's are: `pipeline::continuation`).
+//! `speech_stopped`, `committed` and `completed` follow the item's end.
 
 use base64::Engine as _;
 
@@ -16,6 +18,7 @@ use super::{is_model_alias, Format, Settings, MAX_EVENT_BYTES};
 use crate::audio::pcm::PcmDecoder;
 use crate::audio::resample::StreamResampler;
 use crate::domain::Segment;
+use crate::pipeline::continuation::{committed_prefix, key};
 use crate::protocol::dialect::{to_json, Dialect, Frame, Inbound};
 use crate::protocol::vocabulary::Vocabulary;
 use crate::protocol::{ClientMessage, ErrorCode, ServerMessage};
@@ -34,6 +37,20 @@ pub struct Server {
     pub silence_ms: u32,
     /// The client connected with the beta SDK (`OpenAI-Beta: realtime=v1`): beta event names.
     pub beta: bool,
+    /// Deltas from agreeing partials while an utterance is open (the session sends partials).
+    /// Off where the server cuts progressive finals: those are the early words already.
+    pub partial_deltas: bool,
+}
+
+/// What was said early of the open utterance.
+#[derive(Debug, Default)]
+struct Early {
+    /// The last partial's words.
+    previous: Vec<String>,
+    /// Keys of the words sent as deltas and not yet found in a final.
+    pending: Vec<String>,
+    /// Keys of every word sent early in this utterance.
+    sent: Vec<String>,
 }
 
 /// The item being transcribed.
@@ -65,6 +82,7 @@ pub struct RealtimeDialect {
     commit_pending: bool,
     /// Segments up to this id were cleared by the client: their results are dropped.
     cleared_through: Option<u64>,
+    early: Early,
 }
 
 impl RealtimeDialect {
@@ -85,6 +103,7 @@ impl RealtimeDialect {
             open: None,
             commit_pending: false,
             cleared_through: None,
+            early: Early::default(),
         }
     }
 
@@ -269,19 +288,14 @@ impl RealtimeDialect {
         }
         let logprobs = self.settings.logprobs();
         let text = segment.text.trim().to_owned();
+        let rest = self.early.after_sent(&text);
+        let word_probs: Vec<LogProb> = segment.words.iter().map(log_prob).collect();
         let item = self.open_item(segment.start);
         item.end = item.end.max(segment.end);
-        let delta = if item.transcript.is_empty() || text.is_empty() { text.clone() } else { format!(" {text}") };
-        item.transcript.push_str(&delta);
-        let word_probs: Vec<LogProb> = segment.words.iter().map(log_prob).collect();
         item.logprobs.extend(word_probs.iter().cloned());
         let item_id = item.id.clone();
-        if !delta.is_empty() {
-            let event_id = self.event_id();
-            let logprobs = logprobs.then_some(word_probs);
-            let event = ServerEvent::Delta { event_id, item_id: item_id.clone(), content_index: 0, delta, logprobs };
-            out.push(to_json(&event));
-        }
+        let logprobs = logprobs.then_some(word_probs);
+        self.delta(rest, logprobs, out);
         if let Some(speaker) = &segment.speaker {
             let event_id = self.event_id();
             let id = format!("seg_{}_{}", segment.segment_id, segment.part);
@@ -292,7 +306,34 @@ impl RealtimeDialect {
         }
     }
 
+    /// Words added to the open item's transcript, as one delta.
+    fn delta(&mut self, words: String, logprobs: Option<Vec<LogProb>>, out: &mut Vec<String>) {
+        let Some(item) = self.item.as_mut() else { return };
+        if words.is_empty() {
+            return;
+        }
+        let delta = if item.transcript.is_empty() { words } else { format!(" {words}") };
+        item.transcript.push_str(&delta);
+        let item_id = item.id.clone();
+        let event_id = self.event_id();
+        out.push(to_json(&ServerEvent::Delta { event_id, item_id, content_index: 0, delta, logprobs }));
+    }
+
+    /// A partial of the open utterance: the words it and the one before agree on go out early.
+    fn on_partial(&mut self, segment_id: u64, start: f64, text: &str, out: &mut Vec<String>) {
+        self.open = Some(segment_id);
+        if !self.server.partial_deltas || self.cleared(segment_id) {
+            return;
+        }
+        let words = self.early.agree(text);
+        if !words.is_empty() {
+            self.open_item(start);
+            self.delta(words, None, out);
+        }
+    }
+
     fn on_utterance_end(&mut self, segment_id: u64, end: f64, out: &mut Vec<String>) {
+        self.early = Early::default();
         if self.open == Some(segment_id) {
             self.open = None;
         }
@@ -415,7 +456,7 @@ impl Dialect for RealtimeDialect {
                     out.push(to_json(&ServerEvent::SpeechStarted { event_id, audio_start_ms, item_id }));
                 }
             }
-            ServerMessage::Partial { segment_id, .. } => self.open = Some(*segment_id),
+            ServerMessage::Partial { segment_id, start, text, .. } => self.on_partial(*segment_id, *start, text, out),
             ServerMessage::Final(segment) => self.on_final(segment, out),
             ServerMessage::UtteranceEnd { segment_id, end, .. } => self.on_utterance_end(*segment_id, *end, out),
             ServerMessage::Error { code, message } => self.on_error(*code, message, out),
@@ -500,6 +541,43 @@ fn merge(
     Ok(())
 }
 
+impl Early {
+    /// The words of `partial` that agree with the previous partial and extend what was sent,
+    /// all but the last agreed one (the partial may end inside it); empty if none.
+    fn agree(&mut self, partial: &str) -> String {
+        let words: Vec<String> = partial.split_whitespace().map(str::to_owned).collect();
+        let keys: Vec<String> = words.iter().map(|w| key(w)).collect();
+        let previous: Vec<String> =
+            std::mem::replace(&mut self.previous, words.clone()).iter().map(|w| key(w)).collect();
+        let agreed = keys.iter().zip(&previous).take_while(|(a, b)| a == b && !a.is_empty()).count();
+        let stable = agreed.saturating_sub(1);
+        // What was sent must still be how this partial begins; else nothing more goes early.
+        let sent_before = self.sent.len();
+        if stable <= sent_before || keys[..sent_before] != self.sent[..] {
+            return String::new();
+        }
+        self.pending.extend(keys[sent_before..stable].iter().cloned());
+        self.sent.extend(keys[sent_before..stable].iter().cloned());
+        words[sent_before..stable].join(" ")
+    }
+
+    /// The words of a final not yet sent early: those sent are found at its start by their text
+    /// (or, failing that, by their number) and taken off.
+    fn after_sent(&mut self, text: &str) -> String {
+        let words: Vec<&str> = text.split_whitespace().collect();
+        if self.pending.is_empty() {
+            return words.join(" ");
+        }
+        let keys: Vec<String> = words.iter().map(|w| key(w)).collect();
+        let skip = committed_prefix(&self.pending, &keys).unwrap_or(self.pending.len().min(words.len()));
+        // Words sent early that this final (one speaker's part) does not reach stay pending
+        // for the next part.
+        let matched = if skip == words.len() { skip.min(self.pending.len()) } else { self.pending.len() };
+        self.pending.drain(..matched);
+        words[skip..].join(" ")
+    }
+}
+
 fn log_prob(word: &crate::domain::Word) -> LogProb {
     let token = word.word.clone();
     let bytes = token.as_bytes().to_vec();
@@ -545,4 +623,94 @@ fn frames(samples: &[f32]) -> Vec<Frame> {
         .chunks(FRAME_SAMPLES)
         .map(|chunk| Frame::Binary(chunk.iter().flat_map(|s| s.to_le_bytes()).collect()))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_two_partials_agree_on_go_early_and_the_final_adds_the_rest() {
+        let mut early = Early::default();
+        assert_eq!(early.agree("And so my..."), "", "one partial agrees with nothing");
+        assert_eq!(early.agree("And so my fellow Mary."), "And so", "the last agreed word is held back");
+        assert_eq!(early.agree("and so my fellow Americans"), "my", "case and punctuation do not matter");
+        assert_eq!(early.agree("ask what you"), "", "a partial that drops what was sent sends nothing");
+        assert_eq!(early.after_sent("And so, my fellow Americans."), "fellow Americans.");
+        assert!(early.pending.is_empty());
+    }
+
+    #[test]
+    fn early_words_a_speaker_part_does_not_reach_wait_for_the_next_part() {
+        let mut early = Early { pending: ["so", "we", "went", "home"].map(String::from).to_vec(), ..Early::default() };
+        assert_eq!(early.after_sent("So we"), "");
+        assert_eq!(early.after_sent("went home today."), "today.");
+    }
+
+    fn dialect(beta: bool) -> RealtimeDialect {
+        let server = Server {
+            model: "tiny.en".into(),
+            language: Some("en".into()),
+            silence_ms: 500,
+            beta,
+            partial_deltas: true,
+        };
+        let mut dialect = RealtimeDialect::new(server);
+        let ready = ServerMessage::Ready {
+            session_id: "abc".into(),
+            sample_rate: 16_000,
+            encoding: crate::audio::pcm::Encoding::PcmF32le,
+            model: "tiny.en".into(),
+            language: Some("en".into()),
+            interim_results: true,
+            diarize: true,
+            channels: None,
+        };
+        dialect.outbound(&ready, &mut Vec::new());
+        dialect
+    }
+
+    fn reply(inbound: &Inbound) -> serde_json::Value {
+        serde_json::from_str(&inbound.replies[0]).unwrap()
+    }
+
+    #[test]
+    fn bad_events_get_openai_errors_and_the_session_goes_on() {
+        let mut d = dialect(false);
+        let cases = [
+            ("{nope", "invalid_json"),
+            (r#"{"type":"response.create"}"#, "unknown_event_type"),
+            (r#"{"type":"input_audio_buffer.append","audio":"%%%"}"#, "invalid_base64"),
+            (r#"{"type":"input_audio_buffer.append"}"#, "invalid_value"),
+            (r#"{"type":"input_audio_buffer.commit","event_id":"e9"}"#, "input_audio_buffer_commit_empty"),
+            (r#"{"type":"session.update","session":{"type":"realtime"}}"#, "invalid_value"),
+        ];
+        for (event, code) in cases {
+            let inbound = d.inbound(Frame::Text(event.into()));
+            let error = reply(&inbound);
+            assert_eq!(
+                (error["type"].as_str(), error["error"]["code"].as_str()),
+                (Some("error"), Some(code)),
+                "{event}"
+            );
+            assert!(inbound.frames.is_empty());
+        }
+        let commit = d.inbound(Frame::Text(r#"{"type":"input_audio_buffer.commit","event_id":"e9"}"#.into()));
+        assert_eq!(reply(&commit)["error"]["event_id"], "e9", "the error names the event it is about");
+    }
+
+    #[test]
+    fn the_format_is_fixed_once_audio_flows() {
+        let mut d = dialect(true);
+        let update = r#"{"type":"transcription_session.update","session":{"input_audio_format":"g711_ulaw"}}"#;
+        assert_eq!(reply(&d.inbound(Frame::Text(update.into())))["type"], "transcription_session.updated");
+        let audio = base64::engine::general_purpose::STANDARD.encode([0xffu8; 8000]);
+        let append = d.inbound(Frame::Text(format!(r#"{{"type":"input_audio_buffer.append","audio":"{audio}"}}"#)));
+        let bytes: usize = append.frames.iter().map(|f| if let Frame::Binary(b) = f { b.len() } else { 0 }).sum();
+        // The resampler keeps back its delay and a part chunk.
+        assert!((8_000 * 4..=16_000 * 4).contains(&bytes), "1 s at 8 kHz became {bytes} bytes of 16 kHz floats");
+        let change = r#"{"type":"transcription_session.update","session":{"input_audio_format":"pcm16"}}"#;
+        let refused = reply(&d.inbound(Frame::Text(change.into())));
+        assert_eq!(refused["error"]["param"], "session.audio.input.format");
+    }
 }
