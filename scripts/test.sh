@@ -25,6 +25,9 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_install postgresql "f
 [ -x /usr/bin/chromium ] || apt_install chromium "for the browser tests"
 [ -d tests/browser/node_modules/playwright-core ] \
     || npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
+# Deepgram's official JavaScript SDK, pinned in tests/clients/package-lock.json, runs under node.
+[ -d tests/clients/node_modules/@deepgram/sdk ] \
+    || npm ci --prefix tests/clients --no-audit --no-fund --loglevel=error
 # The official `openai` Python package (with websockets, its realtime extra) and Deepgram's
 # official `deepgram-sdk`, pinned, drive the file API and the vendors' live protocols in the tests.
 if [ ! -x target/test-venv/bin/python ]; then

@@ -206,3 +206,28 @@ async fn openais_beta_sdk_sends_g711_and_a_commit_forces_the_item() {
     let done = items.iter().map(|(_, _, done)| *done).find(|done| *done > sent).unwrap();
     assert!(done - sent < 1.5, "the commit completed its item {:.2} s after it was sent", done - sent);
 }
+
+#[tokio::test]
+async fn deepgrams_javascript_sdk_streams_under_node() {
+    let _heavy = HEAVY.lock().await;
+    let app = default_app();
+    let ours = our_wer(app, "jfk.wav", JFK_TEXT).await;
+    let audio = raw_audio("jfk.wav", "s16le", 16_000);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/deepgram_client.mjs");
+    let output = tokio::process::Command::new("node")
+        .arg(script)
+        .args([&app.addr.to_string(), "any-key", &audio.display().to_string(), "linear16", "16000", "-"])
+        .output()
+        .await
+        .expect("node, with tests/clients/node_modules installed by scripts/test.sh");
+    assert!(output.status.success(), "node client failed: {}", String::from_utf8_lossy(&output.stderr));
+    let out: Value = serde_json::from_str(&String::from_utf8_lossy(&output.stdout)).unwrap();
+    let wer = word_error_rate(JFK_TEXT, &deepgram_text(&out)).wer();
+    eprintln!("deepgram js sdk {}: WER {wer:.3} (ours {ours:.3})", out["sdk_version"]);
+    assert!(wer <= ours + 0.01, "WER {wer:.3} against our protocol's {ours:.3}: {}", deepgram_text(&out));
+    let all: Vec<&Value> = messages(&out, "message").map(|(_, m)| m).collect();
+    let first_final = all.iter().position(|m| m["type"] == "Results" && m["is_final"] == true).unwrap();
+    assert!(all[..first_final].iter().any(|m| m["type"] == "Results" && m["is_final"] == false), "interim first");
+    assert!(deepgram_finals(&out).iter().all(|(_, m)| m["channel"]["alternatives"][0]["words"][0]["speaker"] == 0));
+    assert_eq!(all.last().unwrap()["type"], "Metadata");
+}
