@@ -37,6 +37,19 @@ async fn a_full_server_refuses_streams_and_admits_again_once_load_drops() {
     let refused = refusal(&app.ws_url()).await;
     assert_eq!((refused.status, refused.code.as_str(), refused.retry_after), (503, "at_capacity", Some(5)));
     assert!(refused.message.contains("speaker engine"), "{}", refused.message);
+    // The vendors' protocols are admitted the same way.
+    let realtime = format!("ws://{}/v1/realtime?intent=transcription", app.addr);
+    let deepgram = format!("{}?model=nova-3&encoding=linear16&diarize=true", app.ws_url());
+    for url in [realtime, deepgram] {
+        match tokio_tungstenite::connect_async(&url).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                let body = String::from_utf8_lossy(response.body().as_deref().unwrap_or_default()).into_owned();
+                assert_eq!(response.status(), 503, "{url}: {body}");
+                assert!(body.contains("at_capacity"), "{url}: {body}");
+            }
+            other => panic!("{url}: expected 503 at the upgrade, got {other:?}"),
+        }
+    }
     // A stream without speakers does not need the full engine.
     let plain = format!("{}?diarize=false", app.ws_url());
     let (mut ws, _) = tokio_tungstenite::connect_async(&plain).await.expect("admitted without speakers");
@@ -49,7 +62,7 @@ async fn a_full_server_refuses_streams_and_admits_again_once_load_drops() {
     let mut ws = connect(&app.ws_url()).await;
     assert!(matches!(next_message(&mut ws).await, ServerMessage::Ready { .. }));
     let (_, stats) = http(&app, "GET", "/stats").await;
-    assert_eq!(stats["sessions"]["rejected"], 1, "{stats}");
+    assert_eq!(stats["sessions"]["rejected"], 3, "ours, OpenAI's and Deepgram's: {stats}");
 }
 
 /// RSS of the server process, from its own `/stats`.

@@ -6,10 +6,12 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use futures_util::StreamExt;
 use serde_json::Value;
 use speech_service::client::{stream_file, StreamOptions};
 use speech_service::eval::reference::{stm_text, JFK_TEXT};
 use speech_service::eval::wer::word_error_rate;
+use tokio_tungstenite::tungstenite::Message;
 
 use crate::common::*;
 
@@ -230,4 +232,131 @@ async fn deepgrams_javascript_sdk_streams_under_node() {
     assert!(all[..first_final].iter().any(|m| m["type"] == "Results" && m["is_final"] == false), "interim first");
     assert!(deepgram_finals(&out).iter().all(|(_, m)| m["channel"]["alternatives"][0]["words"][0]["speaker"] == 0));
     assert_eq!(all.last().unwrap()["type"], "Metadata");
+}
+
+/// Opens a WebSocket with extra request headers; the refusal's status and body if refused.
+async fn try_upgrade(url: &str, headers: &[(&'static str, &str)]) -> Result<Ws, (u16, Value)> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = url.into_client_request().unwrap();
+    for &(name, value) in headers {
+        request.headers_mut().insert(name, value.parse().unwrap());
+    }
+    match tokio_tungstenite::connect_async(request).await {
+        Ok((ws, _)) => Ok(ws),
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            let body = response.body().as_deref().map(|b| serde_json::from_slice(b).unwrap()).unwrap_or(Value::Null);
+            Err((response.status().as_u16(), body))
+        }
+        Err(other) => panic!("{other}"),
+    }
+}
+
+#[tokio::test]
+async fn vendor_handshakes_are_refused_in_each_vendors_shape() {
+    let app = spawn_app(|c| c.auth.api_keys = vec!["dg-key-1".into()]);
+    let listen = |query: &str| format!("ws://{}/v1/listen?{query}", app.addr);
+    let token = [("authorization", "Token dg-key-1")];
+    let (status, body) = try_upgrade(&listen("model=nova-3&encoding=opus"), &token).await.err().unwrap();
+    assert_eq!((status, body["err_code"].as_str()), (400, Some("INVALID_QUERY_PARAMETER")), "{body}");
+    assert!(body["err_msg"].as_str().unwrap().contains("encoding") && body["request_id"].is_string(), "{body}");
+    let (status, _) = try_upgrade(&listen("model=nova-3&encoding=linear16"), &[("authorization", "Token wrong")])
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(status, 401, "a wrong key is refused before anything else");
+    let mut ws = try_upgrade(&listen("model=nova-3&encoding=linear16&sample_rate=16000"), &token).await.unwrap();
+    send_text(&mut ws, r#"{"type":"CloseStream"}"#).await;
+    let metadata = loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(text))) => break serde_json::from_str::<Value>(&text).unwrap(),
+            Some(Ok(_)) => continue,
+            other => panic!("closed before Metadata: {other:?}"),
+        }
+    };
+    assert_eq!(metadata["type"], "Metadata", "{metadata}");
+
+    let realtime = format!("ws://{}/v1/realtime?model=gpt-realtime", app.addr);
+    let bearer = [("authorization", "Bearer dg-key-1")];
+    let (status, body) = try_upgrade(&realtime, &bearer).await.err().unwrap();
+    assert_eq!(status, 400);
+    assert_eq!(
+        (body["error"]["type"].as_str(), body["error"]["param"].as_str()),
+        (Some("invalid_request_error"), Some("intent"))
+    );
+    let english_only = format!("{realtime}&intent=transcription&language=fr");
+    let (status, body) = try_upgrade(&english_only, &bearer).await.err().unwrap();
+    assert_eq!((status, body["error"]["param"].as_str()), (400, Some("language")), "{body}");
+}
+
+async fn next_json(ws: &mut Ws) -> Value {
+    loop {
+        match tokio::time::timeout(std::time::Duration::from_secs(30), ws.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) => return serde_json::from_str(&text).unwrap(),
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("no event: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn malformed_vendor_events_get_their_protocols_errors_and_the_session_goes_on() {
+    use base64::Engine as _;
+    let _heavy = HEAVY.lock().await;
+    let app = default_app();
+    let url = format!("ws://{}/v1/realtime?intent=transcription", app.addr);
+    let mut ws = try_upgrade(&url, &[]).await.unwrap();
+    assert_eq!(next_json(&mut ws).await["type"], "session.created");
+    let bad = [
+        ("{not json", "invalid_json"),
+        (r#"{"type":"conversation.item.create"}"#, "unknown_event_type"),
+        (r#"{"type":"input_audio_buffer.append","audio":"***"}"#, "invalid_base64"),
+        (
+            r#"{"type":"session.update","session":{"audio":{"input":{"format":{"type":"audio/flac"}}}}}"#,
+            "invalid_value",
+        ),
+    ];
+    for (event, code) in bad {
+        send_text(&mut ws, event).await;
+        let error = next_json(&mut ws).await;
+        assert_eq!((error["type"].as_str(), error["error"]["code"].as_str()), (Some("error"), Some(code)), "{event}");
+    }
+    // The session still transcribes: jfk at 24 kHz, fast, then a commit.
+    let samples = speech_service::audio::wav::read_16k(&recording("jfk.wav")).unwrap();
+    let at_24k: Vec<u8> =
+        (0..samples.len() * 3 / 2).flat_map(|i| ((samples[i * 2 / 3] * 32767.0) as i16).to_le_bytes()).collect();
+    for chunk in at_24k.chunks(48_000) {
+        let audio = base64::engine::general_purpose::STANDARD.encode(chunk);
+        send_text(&mut ws, &format!(r#"{{"type":"input_audio_buffer.append","audio":"{audio}"}}"#)).await;
+    }
+    send_text(&mut ws, r#"{"type":"input_audio_buffer.commit"}"#).await;
+    let mut transcript = String::new();
+    while !transcript.contains("country") {
+        let event = next_json(&mut ws).await;
+        assert_ne!(event["type"], "error", "{event}");
+        if event["type"] == "conversation.item.input_audio_transcription.completed" {
+            transcript.push_str(event["transcript"].as_str().unwrap());
+        }
+    }
+
+    let deepgram = format!("ws://{}/v1/listen?model=nova-3&encoding=linear16&sample_rate=16000", app.addr);
+    let mut ws = try_upgrade(&deepgram, &[]).await.unwrap();
+    send_text(&mut ws, "{not json").await;
+    let error = next_json(&mut ws).await;
+    assert_eq!(
+        (error["type"].as_str(), error["variant"].as_str()),
+        (Some("Error"), Some("INVALID_MESSAGE")),
+        "{error}"
+    );
+    send_binary(&mut ws, jfk_pcm()).await;
+    send_text(&mut ws, r#"{"type":"CloseStream"}"#).await;
+    let mut said = String::new();
+    loop {
+        let message = next_json(&mut ws).await;
+        match message["type"].as_str() {
+            Some("Results") => said.push_str(message["channel"]["alternatives"][0]["transcript"].as_str().unwrap()),
+            Some("Metadata") => break,
+            _ => {}
+        }
+    }
+    assert!(said.contains("country"), "{said}");
 }
