@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-20}
-targets=(listen_query client_text pcm_frames audio_file rttm config_file)
+targets=(listen_query client_text pcm_frames audio_file rttm config_file vendor_events)
 [ $# -ge 2 ] && targets=("${@:2}")
 # One fuzzer per core: each is single-threaded.
 jobs=$(nproc)

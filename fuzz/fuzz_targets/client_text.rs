@@ -9,7 +9,7 @@ use speech_service::session::core::{Input, Session};
 
 fn params(diarize: bool) -> ListenParams {
     let abilities = Abilities { multilingual: false, diarization: diarize, is_language: |_| false, max_channels: 8 };
-    ListenParams::parse(&Default::default(), &abilities).expect("the defaults parse")
+    ListenParams::parse(&[], &abilities).expect("the defaults parse")
 }
 
 fuzz_target!(|data: &[u8]| {

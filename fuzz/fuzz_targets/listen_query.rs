@@ -1,15 +1,15 @@
-//! `GET /v1/listen` query strings, as the server parses them before upgrading.
+//! `GET /v1/listen` query strings, as the server parses them before upgrading: ours, or
+//! Deepgram's when the query is Deepgram's.
 #![no_main]
 
-use std::collections::HashMap;
-
 use libfuzzer_sys::fuzz_target;
-use speech_service::protocol::{Abilities, ListenParams, ENDPOINTING_MS, SPEAKER_LIMIT};
+use speech_service::protocol::vocabulary::{MAX_KEYTERMS, MAX_KEYTERM_CHARS};
+use speech_service::protocol::{deepgram, Abilities, ListenParams, ENDPOINTING_MS, SPEAKER_LIMIT};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&flags, query)) = data.split_first() else { return };
-    // Percent-decoded pairs, the last of a repeated name winning, as axum's `Query` gives them.
-    let pairs: HashMap<String, String> = form_urlencoded::parse(query).into_owned().collect();
+    // Percent-decoded pairs in order, repeats kept, as the server reads them.
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(query).into_owned().collect();
     let abilities = Abilities {
         multilingual: flags & 1 != 0,
         diarization: flags & 2 != 0,
@@ -17,7 +17,14 @@ fuzz_target!(|data: &[u8]| {
         is_language: speech_service::engine::whisper::is_language,
         max_channels: 8,
     };
-    let Ok(params) = ListenParams::parse(&pairs, &abilities) else { return };
+    let parsed = if deepgram::is_deepgram(&pairs) {
+        deepgram::parse(&pairs, &abilities, "tiny.en").map(|(params, _)| params)
+    } else {
+        ListenParams::parse(&pairs, &abilities)
+    };
+    let Ok(params) = parsed else { return };
+    let terms = &params.vocabulary.keyterms;
+    assert!(terms.len() <= MAX_KEYTERMS && terms.iter().all(|t| t.chars().count() <= MAX_KEYTERM_CHARS));
     assert!((8_000..=192_000).contains(&params.sample_rate));
     assert!(params.max_speakers.is_none_or(|n| (1..=SPEAKER_LIMIT).contains(&n)));
     assert!(params.endpointing_ms.is_none_or(|ms| ENDPOINTING_MS.contains(&ms)));

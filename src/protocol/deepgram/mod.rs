@@ -10,7 +10,7 @@ use super::vocabulary::Vocabulary;
 use super::{parse_language, Abilities, ListenParams, ParamError, ENDPOINTING_MS};
 use crate::audio::pcm::Encoding;
 
-/// Query names that only Deepgram's protocol has.
+/// Query names that only Deepgram's protocol has (`keyterm` is ours too).
 const DEEPGRAM_ONLY: &[&str] = &[
     "model",
     "punctuate",
@@ -18,7 +18,6 @@ const DEEPGRAM_ONLY: &[&str] = &[
     "endpointing",
     "utterance_end_ms",
     "vad_events",
-    "keyterm",
     "keywords",
     "diarize_model",
     "numerals",
@@ -193,6 +192,7 @@ mod tests {
         assert!(is_deepgram(&pairs(&[("encoding", "linear16"), ("sample_rate", "16000")])));
         assert!(!is_deepgram(&pairs(&[("encoding", "pcm_s16le"), ("diarize", "true")])));
         assert!(!is_deepgram(&pairs(&[("encoding", "mulaw"), ("sample_rate", "8000")])), "ours takes G.711 too");
+        assert!(!is_deepgram(&pairs(&[("keyterm", "Ada")])), "and key terms");
     }
 
     #[test]
