@@ -1,7 +1,8 @@
 //! The vendors' live protocols, driven by the vendors' own SDKs, unmodified: Deepgram's Python
 //! SDK on `/v1/listen` and OpenAI's Python SDK (GA and beta) on `/v1/realtime`, each streaming a
 //! real recording at real-time pace (tests/clients/*.py print what they received; the judging
-//! is here). The words must match our own protocol's on the same audio.
+//! is here). The words must match our own protocol's on the same audio. Then each vendor's
+//! refusals and bad events, and key terms on our own protocol (G.711 phone audio).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -359,4 +360,46 @@ async fn malformed_vendor_events_get_their_protocols_errors_and_the_session_goes
         }
     }
     assert!(said.contains("country"), "{said}");
+}
+
+/// jfk.wav through our protocol as 8 kHz mu-law, with `query` and `configure` messages sent
+/// before the audio; the messages that came back.
+async fn jfk_by_phone(app: &TestApp, query: &str, configure: &[ClientMessage]) -> Vec<ServerMessage> {
+    let url = format!("{}?encoding=mulaw&sample_rate=8000{query}", app.ws_url());
+    let mut ws = connect(&url).await;
+    assert!(matches!(next_message(&mut ws).await, ServerMessage::Ready { .. }));
+    let mut answers = Vec::new();
+    for message in configure {
+        send_message(&mut ws, message).await;
+        answers.push(next_message(&mut ws).await);
+    }
+    for chunk in std::fs::read(raw_audio("jfk.wav", "mulaw", 8_000)).unwrap().chunks(8_000) {
+        send_binary(&mut ws, chunk.to_vec()).await;
+    }
+    send_message(&mut ws, &ClientMessage::Close).await;
+    let (messages, _) = until_closed(&mut ws).await;
+    answers.extend(messages);
+    answers
+}
+
+#[tokio::test]
+async fn key_terms_get_a_misheard_word_right_and_change_mid_stream() {
+    let _heavy = HEAVY.lock().await;
+    let app = default_app();
+    let said = |messages: &[ServerMessage]| final_text(messages).to_lowercase();
+    // Over the phone, tiny.en hears "fellow america" (docs/BENCHMARKS.md, "Key terms").
+    let plain = said(&jfk_by_phone(app, "", &[]).await);
+    assert!(!plain.contains("americans") && plain.contains("country"), "{plain}");
+    let helped = said(&jfk_by_phone(app, "&keyterm=Americans", &[]).await);
+    assert!(helped.contains("americans"), "{helped}");
+
+    let too_many =
+        ClientMessage::Configure { keyterms: Some(vec!["x".into(); 51]), prompt: None, endpointing_ms: None };
+    let terms =
+        ClientMessage::Configure { keyterms: Some(vec!["Americans".into()]), prompt: None, endpointing_ms: None };
+    let messages = jfk_by_phone(app, "", &[too_many, terms]).await;
+    assert_eq!(error_code(&messages[0]), Some(ErrorCode::InvalidVocabulary), "{:?}", messages[0]);
+    let ServerMessage::Configured { vocabulary, .. } = &messages[1] else { panic!("{:?}", messages[1]) };
+    assert_eq!(vocabulary.keyterms, ["Americans"]);
+    assert!(said(&messages).contains("americans"), "{}", said(&messages));
 }
