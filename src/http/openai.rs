@@ -11,8 +11,11 @@ use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures_util::stream::Stream;
-use serde::Serialize;
-use serde_json::json;
+
+use crate::protocol::openai::{
+    DiarizedBody, ErrorBody, ErrorObject, Model, ModelList, StreamError, StreamEvent, TextBody, VerboseBody,
+    VerboseSegment, VerboseWord,
+};
 
 use super::state::AppState;
 use crate::audio::decode::FileDecoder;
@@ -47,9 +50,13 @@ impl OpenAiError {
 
 impl IntoResponse for OpenAiError {
     fn into_response(self) -> Response {
-        let body =
-            json!({ "error": { "message": self.message, "type": self.kind, "param": self.param, "code": self.code } });
-        (self.status, Json(body)).into_response()
+        let error = ErrorObject {
+            message: self.message,
+            kind: self.kind.to_owned(),
+            param: self.param.map(str::to_owned),
+            code: Some(self.code.to_owned()),
+        };
+        (self.status, Json(ErrorBody { error })).into_response()
     }
 }
 
@@ -284,21 +291,6 @@ fn full_text(t: &Transcription) -> String {
     t.segments.iter().map(|s| s.text.trim()).filter(|s| !s.is_empty()).collect::<Vec<_>>().join(" ")
 }
 
-/// A segment as OpenAI's `verbose_json` carries it (the fields its clients parse).
-#[derive(Serialize)]
-struct VerboseSegment {
-    id: usize,
-    seek: u32,
-    start: f64,
-    end: f64,
-    text: String,
-    tokens: Vec<u32>,
-    temperature: f64,
-    avg_logprob: f64,
-    compression_ratio: f64,
-    no_speech_prob: f64,
-}
-
 /// A segment as `verbose_json` has it, with its decode's figures (a segment without them, which
 /// no decode made, reports a certain, uncompressed, spoken segment).
 fn verbose_segment(id: usize, s: &Segment, quality: Option<&DecodeQuality>) -> VerboseSegment {
@@ -329,7 +321,7 @@ fn respond(t: &Transcription, format: ResponseFormat, words: bool, duration: f64
     let text = full_text(t);
     let task_name = if task == Task::Translate { "translate" } else { "transcribe" };
     match format {
-        ResponseFormat::Json => Json(json!({ "text": text })).into_response(),
+        ResponseFormat::Json => Json(TextBody { text }).into_response(),
         ResponseFormat::Text => plain(text + "\n", "text/plain; charset=utf-8"),
         ResponseFormat::Srt => plain(render(t, Format::Srt, "file"), "application/x-subrip"),
         ResponseFormat::Vtt => plain(render(t, Format::Vtt, "file"), "text/vtt"),
@@ -337,32 +329,40 @@ fn respond(t: &Transcription, format: ResponseFormat, words: bool, duration: f64
             let segments: Vec<VerboseSegment> = (t.segments.iter().enumerate())
                 .map(|(id, s)| verbose_segment(id, s, t.quality.get(&s.segment_id)))
                 .collect();
-            let mut body = json!({
-                "task": task_name, "language": language_name(t, task), "duration": duration, "text": text, "segments": segments,
+            let words = words.then(|| {
+                let word = |w: &crate::domain::Word| VerboseWord {
+                    word: w.word.trim().to_owned(),
+                    start: w.start,
+                    end: w.end,
+                };
+                t.segments.iter().flat_map(|s| &s.words).map(word).collect()
             });
-            if words {
-                let words: Vec<_> = t
-                    .segments
-                    .iter()
-                    .flat_map(|s| &s.words)
-                    .map(|w| json!({ "word": w.word.trim(), "start": w.start, "end": w.end }))
-                    .collect();
-                body["words"] = json!(words);
-            }
-            Json(body).into_response()
+            let (task, language) = (task_name.to_owned(), language_name(t, task));
+            Json(VerboseBody { task, language, duration, text, segments, words }).into_response()
         }
         ResponseFormat::DiarizedJson => {
             let segments = diarized_segments(t);
-            Json(json!({ "task": task_name, "duration": duration, "text": text, "segments": segments })).into_response()
+            Json(DiarizedBody { task: task_name.to_owned(), duration, text, segments }).into_response()
         }
     }
 }
 
 /// The speaker-labelled segments of `diarized_json`, shaped as OpenAI's
 /// `transcript.text.segment` events (which `stream=true` sends one by one).
-fn diarized_segments(t: &Transcription) -> Vec<serde_json::Value> {
-    let segment = |(i, s): (usize, &Segment)| json!({ "type": "transcript.text.segment", "id": format!("seg_{i:03}"), "start": s.start, "end": s.end, "text": s.text.trim(), "speaker": s.speaker });
+fn diarized_segments(t: &Transcription) -> Vec<StreamEvent> {
+    let segment = |(i, s): (usize, &Segment)| StreamEvent::Segment {
+        id: format!("seg_{i:03}"),
+        start: s.start,
+        end: s.end,
+        text: s.text.trim().to_owned(),
+        speaker: s.speaker.clone(),
+    };
     t.segments.iter().enumerate().map(segment).collect()
+}
+
+/// One server-sent event.
+fn sse(event: &StreamEvent) -> Event {
+    Event::default().data(serde_json::to_string(event).expect("events always serialise"))
 }
 
 fn plain(body: String, content_type: &'static str) -> Response {
@@ -394,32 +394,31 @@ fn stream(
             }
             let delta = if first { text.to_owned() } else { format!(" {text}") };
             first = false;
-            let event = Event::default().data(json!({ "type": "transcript.text.delta", "delta": delta }).to_string());
-            let _ = deltas.try_send(event);
+            let _ = deltas.try_send(sse(&StreamEvent::Delta { delta }));
         };
         let engines = &state.shared.engines;
         let utterances = Utterances::of(decoder, engines, &config);
         let done = match transcribe_utterances(utterances, engines, &config, options, diarize, &mut on_text).await {
             Ok(file) => {
                 let segments = if diarize { diarized_segments(&file.transcription) } else { Vec::new() };
-                for segment in segments {
-                    let _ = tx.send(Event::default().data(segment.to_string())).await;
+                for segment in &segments {
+                    let _ = tx.send(sse(segment)).await;
                 }
-                json!({ "type": "transcript.text.done", "text": full_text(&file.transcription) })
+                StreamEvent::Done { text: full_text(&file.transcription) }
             }
             Err(e) => {
-                json!({ "type": "error", "error": { "message": crate::logging::chain(&e), "type": "server_error" } })
+                let error = StreamError { message: crate::logging::chain(&e), kind: "server_error".into() };
+                StreamEvent::Error { error }
             }
         };
-        let _ = tx.send(Event::default().data(done.to_string())).await;
+        let _ = tx.send(sse(&done)).await;
     });
     let events = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) });
     Sse::new(events)
 }
 
 /// `GET /v1/models`: the loaded model, under its own name and as `whisper-1`.
-pub async fn models(State(state): State<AppState>) -> Json<serde_json::Value> {
-    let model = |id: &str| json!({ "id": id, "object": "model", "created": 0, "owned_by": "speech-service" });
+pub async fn models(State(state): State<AppState>) -> Json<ModelList> {
     let loaded = state.shared.engines.asr.model();
-    Json(json!({ "object": "list", "data": [model("whisper-1"), model(loaded)] }))
+    Json(ModelList { object: "list".into(), data: vec![Model::named("whisper-1"), Model::named(loaded)] })
 }

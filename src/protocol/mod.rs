@@ -3,6 +3,7 @@
 
 pub mod deepgram;
 pub mod dialect;
+pub mod openai;
 pub mod realtime;
 pub mod vocabulary;
 
