@@ -22,6 +22,8 @@ pub struct DecodeOptions {
     pub partial_word_times: bool,
     /// Text that sets the decoder's context: spellings, names, style (Whisper's initial prompt).
     pub prompt: Option<String>,
+    /// Words to favour where the audio allows them (`engine::bias`).
+    pub keyterms: Vec<String>,
     /// Translate to English instead of transcribing (multilingual models only).
     pub translate: bool,
     /// Only the text (and the utterance's bounds) is wanted, not precise word timings: the
@@ -35,8 +37,10 @@ pub struct DecodeOptions {
 pub struct StreamContext {
     /// A language code, or `None` to detect it (multilingual models only).
     pub language: Option<String>,
-    /// The recogniser's initial prompt (the stream's key terms and prompt).
+    /// The recogniser's initial prompt (the stream's prompt).
     pub prompt: Option<String>,
+    /// The stream's key terms, favoured in every decode (`engine::bias`).
+    pub keyterms: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -208,8 +212,9 @@ impl AsrHandle {
     }
 
     fn job(&self, samples: Vec<f32>, context: StreamContext, kind: JobKind, key: u64) -> (Job, Reply) {
-        let StreamContext { language, prompt } = context;
-        let options = DecodeOptions { language, prompt, partial: kind == JobKind::Partial, ..Default::default() };
+        let StreamContext { language, prompt, keyterms } = context;
+        let partial = kind == JobKind::Partial;
+        let options = DecodeOptions { language, prompt, keyterms, partial, ..Default::default() };
         self.job_with(samples, options, kind, key)
     }
 
@@ -231,9 +236,10 @@ impl AsrHandle {
     /// full (the request is simply skipped). Partials with smaller `key`s go first: sessions
     /// pass when they last had one.
     pub fn try_partial(&self, samples: Vec<f32>, context: StreamContext, word_times: bool, key: u64) -> Option<Reply> {
-        let StreamContext { language, prompt } = context;
+        let StreamContext { language, prompt, keyterms } = context;
+        let partial_word_times = word_times;
         let options =
-            DecodeOptions { language, prompt, partial: true, partial_word_times: word_times, ..Default::default() };
+            DecodeOptions { language, prompt, keyterms, partial: true, partial_word_times, ..Default::default() };
         let (job, rx) = self.job_with(samples, options, JobKind::Partial, 0);
         match self.queue.try_push_partial(key, job) {
             Ok(_) => Some(rx),

@@ -2,6 +2,7 @@
 //! handles over bounded queues; the async runtime never runs Whisper.
 
 pub mod asr;
+pub mod bias;
 pub mod diarize;
 pub mod loops;
 pub mod queue;

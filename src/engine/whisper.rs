@@ -9,6 +9,7 @@ use whisper_rs::{
 };
 
 use super::asr::{AsrError, DecodeOptions, Transcriber};
+use super::bias::TermBias;
 use super::loops;
 use crate::domain::{DecodeQuality, Transcript, Word};
 
@@ -125,13 +126,24 @@ fn final_token_budget(n_samples: usize) -> i32 {
 }
 
 impl WhisperBackend {
+    /// The decode's parameters; with `bias`, which must outlive the decode, its key terms are
+    /// favoured.
     fn params<'a>(
         &self,
         options: &'a DecodeOptions,
         n_samples: usize,
         strategy: SamplingStrategy,
+        bias: Option<&TermBias>,
     ) -> FullParams<'a, 'a> {
         let mut p = FullParams::new(strategy);
+        if let Some(bias) = bias {
+            // SAFETY: `bias` lives in `transcribe` until both decodes there have returned, and
+            // whisper.cpp calls the callback only from within them.
+            unsafe {
+                p.set_filter_logits_callback(Some(TermBias::callback));
+                p.set_filter_logits_callback_user_data(bias as *const TermBias as *mut std::os::raw::c_void);
+            }
+        }
         p.set_n_threads(self.threads);
         p.set_translate(options.translate);
         if let Some(prompt) = options.prompt.as_deref() {
@@ -278,7 +290,8 @@ impl Transcriber for WhisperBackend {
         } else {
             samples
         };
-        let greedy = self.params(options, audio.len(), SamplingStrategy::Greedy { best_of: 1 });
+        let bias = TermBias::new(&self.model.ctx, &options.keyterms);
+        let greedy = self.params(options, audio.len(), SamplingStrategy::Greedy { best_of: 1 }, bias.as_ref());
         let first = self.decode(options, greedy, audio, samples.len())?;
         if !loops::is_looping(&first) {
             return Ok(first);
@@ -289,7 +302,8 @@ impl Transcriber for WhisperBackend {
         }
         crate::telemetry::record_loop_retry();
         // Beam search is deterministic too, and far less prone to loop than greedy decoding.
-        let beam = self.params(options, audio.len(), SamplingStrategy::BeamSearch { beam_size: 4, patience: -1.0 });
+        let beam_search = SamplingStrategy::BeamSearch { beam_size: 4, patience: -1.0 };
+        let beam = self.params(options, audio.len(), beam_search, bias.as_ref());
         let second = self.decode(options, beam, audio, samples.len())?;
         Ok(if loops::is_looping(&second) { loops::without_repeats(second) } else { second })
     }

@@ -1,6 +1,7 @@
-//! A stream's vocabulary: key terms (names, product words, jargon) and a free-text prompt that
-//! the recogniser is given as context for each utterance (Whisper's initial prompt). Set when a
-//! stream opens and replaced mid-stream; bounded, so one client cannot make every decode slow.
+//! A stream's vocabulary: key terms (names, product words, jargon) that the recogniser favours
+//! token by token (`engine::bias`), and a free-text prompt it is given as context for each
+//! utterance (Whisper's initial prompt). Set when a stream opens and replaced mid-stream;
+//! bounded, so one client cannot make every decode slow.
 
 use serde::{Deserialize, Serialize};
 
@@ -43,18 +44,6 @@ impl Vocabulary {
     pub fn is_empty(&self) -> bool {
         self.keyterms.is_empty() && self.prompt.is_none()
     }
-
-    /// The recogniser's context: the terms as a list a speaker might have written before
-    /// (Whisper copies spellings it has just read), then the prompt.
-    pub fn decoder_prompt(&self) -> Option<String> {
-        let terms = (!self.keyterms.is_empty()).then(|| format!("{}.", self.keyterms.join(", ")));
-        match (terms, self.prompt.as_deref()) {
-            (None, None) => None,
-            (Some(terms), None) => Some(terms),
-            (None, Some(prompt)) => Some(prompt.to_owned()),
-            (Some(terms), Some(prompt)) => Some(format!("{terms} {prompt}")),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -62,13 +51,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn terms_and_prompt_make_one_context() {
-        let v = Vocabulary::checked(vec![" Kubernetes ".into(), "".into(), "Ada Lovelace".into()], None).unwrap();
-        assert_eq!(v.keyterms, ["Kubernetes", "Ada Lovelace"], "trimmed, empty ones dropped");
-        assert_eq!(v.decoder_prompt().as_deref(), Some("Kubernetes, Ada Lovelace."));
-        let both = Vocabulary::checked(vec!["Ada".into()], Some("A talk on computing.".into())).unwrap();
-        assert_eq!(both.decoder_prompt().as_deref(), Some("Ada. A talk on computing."));
-        assert_eq!(Vocabulary::default().decoder_prompt(), None);
+    fn terms_and_prompt_are_trimmed_and_empty_ones_dropped() {
+        let v = Vocabulary::checked(vec![" Kubernetes ".into(), "".into(), "Ada Lovelace".into()], Some(" ".into()));
+        let v = v.unwrap();
+        assert_eq!(v.keyterms, ["Kubernetes", "Ada Lovelace"]);
+        assert_eq!(v.prompt, None);
+        assert!(!v.is_empty() && Vocabulary::default().is_empty());
     }
 
     #[test]

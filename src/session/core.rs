@@ -104,8 +104,8 @@ pub enum Action {
     },
     /// The pause is over: the speculative decode is no longer wanted.
     StopSpeculating,
-    /// Decode from now on with this initial prompt (the stream's vocabulary changed).
-    Prompt(Option<String>),
+    /// Decode from now on with this vocabulary (the stream's changed).
+    Vocabulary(Vocabulary),
     Close(CloseReason),
 }
 
@@ -561,7 +561,7 @@ impl Session {
                     self.segmenter.set_min_silence_ms(ms);
                     self.params.endpointing_ms = Some(ms);
                 }
-                self.actions.push(Action::Prompt(vocabulary.decoder_prompt()));
+                self.actions.push(Action::Vocabulary(vocabulary.clone()));
                 self.send(ServerMessage::Configured { vocabulary: vocabulary.clone(), endpointing_ms });
                 self.params.vocabulary = vocabulary;
             }

@@ -20,6 +20,7 @@ use crate::domain::{seconds, SAMPLE_RATE};
 use crate::engine::asr::{AsrHandle, Reply, StreamContext};
 use crate::engine::diarize::{DiarizeError, DiarizeHandle, DiarizeReply};
 use crate::engine::queue::{clock_ms, clock_ms_at};
+use crate::protocol::vocabulary::Vocabulary;
 use crate::protocol::{CloseReason, ListenParams, ServerMessage};
 use crate::registry::admission::StreamTicket;
 
@@ -79,6 +80,15 @@ pub struct Jobs {
     pub inflight: Inflight,
 }
 
+/// What every clip of the stream is decoded with: its language, its key terms favoured token
+/// by token (`engine::bias`), its prompt as the recogniser's context. Key terms stay out of the
+/// prompt: as a prompt they were found as often but changed other words too (docs/BENCHMARKS.md,
+/// "Key terms").
+fn stream_context(language: Option<String>, vocabulary: &Vocabulary) -> StreamContext {
+    let Vocabulary { keyterms, prompt } = vocabulary.clone();
+    StreamContext { language, prompt, keyterms }
+}
+
 impl Jobs {
     pub fn new(deps: &SessionDeps, config: &Config, ticket: Arc<StreamTicket>, params: &ListenParams) -> Self {
         let opened = Instant::now();
@@ -87,7 +97,7 @@ impl Jobs {
             diarize: deps.engines.diarize.clone().filter(|_| params.diarize),
             aggregator: deps.aggregator.clone(),
             ticket,
-            context: StreamContext { language: params.language.clone(), prompt: params.vocabulary.decoder_prompt() },
+            context: stream_context(params.language.clone(), &params.vocabulary),
             final_timeout: Duration::from_secs(config.asr.final_timeout_s),
             join_timeout: Duration::from_millis(config.diarization.join_timeout_ms),
             opened,
@@ -142,8 +152,8 @@ impl Jobs {
                     self.inflight.speculation = None;
                     Vec::new()
                 }
-                Action::Prompt(prompt) => {
-                    self.context.prompt = prompt;
+                Action::Vocabulary(vocabulary) => {
+                    self.context = stream_context(self.context.language.take(), &vocabulary);
                     Vec::new()
                 }
                 Action::Close(reason) => {
