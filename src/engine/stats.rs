@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use serde::Serialize;
+pub use crate::protocol::rest::WorkerSnapshot;
 
 /// Recent job durations kept for percentiles.
 const RECENT: usize = 1024;
@@ -20,18 +20,6 @@ pub struct WorkerStats {
     /// over with fresh model state.
     pub restarts: AtomicU64,
     recent: Mutex<VecDeque<u64>>,
-}
-
-/// A snapshot for the statistics API.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
-pub struct WorkerSnapshot {
-    pub jobs: u64,
-    pub busy_seconds: f64,
-    pub alive: usize,
-    /// Panics caught and recovered from (see `engine::supervise`).
-    pub restarts: u64,
-    pub job_seconds_p50: Option<f64>,
-    pub job_seconds_p95: Option<f64>,
 }
 
 /// The nearest-rank percentile `p` (0 to 100) of `sorted` values; `None` when there are none.

@@ -1,5 +1,6 @@
 //! Optional API keys: when any are configured, every request needs `Authorization: Bearer KEY`
-//! (or `Token KEY`, as Deepgram's clients send it, or `?token=KEY` on the WebSocket, which browsers cannot give headers), except the health and
+//! (or `Token KEY`, as Deepgram's clients send it, or `?token=KEY` or the subprotocols
+//! `token, KEY` on the WebSocket, which browsers cannot give headers), except the health and
 //! metrics endpoints when they are configured as public. Checked before any audio is accepted.
 
 use axum::extract::{Request, State};
@@ -28,6 +29,12 @@ fn presented_key(request: &Request) -> Option<String> {
     }
     if request.uri().path() != "/v1/listen" {
         return None;
+    }
+    // Deepgram's browser clients, which cannot set headers on a WebSocket, offer the key as the
+    // second of two subprotocols: `Sec-WebSocket-Protocol: token, KEY`.
+    let offered = request.headers().get(header::SEC_WEBSOCKET_PROTOCOL).and_then(|v| v.to_str().ok());
+    if let Some(key) = offered.and_then(|v| v.split_once(',')).filter(|(kind, _)| kind.trim() == "token") {
+        return Some(key.1.trim().to_owned());
     }
     // Percent-decoded, as a browser's encodeURIComponent writes it.
     let query = request.uri().query()?;

@@ -1,26 +1,11 @@
 //! Errors at the HTTP edge, as JSON bodies with a status code. Internals never leak.
 
+use crate::protocol::rest::{ErrorBody, ErrorDetail};
+use crate::registry::admission::Refusal;
+use crate::registry::LookupError;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
-
-use crate::registry::admission::Refusal;
-use crate::registry::LookupError;
-
-/// The body of every error response.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct ErrorBody {
-    pub error: ErrorDetail,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct ErrorDetail {
-    /// A stable code, e.g. `session_not_found`.
-    pub code: String,
-    pub message: String,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {

@@ -1,7 +1,6 @@
 //! The HTTP edge: the router, the WebSocket upgrade, and error responses.
 
 mod auth;
-pub mod bodies;
 mod error;
 mod extract;
 mod key_limits;
@@ -23,7 +22,7 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-pub use error::{ApiError, ErrorBody, ErrorDetail};
+pub use error::ApiError;
 pub use state::AppState;
 
 pub fn router(state: AppState) -> Router {

@@ -5,15 +5,12 @@ use axum::response::Html;
 use axum::Json;
 use utoipa::OpenApi;
 
-use super::bodies::*;
-use super::error::{ErrorBody, ErrorDetail};
+use crate::protocol::rest::*;
+
 use super::routes;
 use crate::domain::{Segment, Word};
-use crate::engine::stats::WorkerSnapshot;
 use crate::process::ProcessUsage;
 use crate::protocol::CloseReason;
-use crate::registry::admission::LoadStatus;
-use crate::registry::{SessionSnapshot, SessionState};
 use crate::session::aggregate::AggregatorCounts;
 
 /// Every route answers 401 with an [`ErrorBody`] when API keys are configured and none (or a

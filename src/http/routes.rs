@@ -10,13 +10,14 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 
-use super::bodies::{
+use super::error::ApiError;
+use super::state::AppState;
+use crate::offline::{render, Format, Transcription};
+use crate::protocol::rest::ErrorBody;
+use crate::protocol::rest::{
     ComponentState, Components, DetailedHealth, EngineHealth, EngineStats, Health, ModelHealth, Readiness, Ready,
     SessionCount, SessionList, SessionStats, SessionsHealth, Stats, StoreHealth, Terminating, WorkerStats,
 };
-use super::error::{ApiError, ErrorBody};
-use super::state::AppState;
-use crate::offline::{render, Format, Transcription};
 use crate::registry::{Page, SessionSnapshot, TerminateError};
 use crate::session::aggregate::AggregatorCounts;
 use crate::store::StoreState;

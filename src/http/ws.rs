@@ -94,6 +94,8 @@ pub fn open_stream(
     // protocol may allow larger frames (OpenAI's appends reach 15 MiB of base64).
     let cap = config.limits.max_frame_bytes.saturating_mul(2).max(dialect.as_ref().map_or(0, |d| d.max_frame_bytes()));
     let deps = state.shared.clone();
+    // A browser that offered its key as a subprotocol (`token, KEY`) needs one chosen back.
+    let upgrade = upgrade.protocols(["token"]);
     Ok(upgrade.max_message_size(cap).max_frame_size(cap).on_upgrade(move |socket| async move {
         if params.multichannel {
             session::channels::run(socket, params, deps, config, client, tickets).await;

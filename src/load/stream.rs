@@ -8,8 +8,8 @@ use tokio::sync::watch;
 use super::plan::{LoadFile, LoadOptions};
 use crate::audio::wav::WavAudio;
 use crate::client::{self, ClientError, Received, Refused, StreamOptions};
-use crate::http::bodies::Stats;
 use crate::process::ProcessUsage;
+use crate::protocol::rest::Stats;
 
 /// How one stream ended.
 pub enum StreamOutcome {

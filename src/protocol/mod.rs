@@ -3,8 +3,10 @@
 
 pub mod deepgram;
 pub mod dialect;
+mod error;
 pub mod openai;
 pub mod realtime;
+pub mod rest;
 pub mod vocabulary;
 
 use std::collections::{BTreeMap, HashMap};
@@ -87,10 +89,7 @@ pub const ENDPOINTING_MS: std::ops::RangeInclusive<u32> = 100..=2000;
 /// The most speakers a session may ask for.
 pub const SPEAKER_LIMIT: usize = 32;
 
-/// A query parameter that cannot be used; the message names it.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{0}")]
-pub struct ParamError(pub String);
+pub use self::error::ParamError;
 
 /// What the server can do: decides the defaults and what a client may ask for.
 #[derive(Debug, Clone, Copy)]

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::ParamError;
+use super::error::ParamError;
 
 /// The most key terms a stream may have.
 pub const MAX_KEYTERMS: usize = 50;

@@ -15,11 +15,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
-
 use crate::config::AdmissionConfig;
 use crate::engine::asr::{AsrHandle, RecentWaits};
 use crate::engine::diarize::DiarizeHandle;
+pub use crate::protocol::rest::LoadStatus;
 
 /// A stream that was admitted; its session says when audio arrives.
 #[derive(Debug)]
@@ -69,34 +68,6 @@ impl StreamTicket {
     fn mature(&self, now: Instant) -> bool {
         now - self.opened >= MATURE_AFTER && self.streaming(now)
     }
-}
-
-/// What admission sees now; served by `/health/ready` and `/stats`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
-pub struct LoadStatus {
-    /// Sessions streaming now (idle ones left out), and those of them labelling speakers.
-    pub streams: usize,
-    pub diarizing_streams: usize,
-    /// Streams the ASR workers can serve at the target load, at the current cost.
-    pub asr_capacity: usize,
-    /// Streams with speakers the labelling worker can serve.
-    pub diarize_capacity: usize,
-    /// Share of the ASR workers one real-time stream takes (measured, or the prior).
-    pub asr_cost: f64,
-    /// Share of the labelling worker one stream with speakers takes.
-    pub diarize_cost: f64,
-    /// Whether the costs come from measurement (rather than the configured priors).
-    pub cost_measured: bool,
-    /// Share of the ASR workers' time spent on finals over the last seconds.
-    pub asr_final_share: f64,
-    /// Share of the speaker labelling worker's time over the last seconds.
-    pub diarize_share: f64,
-    /// 90th percentile of recent finals' delay after their utterance ended (s), if any.
-    pub final_delay_p90_s: Option<f64>,
-    /// Whether a new stream would be refused now.
-    pub at_capacity: bool,
-    /// Why, when it would.
-    pub reason: Option<String>,
 }
 
 /// A refusal: why, and when to try again.

@@ -1,37 +1,9 @@
 //! A session as REST shows it (`GET /sessions/{id}` and the lists), made from a live record,
 //! a stored session or another replica's live record: its header as it is, and what happened.
 
-use serde::{Deserialize, Serialize};
-
 use crate::domain::Segment;
-use crate::protocol::{CloseReason, SessionHeader};
+pub use crate::protocol::rest::{SessionSnapshot, SessionState};
 use crate::store::{ListedSession, RemoteSession, StoredSession};
-
-/// Whether a session is still streaming.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum SessionState {
-    Active,
-    Ended,
-}
-
-/// A session as seen from outside: what `GET /sessions/{id}` returns.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct SessionSnapshot {
-    #[serde(flatten)]
-    pub header: SessionHeader,
-    pub state: SessionState,
-    pub ended_at: Option<f64>,
-    pub close_reason: Option<CloseReason>,
-    pub audio_seconds: f64,
-    pub segments: u64,
-    pub speakers: Vec<String>,
-    /// The final segments so far; empty in lists.
-    pub transcript: Vec<Segment>,
-    /// For a live session another replica serves (a shared PostgreSQL store): that replica.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub replica: Option<String>,
-}
 
 impl SessionSnapshot {
     /// The record the store keeps of this session (ended, or live as of now).

@@ -69,9 +69,14 @@ async def main():
         else:
             await conn.transcription_session.update(session=beta_session())
 
+        last_commit = asyncio.Event()
+        last_item_done = asyncio.Event()
+
         async def read():
             async for event in conn:
                 received.append({"at": time.monotonic() - started, "event": event.model_dump()})
+                if last_commit.is_set() and event.type.endswith("input_audio_transcription.completed"):
+                    last_item_done.set()
 
         reader = asyncio.create_task(read())
         committed = False
@@ -87,8 +92,13 @@ async def main():
         # commits what is left, as an app does when its user stops.
         await conn.input_audio_buffer.commit()
         received.append({"at": time.monotonic() - started, "event": {"type": "_commit_sent"}})
-        # Room for the last item to complete, then the client closes, as an app would.
-        await asyncio.sleep(3.0)
+        last_commit.set()
+        # The last item completes, then the client closes, as an app would.
+        try:
+            await asyncio.wait_for(last_item_done.wait(), 10)
+        except asyncio.TimeoutError:
+            pass
+        await asyncio.sleep(0.2)
         await conn.close()
         await asyncio.wait_for(reader, 30)
     print(json.dumps({"sdk_version": openai.__version__, "received": received}, default=str))

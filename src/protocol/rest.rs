@@ -1,15 +1,28 @@
-//! The JSON bodies of the REST API, one struct each, with the schemas `/openapi.json` documents
-//! (a test validates real responses against them).
+//! The REST API's bodies (docs/API.md), one serde type each, both ways, with the schemas
+//! `/openapi.json` documents (a test validates real responses against them). The HTTP layer
+//! fills and routes them; clients (the load tool, the soak test) read them back as these types.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::engine::stats::WorkerSnapshot;
+use super::{CloseReason, SessionHeader};
+use crate::domain::Segment;
 use crate::process::ProcessUsage;
-use crate::registry::admission::LoadStatus;
-use crate::registry::SessionSnapshot;
+
+/// The body of every error response.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ErrorDetail {
+    /// A stable code, e.g. `session_not_found`.
+    pub code: String,
+    pub message: String,
+}
 
 /// `GET /health`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -172,4 +185,70 @@ pub struct EngineStats {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub final_wait_p90_seconds: Option<f64>,
     pub stats: WorkerSnapshot,
+}
+
+/// Whether a session is still streaming.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionState {
+    Active,
+    Ended,
+}
+
+/// A session as seen from outside: what `GET /sessions/{id}` returns.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SessionSnapshot {
+    #[serde(flatten)]
+    pub header: SessionHeader,
+    pub state: SessionState,
+    pub ended_at: Option<f64>,
+    pub close_reason: Option<CloseReason>,
+    pub audio_seconds: f64,
+    pub segments: u64,
+    pub speakers: Vec<String>,
+    /// The final segments so far; empty in lists.
+    pub transcript: Vec<Segment>,
+    /// For a live session another replica serves (a shared PostgreSQL store): that replica.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica: Option<String>,
+}
+
+/// What admission sees now; served by `/health/ready` and `/stats`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct LoadStatus {
+    /// Sessions streaming now (idle ones left out), and those of them labelling speakers.
+    pub streams: usize,
+    pub diarizing_streams: usize,
+    /// Streams the ASR workers can serve at the target load, at the current cost.
+    pub asr_capacity: usize,
+    /// Streams with speakers the labelling worker can serve.
+    pub diarize_capacity: usize,
+    /// Share of the ASR workers one real-time stream takes (measured, or the prior).
+    pub asr_cost: f64,
+    /// Share of the labelling worker one stream with speakers takes.
+    pub diarize_cost: f64,
+    /// Whether the costs come from measurement (rather than the configured priors).
+    pub cost_measured: bool,
+    /// Share of the ASR workers' time spent on finals over the last seconds.
+    pub asr_final_share: f64,
+    /// Share of the speaker labelling worker's time over the last seconds.
+    pub diarize_share: f64,
+    /// 90th percentile of recent finals' delay after their utterance ended (s), if any.
+    pub final_delay_p90_s: Option<f64>,
+    /// Whether a new stream would be refused now.
+    pub at_capacity: bool,
+    /// Why, when it would.
+    pub reason: Option<String>,
+}
+
+/// A snapshot for the statistics API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct WorkerSnapshot {
+    pub jobs: u64,
+    pub busy_seconds: f64,
+    pub alive: usize,
+    /// Panics caught and recovered from (see `engine::supervise`).
+    pub restarts: u64,
+    pub job_seconds_p50: Option<f64>,
+    pub job_seconds_p95: Option<f64>,
 }
