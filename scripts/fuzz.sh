@@ -6,9 +6,6 @@
 # (fuzz/corpus/TARGET) stay the small seed sets they are.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# `scripts/fuzz.sh build` only builds them (the test command does, while its tests build).
-build_only=false
-if [ "${1:-}" = build ]; then build_only=true; shift; fi
 seconds=${1:-20}
 targets=(listen_query client_text pcm_frames audio_file rttm config_file vendor_events)
 [ $# -ge 2 ] && targets=("${@:2}")
@@ -24,7 +21,6 @@ fuzz=(cargo +nightly fuzz)
 build=(build --sanitizer none --codegen-units 16)
 echo "fuzz: building ${#targets[@]} targets"
 "${fuzz[@]}" "${build[@]}" >/dev/null 2>&1 || "${fuzz[@]}" "${build[@]}"
-$build_only && exit 0
 bin_dir="fuzz/target/$(rustc +nightly -vV | sed -n 's/^host: //p')/release"
 
 # Runs one target; its report (or the tail of its log on a crash) goes to $2.

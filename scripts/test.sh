@@ -48,15 +48,7 @@ for package in "${python_packages[@]}"; do
         break
     fi
 done
-# The fuzz targets (cargo fuzz on the nightly toolchain; installs cargo-fuzz when missing) build
-# while the tests do: two builds side by side keep both cores busy. No test runs until both are
-# done, so the timing-sensitive tests never share the machine with a compiler.
-fuzz_log=$(mktemp)
-scripts/fuzz.sh build >"$fuzz_log" 2>&1 &
-fuzz_build=$!
-cargo test --release --no-run
-wait "$fuzz_build" || { cat "$fuzz_log"; exit 1; }
-rm -f "$fuzz_log"
 cargo test --release
-# A short run of every fuzz target: 20 s each, one per core, with what was built above.
+# A short run of every fuzz target (cargo fuzz on the nightly toolchain; installs cargo-fuzz
+# when missing): 20 s each, one per core, after one build of them all.
 scripts/fuzz.sh 20

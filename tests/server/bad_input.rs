@@ -106,7 +106,7 @@ async fn an_idle_client_is_told_and_closed() {
 
 #[tokio::test]
 async fn session_limit_refuses_with_503_and_a_vanished_client_frees_its_slot() {
-    let _heavy = HEAVY.lock().await;
+    let _heavy = HEAVY.write().await;
     let app = spawn_app(|c| c.limits.max_sessions = 1);
     let audio = speech_service::audio::wav::read(&recording("jfk.wav")).unwrap();
     let mut first = connect(&app.ws_url()).await;
@@ -139,7 +139,7 @@ async fn session_limit_refuses_with_503_and_a_vanished_client_frees_its_slot() {
 #[tokio::test]
 async fn frames_far_over_the_limit_still_get_the_documented_close() {
     // Megabytes of frames take both cores for a moment: not beside real-time streams.
-    let _heavy = HEAVY.lock().await;
+    let _heavy = HEAVY.write().await;
     let app = spawn_app(|c| c.limits.max_frame_bytes = 64 * 1024);
     use tokio_tungstenite::tungstenite::Message;
     for (factor, text) in [(1.5, false), (4.0, false), (64.0, false), (1.5, true), (4.0, true), (64.0, true)] {
@@ -161,7 +161,7 @@ async fn frames_far_over_the_limit_still_get_the_documented_close() {
 
 #[tokio::test]
 async fn a_flood_of_tiny_frames_is_audio_like_any_other() {
-    let _heavy = HEAVY.lock().await;
+    let _heavy = HEAVY.write().await;
     let app = default_app();
     let mut ws = connect(&app.ws_url()).await;
     next_message(&mut ws).await;
@@ -182,7 +182,7 @@ async fn a_flood_of_tiny_frames_is_audio_like_any_other() {
 
 #[tokio::test]
 async fn a_connection_flood_past_the_session_limit_is_refused_and_the_admitted_stream_is_unharmed() {
-    let _heavy = HEAVY.lock().await;
+    let _heavy = HEAVY.write().await;
     let app = spawn_app(|c| c.limits.max_sessions = 3);
     let mut idle = Vec::new();
     for _ in 0..2 {
@@ -218,7 +218,7 @@ async fn refused_quietly(url: String) -> Option<u16> {
 #[tokio::test]
 async fn a_client_that_never_reads_is_dropped_after_the_send_timeout() {
     // The flood takes both cores for a moment: not beside tests that stream in real time.
-    let _heavy = HEAVY.lock().await;
+    let _heavy = HEAVY.write().await;
     let app = spawn_app(|c| c.limits.send_timeout_s = 1);
     let mut ws = connect(&app.ws_url()).await;
     let ServerMessage::Ready { session_id, .. } = next_message(&mut ws).await else { panic!("ready first") };
@@ -244,7 +244,7 @@ async fn a_client_that_never_reads_is_dropped_after_the_send_timeout() {
 async fn audio_faster_than_real_time_for_minutes_is_paced_and_nothing_is_lost() {
     use speech_service::audio::wav::{read_16k, WavAudio};
     use speech_service::client::{stream_audio, StreamOptions};
-    let _heavy = HEAVY.lock().await;
+    let _heavy = HEAVY.write().await;
     let app = spawn_app(|_| {});
     const COPIES: usize = 16;
     let jfk = read_16k(&recording("jfk.wav")).unwrap();

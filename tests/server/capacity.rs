@@ -18,7 +18,7 @@ async fn refusal(url: &str) -> Refused {
 
 #[tokio::test]
 async fn a_full_server_refuses_streams_and_admits_again_once_load_drops() {
-    let _heavy = HEAVY.lock().await;
+    let _heavy = HEAVY.write().await;
     // Before anything is measured the configured cost applies: at 0.5 of the speaker engine
     // per stream, one stream fills it (target 0.8).
     let envs = [("SPEECH_ADMISSION__PRIOR_DIARIZE_COST", "0.5")];
@@ -98,7 +98,7 @@ async fn a_hundred_idle_sessions_cost_little_memory() {
 
 #[tokio::test]
 async fn endpointing_ms_sets_the_pause_that_ends_an_utterance() {
-    let _heavy = HEAVY.lock().await;
+    let _heavy = HEAVY.write().await;
     let app = default_app();
     let speed = StreamOptions { speed: 0.0, ..Default::default() };
     let run = async |query: &str| {
@@ -113,7 +113,7 @@ async fn endpointing_ms_sets_the_pause_that_ends_an_utterance() {
 
 #[tokio::test]
 async fn the_load_generator_measures_concurrent_real_streams() {
-    let _heavy = HEAVY.lock().await;
+    let _heavy = HEAVY.write().await;
     let app = default_app();
     let jfk = LoadFile::open(&recording("jfk.wav"), None, 1).unwrap();
     let options = LoadOptions {

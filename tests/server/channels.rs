@@ -28,7 +28,7 @@ fn assert_labelled_by_channel(segments: &[Segment]) {
 
 #[tokio::test]
 async fn a_stereo_call_streamed_live_is_transcribed_channel_by_channel() {
-    let _heavy = HEAVY.lock().await;
+    let _heavy = HEAVY.write().await;
     let (path, texts) = stereo_call();
     let audio = speech_service::audio::wav::read_channels(path).unwrap();
     let app = default_app();
@@ -93,7 +93,7 @@ async fn a_partial_frame_and_a_bad_message_get_one_specific_error_each() {
 
 #[tokio::test]
 async fn transcribe_multichannel_labels_each_channel_and_refuses_mono() {
-    let _heavy = HEAVY.lock().await;
+    let _heavy = HEAVY.write().await;
     let (path, texts) = stereo_call();
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_speech-service"))
         .arg("--models-dir")
@@ -123,7 +123,7 @@ async fn transcribe_multichannel_labels_each_channel_and_refuses_mono() {
 
 #[tokio::test]
 async fn channels_without_multichannel_are_mixed_down_as_before() {
-    let _heavy = HEAVY.lock().await;
+    let _heavy = HEAVY.write().await;
     let (path, _) = stereo_call();
     let audio = speech_service::audio::wav::read_channels(path).unwrap();
     let options = StreamOptions { speed: 0.0, ..Default::default() };

@@ -17,8 +17,10 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-/// Whisper-heavy tests take this lock so they never run two models at once on two cores.
-pub static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// Whisper-heavy tests take this lock alone (`write`) so they never run two models at once on
+/// two cores. Tests that stream at real-time pace, one light stream each, share it (`read`):
+/// they may run beside each other (as a server's streams do), never beside a heavy test.
+pub static HEAVY: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 
 pub fn models_dir() -> PathBuf {
     std::env::var_os("SPEECH_MODELS_DIR")

@@ -7,7 +7,7 @@ use crate::common::*;
 
 #[tokio::test]
 async fn finals_survive_sigkill_and_the_session_comes_back_interrupted() {
-    let _heavy = HEAVY.lock().await;
+    let _heavy = HEAVY.write().await;
     let data = fresh_data_dir();
     let envs = [("SPEECH_DIARIZATION__ENABLED", "false")];
     let (mut server, app, _logs) = start_binary_with_env(&["serve", "--port", "0"], &data, &envs).await;
@@ -68,7 +68,7 @@ async fn stream_with_fault(fault: &str) -> (Vec<ServerMessage>, serde_json::Valu
 
 #[tokio::test]
 async fn a_panic_in_the_recognition_worker_fails_one_segment_and_the_next_is_transcribed() {
-    let _heavy = HEAVY.lock().await;
+    let _heavy = HEAVY.write().await;
     let (messages, health, metrics) = stream_with_fault("asr:1").await;
     let failed: Vec<&ServerMessage> = messages.iter().filter(|m| error_code(m) == Some(ErrorCode::AsrFailed)).collect();
     assert_eq!(failed.len(), 1, "one segment fails: {messages:?}");
@@ -82,7 +82,7 @@ async fn a_panic_in_the_recognition_worker_fails_one_segment_and_the_next_is_tra
 
 #[tokio::test]
 async fn a_panic_in_the_speaker_worker_costs_one_segment_its_label_and_nothing_else() {
-    let _heavy = HEAVY.lock().await;
+    let _heavy = HEAVY.write().await;
     let (messages, health, _) = stream_with_fault("diarization:1").await;
     assert!(final_text(&messages).to_lowercase().contains("country"), "{messages:?}");
     let labelled = finals(&messages).iter().filter(|f| f.speaker.is_some()).count();

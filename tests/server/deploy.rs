@@ -125,7 +125,7 @@ fn dashboard_queries(path: &Path) -> Vec<String> {
 
 #[tokio::test]
 async fn every_dashboard_query_returns_data_from_a_real_prometheus() {
-    let _heavy = HEAVY.lock().await;
+    let _heavy = HEAVY.write().await;
     let app = spawn_app(|_| {});
     let prometheus = Prometheus::start(&app.addr.to_string());
     prometheus.wait_ready().await;

@@ -97,7 +97,7 @@ fn json(body: &str) -> serde_json::Value {
 
 #[tokio::test]
 async fn every_format_is_decoded_and_transcribed() {
-    let _heavy = HEAVY.lock().await;
+    let _heavy = HEAVY.write().await;
     let app = default_app();
     for (name, _) in FORMATS {
         let bytes = std::fs::read(fixtures().join(name)).unwrap();
@@ -111,7 +111,7 @@ async fn every_format_is_decoded_and_transcribed() {
 
 #[tokio::test]
 async fn response_formats_carry_text_and_timestamps() {
-    let _heavy = HEAVY.lock().await;
+    let _heavy = HEAVY.write().await;
     let app = default_app();
     let mp3 = std::fs::read(fixtures().join("jfk.mp3")).unwrap();
     let fields = [
@@ -157,7 +157,7 @@ async fn response_formats_carry_text_and_timestamps() {
 
 #[tokio::test]
 async fn streamed_transcription_sends_deltas_then_the_whole_text() {
-    let _heavy = HEAVY.lock().await;
+    let _heavy = HEAVY.write().await;
     let app = default_app();
     let wav = std::fs::read(recording("jfk.wav")).unwrap();
     let fields = [Field::File("jfk.wav", wav), Field::Text("model", "whisper-1"), Field::Text("stream", "true")];
@@ -247,7 +247,7 @@ fn cli(args: &[&std::ffi::OsStr]) -> std::process::Output {
 
 #[tokio::test]
 async fn transcribe_reads_an_mp3_prints_only_the_transcript_and_writes_several_formats() {
-    let _heavy = HEAVY.lock().await;
+    let _heavy = HEAVY.write().await;
     let mp3 = fixtures().join("jfk.mp3");
     let output = cli(&["transcribe".as_ref(), "--no-diarize".as_ref(), mp3.as_os_str()]);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
@@ -315,7 +315,7 @@ async fn run_openai_client(app: &TestApp, audio: &std::path::Path, extra: &[&str
 
 #[tokio::test]
 async fn the_official_openai_client_works_unmodified() {
-    let _heavy = HEAVY.lock().await;
+    let _heavy = HEAVY.write().await;
     let app = default_app();
     let audio = fixtures().join("jfk.mp3");
     let out = run_openai_client(app, &audio, &[]).await;
@@ -339,7 +339,7 @@ async fn the_official_openai_client_works_unmodified() {
 
 #[tokio::test]
 async fn translations_work_on_a_multilingual_model() {
-    let _heavy = HEAVY.lock().await;
+    let _heavy = HEAVY.write().await;
     let app = spawn_app(|c| {
         c.models.whisper = "base".into();
         c.diarization.enabled = false;
@@ -375,7 +375,7 @@ async fn api_keys_guard_the_file_api_and_logs_off_a_terminal_have_no_colour() {
 
 #[tokio::test]
 async fn multichannel_files_are_transcribed_channel_by_channel_and_mono_is_refused() {
-    let _heavy = HEAVY.lock().await;
+    let _heavy = HEAVY.write().await;
     let app = default_app();
     let (path, _) = stereo_call();
     let stereo = std::fs::read(path).unwrap();

@@ -122,7 +122,7 @@ async fn eventually(what: &str, seconds: u64, mut check: impl AsyncFnMut() -> bo
 
 #[tokio::test]
 async fn replicas_on_one_postgres_list_end_and_serve_each_others_sessions() {
-    let _heavy = HEAVY.lock().await;
+    let _heavy = HEAVY.write().await;
     let pg = Postgres::start();
     let (_a_process, a) = replica(&pg, "replica-a").await;
     let (mut b_process, b) = replica(&pg, "replica-b").await;
@@ -175,7 +175,7 @@ async fn replicas_on_one_postgres_list_end_and_serve_each_others_sessions() {
 
 #[tokio::test]
 async fn a_replica_killed_mid_stream_leaves_its_session_interrupted_with_its_finals() {
-    let _heavy = HEAVY.lock().await;
+    let _heavy = HEAVY.write().await;
     let pg = Postgres::start();
     let (mut a_process, a) = replica(&pg, "replica-a").await;
     let (_b_process, b) = replica(&pg, "replica-b").await;
@@ -214,7 +214,7 @@ async fn a_replica_killed_mid_stream_leaves_its_session_interrupted_with_its_fin
 
 #[tokio::test]
 async fn postgres_away_mid_stream_loses_no_final() {
-    let _heavy = HEAVY.lock().await;
+    let _heavy = HEAVY.write().await;
     let pg = Postgres::start();
     let (_a_process, a) = replica(&pg, "replica-a").await;
 

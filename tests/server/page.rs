@@ -115,7 +115,7 @@ fn texts(lines: &serde_json::Value) -> Vec<String> {
 
 #[tokio::test]
 async fn the_page_captions_the_microphone_with_speakers_and_transcribes_a_dropped_file() {
-    let _heavy = HEAVY.lock().await;
+    let _heavy = HEAVY.write().await;
     let app = spawn_app(|c| c.auth.api_keys = vec![KEY.to_owned()]);
     // A second server whose one session slot a test client holds (silent, so never idle-closed).
     let full = spawn_app(|c| {
@@ -226,7 +226,7 @@ fn quiet_wav() -> PathBuf {
 
 #[tokio::test]
 async fn the_page_sends_no_words_for_silence_noise_and_hum() {
-    let _heavy = HEAVY.lock().await;
+    let _heavy = HEAVY.write().await;
     let app = spawn_app(|c| c.auth.api_keys = vec![KEY.to_owned()]);
     let out_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/browser-test-quiet");
     let quiet = quiet_wav();

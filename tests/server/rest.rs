@@ -26,7 +26,7 @@ async fn detailed_health_lists_every_component() {
 
 #[tokio::test]
 async fn a_session_is_listed_inspected_and_terminated_over_rest() {
-    let _heavy = HEAVY.lock().await;
+    let _heavy = HEAVY.write().await;
     let app = spawn_app(|_| {});
     let audio = speech_service::audio::wav::read(&recording("jfk.wav")).unwrap();
     let mut ws = connect(&app.ws_url()).await;
@@ -158,7 +158,7 @@ async fn api_keys_guard_rest_and_websocket_but_not_health() {
 /// directory (a restart) still serves them.
 #[tokio::test]
 async fn ended_transcripts_survive_a_restart() {
-    let _heavy = HEAVY.lock().await;
+    let _heavy = HEAVY.write().await;
     let data = fresh_data_dir();
     let first = spawn_app_with_data(&data, |_| {});
     let options = speech_service::client::StreamOptions { speed: 0.0, ..Default::default() };

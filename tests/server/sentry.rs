@@ -58,7 +58,7 @@ async fn read_request(stream: &mut tokio::net::TcpStream) -> Option<Received> {
 
 #[tokio::test]
 async fn a_server_side_session_error_reaches_the_error_tracker_without_speech() {
-    let _heavy = HEAVY.lock().await;
+    let _heavy = HEAVY.write().await;
     let (port, mut requests) = receiver().await;
     let dsn = format!("http://publickey@127.0.0.1:{port}/42");
     let envs = [

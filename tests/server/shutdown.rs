@@ -8,7 +8,7 @@ use crate::common::*;
 
 #[tokio::test]
 async fn sigterm_mid_stream_drains_the_session_and_exits_cleanly() {
-    let _heavy = HEAVY.lock().await;
+    let _heavy = HEAVY.write().await;
     let data = fresh_data_dir();
     let (mut server, app, lines) = start_binary(&["serve", "--port", "0"], &data).await;
     let url = app.ws_url();

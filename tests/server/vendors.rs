@@ -89,7 +89,7 @@ fn deepgram_text(out: &Value) -> String {
 
 #[tokio::test]
 async fn deepgrams_python_sdk_streams_the_call_with_live_speakers() {
-    let _heavy = HEAVY.lock().await;
+    let _heavy = HEAVY.read().await;
     let app = default_app();
     let reference = stm_text(&recording("sample.stm")).unwrap();
     let ours = our_wer(app, "call", &reference).await;
@@ -122,7 +122,7 @@ async fn deepgrams_python_sdk_streams_the_call_with_live_speakers() {
 
 #[tokio::test]
 async fn deepgrams_sdk_sends_phone_audio_and_finalize_forces_a_final() {
-    let _heavy = HEAVY.lock().await;
+    let _heavy = HEAVY.read().await;
     let app = default_app();
     let audio = raw_audio("jfk.wav", "mulaw", 8_000);
     let args = [
@@ -182,7 +182,7 @@ fn realtime_items(out: &Value) -> Vec<(String, Vec<f64>, f64)> {
 
 #[tokio::test]
 async fn openais_sdk_streams_the_call_with_early_deltas_and_speakers() {
-    let _heavy = HEAVY.lock().await;
+    let _heavy = HEAVY.read().await;
     let app = default_app();
     let reference = stm_text(&recording("sample.stm")).unwrap();
     let ours = our_wer(app, "call", &reference).await;
@@ -216,7 +216,7 @@ async fn openais_sdk_streams_the_call_with_early_deltas_and_speakers() {
 
 #[tokio::test]
 async fn openais_beta_sdk_sends_g711_and_a_commit_forces_the_item() {
-    let _heavy = HEAVY.lock().await;
+    let _heavy = HEAVY.read().await;
     let app = default_app();
     let audio = raw_audio("jfk.wav", "mulaw", 8_000);
     let base = format!("http://{}/v1", app.addr);
@@ -236,7 +236,7 @@ async fn openais_beta_sdk_sends_g711_and_a_commit_forces_the_item() {
 
 #[tokio::test]
 async fn deepgrams_javascript_sdk_streams_under_node() {
-    let _heavy = HEAVY.lock().await;
+    let _heavy = HEAVY.read().await;
     let app = default_app();
     let ours = our_wer(app, "jfk.wav", JFK_TEXT).await;
     let audio = raw_audio("jfk.wav", "s16le", 16_000);
@@ -330,7 +330,7 @@ async fn next_json(ws: &mut Ws) -> Value {
 #[tokio::test]
 async fn malformed_vendor_events_get_their_protocols_errors_and_the_session_goes_on() {
     use base64::Engine as _;
-    let _heavy = HEAVY.lock().await;
+    let _heavy = HEAVY.write().await;
     let app = default_app();
     let url = format!("ws://{}/v1/realtime?intent=transcription", app.addr);
     let mut ws = try_upgrade(&url, &[]).await.unwrap();
@@ -412,7 +412,7 @@ async fn jfk_by_phone(app: &TestApp, query: &str, configure: &[ClientMessage]) -
 
 #[tokio::test]
 async fn key_terms_get_a_misheard_word_right_and_change_mid_stream() {
-    let _heavy = HEAVY.lock().await;
+    let _heavy = HEAVY.write().await;
     let app = default_app();
     let said = |messages: &[ServerMessage]| final_text(messages).to_lowercase();
     // Over the phone, tiny.en hears "fellow america" (docs/BENCHMARKS.md, "Key terms").
