@@ -43,6 +43,14 @@ pub struct StreamContext {
     pub keyterms: Vec<String>,
 }
 
+impl StreamContext {
+    /// How to decode one of the stream's clips, a partial or not.
+    fn decode_options(self, partial: bool) -> DecodeOptions {
+        let Self { language, prompt, keyterms } = self;
+        DecodeOptions { language, prompt, keyterms, partial, ..Default::default() }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum AsrError {
     #[error("speech recognition is overloaded: the queue stayed full for {0:?}")]
@@ -212,10 +220,7 @@ impl AsrHandle {
     }
 
     fn job(&self, samples: Vec<f32>, context: StreamContext, kind: JobKind, key: u64) -> (Job, Reply) {
-        let StreamContext { language, prompt, keyterms } = context;
-        let partial = kind == JobKind::Partial;
-        let options = DecodeOptions { language, prompt, keyterms, partial, ..Default::default() };
-        self.job_with(samples, options, kind, key)
+        self.job_with(samples, context.decode_options(kind == JobKind::Partial), kind, key)
     }
 
     fn job_with(&self, samples: Vec<f32>, options: DecodeOptions, kind: JobKind, key: u64) -> (Job, Reply) {
@@ -236,10 +241,7 @@ impl AsrHandle {
     /// full (the request is simply skipped). Partials with smaller `key`s go first: sessions
     /// pass when they last had one.
     pub fn try_partial(&self, samples: Vec<f32>, context: StreamContext, word_times: bool, key: u64) -> Option<Reply> {
-        let StreamContext { language, prompt, keyterms } = context;
-        let partial_word_times = word_times;
-        let options =
-            DecodeOptions { language, prompt, keyterms, partial: true, partial_word_times, ..Default::default() };
+        let options = DecodeOptions { partial_word_times: word_times, ..context.decode_options(true) };
         let (job, rx) = self.job_with(samples, options, JobKind::Partial, 0);
         match self.queue.try_push_partial(key, job) {
             Ok(_) => Some(rx),

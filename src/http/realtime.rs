@@ -35,8 +35,9 @@ pub async fn realtime(
         Ok(language) => language,
         Err(e) => return OpenAiError::invalid("language", "invalid_value", e.0).into_response(),
     };
+    let config = state.config();
     // Partials feed the early deltas, unless progressive finals already send words early.
-    let partial_deltas = !state.config().streaming.progressive_finals;
+    let partial_deltas = !config.streaming.progressive_finals;
     // The dialect hands the session 32-bit floats at 16 kHz, whatever the client's format.
     let params = ListenParams {
         sample_rate: crate::domain::SAMPLE_RATE,
@@ -50,7 +51,7 @@ pub async fn realtime(
     let server = Server {
         model: state.shared.engines.asr.model().to_owned(),
         language,
-        silence_ms: state.config().vad.min_silence_ms,
+        silence_ms: config.vad.min_silence_ms,
         beta,
         partial_deltas,
     };

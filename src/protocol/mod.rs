@@ -131,13 +131,7 @@ impl ListenParams {
                 KNOWN.join(", ")
             )));
         }
-        let sample_rate =
-            match query.get("sample_rate") {
-                None => crate::domain::SAMPLE_RATE,
-                Some(v) => v.parse::<u32>().ok().filter(|r| (8_000..=192_000).contains(r)).ok_or_else(|| {
-                    ParamError(format!("sample_rate must be an integer from 8000 to 192000, got `{v}`"))
-                })?,
-            };
+        let sample_rate = parse_sample_rate(query.get("sample_rate").map(String::as_str))?;
         let encoding = match query.get("encoding") {
             None => Encoding::PcmS16le,
             Some(v) => Encoding::parse(v).ok_or_else(|| {
@@ -189,14 +183,7 @@ impl ListenParams {
 
 /// `channels` (1 to `max`, default 1) and `multichannel` (needs at least 2 channels).
 fn parse_channels(query: &HashMap<String, String>, max: u32) -> Result<(u32, bool), ParamError> {
-    let channels = match query.get("channels") {
-        None => 1,
-        Some(v) => v
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=max).contains(n))
-            .ok_or_else(|| ParamError(format!("channels must be an integer from 1 to {max}, got `{v}`")))?,
-    };
+    let channels = parse_channel_count(query.get("channels").map(String::as_str), max)?;
     let multichannel = parse_bool(query, "multichannel")?.unwrap_or(false);
     if multichannel && channels < 2 {
         return Err(ParamError(format!(
@@ -212,6 +199,35 @@ fn parse_bool(query: &HashMap<String, String>, name: &str) -> Result<Option<bool
         Some("true") => Ok(Some(true)),
         Some("false") => Ok(Some(false)),
         Some(v) => Err(ParamError(format!("{name} must be true or false, got `{v}`"))),
+    }
+}
+
+/// `sample_rate`: 8000 to 192000 Hz, 16000 when absent (our protocol's and Deepgram's).
+pub(crate) fn parse_sample_rate(value: Option<&str>) -> Result<u32, ParamError> {
+    let Some(v) = value else { return Ok(crate::domain::SAMPLE_RATE) };
+    v.parse::<u32>()
+        .ok()
+        .filter(|r| (8_000..=192_000).contains(r))
+        .ok_or_else(|| ParamError(format!("sample_rate must be an integer from 8000 to 192000, got `{v}`")))
+}
+
+/// `channels`: 1 to `max`, 1 when absent (our protocol's and Deepgram's).
+pub(crate) fn parse_channel_count(value: Option<&str>, max: u32) -> Result<u32, ParamError> {
+    let Some(v) = value else { return Ok(1) };
+    v.parse::<u32>()
+        .ok()
+        .filter(|n| (1..=max).contains(n))
+        .ok_or_else(|| ParamError(format!("channels must be an integer from 1 to {max}, got `{v}`")))
+}
+
+/// `ms` as the silence that ends an utterance, if within `ENDPOINTING_MS`; the message names
+/// the setting (`endpointing_ms`, or a vendor's name for it).
+pub fn check_endpointing(name: &str, ms: u32) -> Result<u32, ParamError> {
+    let (lo, hi) = (ENDPOINTING_MS.start(), ENDPOINTING_MS.end());
+    if ENDPOINTING_MS.contains(&ms) {
+        Ok(ms)
+    } else {
+        Err(ParamError(format!("{name} must be from {lo} to {hi}, got {ms}")))
     }
 }
 

@@ -40,10 +40,6 @@ impl Vocabulary {
         }
         Ok(Self { keyterms, prompt })
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.keyterms.is_empty() && self.prompt.is_none()
-    }
 }
 
 #[cfg(test)]
@@ -56,7 +52,6 @@ mod tests {
         let v = v.unwrap();
         assert_eq!(v.keyterms, ["Kubernetes", "Ada Lovelace"]);
         assert_eq!(v.prompt, None);
-        assert!(!v.is_empty() && Vocabulary::default().is_empty());
     }
 
     #[test]

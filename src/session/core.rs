@@ -19,7 +19,7 @@ use crate::pipeline::policy::PartialPolicy;
 use crate::pipeline::segmenter::{SegmentEvent, Segmenter, Utterance};
 use crate::pipeline::vad::ScoredFrame;
 use crate::protocol::vocabulary::Vocabulary;
-use crate::protocol::{ClientMessage, CloseReason, ErrorCode, ListenParams, ServerMessage, ENDPOINTING_MS};
+use crate::protocol::{check_endpointing, ClientMessage, CloseReason, ErrorCode, ListenParams, ServerMessage};
 use crate::speaker::attribution::{join_words, to_segments};
 use crate::speaker::cluster::ClusterConfig;
 
@@ -547,10 +547,8 @@ impl Session {
 
     /// A new vocabulary for the utterances to come: what is given replaces, what is absent stays.
     fn configure(&mut self, keyterms: Option<Vec<String>>, prompt: Option<String>, endpointing_ms: Option<u32>) {
-        if let Some(ms) = endpointing_ms.filter(|ms| !ENDPOINTING_MS.contains(ms)) {
-            let (lo, hi) = (ENDPOINTING_MS.start(), ENDPOINTING_MS.end());
-            return self
-                .error(ErrorCode::InvalidVocabulary, format!("endpointing_ms must be from {lo} to {hi}, got {ms}"));
+        if let Some(Err(e)) = endpointing_ms.map(|ms| check_endpointing("endpointing_ms", ms)) {
+            return self.error(ErrorCode::InvalidVocabulary, e.0);
         }
         let current = &self.params.vocabulary;
         let keyterms = keyterms.unwrap_or_else(|| current.keyterms.clone());

@@ -7,7 +7,9 @@ pub mod dialect;
 pub mod messages;
 
 use super::vocabulary::Vocabulary;
-use super::{parse_language, Abilities, ListenParams, ParamError, ENDPOINTING_MS};
+use super::{
+    parse_channel_count, parse_language, parse_sample_rate, Abilities, ListenParams, ParamError, ENDPOINTING_MS,
+};
 use crate::audio::pcm::Encoding;
 
 /// Query names that only Deepgram's protocol has (`keyterm` is ours too).
@@ -76,20 +78,8 @@ pub fn parse(
             ))
         }
     };
-    let sample_rate = match get("sample_rate") {
-        None => crate::domain::SAMPLE_RATE,
-        Some(v) => v
-            .parse::<u32>()
-            .ok()
-            .filter(|r| (8_000..=192_000).contains(r))
-            .ok_or_else(|| ParamError(format!("sample_rate must be an integer from 8000 to 192000, got `{v}`")))?,
-    };
-    let channels = match get("channels") {
-        None => 1,
-        Some(v) => v.parse::<u32>().ok().filter(|n| (1..=abilities.max_channels).contains(n)).ok_or_else(|| {
-            ParamError(format!("channels must be an integer from 1 to {}, got `{v}`", abilities.max_channels))
-        })?,
-    };
+    let sample_rate = parse_sample_rate(get("sample_rate"))?;
+    let channels = parse_channel_count(get("channels"), abilities.max_channels)?;
     if flag(get("multichannel"), "multichannel")?.unwrap_or(false) && channels > 1 {
         return Err(ParamError(
             "multichannel is not supported on the Deepgram-compatible endpoint; channels are mixed down \

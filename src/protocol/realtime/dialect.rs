@@ -273,11 +273,16 @@ impl RealtimeDialect {
         self.cleared_through.is_some_and(|through| segment_id <= through)
     }
 
+    /// A new item, its audio starting at `start`.
+    fn new_item(&mut self, start: f64) -> Item {
+        self.next_item += 1;
+        let id = format!("item_{:06}_{}", self.next_item, short(&self.session_id));
+        Item { id, start, end: start, ..Item::default() }
+    }
+
     fn open_item(&mut self, start: f64) -> &mut Item {
         if self.item.is_none() {
-            self.next_item += 1;
-            let id = format!("item_{:06}_{}", self.next_item, short(&self.session_id));
-            self.item = Some(Item { id, start, end: start, ..Item::default() });
+            self.item = Some(self.new_item(start));
         }
         self.item.as_mut().expect("just made")
     }
@@ -340,20 +345,20 @@ impl RealtimeDialect {
         if self.cleared(segment_id) {
             return;
         }
-        let manual = self.settings.turn_detection.is_none();
-        if manual && !std::mem::take(&mut self.commit_pending) {
+        // Turns detected by the server end the item here; the client's own turns, at its commit.
+        let committed = std::mem::take(&mut self.commit_pending);
+        if self.settings.turn_detection.is_none() && !committed {
             return;
         }
-        self.commit_pending = false;
         self.complete(Some(end), out);
     }
 
     /// The item is over: stopped, committed, completed.
     fn complete(&mut self, end: Option<f64>, out: &mut Vec<String>) {
-        let mut item = self.item.take().unwrap_or_else(|| {
-            self.next_item += 1;
-            Item { id: format!("item_{:06}_{}", self.next_item, short(&self.session_id)), ..Item::default() }
-        });
+        let mut item = match self.item.take() {
+            Some(item) => item,
+            None => self.new_item(0.0),
+        };
         item.end = end.unwrap_or(item.end).max(item.end);
         self.heard_since_commit = false;
         if self.settings.turn_detection.is_some() {
@@ -524,11 +529,9 @@ fn merge(
         {
             return Err((format!("turn_detection.type must be server_vad, got `{kind}`"), "turn_detection.type"));
         }
-        let silence = turns.as_ref().and_then(|t| t.silence_duration_ms);
-        if let Some(ms) = silence.filter(|ms| !crate::protocol::ENDPOINTING_MS.contains(ms)) {
-            let (lo, hi) = (crate::protocol::ENDPOINTING_MS.start(), crate::protocol::ENDPOINTING_MS.end());
-            let message = format!("silence_duration_ms must be from {lo} to {hi}, got {ms}");
-            return Err((message, "turn_detection.silence_duration_ms"));
+        if let Some(ms) = turns.as_ref().and_then(|t| t.silence_duration_ms) {
+            let checked = crate::protocol::check_endpointing("silence_duration_ms", ms);
+            checked.map_err(|e| (e.0, "turn_detection.silence_duration_ms"))?;
         }
         next.turn_detection = turns;
     }
