@@ -11,7 +11,7 @@
 //! streams; `limits.max_sessions` stays the hard ceiling.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -28,6 +28,8 @@ pub struct StreamTicket {
     last_audio_ms: AtomicU64,
     diarize: bool,
     final_delays: Arc<RecentWaits>,
+    /// Set once the session has nothing more to stream, before its client is told so.
+    ended: AtomicBool,
 }
 
 /// A new session counts as streaming this long even before its first audio, so a burst of
@@ -43,7 +45,15 @@ const WINDOW: usize = 10;
 
 impl StreamTicket {
     fn new(diarize: bool, final_delays: Arc<RecentWaits>) -> Self {
-        Self { opened: Instant::now(), last_audio_ms: AtomicU64::new(NEVER), diarize, final_delays }
+        let last_audio_ms = AtomicU64::new(NEVER);
+        Self { opened: Instant::now(), last_audio_ms, diarize, final_delays, ended: AtomicBool::new(false) }
+    }
+
+    /// The stream is over: it counts no more, even before the ticket is dropped. Called before
+    /// the client hears `closed`, so a client that reconnects at once never meets its own
+    /// finished stream in the count.
+    pub fn end(&self) {
+        self.ended.store(true, Ordering::Relaxed);
     }
 
     /// Audio arrived.
@@ -58,6 +68,9 @@ impl StreamTicket {
     }
 
     fn streaming(&self, now: Instant) -> bool {
+        if self.ended.load(Ordering::Relaxed) {
+            return false;
+        }
         let age = now - self.opened;
         match self.last_audio_ms.load(Ordering::Relaxed) {
             NEVER => age < GRACE,
@@ -334,5 +347,15 @@ mod tests {
         t.heard();
         assert!(t.streaming(now + GRACE) && !t.streaming(now + IDLE_AFTER * 2));
         assert!(!t.mature(now));
+    }
+
+    #[test]
+    fn an_ended_stream_counts_no_more_while_its_ticket_lives() {
+        let t = StreamTicket::new(false, Arc::default());
+        t.heard();
+        let now = Instant::now();
+        assert!(t.streaming(now));
+        t.end();
+        assert!(!t.streaming(now) && !t.mature(now + MATURE_AFTER));
     }
 }

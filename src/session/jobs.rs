@@ -115,6 +115,11 @@ impl Jobs {
         self.ticket.heard();
     }
 
+    /// Nothing more will be streamed: admission stops counting this stream.
+    pub fn stream_ended(&self) {
+        self.ticket.end();
+    }
+
     /// When the audio up to stream sample `position` was due, had the client sent in real time.
     fn due(&self, position: usize) -> Instant {
         self.opened + Duration::from_secs_f64(seconds(position))

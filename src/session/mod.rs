@@ -292,6 +292,7 @@ async fn drain(
         }
         outlet.flush(&mut outbox).await;
     }
+    jobs.stream_ended();
     outbox.push(session.closed(reason));
     outlet.record.set_audio_seconds(session.audio_seconds());
     outlet.flush(&mut outbox).await;
