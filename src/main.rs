@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+use speech_service::engine::device::DeviceChoice;
 use speech_service::models::{self, WhisperModel};
 use speech_service::{app, client};
 
@@ -56,6 +57,10 @@ enum Command {
         /// ggml threads per ASR worker (`asr.threads`); default 1.
         #[arg(long)]
         asr_threads: Option<usize>,
+        /// Where Whisper and the speaker models run (`engine.device`, `SPEECH_DEVICE`): `auto`
+        /// (default: a CUDA GPU when the binary has CUDA and one is present), `cpu` or `cuda`.
+        #[arg(long, value_enum)]
+        device: Option<DeviceChoice>,
     },
     /// Check or print the configuration.
     Config {
@@ -357,12 +362,13 @@ async fn run() -> anyhow::Result<()> {
     }
     let models_dir = config.models.dir.clone();
     match cli.command {
-        Command::Serve { host, port, model, asr_workers, asr_threads } => {
+        Command::Serve { host, port, model, asr_workers, asr_threads, device } => {
             override_with(&mut config.server.host, host);
             override_with(&mut config.server.port, port);
             override_with(&mut config.models.whisper, model);
             override_with(&mut config.asr.workers, asr_workers);
             override_with(&mut config.asr.threads, asr_threads);
+            override_with(&mut config.engine.device, device);
             // Kept to the end: dropping it sends what is still queued.
             let _reports = match config.telemetry.sentry_dsn.as_deref() {
                 Some(dsn) => Some(speech_service::telemetry::init_error_reports(dsn).map_err(anyhow::Error::msg)?),

@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::domain::InvalidSetting;
 use crate::engine::asr::AsrError;
 use crate::engine::asr::{AsrHandle, EngineOptions, Transcriber};
+use crate::engine::device::{self, DeviceChoice, DeviceError, Placement};
 use crate::engine::diarize::{DiarizeHandle, Diarizer};
 use crate::engine::diarize::{Loading, SpeakerModelError};
 use crate::engine::whisper::WhisperModelFile;
@@ -38,6 +39,8 @@ pub enum StartupError {
     Config(#[from] InvalidSetting),
     #[error(transparent)]
     Model(#[from] models::ModelError),
+    #[error(transparent)]
+    Device(#[from] DeviceError),
     #[error("cannot start ONNX Runtime or load the VAD model")]
     Onnx(#[from] OnnxError),
     #[error(transparent)]
@@ -60,7 +63,7 @@ pub enum StartupError {
 
 /// Starts the diarization thread, which loads the speaker models itself: a file's transcription
 /// starts without waiting for them; the server waits for them before it serves.
-fn start_diarizer(config: &Config) -> Result<Option<(DiarizeHandle, Loading)>, StartupError> {
+fn start_diarizer(config: &Config, gpu: Option<usize>) -> Result<Option<(DiarizeHandle, Loading)>, StartupError> {
     if !config.diarization.enabled {
         return Ok(None);
     }
@@ -68,7 +71,7 @@ fn start_diarizer(config: &Config) -> Result<Option<(DiarizeHandle, Loading)>, S
     let segmentation = models::require(dir, paths::SEGMENTATION)?;
     let campplus = models::require(dir, paths::CAMPPLUS)?;
     let settings = config.diarization.clone();
-    let load = move || Diarizer::load(&segmentation, &campplus, settings);
+    let load = move || Diarizer::load(&segmentation, &campplus, settings, gpu);
     Ok(Some(DiarizeHandle::spawn(load, config.diarization.queue)))
 }
 
@@ -102,7 +105,11 @@ pub fn load_vad(config: &Config, workload: Workload) -> Result<VadModel, Startup
         std::env::set_var("RAYON_NUM_THREADS", "1");
     }
     let dir = &config.models.dir;
-    onnx::init(&models::require(dir, paths::ORT_LIBRARY)?)?;
+    let library = match &config.engine.onnxruntime_library {
+        Some(path) => path.clone(),
+        None => models::require(dir, paths::ORT_LIBRARY)?,
+    };
+    onnx::init(&library)?;
     // One Silero session per runtime worker thread: frames are scored on those threads.
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get()).min(4);
     let sessions = if workload == Workload::Serve { cores } else { 1 };
@@ -123,9 +130,10 @@ pub fn load_engines_with(config: &Config, workload: Workload, vad: VadModel) -> 
         WhisperModel::Base(_) => Some(whisper_rs::DtwModelPreset::Base),
         WhisperModel::File(_) => None,
     };
+    let device = place_engines(config.engine.device)?;
     // The speaker models load on their own thread, beside Whisper.
-    let diarize = start_diarizer(config)?;
-    let whisper = WhisperModelFile::load(&path, dtw, workload == Workload::Serve)?;
+    let diarize = start_diarizer(config, device.gpu_index())?;
+    let whisper = WhisperModelFile::load(&path, dtw, workload == Workload::Serve, device.gpu_index())?;
     let diarize = match diarize {
         // The server must not announce itself ready with its speaker models still loading.
         Some((handle, loading)) if workload == Workload::Serve => loading.wait().map(|()| Some(handle))?,
@@ -142,7 +150,21 @@ pub fn load_engines_with(config: &Config, workload: Workload, vad: VadModel) -> 
     };
     let asr = AsrHandle::spawn(backends, &model.name(), whisper.is_multilingual(), &opts);
     tracing::info!(model = %model.name(), workers = config.asr.workers, threads = config.asr.threads, diarize = diarize.is_some(), "engines ready");
-    Ok(Engines { asr, diarize, vad })
+    Ok(Engines { asr, diarize, vad, device })
+}
+
+/// Where Whisper and the speaker models run, said in the log. Silero stays on the CPU: one tiny
+/// call per 32 ms frame of every stream is the work a GPU's launch and copy costs suit worst
+/// (not yet measured on a GPU: docs/DEPLOY.md).
+fn place_engines(choice: DeviceChoice) -> Result<Placement, DeviceError> {
+    let placed = device::place(choice)?;
+    match &placed.gpu {
+        Some(gpu) => {
+            tracing::info!(device = %placed.name(), gpu = %gpu.name, memory_mib = gpu.memory_total >> 20, reason = %placed.reason, "inference on a GPU")
+        }
+        None => tracing::info!(device = "cpu", reason = %placed.reason, "inference on the CPU"),
+    }
+    Ok(placed)
 }
 
 /// Opens the transcript store when enabled, and starts its retention sweep.

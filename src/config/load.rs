@@ -1,6 +1,6 @@
 //! Where the configuration comes from, each source overriding the one before: defaults, a TOML
 //! file, environment variables (`SPEECH_SECTION__KEY`, and the short `SPEECH_HOST`,
-//! `SPEECH_PORT`, `SPEECH_MODEL`, `SPEECH_MODELS_DIR`), then command-line flags. The result is
+//! `SPEECH_PORT`, `SPEECH_MODEL`, `SPEECH_MODELS_DIR`, `SPEECH_DEVICE`), then command-line flags. The result is
 //! validated; every error names the setting.
 
 use std::path::Path;
@@ -15,6 +15,7 @@ const SHORT_FORMS: &[(&str, &str, &str)] = &[
     ("SPEECH_PORT", "server", "port"),
     ("SPEECH_MODEL", "models", "whisper"),
     ("SPEECH_MODELS_DIR", "models", "dir"),
+    ("SPEECH_DEVICE", "engine", "device"),
     ("SPEECH_DATA_DIR", "store", "data_dir"),
 ];
 

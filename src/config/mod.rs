@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::InvalidSetting;
+use crate::engine::device::DeviceChoice;
 use crate::engine::diarize::DiarizeConfig;
 use crate::pipeline::segmenter::SegmenterConfig;
 use crate::speaker::cluster::ClusterConfig;
@@ -20,6 +21,7 @@ use crate::store::StoreConfig;
 pub struct Config {
     pub server: ServerConfig,
     pub models: ModelsConfig,
+    pub engine: EngineConfig,
     pub asr: AsrConfig,
     pub vad: SegmenterConfig,
     pub streaming: StreamingConfig,
@@ -111,6 +113,18 @@ impl Default for ModelsConfig {
     fn default() -> Self {
         Self { dir: crate::models::default_models_dir(), whisper: "tiny.en".into() }
     }
+}
+
+/// Where inference runs (docs/DEPLOY.md, "GPUs").
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EngineConfig {
+    /// `auto` (the GPU when the binary has CUDA and one is present, else the CPU), `cpu` or
+    /// `cuda` (an error at start when there is none).
+    pub device: DeviceChoice,
+    /// The ONNX Runtime library to load instead of the one the models step fetched: on a GPU,
+    /// a build with the CUDA provider (onnxruntime-gpu's `libonnxruntime.so`).
+    pub onnxruntime_library: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -18,6 +18,8 @@ pub fn keep_restart_only(running: &Config, new: &mut Config) -> Vec<&'static str
     keep!(server.port, "server.port");
     keep!(models.dir, "models.dir");
     keep!(models.whisper, "models.whisper");
+    keep!(engine.device, "engine.device");
+    keep!(engine.onnxruntime_library, "engine.onnxruntime_library");
     keep!(asr.workers, "asr.workers");
     keep!(asr.threads, "asr.threads");
     keep!(asr.final_queue, "asr.final_queue");

@@ -95,8 +95,15 @@ pub struct Diarizer {
 }
 
 impl Diarizer {
-    pub fn load(segmentation: &Path, campplus: &Path, config: DiarizeConfig) -> Result<Self, SpeakerModelError> {
-        Ok(Self { segmentation: Segmentation::load(segmentation)?, campplus: CamPlus::load(campplus)?, config })
+    /// Loads both models on CUDA device `gpu` when given, else on the CPU.
+    pub fn load(
+        segmentation: &Path,
+        campplus: &Path,
+        config: DiarizeConfig,
+        gpu: Option<usize>,
+    ) -> Result<Self, SpeakerModelError> {
+        let segmentation = Segmentation::load_on(segmentation, gpu)?;
+        Ok(Self { segmentation, campplus: CamPlus::load_on(campplus, gpu)?, config })
     }
 
     /// Speaker turns of a clip from sample `from` on, each embedded when long enough. The audio

@@ -3,6 +3,7 @@
 
 pub mod asr;
 pub mod bias;
+pub mod device;
 pub mod diarize;
 pub mod loops;
 pub mod queue;
@@ -11,6 +12,7 @@ pub mod supervise;
 pub mod whisper;
 
 use self::asr::AsrHandle;
+use self::device::Placement;
 use self::diarize::DiarizeHandle;
 use crate::pipeline::vad::VadModel;
 
@@ -21,6 +23,8 @@ pub struct Engines {
     pub asr: AsrHandle,
     pub diarize: Option<DiarizeHandle>,
     pub vad: VadModel,
+    /// Where Whisper and the speaker models run.
+    pub device: Placement,
 }
 
 impl Engines {

@@ -66,21 +66,32 @@ impl WhisperModelFile {
     /// dynamic time warping over cross-attention; without it, word times come from whisper.cpp's
     /// timestamp-token heuristics, which are much coarser.
     /// `partials`: also load the context without DTW that partials decode with (live streams).
-    pub fn load(path: &Path, dtw: Option<DtwModelPreset>, partials: bool) -> Result<Self, AsrError> {
+    /// `gpu`: the CUDA device to run on (a CUDA build only), else the CPU.
+    pub fn load(
+        path: &Path,
+        dtw: Option<DtwModelPreset>,
+        partials: bool,
+        gpu: Option<usize>,
+    ) -> Result<Self, AsrError> {
         whisper_rs::install_logging_hooks();
         let path_str = path.to_str().ok_or_else(|| AsrError::PathNotUtf8(path.to_owned()))?;
+        let params = || {
+            let mut params = WhisperContextParameters::default();
+            params.use_gpu(gpu.is_some()).gpu_device(gpu.unwrap_or(0) as i32);
+            params
+        };
         let open = |params: WhisperContextParameters| {
             WhisperContext::new_with_params(path_str, params)
                 .map(Arc::new)
                 .map_err(|source| AsrError::Load { path: path.to_owned(), source })
         };
         let Some(model_preset) = dtw else {
-            return Ok(Self { ctx: open(WhisperContextParameters::default())?, dtw: false, quick: None });
+            return Ok(Self { ctx: open(params())?, dtw: false, quick: None });
         };
-        let mut params = WhisperContextParameters::default();
-        params.dtw_parameters(DtwParameters { mode: DtwMode::ModelPreset { model_preset }, ..Default::default() });
-        let ctx = open(params)?;
-        let quick = if partials { Some(open(WhisperContextParameters::default())?) } else { None };
+        let mut with_dtw = params();
+        with_dtw.dtw_parameters(DtwParameters { mode: DtwMode::ModelPreset { model_preset }, ..Default::default() });
+        let ctx = open(with_dtw)?;
+        let quick = if partials { Some(open(params())?) } else { None };
         Ok(Self { ctx, dtw: true, quick })
     }
 

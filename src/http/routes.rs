@@ -12,11 +12,13 @@ use serde::Deserialize;
 
 use super::error::ApiError;
 use super::state::AppState;
+use crate::engine::device::Placement;
 use crate::offline::{render, Format, Transcription};
 use crate::protocol::rest::ErrorBody;
 use crate::protocol::rest::{
-    ComponentState, Components, DetailedHealth, EngineHealth, EngineStats, Health, ModelHealth, Readiness, Ready,
-    SessionCount, SessionList, SessionStats, SessionsHealth, Stats, StoreHealth, Terminating, WorkerStats,
+    ComponentState, Components, DetailedHealth, DeviceHealth, EngineHealth, EngineStats, Health, ModelHealth,
+    Readiness, Ready, SessionCount, SessionList, SessionStats, SessionsHealth, Stats, StoreHealth, Terminating,
+    WorkerStats,
 };
 use crate::registry::{Page, SessionSnapshot, TerminateError};
 use crate::session::aggregate::AggregatorCounts;
@@ -91,10 +93,21 @@ pub async fn health_detailed(State(state): State<AppState>) -> Response {
         uptime_seconds: state.started.elapsed().as_secs(),
         config_version: state.config_version.load(Ordering::Relaxed),
         version: env!("CARGO_PKG_VERSION").into(),
+        device: device_health(&state.shared.engines.device),
         components,
     };
     let status = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(body)).into_response()
+}
+
+fn device_health(placed: &Placement) -> DeviceHealth {
+    DeviceHealth {
+        requested: placed.choice.as_str().into(),
+        used: placed.name(),
+        reason: placed.reason.clone(),
+        gpu: placed.gpu.as_ref().map(|g| g.name.clone()),
+        gpu_memory_mib: placed.gpu.as_ref().map(|g| g.memory_total >> 20),
+    }
 }
 
 /// `GET /health/ready`: readiness for new streams. 503 while the server is at capacity (a new

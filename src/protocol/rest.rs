@@ -52,7 +52,24 @@ pub struct DetailedHealth {
     /// 1 at start, one more for each reload that changed something.
     pub config_version: u64,
     pub version: String,
+    pub device: DeviceHealth,
     pub components: Components,
+}
+
+/// Where inference runs (`engine.device`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DeviceHealth {
+    /// The setting: `auto`, `cpu` or `cuda`.
+    pub requested: String,
+    /// Where Whisper and the speaker models run: `cpu` or `cuda:N` (Silero is always on the CPU).
+    pub used: String,
+    /// Why there: the setting, or what `auto` found.
+    pub reason: String,
+    /// The GPU's name, when on one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_memory_mib: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

@@ -28,6 +28,12 @@ pub enum EmbeddingError {
         #[source]
         source: candle_core::Error,
     },
+    #[error("cannot open CUDA device {device} for CAM++")]
+    Device {
+        device: usize,
+        #[source]
+        source: candle_core::Error,
+    },
     #[error("the CAM++ weights have no tensor {0}")]
     MissingTensor(String),
     #[error("CAM++ inference failed")]
@@ -84,7 +90,7 @@ impl Weights {
         let mean = self.get(&format!("{prefix}.running_mean"))?;
         let var = self.get(&format!("{prefix}.running_var"))?;
         let n = mean.dims1()?;
-        let ones = Tensor::ones(n, DType::F32, &Device::Cpu)?;
+        let ones = Tensor::ones(n, DType::F32, mean.device())?;
         let weight = self.0.get(&format!("{prefix}.weight")).cloned().unwrap_or(ones.clone());
         let bias = self.0.get(&format!("{prefix}.bias")).cloned().unwrap_or(ones.zeros_like()?);
         let scale = weight.div(&(var + BN_EPS)?.sqrt()?)?;
@@ -174,12 +180,28 @@ pub struct CamPlus {
     dense: Tensor,
     dense_norm: Norm,
     fbank: Fbank,
+    device: Device,
 }
 
 impl CamPlus {
     pub fn load(path: &Path) -> Result<Self, EmbeddingError> {
-        let tensors = read_state_dict(path).map_err(|source| EmbeddingError::Load { path: path.to_owned(), source })?;
-        let w = Weights(tensors.into_iter().filter(|(_, t)| t.dtype() == DType::F32).collect());
+        Self::load_on(path, None)
+    }
+
+    /// On CUDA device `gpu` (candle's CUDA device) when given, else the CPU. The filter bank
+    /// stays on the CPU; the network's weights and activations live on the device.
+    pub fn load_on(path: &Path, gpu: Option<usize>) -> Result<Self, EmbeddingError> {
+        let device = match gpu {
+            Some(device) => Device::new_cuda(device).map_err(|source| EmbeddingError::Device { device, source })?,
+            None => Device::Cpu,
+        };
+        let load = |source| EmbeddingError::Load { path: path.to_owned(), source };
+        let tensors = read_state_dict(path).map_err(load)?;
+        let mut f32_tensors = HashMap::with_capacity(tensors.len());
+        for (name, tensor) in tensors.into_iter().filter(|(_, t)| t.dtype() == DType::F32) {
+            f32_tensors.insert(name, tensor.to_device(&device).map_err(load)?);
+        }
+        let w = Weights(f32_tensors);
         let mut res_blocks = Vec::new();
         for layer in 1..=2 {
             for i in 0..2 {
@@ -222,6 +244,7 @@ impl CamPlus {
             dense: w.get("xvector.dense.linear.weight")?.squeeze(2)?,
             dense_norm: w.norm("xvector.dense.nonlinear.batchnorm", 2)?,
             fbank: Fbank::new(),
+            device,
         })
     }
 
@@ -233,7 +256,7 @@ impl CamPlus {
         }
         let flat: Vec<f32> = feats.iter().flat_map(|row| row.iter().copied()).collect();
         // (T, F) -> (1, 1, F, T): frequency is the image height, time the width.
-        let x = Tensor::from_vec(flat, (feats.len(), N_MELS), &Device::Cpu)?
+        let x = Tensor::from_vec(flat, (feats.len(), N_MELS), &self.device)?
             .t()?
             .contiguous()?
             .unsqueeze(0)?

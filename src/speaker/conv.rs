@@ -7,7 +7,7 @@
 //! (a shift is a slice copy), and the frequency axis may take its own stride, so the stride-2
 //! layers no longer compute every row and throw half away.
 
-use candle_core::{Device, Result, Tensor};
+use candle_core::{Result, Tensor};
 
 /// Convolves `x` [1, c_in, h, w] with `kernel` [c_out, c_in, kh, kw]: zero padding `padding` on
 /// both axes, stride `stride_h` on the first (frequency) axis and 1 on the second (time).
@@ -18,7 +18,8 @@ pub fn conv2d(x: &Tensor, kernel: &Tensor, padding: usize, stride_h: usize) -> R
     let out_w = w + 2 * padding - kw + 1;
     let input = x.flatten_all()?.to_vec1::<f32>()?;
     let shape = Shape { c_in, h, w, kh, kw, padding, stride_h, out_h, out_w };
-    let cols = Tensor::from_vec(im2col(&input, &shape), (c_in * kh * kw, out_h * out_w), &Device::Cpu)?;
+    // The gather runs on the host; on a GPU the patches go back to the device for the product.
+    let cols = Tensor::from_vec(im2col(&input, &shape), (c_in * kh * kw, out_h * out_w), x.device())?;
     kernel.reshape((c_out, c_in * kh * kw))?.matmul(&cols)?.reshape((1, c_out, out_h, out_w))
 }
 
@@ -79,7 +80,7 @@ fn fill_row(row: &mut [f32], plane: &[f32], s: &Shape, dy: usize, dx: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::IndexOp;
+    use candle_core::{Device, IndexOp};
 
     fn random(shape: &[usize], seed: u64) -> Tensor {
         let n = shape.iter().product::<usize>();

@@ -29,8 +29,13 @@ pub struct Segmentation {
 
 impl Segmentation {
     pub fn load(path: &Path) -> Result<Self, OnnxError> {
+        Self::load_on(path, None)
+    }
+
+    /// On CUDA device `gpu` when given (ONNX Runtime's CUDA provider), else the CPU.
+    pub fn load_on(path: &Path, gpu: Option<usize>) -> Result<Self, OnnxError> {
         let bytes = onnx::read_model(path)?;
-        Ok(Self { session: onnx::session_from_memory(&bytes, 1)? })
+        Ok(Self { session: onnx::session_on(&bytes, 1, gpu)? })
     }
 
     /// Activity over `samples`, window by window (the last window padded with silence); frames

@@ -7,6 +7,7 @@ mod channels;
 mod common;
 mod crash;
 mod deploy;
+mod device;
 mod files;
 mod fleet;
 mod page;
