@@ -60,6 +60,17 @@ pub fn init(library: &Path) -> Result<(), OnnxError> {
     Ok(())
 }
 
+/// Whether the loaded library has the CUDA provider (a GPU build of ONNX Runtime).
+pub fn has_cuda_provider() -> bool {
+    #[cfg(feature = "cuda")]
+    {
+        use ort::ep::ExecutionProvider;
+        ENVIRONMENT.get().is_some() && ort::ep::CUDA::is_available().unwrap_or(false)
+    }
+    #[cfg(not(feature = "cuda"))]
+    false
+}
+
 /// A session on `model` bytes with `threads` intra-op threads, on the CPU.
 pub fn session_from_memory(model: &[u8], threads: usize) -> Result<Session, OnnxError> {
     session_on(model, threads, None)

@@ -63,7 +63,7 @@ pub enum StartupError {
 
 /// Starts the diarization thread, which loads the speaker models itself: a file's transcription
 /// starts without waiting for them; the server waits for them before it serves.
-fn start_diarizer(config: &Config, gpu: Option<usize>) -> Result<Option<(DiarizeHandle, Loading)>, StartupError> {
+fn start_diarizer(config: &Config, device: &Placement) -> Result<Option<(DiarizeHandle, Loading)>, StartupError> {
     if !config.diarization.enabled {
         return Ok(None);
     }
@@ -71,7 +71,8 @@ fn start_diarizer(config: &Config, gpu: Option<usize>) -> Result<Option<(Diarize
     let segmentation = models::require(dir, paths::SEGMENTATION)?;
     let campplus = models::require(dir, paths::CAMPPLUS)?;
     let settings = config.diarization.clone();
-    let load = move || Diarizer::load(&segmentation, &campplus, settings, gpu);
+    let gpus = (device.segmentation_on_gpu.then_some(device.gpu_index()).flatten(), device.gpu_index());
+    let load = move || Diarizer::load(&segmentation, &campplus, settings, gpus);
     Ok(Some(DiarizeHandle::spawn(load, config.diarization.queue)))
 }
 
@@ -132,7 +133,7 @@ pub fn load_engines_with(config: &Config, workload: Workload, vad: VadModel) -> 
     };
     let device = place_engines(config.engine.device)?;
     // The speaker models load on their own thread, beside Whisper.
-    let diarize = start_diarizer(config, device.gpu_index())?;
+    let diarize = start_diarizer(config, &device)?;
     let whisper = WhisperModelFile::load(&path, dtw, workload == Workload::Serve, device.gpu_index())?;
     let diarize = match diarize {
         // The server must not announce itself ready with its speaker models still loading.
@@ -157,7 +158,8 @@ pub fn load_engines_with(config: &Config, workload: Workload, vad: VadModel) -> 
 /// call per 32 ms frame of every stream is the work a GPU's launch and copy costs suit worst
 /// (not yet measured on a GPU: docs/DEPLOY.md).
 fn place_engines(choice: DeviceChoice) -> Result<Placement, DeviceError> {
-    let placed = device::place(choice)?;
+    // ONNX Runtime is loaded by now (`load_vad`), so its providers can be asked.
+    let placed = device::place(choice)?.with_onnx(onnx::has_cuda_provider())?;
     match &placed.gpu {
         Some(gpu) => {
             tracing::info!(device = %placed.name(), gpu = %gpu.name, memory_mib = gpu.memory_total >> 20, reason = %placed.reason, "inference on a GPU")

@@ -40,14 +40,49 @@ pub struct Gpu {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Placement {
     pub choice: DeviceChoice,
+    /// Where Whisper and CAM++ run.
     pub gpu: Option<Gpu>,
+    /// Whether speaker segmentation (ONNX Runtime) runs on that GPU too.
+    pub segmentation_on_gpu: bool,
     pub reason: String,
 }
 
 impl Placement {
     /// The CPU, as for tools and tests that never look for a GPU.
     pub fn cpu() -> Self {
-        Self { choice: DeviceChoice::Cpu, gpu: None, reason: "engine.device is \"cpu\"".into() }
+        Self {
+            choice: DeviceChoice::Cpu,
+            gpu: None,
+            segmentation_on_gpu: false,
+            reason: "engine.device is \"cpu\"".into(),
+        }
+    }
+
+    /// Where speaker segmentation runs: `cpu` or `cuda:N`.
+    pub fn segmentation_name(&self) -> String {
+        if self.segmentation_on_gpu {
+            self.name()
+        } else {
+            "cpu".into()
+        }
+    }
+
+    /// Places segmentation once ONNX Runtime's library is loaded: on the GPU when the library
+    /// has the CUDA provider. Without it, `cuda` is an error and `auto` keeps segmentation on the
+    /// CPU and says so.
+    pub fn with_onnx(mut self, has_cuda_provider: bool) -> Result<Self, DeviceError> {
+        if self.gpu.is_none() {
+            return Ok(self);
+        }
+        match (has_cuda_provider, self.choice) {
+            (true, _) => self.segmentation_on_gpu = true,
+            (false, DeviceChoice::Cuda) => return Err(DeviceError::OnnxWithoutCuda),
+            (false, _) => self.reason.push_str(
+                "; speaker segmentation on the CPU: this ONNX Runtime library has no CUDA provider \
+                 (engine.onnxruntime_library)",
+            ),
+        }
+        Ok(self)
     }
 
     /// `cpu` or `cuda:N`.
@@ -73,6 +108,11 @@ pub enum DeviceError {
          CUDA_VISIBLE_DEVICES, or set engine.device to \"auto\" or \"cpu\""
     )]
     NoGpu,
+    #[error(
+        "engine.device is \"cuda\" but the ONNX Runtime library has no CUDA provider for speaker segmentation: \
+         set engine.onnxruntime_library to a GPU build (onnxruntime-gpu), or set engine.device to \"auto\""
+    )]
+    OnnxWithoutCuda,
 }
 
 /// Whether this binary was built with CUDA.
@@ -95,7 +135,7 @@ pub fn decide(choice: DeviceChoice, built: bool, gpus: Vec<Gpu>) -> Result<Place
         (DeviceChoice::Auto, true, None) => (None, "auto: CUDA finds no GPU, so the CPU".to_owned()),
         (DeviceChoice::Auto, true, Some(gpu)) => (Some(gpu), "auto: a CUDA GPU was found".to_owned()),
     };
-    Ok(Placement { choice, gpu, reason })
+    Ok(Placement { choice, gpu, segmentation_on_gpu: false, reason })
 }
 
 /// The GPUs in ggml's backend registry: whisper.cpp's CUDA backend registers one per device the
@@ -162,6 +202,19 @@ mod tests {
         let absent = decide(DeviceChoice::Auto, true, vec![]).unwrap();
         assert!(absent.gpu.is_none() && absent.reason.contains("no GPU"));
         assert!(decide(DeviceChoice::Cpu, true, vec![h100()]).unwrap().gpu.is_none());
+    }
+
+    #[test]
+    fn segmentation_follows_the_gpu_only_with_a_cuda_provider() {
+        let on_gpu = |choice| decide(choice, true, vec![h100()]).unwrap();
+        let both = on_gpu(DeviceChoice::Cuda).with_onnx(true).unwrap();
+        assert_eq!(both.segmentation_name(), "cuda:0");
+        assert_eq!(on_gpu(DeviceChoice::Cuda).with_onnx(false), Err(DeviceError::OnnxWithoutCuda));
+        let auto = on_gpu(DeviceChoice::Auto).with_onnx(false).unwrap();
+        assert_eq!((auto.name(), auto.segmentation_name()), ("cuda:0".into(), "cpu".into()));
+        assert!(auto.reason.contains("no CUDA provider"), "{}", auto.reason);
+        let cpu = decide(DeviceChoice::Auto, false, vec![]).unwrap().with_onnx(true).unwrap();
+        assert!(!cpu.segmentation_on_gpu);
     }
 
     #[test]

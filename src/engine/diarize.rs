@@ -95,15 +95,16 @@ pub struct Diarizer {
 }
 
 impl Diarizer {
-    /// Loads both models on CUDA device `gpu` when given, else on the CPU.
+    /// Loads segmentation and CAM++ on the CUDA devices given (`gpus`, in that order), each
+    /// on the CPU when none.
     pub fn load(
         segmentation: &Path,
         campplus: &Path,
         config: DiarizeConfig,
-        gpu: Option<usize>,
+        gpus: (Option<usize>, Option<usize>),
     ) -> Result<Self, SpeakerModelError> {
-        let segmentation = Segmentation::load_on(segmentation, gpu)?;
-        Ok(Self { segmentation, campplus: CamPlus::load_on(campplus, gpu)?, config })
+        let segmentation = Segmentation::load_on(segmentation, gpus.0)?;
+        Ok(Self { segmentation, campplus: CamPlus::load_on(campplus, gpus.1)?, config })
     }
 
     /// Speaker turns of a clip from sample `from` on, each embedded when long enough. The audio

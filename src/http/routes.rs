@@ -104,6 +104,7 @@ fn device_health(placed: &Placement) -> DeviceHealth {
     DeviceHealth {
         requested: placed.choice.as_str().into(),
         used: placed.name(),
+        segmentation: placed.segmentation_name(),
         reason: placed.reason.clone(),
         gpu: placed.gpu.as_ref().map(|g| g.name.clone()),
         gpu_memory_mib: placed.gpu.as_ref().map(|g| g.memory_total >> 20),

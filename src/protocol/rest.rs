@@ -61,8 +61,11 @@ pub struct DetailedHealth {
 pub struct DeviceHealth {
     /// The setting: `auto`, `cpu` or `cuda`.
     pub requested: String,
-    /// Where Whisper and the speaker models run: `cpu` or `cuda:N` (Silero is always on the CPU).
+    /// Where Whisper and the speaker embeddings run: `cpu` or `cuda:N` (Silero is always on the CPU).
     pub used: String,
+    /// Where speaker segmentation runs (ONNX Runtime): on the GPU only with a library that has
+    /// the CUDA provider.
+    pub segmentation: String,
     /// Why there: the setting, or what `auto` found.
     pub reason: String,
     /// The GPU's name, when on one.

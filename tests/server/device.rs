@@ -17,6 +17,7 @@ async fn auto_says_where_it_runs_and_why() {
                 (device["used"].as_str(), device["reason"].as_str()),
                 (Some("cpu"), Some("auto: this binary was built without CUDA"))
             );
+            assert_eq!(device["segmentation"], "cpu");
             assert!(device.get("gpu").is_none(), "{device}");
         }
         (true, true) => assert_eq!(device["used"], "cpu", "{device}"),
