@@ -11,7 +11,8 @@
 # Settings (environment): SPEECH_CUDA_BIN (default target/cuda/release/speech-service, built with
 # scripts/build-cuda.sh when missing and cargo is there), SPEECH_MODELS_DIR (default models),
 # GPU_CHECK_MODELS (default "tiny.en base": names or ggml paths; those not present are skipped),
-# GPU_CHECK_STREAMS (default 1,8,32,64,128,256), GPU_CHECK_WORKERS (ASR workers, default 4).
+# GPU_CHECK_STREAMS (default 1,8,32,64,128,256), GPU_CHECK_WORKERS (ASR workers: one number, or
+# several, e.g. "2 4 8", for a sweep at each; default 4).
 # GPU_CHECK_DEVICE=cpu rehearses the whole check with the CPU build on a machine without a GPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,10 +26,10 @@ bin=${SPEECH_CUDA_BIN:-$default_bin}
 models_dir=${SPEECH_MODELS_DIR:-models}
 read -r -a whisper_models <<<"${GPU_CHECK_MODELS:-tiny.en base}"
 streams=${GPU_CHECK_STREAMS:-1,8,32,64,128,256}
-workers=${GPU_CHECK_WORKERS:-4}
+read -r -a worker_counts <<<"${GPU_CHECK_WORKERS:-4}"
 report=$out/gpu-check.md
 failures=0
-mkdir -p "$out"
+rm -rf "$out" && mkdir -p "$out"
 
 say() { echo "gpu-check: $*" >&2; }
 elapsed() { echo $(($(date +%s) - started)); }
@@ -82,19 +83,19 @@ recordings=$models_dir/recordings
     echo "# GPU check, $(date -u +%Y-%m-%dT%H:%MZ)"
     echo
     echo "GPU: $gpu. Binary: $bin. ONNX Runtime: $ort. Device: $device."
-    echo "ASR workers: $workers. Streams: $streams (jfk.wav, 11 s, speakers on)."
+    echo "ASR workers: ${worker_counts[*]}. Streams: $streams (jfk.wav, 11 s, speakers on)."
     echo
     echo "## Checks"
 } >"$report"
 
-# The server on the GPU, for one model; its address goes to $address.
+# The server on the GPU with model $1 and $3 ASR workers; its address goes to $address.
 start_server() {
-    local model=$1 log=$out/serve-$2.log
+    local model=$1 log=$out/serve-$2.log workers=$3
     SPEECH_DATA_DIR=$(mktemp -d) SPEECH_ASR__WORKERS=$workers SPEECH_LIMITS__MAX_SESSIONS=300 \
         "$bin" --log-format json --log info serve --port 0 --device "$device" --model "$model" >"$log" 2>&1 &
     server=$!
     for _ in $(seq 1 120); do
-        address=$(grep -o '"address":"[^"]*"' "$log" | head -1 | cut -d'"' -f4 || true)
+        address=$(grep -o '"address":"[^"]*"' "$log" 2>/dev/null | head -1 | cut -d'"' -f4 || true)
         [ -n "$address" ] && return 0
         kill -0 "$server" 2>/dev/null || break
         sleep 0.5
@@ -118,9 +119,18 @@ check_model() {
         "WER 0.00%"* | "WER "[0-9].*) pass "$model: jfk.wav transcribed on $device, $wer, $took s with start-up" ;;
         *) fail "$model: jfk.wav $wer: $text" ;;
     esac
-    "$bin" transcribe "$recordings/sample.wav" --model "$model" --format rttm >"$out/sample-$tag.rttm" 2>>"$out/transcribe-$tag.log" \
-        && pass "$model: the call's speakers on $device: $("$bin" eval der --reference "$recordings/sample.rttm" --hypothesis "$out/sample-$tag.rttm" | head -1)" \
-        || fail "$model: speakers on $device: $(tail -c 400 "$out/transcribe-$tag.log")"
+    local der
+    if "$bin" transcribe "$recordings/sample.wav" --model "$model" --format rttm >"$out/sample-$tag.rttm" 2>>"$out/transcribe-$tag.log"; then
+        der=$("$bin" eval der --reference "$recordings/sample.rttm" --hypothesis "$out/sample-$tag.rttm" | head -1)
+        # The CPU build scores 1.3% on this call (docs/BENCHMARKS.md); 10% means the speakers broke.
+        if awk -v d="$der" 'BEGIN { split(d, f, " "); exit !((f[2] + 0) <= 10) }'; then
+            pass "$model: the call's speakers on $device: $der"
+        else
+            fail "$model: the call's speakers on $device: $der"
+        fi
+    else
+        fail "$model: speakers on $device: $(tail -c 400 "$out/transcribe-$tag.log")"
+    fi
     # The file benchmark: the 34 s call, three runs, speakers on (start-up included).
     local runs=()
     for _ in 1 2 3; do
@@ -130,12 +140,21 @@ check_model() {
     done
     echo "- file benchmark, $model: sample.wav (34 s) in ${runs[*]} s (three runs, start-up included)" >>"$report"
 
-    say "$model: live checks and the load sweep"
-    start_server "$model" "$tag" || return
-    local health
-    health=$(curl -s "http://$address/health/detailed")
-    local expected='"used":"cuda:0"'
+    local workers
+    for workers in "${worker_counts[@]}"; do
+        live_checks "$model" "$tag-w$workers" "$workers"
+    done
+    say "$model done at $(elapsed) s"
+}
+
+# /health/detailed on the device, then the load sweep, for one model and worker count.
+live_checks() {
+    local model=$1 tag=$2 workers=$3
+    say "$model, $workers workers: live checks and the load sweep"
+    start_server "$model" "$tag" "$workers" || return
+    local health expected='"used":"cuda:0"'
     [ "$device" = cpu ] && expected='"used":"cpu"'
+    health=$(curl -s "http://$address/health/detailed")
     if grep -q "$expected" <<<"$health"; then
         pass "$model: /health/detailed: $(python3 -c 'import json,sys; d=json.load(sys.stdin)["device"]; print(d)' <<<"$health")"
     else
@@ -143,16 +162,15 @@ check_model() {
     fi
     if "$bin" load --url "ws://$address/v1/listen" --streams "$streams" --file "$recordings/jfk.wav" \
         --diarize true --stagger-ms 20 --pause-s 2 --out-dir "$out/load-$tag" >"$out/load-$tag.txt" 2>&1; then
-        { echo; echo "### Load sweep, $model"; echo; cat "$out/load-$tag/load.md"; } >>"$out/sweeps.md"
-        pass "$model: load sweep ($streams streams)"
+        { echo; echo "### Load sweep, $model, $workers ASR workers"; echo; cat "$out/load-$tag/load.md"; } >>"$out/sweeps.md"
+        pass "$model, $workers workers: load sweep ($streams streams)"
     else
-        fail "$model: load sweep: $(tail -c 600 "$out/load-$tag.txt")"
+        fail "$model, $workers workers: load sweep: $(tail -c 600 "$out/load-$tag.txt")"
     fi
     curl -s "http://$address/stats/workers" >"$out/workers-$tag.json" || true
     kill "$server" 2>/dev/null
     wait "$server" 2>/dev/null || true
-    grep -qi '"level":"ERROR"' "$out/serve-$tag.log" && fail "$model: the server logged errors (serve-$tag.log)"
-    say "$model done at $(elapsed) s"
+    if grep -qi '"level":"ERROR"' "$out/serve-$tag.log"; then fail "$model: the server logged errors (serve-$tag.log)"; fi
 }
 
 for model in "${whisper_models[@]}"; do
