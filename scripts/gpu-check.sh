@@ -46,6 +46,16 @@ gpu=$(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,nohea
 [ "$device" = cpu ] && gpu="none: a rehearsal on the CPU"
 [ -n "$gpu" ] || { say "no NVIDIA GPU here (nvidia-smi finds none)"; exit 2; }
 
+# What scripts/gpu-bundle.sh packed, when it was carried here in parts.
+bundle=target/gpu-bundle
+if [ ! -x "$bin" ] && [ -f "$bundle/speech-service.xz" ]; then
+    mkdir -p "$(dirname "$bin")"
+    xz -dc "$bundle/speech-service.xz" >"$bin" && chmod +x "$bin"
+fi
+for part in "$bundle"/models-*.tar.xz; do
+    [ -f "$part" ] && mkdir -p "$models_dir" && tar -C "$models_dir" -xJf "$part"
+done
+
 if [ ! -x "$bin" ]; then
     command -v cargo >/dev/null || { say "no CUDA binary at $bin and no cargo to build it (see docs/DEPLOY.md, GPUs)"; exit 2; }
     CUDA_ARCHS=${CUDA_ARCHS:-90} scripts/build-cuda.sh
