@@ -80,19 +80,34 @@ export LD_LIBRARY_PATH="${lib_dirs}:${LD_LIBRARY_PATH:-}"
 missing=$(ldd "$bin" | grep "not found" || true)
 [ -z "$missing" ] || { say "libraries the binary needs are missing:"; echo "$missing" >&2; exit 2; }
 
-# ONNX Runtime: a GPU build from Python's onnxruntime-gpu when installed, else the fetched one,
-# else Python's CPU onnxruntime (segmentation then stays on the CPU under `auto`).
-ort=$(python3 -c 'import onnxruntime, glob, os; print(sorted(glob.glob(os.path.join(os.path.dirname(onnxruntime.__file__), "capi", "libonnxruntime.so*")))[-1])' 2>/dev/null || true)
-fetched=$(ls "$models_dir"/onnxruntime/libonnxruntime.so.* 2>/dev/null | head -1 || true)
-python3 -c 'import onnxruntime as o; assert "CUDAExecutionProvider" in o.get_available_providers()' 2>/dev/null || ort=${fetched:-$ort}
+# ONNX Runtime (unless SPEECH_ENGINE__ONNXRUNTIME_LIBRARY names one): the fetched GPU build,
+# else Python's onnxruntime-gpu, else the fetched CPU one, else Python's CPU onnxruntime
+# (segmentation then stays on the CPU under `auto`).
+python_ort=$(python3 -c 'import onnxruntime, glob, os; print(sorted(glob.glob(os.path.join(os.path.dirname(onnxruntime.__file__), "capi", "libonnxruntime.so*")))[-1])' 2>/dev/null || true)
+python_has_cuda=$(python3 -c 'import onnxruntime as o; print("CUDAExecutionProvider" in o.get_available_providers())' 2>/dev/null || true)
+ort=${SPEECH_ENGINE__ONNXRUNTIME_LIBRARY:-}
+for candidate in "$models_dir"/onnxruntime-gpu/libonnxruntime.so.*; do
+    [ -z "$ort" ] && [ -f "$candidate" ] && ort=$candidate
+done
+[ -z "$ort" ] && [ "$python_has_cuda" = True ] && ort=$python_ort
+gpu_ort=false
+[ -n "$ort" ] && { [[ "$ort" == */onnxruntime-gpu/* ]] || { [ "$ort" = "$python_ort" ] && [ "$python_has_cuda" = True ]; }; } && gpu_ort=true
+for candidate in "$models_dir"/onnxruntime/libonnxruntime.so.*; do
+    [ -z "$ort" ] && [ -f "$candidate" ] && ort=$candidate
+done
+[ -z "$ort" ] && ort=$python_ort
 [ -n "$ort" ] || { say "no ONNX Runtime library (models fetch, or pip's onnxruntime)"; exit 2; }
+# `cuda` refuses an ONNX Runtime without the CUDA provider; with a CPU-only one the check runs
+# `auto`, which keeps segmentation on the CPU, and still requires Whisper on the GPU.
+run_device=$device
+[ "$device" = cuda ] && [ "$gpu_ort" = false ] && run_device=auto
 export SPEECH_ENGINE__ONNXRUNTIME_LIBRARY=$ort SPEECH_MODELS_DIR=$models_dir SPEECH_LOG=warn
 
 recordings=$models_dir/recordings
 {
     echo "# GPU check, $(date -u +%Y-%m-%dT%H:%MZ)"
     echo
-    echo "GPU: $gpu. Binary: $bin. ONNX Runtime: $ort. Device: $device."
+    echo "GPU: $gpu. Binary: $bin. ONNX Runtime: $ort (CUDA provider: $gpu_ort). Device: $run_device."
     echo "ASR workers: ${worker_counts[*]}. Streams: $streams (jfk.wav, 11 s, speakers on)."
     echo
     echo "## Checks"
@@ -102,7 +117,7 @@ recordings=$models_dir/recordings
 start_server() {
     local model=$1 log=$out/serve-$2.log workers=$3
     SPEECH_DATA_DIR=$(mktemp -d) SPEECH_ASR__WORKERS=$workers SPEECH_LIMITS__MAX_SESSIONS=300 \
-        "$bin" --log-format json --log info serve --port 0 --device "$device" --model "$model" >"$log" 2>&1 &
+        "$bin" --log-format json --log info serve --port 0 --device "$run_device" --model "$model" >"$log" 2>&1 &
     server=$!
     for _ in $(seq 1 120); do
         address=$(grep -o '"address":"[^"]*"' "$log" 2>/dev/null | head -1 | cut -d'"' -f4 || true)
@@ -119,11 +134,14 @@ check_model() {
     tag=$(basename "$model" .bin)
     say "$model: offline checks"
     local t0 took text wer
-    export SPEECH_ENGINE__DEVICE=$device
+    export SPEECH_ENGINE__DEVICE=$run_device
     t0=$(now_ms)
-    text=$("$bin" transcribe "$recordings/jfk.wav" --model "$model" --no-diarize --format text 2>"$out/transcribe-$tag.log") \
+    text=$("$bin" --log info transcribe "$recordings/jfk.wav" --model "$model" --no-diarize --format text 2>"$out/transcribe-$tag.log") \
         || { fail "$model: transcribe on $device: $(tail -c 400 "$out/transcribe-$tag.log")"; return; }
     took=$(seconds_since "$t0")
+    if [ "$device" = cuda ] && ! grep -q "inference on a GPU" "$out/transcribe-$tag.log"; then
+        fail "$model: transcribe did not run on the GPU: $(grep -m1 "inference on" "$out/transcribe-$tag.log")"
+    fi
     wer=$("$bin" eval wer --reference "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country." --hypothesis "$text" | head -1)
     case "$wer" in
         "WER 0.00%"* | "WER "[0-9].*) pass "$model: jfk.wav transcribed on $device, $wer, $took s with start-up" ;;
