@@ -74,6 +74,7 @@ impl WhisperModelFile {
         gpu: Option<usize>,
     ) -> Result<Self, AsrError> {
         whisper_rs::install_logging_hooks();
+        super::supervise::report_fatal_model_errors();
         let path_str = path.to_str().ok_or_else(|| AsrError::PathNotUtf8(path.to_owned()))?;
         let params = || {
             let mut params = WhisperContextParameters::default();

@@ -90,3 +90,30 @@ async fn a_panic_in_the_speaker_worker_costs_one_segment_its_label_and_nothing_e
     assert_eq!(health["components"]["diarization"]["restarts"], 1, "{health}");
     assert_eq!(health["components"]["diarization"]["state"], "up", "{health}");
 }
+
+/// What whisper.cpp cannot return (a CUDA failure on a GPU) ends the process through ggml's
+/// fatal path; the reason is logged as an error first, and the finals sent before survive.
+#[tokio::test]
+async fn a_fatal_model_error_is_logged_before_the_process_ends() {
+    let _heavy = HEAVY.write().await;
+    let data = fresh_data_dir();
+    let envs = [("SPEECH_TEST_PANIC", "asr:3:abort"), ("SPEECH_STREAMING__SPECULATIVE_FINALS", "false")];
+    let (mut server, app, logs) = start_binary_with_env(&["serve", "--port", "0"], &data, &envs).await;
+    let url = format!("{}?interim_results=false", app.ws_url());
+    let options = speech_service::client::StreamOptions { speed: 4.0, ..Default::default() };
+    let _ = speech_service::client::stream_file(&url, &recording("jfk.wav"), &options, |_| {}).await;
+    let status = tokio::time::timeout(Duration::from_secs(30), server.wait()).await.expect("the process ends").unwrap();
+    assert!(!status.success(), "{status:?}");
+    // The log reader drains what the process wrote before it ended.
+    let mut fatal = None;
+    for _ in 0..50 {
+        fatal = logs.lock().unwrap().iter().find(|l| l.contains("whisper.cpp is ending the process")).cloned();
+        if fatal.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let fatal: serde_json::Value = serde_json::from_str(&fatal.expect("the fatal error is logged")).unwrap();
+    assert_eq!(fatal["level"], "ERROR", "{fatal}");
+    assert!(fatal["fields"]["reason"].as_str().unwrap().contains("ggml aborts"), "{fatal}");
+}
