@@ -414,10 +414,10 @@ async fn run() -> anyhow::Result<()> {
             let dir = models_dir.clone();
             tokio::task::spawn_blocking(move || {
                 models::fetch_all(&dir, &models)?;
-                match onnxruntime_gpu {
-                    true => models::extract_all(models::catalog::GPU_RUNTIME_FILES, &dir),
-                    false => Ok(()),
+                if onnxruntime_gpu {
+                    models::extract_all(models::catalog::GPU_RUNTIME_FILES, &dir)?;
                 }
+                Ok::<_, models::ModelError>(())
             })
             .await??;
             println!("models ready in {}", models_dir.display());

@@ -71,7 +71,7 @@ fn start_diarizer(config: &Config, device: &Placement) -> Result<Option<(Diarize
     let segmentation = models::require(dir, paths::SEGMENTATION)?;
     let campplus = models::require(dir, paths::CAMPPLUS)?;
     let settings = config.diarization.clone();
-    let gpus = (device.segmentation_on_gpu.then_some(device.gpu_index()).flatten(), device.gpu_index());
+    let gpus = (device.segmentation_gpu(), device.gpu_index());
     let load = move || Diarizer::load(&segmentation, &campplus, settings, gpus);
     Ok(Some(DiarizeHandle::spawn(load, config.diarization.queue)))
 }

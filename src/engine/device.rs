@@ -48,23 +48,24 @@ pub struct Placement {
 }
 
 impl Placement {
-    /// The CPU, as for tools and tests that never look for a GPU.
-    pub fn cpu() -> Self {
-        Self {
-            choice: DeviceChoice::Cpu,
-            gpu: None,
-            segmentation_on_gpu: false,
-            reason: "engine.device is \"cpu\"".into(),
-        }
+    /// `cpu` or `cuda:N`: where Whisper and CAM++ run.
+    pub fn name(&self) -> String {
+        device_name(self.gpu_index())
+    }
+
+    /// The CUDA device number when on a GPU.
+    pub fn gpu_index(&self) -> Option<usize> {
+        self.gpu.as_ref().map(|g| g.index)
+    }
+
+    /// The CUDA device speaker segmentation runs on, if any.
+    pub fn segmentation_gpu(&self) -> Option<usize> {
+        self.gpu_index().filter(|_| self.segmentation_on_gpu)
     }
 
     /// Where speaker segmentation runs: `cpu` or `cuda:N`.
     pub fn segmentation_name(&self) -> String {
-        if self.segmentation_on_gpu {
-            self.name()
-        } else {
-            "cpu".into()
-        }
+        device_name(self.segmentation_gpu())
     }
 
     /// Places segmentation once ONNX Runtime's library is loaded: on the GPU when the library
@@ -84,16 +85,10 @@ impl Placement {
         }
         Ok(self)
     }
+}
 
-    /// `cpu` or `cuda:N`.
-    pub fn name(&self) -> String {
-        self.gpu.as_ref().map_or_else(|| "cpu".into(), |g| format!("cuda:{}", g.index))
-    }
-
-    /// The CUDA device number when on a GPU.
-    pub fn gpu_index(&self) -> Option<usize> {
-        self.gpu.as_ref().map(|g| g.index)
-    }
+fn device_name(gpu: Option<usize>) -> String {
+    gpu.map_or_else(|| "cpu".into(), |index| format!("cuda:{index}"))
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -208,10 +203,11 @@ mod tests {
     fn segmentation_follows_the_gpu_only_with_a_cuda_provider() {
         let on_gpu = |choice| decide(choice, true, vec![h100()]).unwrap();
         let both = on_gpu(DeviceChoice::Cuda).with_onnx(true).unwrap();
-        assert_eq!(both.segmentation_name(), "cuda:0");
+        assert_eq!((both.segmentation_name(), both.segmentation_gpu()), ("cuda:0".into(), Some(0)));
         assert_eq!(on_gpu(DeviceChoice::Cuda).with_onnx(false), Err(DeviceError::OnnxWithoutCuda));
         let auto = on_gpu(DeviceChoice::Auto).with_onnx(false).unwrap();
         assert_eq!((auto.name(), auto.segmentation_name()), ("cuda:0".into(), "cpu".into()));
+        assert_eq!(auto.segmentation_gpu(), None);
         assert!(auto.reason.contains("no CUDA provider"), "{}", auto.reason);
         let cpu = decide(DeviceChoice::Auto, false, vec![]).unwrap().with_onnx(true).unwrap();
         assert!(!cpu.segmentation_on_gpu);
