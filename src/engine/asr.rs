@@ -17,8 +17,8 @@ pub struct DecodeOptions {
     pub language: Option<String>,
     /// Partials skip word timings and temperature fallback: they only need to be quick.
     pub partial: bool,
-    /// A partial with word times after all (coarse, from timestamp tokens): progressive finals
-    /// cut the open utterance between its words.
+    /// A partial with word times after all (by DTW, as a final's): progressive finals cut the
+    /// open utterance between its words.
     pub partial_word_times: bool,
     /// Text that sets the decoder's context: spellings, names, style (Whisper's initial prompt).
     pub prompt: Option<String>,

@@ -275,7 +275,10 @@ impl WordBuilder {
 
 impl WhisperBackend {
     /// Runs one decode of `audio` (`n_samples` of it the clip itself, the rest padding) on the
-    /// state the options call for: partials and text-only work on the one without DTW.
+    /// state the options call for: partials and text-only work on the one without DTW, except
+    /// partials that need word times (progressive finals cut by them): whisper.cpp's
+    /// timestamp-token times often put all of a partial's words at one instant, which blocked
+    /// or misplaced the cuts (docs/BENCHMARKS.md, "Fifth session").
     fn decode(
         &mut self,
         options: &DecodeOptions,
@@ -284,7 +287,7 @@ impl WhisperBackend {
         n_samples: usize,
     ) -> Result<Transcript, AsrError> {
         let (state, dtw) = match self.quick_state.as_mut() {
-            Some(quick) if options.partial || options.text_only => (quick, false),
+            Some(quick) if (options.partial && !options.partial_word_times) || options.text_only => (quick, false),
             _ => (&mut self.state, self.model.dtw),
         };
         state.full(params, audio)?;
