@@ -2,13 +2,13 @@
 //! before the speaker pauses.
 //!
 //! Each partial hypothesis of the open utterance is compared with the one before it; the words
-//! both agree on from the start (local agreement) are stable, since Whisper rarely changes a
-//! word once it has heard what follows. The utterance is then cut at the boundary after the
-//! last agreed word that is followed by another word (so the cut falls between words), and the
-//! agreed words are the final of the part before the cut; the rest is decoded with that part in
-//! front of it (`continuation.rs`). An utterance open past `max_open`
-//! without agreement commits the words of the latest hypothesis that end well before its end,
-//! so no word waits on a hypothesis that keeps changing.
+//! both agree on from the start (local agreement, a first word only one of them has aside) are
+//! stable, since Whisper rarely changes a word once it has heard what follows. The utterance is
+//! then cut at the boundary after the last agreed word that is followed by another word (so the
+//! cut falls between words), and the agreed words are the final of the part before the cut; the
+//! rest is decoded with that part in front of it (`continuation.rs`). An utterance open past
+//! `max_open` without agreement commits the words of the latest hypothesis that end well before
+//! its end, so no word waits on a hypothesis that keeps changing.
 
 use super::continuation::key;
 use crate::domain::{seconds, seconds_to_samples as to_samples, Word, SAMPLE_RATE};
@@ -64,10 +64,13 @@ impl CommitPolicy {
     pub fn offer(&mut self, id: u64, start: usize, end: usize, words: &[Word]) -> Option<Cut> {
         let keys: Vec<String> = words.iter().map(|w| key(&w.word)).collect();
         let agreed = match &self.previous {
-            Some((prev_id, prev)) if *prev_id == id => prev.iter().zip(&keys).take_while(|(a, b)| a == b).count(),
+            Some((prev_id, prev)) if *prev_id == id => agreement(prev, &keys),
             _ => 0,
         };
-        self.previous = Some((id, keys));
+        // An empty hypothesis says nothing about the words: the last one still stands.
+        if !keys.is_empty() {
+            self.previous = Some((id, keys));
+        }
         let clip = seconds(end - start);
         let before = |margin: usize| words.iter().take_while(|w| w.end <= clip - seconds(margin)).count();
         let mut n = agreed.min(before(self.config.guard));
@@ -82,6 +85,22 @@ impl CommitPolicy {
         let boundary = (words[n - 1].end + words[n].start.max(words[n - 1].end)) / 2.0;
         let at = |t: f64| start + to_samples(t);
         Some(Cut { lo: at(boundary - SEARCH), hi: at(boundary + SEARCH), words: n })
+    }
+}
+
+/// How many of `current`'s first words the previous hypothesis agrees on. A word one of them has
+/// first and the other lacks (a continuation's first word is where a decode with a lead-in is
+/// least sure: "Hi, Sheila and" / "Sheila and") does not end the agreement: it is counted, as
+/// the newer hypothesis has it or not.
+fn agreement(previous: &[String], current: &[String]) -> usize {
+    let common = |a: &[String], b: &[String]| a.iter().zip(b).take_while(|(x, y)| x == y).count();
+    let exact = common(previous, current);
+    let extra_now = current.get(1..).map_or(0, |rest| common(previous, rest));
+    let extra_before = previous.get(1..).map_or(0, |rest| common(rest, current));
+    if exact == 0 && extra_now > 0 {
+        extra_now + 1
+    } else {
+        exact.max(extra_before)
     }
 }
 
@@ -105,6 +124,21 @@ mod tests {
         // "and so my fellow" agree; a cut needs 1 s behind it: after "fellow" (1.6 s).
         assert_eq!(cut.words, 4);
         assert_eq!((cut.lo, cut.hi), (SR * 135 / 100, SR * 185 / 100));
+    }
+
+    #[test]
+    fn a_first_word_one_hypothesis_lacks_does_not_end_the_agreement() {
+        let keys = |text: &str| text.split(' ').map(key).collect::<Vec<_>>();
+        let (with_hi, without) = (keys("Hi, Sheila and Texas"), keys("Sheila and Texas originally"));
+        assert_eq!(agreement(&without, &with_hi), 4, "the newer hypothesis's extra first word is counted");
+        assert_eq!(agreement(&with_hi, &without), 3);
+        assert_eq!(agreement(&keys("and so my"), &keys("and so my fellow")), 3);
+        assert_eq!(agreement(&keys("ask not what"), &keys("and so my")), 0);
+        let mut policy = CommitPolicy::default();
+        policy.offer(0, 0, 3 * SR, &words("hi sheila and texas originally from", 0.4));
+        assert_eq!(policy.offer(0, 0, 3 * SR, &[]), None);
+        let cut = policy.offer(0, 0, 3 * SR, &words("sheila and texas originally from chicago", 0.4));
+        assert_eq!(cut.map(|c| c.words), Some(5), "an empty hypothesis between them changes nothing");
     }
 
     #[test]
