@@ -90,6 +90,12 @@ impl EmbeddedTurn {
     pub fn shifted(self, offset: usize) -> Self {
         Self { start: self.start + offset, end: self.end + offset, ..self }
     }
+
+    /// The turn as seen from sample `context` of its clip on (moved `context` samples earlier),
+    /// `None` when it ended before.
+    pub fn after(self, context: usize) -> Option<Self> {
+        (self.end > context).then(|| Self { start: self.start.max(context) - context, end: self.end - context, ..self })
+    }
 }
 
 /// A final segment: an utterance's transcript joined with its speaker, times in seconds from
@@ -144,6 +150,16 @@ impl InvalidSetting {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_turn_after_its_context_keeps_only_what_follows_it() {
+        let turn =
+            |start, end| EmbeddedTurn { start, end, embedding: Some(vec![1.0]), reliable: true, narrowband: false };
+        assert_eq!(turn(100, 500).after(300).map(|t| (t.start, t.end)), Some((0, 200)), "began in the context");
+        assert_eq!(turn(400, 500).after(300).map(|t| (t.start, t.end)), Some((100, 200)));
+        assert!(turn(0, 300).after(300).is_none(), "all in the context");
+        assert_eq!(turn(0, 10).after(0).map(|t| t.end), Some(10));
+    }
 
     #[test]
     fn sample_counts_and_seconds_agree() {
