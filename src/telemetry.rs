@@ -82,7 +82,6 @@ fn scrub(mut event: sentry::protocol::Event<'static>) -> sentry::protocol::Event
     event
 }
 
-/// Records one engine job's duration.
 /// Sends what the error tracker has queued, waiting at most `timeout`: for a process about to
 /// end without running destructors (an abort).
 pub fn flush_error_reports(timeout: std::time::Duration) {
@@ -91,6 +90,7 @@ pub fn flush_error_reports(timeout: std::time::Duration) {
     }
 }
 
+/// Records one engine job's duration.
 pub fn record_inference(engine: &'static str, kind: &'static str, seconds: f64) {
     metrics::histogram!("speech_inference_seconds", "engine" => engine, "kind" => kind).record(seconds);
 }

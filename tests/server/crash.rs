@@ -105,15 +105,9 @@ async fn a_fatal_model_error_is_logged_before_the_process_ends() {
     let status = tokio::time::timeout(Duration::from_secs(30), server.wait()).await.expect("the process ends").unwrap();
     assert!(!status.success(), "{status:?}");
     // The log reader drains what the process wrote before it ended.
-    let mut fatal = None;
-    for _ in 0..50 {
-        fatal = logs.lock().unwrap().iter().find(|l| l.contains("whisper.cpp is ending the process")).cloned();
-        if fatal.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let fatal: serde_json::Value = serde_json::from_str(&fatal.expect("the fatal error is logged")).unwrap();
+    let line = || logs.lock().unwrap().iter().find(|l| l.contains("whisper.cpp is ending the process")).cloned();
+    wait_until("the fatal error's log line", async || line().is_some()).await;
+    let fatal: serde_json::Value = serde_json::from_str(&line().unwrap()).unwrap();
     assert_eq!(fatal["level"], "ERROR", "{fatal}");
     assert!(fatal["fields"]["reason"].as_str().unwrap().contains("ggml aborts"), "{fatal}");
 }

@@ -453,15 +453,11 @@ async fn vendor_sessions_are_listed_and_ended_through_rest_like_ours() {
     let deepgram = format!("ws://{}/v1/listen?model=nova-3&encoding=mulaw&sample_rate=8000", app.addr);
     let mut dg = try_upgrade(&deepgram, &[]).await.unwrap();
     // Deepgram's protocol sends nothing when a stream opens, so its session may register a
-    // moment after the upgrade: the listing is read again until it shows (at most 5 s).
-    let mut listed = serde_json::Value::Null;
-    for _ in 0..50 {
-        listed = http(&app, "GET", "/sessions?state=active").await.1;
-        if listed["sessions"].as_array().is_some_and(|s| s.len() >= 2) {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    // moment after the upgrade: the listing is read again until it shows.
+    let active = async || http(&app, "GET", "/sessions?state=active").await.1;
+    wait_until("both sessions listed", async || active().await["sessions"].as_array().is_some_and(|s| s.len() >= 2))
+        .await;
+    let listed = active().await;
     let sessions = listed["sessions"].as_array().unwrap();
     assert_eq!(sessions.len(), 2, "{listed}");
     let mulaw = sessions.iter().find(|s| s["encoding"] == "mulaw").expect("Deepgram's session, in its encoding");
