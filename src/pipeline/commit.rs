@@ -5,8 +5,9 @@
 //! both agree on from the start (local agreement, a first word only one of them has aside) are
 //! stable, since Whisper rarely changes a word once it has heard what follows. The utterance is
 //! then cut at the boundary after the last agreed word that is followed by another word (so the
-//! cut falls between words), and the agreed words are the final of the part before the cut; the
-//! rest is decoded with that part in front of it (`continuation.rs`). An utterance open past
+//! cut falls between words) or by a second of audio with no word in it, and the agreed words are
+//! the final of the part before the cut; the rest is decoded with that part in front of it
+//! (`continuation.rs`). An utterance open past
 //! `max_open` without agreement commits the words of the latest hypothesis that end well before
 //! its end, so no word waits on a hypothesis that keeps changing.
 
@@ -77,12 +78,18 @@ impl CommitPolicy {
         if end - start >= self.config.max_open {
             n = n.max(before(self.config.settled));
         }
-        // A cut needs a next word to fall before, and enough audio behind it.
-        let n = n.min(words.len().saturating_sub(1));
+        // A cut falls before a next word, or after the last one when Whisper heard a second
+        // past it and found nothing more to say (a pause too short to end the utterance, or
+        // speech under another voice): then the word is whole. And it needs audio behind it.
+        let last_settled = words.last().is_some_and(|w| w.end <= clip - seconds(self.config.settled));
+        let n = if last_settled { n } else { n.min(words.len().saturating_sub(1)) };
         if n == 0 || to_samples(words[n - 1].end) < self.config.min_commit {
             return None;
         }
-        let boundary = (words[n - 1].end + words[n].start.max(words[n - 1].end)) / 2.0;
+        let boundary = match words.get(n) {
+            Some(next) => (words[n - 1].end + next.start.max(words[n - 1].end)) / 2.0,
+            None => words[n - 1].end + SEARCH,
+        };
         let at = |t: f64| start + to_samples(t);
         Some(Cut { lo: at(boundary - SEARCH), hi: at(boundary + SEARCH), words: n })
     }
@@ -139,6 +146,18 @@ mod tests {
         assert_eq!(policy.offer(0, 0, 3 * SR, &[]), None);
         let cut = policy.offer(0, 0, 3 * SR, &words("sheila and texas originally from chicago", 0.4));
         assert_eq!(cut.map(|c| c.words), Some(5), "an empty hypothesis between them changes nothing");
+    }
+
+    #[test]
+    fn the_last_word_is_cut_after_once_a_second_was_heard_past_it() {
+        let mut policy = CommitPolicy::default();
+        // "a yankee down here" ends at 1.6 s; with the clip at 2.5 s (0.9 s past it) the cut
+        // falls before "here", the last word.
+        policy.offer(0, 0, SR * 25 / 10, &words("a yankee down here", 0.4));
+        assert_eq!(policy.offer(0, 0, SR * 25 / 10, &words("a yankee down here", 0.4)).map(|c| c.words), Some(3));
+        let cut = policy.offer(0, 0, SR * 27 / 10, &words("a yankee down here", 0.4)).expect("1.1 s past it");
+        assert_eq!(cut.words, 4);
+        assert_eq!((cut.lo, cut.hi), (SR * 16 / 10, SR * 21 / 10), "searched after the word, not before it");
     }
 
     #[test]
