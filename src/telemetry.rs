@@ -43,10 +43,6 @@ fn describe() {
         "speech_asr_loop_retries_total",
         "Decodes that looked like a repetition loop and were decoded again with beam search."
     );
-    describe_counter!(
-        "speech_asr_tail_retries_total",
-        "Finals whose decode stopped over a second before the clip's end, decoded again with the whole window."
-    );
     describe_histogram!("speech_final_latency_seconds", Unit::Seconds, "From the end of an utterance to its final.");
     describe_counter!(
         "speech_worker_busy_seconds_total",
@@ -102,12 +98,6 @@ pub fn record_inference(engine: &'static str, kind: &'static str, seconds: f64) 
 /// A decode looked like a repetition loop and was decoded again with beam search.
 pub fn record_loop_retry() {
     metrics::counter!("speech_asr_loop_retries_total").increment(1);
-}
-
-/// A final's decode stopped well before its clip's end and was decoded again with the whole
-/// encoder window.
-pub fn record_tail_retry() {
-    metrics::counter!("speech_asr_tail_retries_total").increment(1);
 }
 
 /// Records how long a final took from the end of its utterance.

@@ -116,21 +116,6 @@ pub struct WhisperBackend {
     threads: i32,
 }
 
-/// Seconds of a clip after its last word past which the decode is suspected of having stopped
-/// early (a final's clip ends 0.2 s after its speech, plus Whisper's timing error).
-const TAIL_UNHEARD: f64 = 1.0;
-
-fn last_word_end(t: &Transcript) -> f64 {
-    t.words.last().map_or(0.0, |w| w.end)
-}
-
-/// Whether a decode that heard words stopped well before its clip's end: both its last word
-/// and its last segment end (`heard`, seconds) fall over `TAIL_UNHEARD` before it. A clip with
-/// no words is not retried: that is Whisper hearing nothing, not stopping early.
-fn stops_early(t: &Transcript, heard: f64, n_samples: usize) -> bool {
-    !t.words.is_empty() && n_samples as f64 / SAMPLE_RATE as f64 - heard > TAIL_UNHEARD
-}
-
 /// Encoder context fitted to the clip so short clips encode quickly. Whisper needs some silence
 /// after the speech within its window: a context cut right at the clip's end garbles the first
 /// words (measured on jfk.wav), so a quarter is added (at most 2 s: a long clip needs no more
@@ -308,17 +293,6 @@ impl WhisperBackend {
         state.full(params, audio)?;
         Ok(collect(&self.model, state, dtw, n_samples))
     }
-
-    /// Where the last decode's last segment ends by Whisper's own timestamp tokens (seconds):
-    /// with `last_word_end`, which DTW sets, it says how much of the clip the decode heard.
-    fn last_segment_end(&self, options: &DecodeOptions) -> f64 {
-        let state = match self.quick_state.as_ref() {
-            Some(quick) if (options.partial && !options.partial_word_times) || options.text_only => quick,
-            _ => &self.state,
-        };
-        let n = state.full_n_segments();
-        state.get_segment(n - 1).map_or(0.0, |s| s.end_timestamp() as f64 / 100.0)
-    }
 }
 
 impl Transcriber for WhisperBackend {
@@ -334,36 +308,19 @@ impl Transcriber for WhisperBackend {
         let bias = TermBias::new(&self.model.ctx, &options.keyterms);
         let greedy = self.params(options, audio.len(), SamplingStrategy::Greedy { best_of: 1 }, bias.as_ref());
         let first = self.decode(options, greedy, audio, samples.len())?;
-        let accepted = if !loops::is_looping(&first) {
-            first
-        } else if options.partial {
-            // Partials are disposable: a looping one is cleaned up, not decoded again.
-            return Ok(loops::without_repeats(first));
-        } else {
-            crate::telemetry::record_loop_retry();
-            // Beam search is deterministic too, and far less prone to loop than greedy decoding.
-            let beam_search = SamplingStrategy::BeamSearch { beam_size: 4, patience: -1.0 };
-            let beam = self.params(options, audio.len(), beam_search, bias.as_ref());
-            let second = self.decode(options, beam, audio, samples.len())?;
-            if loops::is_looping(&second) {
-                loops::without_repeats(second)
-            } else {
-                second
-            }
-        };
-        let heard = last_word_end(&accepted).max(self.last_segment_end(options));
-        if options.partial || !stops_early(&accepted, heard, samples.len()) {
-            return Ok(accepted);
+        if !loops::is_looping(&first) {
+            return Ok(first);
         }
-        // The shortened encoder window can end a decode mid-clip: a clip of 7.6 s came back
-        // without its last 2 s of speech, which the whole 30 s window reads. That window costs
-        // about three times as much, so it is the exception's, not every final's.
-        crate::telemetry::record_tail_retry();
-        let mut whole = self.params(options, audio.len(), SamplingStrategy::Greedy { best_of: 1 }, bias.as_ref());
-        whole.set_audio_ctx(CTX_MAX as i32);
-        let retry = self.decode(options, whole, audio, samples.len())?;
-        let heard_more = last_word_end(&retry) > last_word_end(&accepted) + TAIL_UNHEARD / 2.0;
-        Ok(if heard_more && !loops::is_looping(&retry) { retry } else { accepted })
+        // Partials are disposable: a looping one is cleaned up, not decoded again.
+        if options.partial {
+            return Ok(loops::without_repeats(first));
+        }
+        crate::telemetry::record_loop_retry();
+        // Beam search is deterministic too, and far less prone to loop than greedy decoding.
+        let beam_search = SamplingStrategy::BeamSearch { beam_size: 4, patience: -1.0 };
+        let beam = self.params(options, audio.len(), beam_search, bias.as_ref());
+        let second = self.decode(options, beam, audio, samples.len())?;
+        Ok(if loops::is_looping(&second) { loops::without_repeats(second) } else { second })
     }
 
     fn reset(&mut self) -> Result<(), AsrError> {

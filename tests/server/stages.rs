@@ -152,24 +152,6 @@ fn run_cli(args: &[&str]) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
-/// A final's decode that stops mid-clip is decoded again with Whisper's whole window. This 7.6 s
-/// stretch of the test conversation (a progressive continuation with its lead-in) decoded with
-/// the window fitted to it ended after "down here so", losing "I don't hear that New Jersey
-/// now", the last 2 s of speech.
-#[tokio::test]
-async fn a_decode_that_stops_before_the_clip_ends_is_decoded_again_whole() {
-    let _heavy = HEAVY.write().await;
-    let read = |name: &str| wav::read_16k(&recording(name)).unwrap();
-    let stm = std::fs::read_to_string(recording("sample.stm")).unwrap();
-    let talk =
-        speech_service::eval::conversation::test_conversation(&read("sample.wav"), &stm, &read("jfk.wav"), JFK_TEXT);
-    let path = fresh_data_dir().with_extension("wav");
-    wav::write_16k(&path, &talk.samples[374_272..]).unwrap();
-    let text = run_cli(&["transcribe", "--no-diarize", path.to_str().unwrap()]).to_lowercase();
-    assert!(text.contains("yankee down here"), "{text}");
-    assert!(text.contains("new jersey now"), "the end of the clip: {text}");
-}
-
 #[tokio::test]
 async fn offline_rttm_scores_against_the_reference_with_eval_der() {
     let _heavy = HEAVY.write().await;
