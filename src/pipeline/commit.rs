@@ -7,9 +7,9 @@
 //! then cut at the boundary after the last agreed word that is followed by another word (so the
 //! cut falls between words) or by a second of audio with no word in it, and the agreed words are
 //! the final of the part before the cut; the rest is decoded with that part in front of it
-//! (`continuation.rs`). An utterance open past
-//! `max_open` without agreement commits the words of the latest hypothesis that end well before
-//! its end, so no word waits on a hypothesis that keeps changing.
+//! (`continuation.rs`). An utterance open past `max_open` without agreement commits the words of
+//! the latest hypothesis that end well before its end, so no word waits on a hypothesis that
+//! keeps changing.
 
 use super::continuation::key;
 use crate::domain::{seconds, seconds_to_samples as to_samples, Word, SAMPLE_RATE};
