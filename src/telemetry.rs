@@ -43,6 +43,10 @@ fn describe() {
         "speech_asr_loop_retries_total",
         "Decodes that looked like a repetition loop and were decoded again with beam search."
     );
+    describe_counter!(
+        "speech_asr_tail_retries_total",
+        "Continuations' finals whose decode stopped over a second before the speech the VAD heard, decoded again with the whole window."
+    );
     describe_histogram!("speech_final_latency_seconds", Unit::Seconds, "From the end of an utterance to its final.");
     describe_counter!(
         "speech_worker_busy_seconds_total",
@@ -98,6 +102,12 @@ pub fn record_inference(engine: &'static str, kind: &'static str, seconds: f64) 
 /// A decode looked like a repetition loop and was decoded again with beam search.
 pub fn record_loop_retry() {
     metrics::counter!("speech_asr_loop_retries_total").increment(1);
+}
+
+/// A continuation's decode stopped well before its speech ended and was decoded again with the
+/// whole encoder window.
+pub fn record_tail_retry() {
+    metrics::counter!("speech_asr_tail_retries_total").increment(1);
 }
 
 /// Records how long a final took from the end of its utterance.

@@ -30,6 +30,10 @@ pub struct DecodeOptions {
     /// clip is decoded without the DTW alignment pass (about a sixth of a final's cost). Word
     /// times are then whisper.cpp's coarse timestamp-token estimates.
     pub text_only: bool,
+    /// A continuation's final (a progressive cut's rest, heard after its lead-in): seconds into
+    /// the clip where its speech ends by the VAD. A decode whose words stop over a second before
+    /// that is read again with the whole encoder window (`engine::whisper`).
+    pub speech_until: Option<f64>,
 }
 
 /// What a stream's clips are decoded with, whatever the clip: its language and its vocabulary.
@@ -279,6 +283,22 @@ impl AsrHandle {
         timeout: Duration,
     ) -> Result<Reply, AsrError> {
         let (job, rx) = self.job(samples, context, JobKind::Final, key);
+        self.push_final(key, job, timeout).await?;
+        Ok(rx)
+    }
+
+    /// Queues the final of a continuation (`samples` start with its lead-in), whose speech ends
+    /// `speech_until` seconds into the clip by the VAD; otherwise as [`submit_final`](Self::submit_final).
+    pub async fn submit_continuation(
+        &self,
+        samples: Vec<f32>,
+        context: StreamContext,
+        speech_until: f64,
+        key: u64,
+        timeout: Duration,
+    ) -> Result<Reply, AsrError> {
+        let options = DecodeOptions { speech_until: Some(speech_until), ..context.decode_options(false) };
+        let (job, rx) = self.job_with(samples, options, JobKind::Final, key);
         self.push_final(key, job, timeout).await?;
         Ok(rx)
     }

@@ -116,6 +116,23 @@ pub struct WhisperBackend {
     threads: i32,
 }
 
+/// Seconds of speech (by the VAD) after a decode's last word past which the decode is taken to
+/// have stopped early. Silero's speech end trails the last word by a few tenths, but by 1.0 s
+/// after jfk.wav's last word (the crowd); the lost tail this catches was 2.4 s.
+const TAIL_UNHEARD: f64 = 1.5;
+
+fn last_word_end(t: &Transcript) -> f64 {
+    t.words.last().map_or(0.0, |w| w.end)
+}
+
+/// Whether a decode that heard words stopped well before the clip's speech ends at
+/// `speech_until`: both its last word and its last segment end (`heard`, seconds) fall over
+/// `TAIL_UNHEARD` before it. A clip with no words is not retried: that is Whisper hearing
+/// nothing, not stopping early.
+fn stops_early(t: &Transcript, heard: f64, speech_until: f64) -> bool {
+    !t.words.is_empty() && speech_until - heard > TAIL_UNHEARD
+}
+
 /// Encoder context fitted to the clip so short clips encode quickly. Whisper needs some silence
 /// after the speech within its window: a context cut right at the clip's end garbles the first
 /// words (measured on jfk.wav), so a quarter is added (at most 2 s: a long clip needs no more
@@ -274,6 +291,17 @@ impl WordBuilder {
 }
 
 impl WhisperBackend {
+    /// Where the last decode's last segment ends by Whisper's own timestamp tokens (seconds):
+    /// with `last_word_end`, which DTW sets, it says how much of the clip the decode heard.
+    fn last_segment_end(&self, options: &DecodeOptions) -> f64 {
+        let state = match self.quick_state.as_ref() {
+            Some(quick) if (options.partial && !options.partial_word_times) || options.text_only => quick,
+            _ => &self.state,
+        };
+        let n = state.full_n_segments();
+        state.get_segment(n - 1).map_or(0.0, |s| s.end_timestamp() as f64 / 100.0)
+    }
+
     /// Runs one decode of `audio` (`n_samples` of it the clip itself, the rest padding) on the
     /// state the options call for: partials and text-only work on the one without DTW, except
     /// partials that need word times (progressive finals cut by them): whisper.cpp's
@@ -308,19 +336,40 @@ impl Transcriber for WhisperBackend {
         let bias = TermBias::new(&self.model.ctx, &options.keyterms);
         let greedy = self.params(options, audio.len(), SamplingStrategy::Greedy { best_of: 1 }, bias.as_ref());
         let first = self.decode(options, greedy, audio, samples.len())?;
-        if !loops::is_looping(&first) {
-            return Ok(first);
-        }
-        // Partials are disposable: a looping one is cleaned up, not decoded again.
-        if options.partial {
+        let accepted = if !loops::is_looping(&first) {
+            first
+        } else if options.partial {
+            // Partials are disposable: a looping one is cleaned up, not decoded again.
             return Ok(loops::without_repeats(first));
+        } else {
+            crate::telemetry::record_loop_retry();
+            // Beam search is deterministic too, and far less prone to loop than greedy decoding.
+            let beam_search = SamplingStrategy::BeamSearch { beam_size: 4, patience: -1.0 };
+            let beam = self.params(options, audio.len(), beam_search, bias.as_ref());
+            let second = self.decode(options, beam, audio, samples.len())?;
+            if loops::is_looping(&second) {
+                loops::without_repeats(second)
+            } else {
+                second
+            }
+        };
+        let Some(speech_until) = options.speech_until else { return Ok(accepted) };
+        let heard = last_word_end(&accepted).max(self.last_segment_end(options));
+        if !stops_early(&accepted, heard, speech_until) {
+            return Ok(accepted);
         }
-        crate::telemetry::record_loop_retry();
-        // Beam search is deterministic too, and far less prone to loop than greedy decoding.
-        let beam_search = SamplingStrategy::BeamSearch { beam_size: 4, patience: -1.0 };
-        let beam = self.params(options, audio.len(), beam_search, bias.as_ref());
-        let second = self.decode(options, beam, audio, samples.len())?;
-        Ok(if loops::is_looping(&second) { loops::without_repeats(second) } else { second })
+        // The fitted encoder window can end a decode mid-clip: a continuation of 7.6 s came back
+        // without its last 2 s of speech, which the whole 30 s window reads. That window costs
+        // about three times as much, so only a decode the VAD shows stopped early pays for it.
+        crate::telemetry::record_tail_retry();
+        tracing::debug!(heard, speech_until, text = %accepted.text, "decode stopped before the speech ended: reading the whole window");
+        let mut whole = self.params(options, audio.len(), SamplingStrategy::Greedy { best_of: 1 }, bias.as_ref());
+        whole.set_audio_ctx(CTX_MAX as i32);
+        let retry = self.decode(options, whole, audio, samples.len())?;
+        let heard_more = retry.words.len() > accepted.words.len()
+            && last_word_end(&retry) > last_word_end(&accepted) + TAIL_UNHEARD / 2.0;
+        tracing::debug!(heard_more, text = %retry.text, "whole-window decode");
+        Ok(if heard_more && !loops::is_looping(&retry) { retry } else { accepted })
     }
 
     fn reset(&mut self) -> Result<(), AsrError> {

@@ -77,6 +77,9 @@ pub struct Utterance {
     /// cut for a progressive final, the speech before the cut (see [`Segmenter::cut`]); else
     /// empty.
     pub lead_in: Vec<f32>,
+    /// Where its last frame the VAD called speech ends (absolute samples, `start..=end`): a
+    /// decode whose words stop well before it missed some.
+    pub voiced_end: usize,
 }
 
 /// What the segmenter reports as frames arrive.
@@ -121,6 +124,8 @@ pub struct Segmenter {
     lead_in: usize,
     /// Where the speech the open utterance belongs to began: the lead-in reaches back no further.
     origin: usize,
+    /// The end of the latest frame at or over the threshold.
+    voiced_end: usize,
 }
 
 impl Segmenter {
@@ -146,6 +151,7 @@ impl Segmenter {
             next_id: 0,
             lead_in: 0,
             origin: 0,
+            voiced_end: 0,
         }
     }
 
@@ -191,6 +197,9 @@ impl Segmenter {
         let rms = (frame.iter().map(|s| s * s).sum::<f32>() / frame.len().max(1) as f32).sqrt();
         self.frame_rms.push(rms);
         self.pos += frame.len();
+        if probability >= self.threshold {
+            self.voiced_end = self.pos;
+        }
         let mut events = Vec::new();
         self.state = match self.state {
             State::Silence if probability >= self.threshold => self.onset(frame_start, &mut events),
@@ -263,7 +272,8 @@ impl Segmenter {
     fn close(&mut self, start: usize, end: usize) -> Utterance {
         let samples = self.buf[start - self.buf_start..end - self.buf_start].to_vec();
         let lead_in = self.buf[start - self.lead_in - self.buf_start..start - self.buf_start].to_vec();
-        let utterance = Utterance { id: self.next_id, start, end, samples, lead_in };
+        let voiced_end = self.voiced_end.clamp(start, end);
+        let utterance = Utterance { id: self.next_id, start, end, samples, lead_in, voiced_end };
         self.next_id += 1;
         self.lead_in = 0;
         self.floor = end;
@@ -300,7 +310,8 @@ impl Segmenter {
         let cut = self.buf_start + quietest * FRAME_SAMPLES;
         let samples = self.buf[start - self.buf_start..cut - self.buf_start].to_vec();
         let lead_in = self.buf[start - self.lead_in - self.buf_start..start - self.buf_start].to_vec();
-        let utterance = Utterance { id: self.next_id, start, end: cut, samples, lead_in };
+        let voiced_end = self.voiced_end.clamp(start, cut);
+        let utterance = Utterance { id: self.next_id, start, end: cut, samples, lead_in, voiced_end };
         self.next_id += 1;
         self.floor = cut;
         // The speech before the cut is kept as the continuation's lead-in: Whisper drops the
@@ -391,7 +402,20 @@ mod tests {
         let SegmentEvent::Ended(u) = &events[1] else { panic!("expected an end, got {events:?}") };
         assert_eq!((u.start, u.end), (frames(10) - 1024, frames(30) + 1024));
         assert_eq!(u.samples.len(), u.end - u.start);
+        assert_eq!(u.voiced_end, frames(30), "the last frame over the threshold ends there");
         assert_eq!(events.len(), 2);
+    }
+
+    #[test]
+    fn a_cut_piece_and_its_continuation_each_know_where_their_speech_ends() {
+        let mut seg = Segmenter::new(&cfg());
+        let mut probs = vec![0.9; 20];
+        probs.extend([0.4; 10]); // middling: still the utterance, but not voiced
+        run(&mut seg, &probs);
+        let (piece, _) = seg.cut(frames(10), frames(11)).expect("an open utterance to cut");
+        assert_eq!(piece.voiced_end, piece.end, "voiced up to the cut");
+        let rest = seg.finalize().expect("the continuation");
+        assert_eq!(rest.voiced_end, frames(20));
     }
 
     #[test]

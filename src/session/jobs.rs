@@ -236,10 +236,15 @@ impl Jobs {
         let result = match (agreed, speculated) {
             (Some(transcript), _) => Ok(ready(transcript)),
             (None, Some(rx)) => Ok(rx),
+            (None, None) if utterance.lead_in.is_empty() => {
+                self.asr.submit_final(utterance.samples, self.context.clone(), key, self.final_timeout).await
+            }
             (None, None) => {
                 // A continuation is decoded with its lead-in; the core takes the words heard there off.
+                let speech_until = seconds(utterance.lead_in.len() + utterance.voiced_end - start);
                 let audio = [utterance.lead_in, utterance.samples].concat();
-                self.asr.submit_final(audio, self.context.clone(), key, self.final_timeout).await
+                let context = self.context.clone();
+                self.asr.submit_continuation(audio, context, speech_until, key, self.final_timeout).await
             }
         };
         match result {

@@ -152,6 +152,36 @@ fn run_cli(args: &[&str]) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
+/// A continuation's decode that stops before the speech the VAD heard is read again with
+/// Whisper's whole window. This 7.6 s stretch of the test conversation (a progressive
+/// continuation with its lead-in), decoded with the window fitted to it, ends after "down here
+/// so" and loses "I don't hear that New Jersey now", its last 2 s of speech.
+#[tokio::test]
+async fn a_continuation_that_stops_before_its_speech_ends_is_decoded_again_whole() {
+    use speech_service::engine::asr::StreamContext;
+    use speech_service::engine::queue::clock_ms;
+    let _heavy = HEAVY.write().await;
+    let read = |name: &str| wav::read_16k(&recording(name)).unwrap();
+    let stm = std::fs::read_to_string(recording("sample.stm")).unwrap();
+    let talk =
+        speech_service::eval::conversation::test_conversation(&read("sample.wav"), &stm, &read("jfk.wav"), JFK_TEXT);
+    let clip = talk.samples[374_272..].to_vec();
+    let (engines, config) = engines("tiny.en");
+    let voiced_end = offline::find_utterances(&clip, &engines, &config).unwrap().last().unwrap().voiced_end;
+    let speech_until = voiced_end as f64 / 16e3;
+    let wait = std::time::Duration::from_secs(60);
+    let (asr, context) = (&engines.asr, StreamContext::default());
+    let fitted = asr.submit_final(clip.clone(), context.clone(), clock_ms(), wait).await.unwrap();
+    let fitted = fitted.await.unwrap().unwrap().text.to_lowercase();
+    let checked = asr.submit_continuation(clip, context, speech_until, clock_ms(), wait).await.unwrap();
+    let checked = checked.await.unwrap().unwrap().text.to_lowercase();
+    eprintln!("VAD speech to {speech_until:.2} s; fitted: {fitted}; checked: {checked}");
+    assert!(!fitted.contains("new jersey now"), "the fitted window reads the end after all: {fitted}");
+    assert!(speech_until > 7.0, "the VAD hears speech to {speech_until:.2} s");
+    assert!(checked.contains("yankee down here"), "{checked}");
+    assert!(checked.contains("new jersey now"), "the end of the clip: {checked}");
+}
+
 #[tokio::test]
 async fn offline_rttm_scores_against_the_reference_with_eval_der() {
     let _heavy = HEAVY.write().await;
