@@ -83,10 +83,14 @@ pub fn spawn_app_with_data(data_dir: &std::path::Path, tweak: impl FnOnce(&mut C
     TestApp { addr: rx.recv().expect("server thread reports its address") }
 }
 
-/// The default server, shared by every test in the binary.
+/// The default server, shared by every test in the binary. Its tests stream side by side on a
+/// loaded machine, so its guard on late finals (1 s by default) is set to 5 s: a final one test
+/// got late must not refuse another test's stream (once "finals 1.44 s late" did, in a clean-clone
+/// run). Admission, that guard included, is tested on servers of its own (`capacity.rs`,
+/// `registry::admission`).
 pub fn default_app() -> &'static TestApp {
     static APP: std::sync::OnceLock<TestApp> = std::sync::OnceLock::new();
-    APP.get_or_init(|| spawn_app(|_| {}))
+    APP.get_or_init(|| spawn_app(|c| c.admission.max_final_delay_ms = 5000))
 }
 
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
