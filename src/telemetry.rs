@@ -45,7 +45,7 @@ fn describe() {
     );
     describe_counter!(
         "speech_asr_tail_retries_total",
-        "Continuations' finals whose decode stopped over a second before the speech the VAD heard, decoded again with the whole window."
+        "Continuations' finals whose decode stopped over 1.5 s before the speech the VAD heard, decoded again with the whole window."
     );
     describe_histogram!("speech_final_latency_seconds", Unit::Seconds, "From the end of an utterance to its final.");
     describe_counter!(

@@ -31,7 +31,7 @@ pub struct DecodeOptions {
     /// times are then whisper.cpp's coarse timestamp-token estimates.
     pub text_only: bool,
     /// A continuation's final (a progressive cut's rest, heard after its lead-in): seconds into
-    /// the clip where its speech ends by the VAD. A decode whose words stop over a second before
+    /// the clip where its speech ends by the VAD. A decode whose words stop over 1.5 s before
     /// that is read again with the whole encoder window (`engine::whisper`).
     pub speech_until: Option<f64>,
 }
@@ -282,9 +282,7 @@ impl AsrHandle {
         key: u64,
         timeout: Duration,
     ) -> Result<Reply, AsrError> {
-        let (job, rx) = self.job(samples, context, JobKind::Final, key);
-        self.push_final(key, job, timeout).await?;
-        Ok(rx)
+        self.submit_final_with(samples, context.decode_options(false), key, timeout).await
     }
 
     /// Queues the final of a continuation (`samples` start with its lead-in), whose speech ends
@@ -298,6 +296,16 @@ impl AsrHandle {
         timeout: Duration,
     ) -> Result<Reply, AsrError> {
         let options = DecodeOptions { speech_until: Some(speech_until), ..context.decode_options(false) };
+        self.submit_final_with(samples, options, key, timeout).await
+    }
+
+    async fn submit_final_with(
+        &self,
+        samples: Vec<f32>,
+        options: DecodeOptions,
+        key: u64,
+        timeout: Duration,
+    ) -> Result<Reply, AsrError> {
         let (job, rx) = self.job_with(samples, options, JobKind::Final, key);
         self.push_final(key, job, timeout).await?;
         Ok(rx)

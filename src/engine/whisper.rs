@@ -306,12 +306,18 @@ impl WordBuilder {
     }
 }
 
+/// Whether a decode runs on the state without DTW: partials that need no word times, and
+/// text-only work.
+fn skips_dtw(options: &DecodeOptions) -> bool {
+    (options.partial && !options.partial_word_times) || options.text_only
+}
+
 impl WhisperBackend {
     /// Where the last decode's last segment ends by Whisper's own timestamp tokens (seconds):
     /// with `last_word_end`, which DTW sets, it says how much of the clip the decode heard.
     fn last_segment_end(&self, options: &DecodeOptions) -> f64 {
         let state = match self.quick_state.as_ref() {
-            Some(quick) if (options.partial && !options.partial_word_times) || options.text_only => quick,
+            Some(quick) if skips_dtw(options) => quick,
             _ => &self.state,
         };
         let n = state.full_n_segments();
@@ -331,7 +337,7 @@ impl WhisperBackend {
         n_samples: usize,
     ) -> Result<Transcript, AsrError> {
         let (state, dtw) = match self.quick_state.as_mut() {
-            Some(quick) if (options.partial && !options.partial_word_times) || options.text_only => (quick, false),
+            Some(quick) if skips_dtw(options) => (quick, false),
             _ => (&mut self.state, self.model.dtw),
         };
         state.full(params, audio)?;
