@@ -48,7 +48,21 @@ for package in "${python_packages[@]}"; do
         break
     fi
 done
+# The fuzz targets are built and fuzzed beside the tests, at idle priority (SCHED_IDLE): they get
+# only the CPU the tests leave, and most of the integration tests stream at real-time pace and
+# leave much of it (docs/BENCHMARKS.md, "The test command"). The short run gives every target a
+# fixed number of inputs (`scripts/fuzz.sh quick`), so sharing the CPU makes it slower, never
+# thinner; its report follows the tests'.
+fuzz_log=$(mktemp)
+setsid chrt --idle 0 scripts/fuzz.sh quick >"$fuzz_log" 2>&1 &
+fuzz_pid=$!
+# A failing test ends the command at once: the fuzzers with it.
+trap 'kill -- -"$fuzz_pid" 2>/dev/null || true' EXIT
 cargo test --release
-# A short run of every fuzz target (cargo fuzz on the nightly toolchain; installs cargo-fuzz
-# when missing): 20 s each, one per core, after one build of them all.
-scripts/fuzz.sh 20
+echo "tests passed; waiting for the fuzzers"
+fuzz_status=0
+wait "$fuzz_pid" || fuzz_status=$?
+trap - EXIT
+cat "$fuzz_log"
+rm -f "$fuzz_log"
+exit "$fuzz_status"
