@@ -461,6 +461,7 @@ impl Session {
         let committed = hypothesis.words[..n].iter().map(|w| (key(&w.word), piece_start + seconds_to_samples(w.end)));
         self.committed.extend(committed);
         self.submit(piece, Some(agreed_words(hypothesis, n, piece_len)));
+        self.policy.reset_after_cut();
         if self.speakers.is_some() {
             self.progress = Some(SpeakerProgress::new(next));
         }
