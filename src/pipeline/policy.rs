@@ -10,8 +10,9 @@ pub struct PartialPolicy {
     interval: usize,
     min_len: usize,
     requested_at_len: usize,
-    /// `requested_at_len` before the last request, restored if that request is withdrawn.
-    previous_request: usize,
+    /// `requested_at_len` and `brisk` before the last request, restored if that request is
+    /// withdrawn.
+    previous_request: (usize, usize),
     in_flight: bool,
     /// Turnaround of the last partial, in samples of audio time.
     last_turnaround: usize,
@@ -25,7 +26,7 @@ impl PartialPolicy {
             interval,
             min_len,
             requested_at_len: 0,
-            previous_request: 0,
+            previous_request: (0, 0),
             in_flight: false,
             last_turnaround: 0,
             brisk: 0,
@@ -45,10 +46,10 @@ impl PartialPolicy {
         if self.in_flight || open_len < self.min_len || open_len < due {
             return false;
         }
+        self.previous_request = (self.requested_at_len, self.brisk);
         if self.requested_at_len != 0 {
             self.brisk = self.brisk.saturating_sub(1);
         }
-        self.previous_request = self.requested_at_len;
         self.requested_at_len = open_len;
         self.in_flight = true;
         true
@@ -56,7 +57,7 @@ impl PartialPolicy {
 
     /// The request just made was not sent after all: as if it had never been asked for.
     pub fn withdraw(&mut self) {
-        self.requested_at_len = self.previous_request;
+        (self.requested_at_len, self.brisk) = self.previous_request;
         self.in_flight = false;
     }
 
@@ -111,6 +112,8 @@ mod tests {
         p.completed(20);
         assert!(!p.should_request(99));
         assert!(p.should_request(100), "half the interval after the first");
+        p.withdraw();
+        assert!(p.should_request(100), "a withdrawn request does not use up a quick one");
         p.completed(20);
         assert!(p.should_request(150));
         p.completed(20);
