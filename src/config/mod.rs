@@ -165,11 +165,21 @@ pub struct StreamingConfig {
     /// it even when the client does not ask for them. Off by default: words at the cuts are
     /// still lost or doubled (docs/BENCHMARKS.md).
     pub progressive_finals: bool,
+    /// End an utterance where the speaker changes (seen by the segmentation model while it is
+    /// open), as a pause would: in quick turn-taking each turn's words are final soon after it
+    /// ends instead of at the next pause. Streams with speakers only.
+    pub speaker_cuts: bool,
 }
 
 impl Default for StreamingConfig {
     fn default() -> Self {
-        Self { partial_interval_ms: 600, min_partial_ms: 400, speculative_finals: true, progressive_finals: false }
+        Self {
+            partial_interval_ms: 600,
+            min_partial_ms: 400,
+            speculative_finals: true,
+            progressive_finals: false,
+            speaker_cuts: false,
+        }
     }
 }
 

@@ -13,7 +13,10 @@ use super::stats::WorkerStats;
 use crate::domain::{ms_to_samples as ms, EmbeddedTurn};
 use crate::onnx::OnnxError;
 use crate::speaker::campplus::CamPlus;
-use crate::speaker::segmentation::{dominant_turns, LocalTurn, Segmentation, WINDOW};
+use crate::speaker::segmentation::{dominant_turns, overlap_end, LocalTurn, Segmentation, WINDOW};
+
+/// The longest overlap of two speakers a look's change is moved across (0.6 s).
+const MAX_OVERLAP_MS: u32 = 300;
 
 /// Diarization settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -81,6 +84,36 @@ pub enum SpeakerModelError {
 
 pub type DiarizeReply = oneshot::Receiver<Result<Vec<EmbeddedTurn>, DiarizeError>>;
 
+/// Which turns of a clip a job embeds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Embed {
+    /// Every turn long enough (an utterance's speakers).
+    Every,
+    /// Only the two turns either side of the first speaker change at or after sample `after`
+    /// with at least `confirm` samples of the clip after it: a look for a speaker change
+    /// (`session::changes`), which compares the two before it cuts. A tenth of the cost of
+    /// `Every` when the clip has no change.
+    FirstChange { after: usize, confirm: usize },
+}
+
+impl Embed {
+    /// For a look, the index of the turn that begins its first change.
+    fn first_change(self, turns: &[LocalTurn], len: usize) -> Option<usize> {
+        let Embed::FirstChange { after, confirm } = self else { return None };
+        (1..turns.len()).find(|&i| turns[i].start >= after && turns[i].start + confirm <= len)
+    }
+
+    /// Which of `turns` (tiling a clip of `len` samples) to embed.
+    fn picks(self, turns: &[LocalTurn], len: usize) -> Vec<bool> {
+        match (self, self.first_change(turns, len)) {
+            (Embed::Every, _) => vec![true; turns.len()],
+            (Embed::FirstChange { .. }, first) => {
+                (0..turns.len()).map(|i| first.is_some_and(|f| i + 1 == f || i == f)).collect()
+            }
+        }
+    }
+}
+
 /// The middle `max` samples of `clip` (all of it when shorter).
 fn middle(clip: &[f32], max: usize) -> &[f32] {
     let skip = clip.len().saturating_sub(max) / 2;
@@ -107,10 +140,11 @@ impl Diarizer {
         Ok(Self { segmentation, campplus: CamPlus::load_on(campplus, gpus.1)?, config })
     }
 
-    /// Speaker turns of a clip from sample `from` on, each embedded when long enough. The audio
-    /// before `from` is context for the segmentation model only (it separates speakers far
-    /// better with several seconds to compare); turns there are not returned.
-    pub fn diarize(&mut self, samples: &[f32], from: usize) -> Result<Vec<EmbeddedTurn>, DiarizeError> {
+    /// Speaker turns of a clip from sample `from` on, each embedded when long enough and `embed`
+    /// picks it. The audio before `from` is context for the segmentation model only (it
+    /// separates speakers far better with several seconds to compare); turns there are not
+    /// returned.
+    pub fn diarize(&mut self, samples: &[f32], from: usize, embed: Embed) -> Result<Vec<EmbeddedTurn>, DiarizeError> {
         let windows = self.segmentation.activity(samples).map_err(DiarizeError::Segmentation)?;
         let mut turns = Vec::new();
         for (w, frames) in windows.iter().enumerate() {
@@ -120,13 +154,22 @@ impl Diarizer {
             last.end = samples.len();
         }
         let narrowband = crate::speaker::band::is_narrowband(samples);
+        let mut turns: Vec<LocalTurn> =
+            turns.into_iter().filter(|t| t.end > from).map(|t| LocalTurn { start: t.start.max(from), ..t }).collect();
+        if let (Some(f), Some(frames)) = (embed.first_change(&turns, samples.len()), windows.first()) {
+            // A look's change is moved to where the first speaker stops, when the two overlap:
+            // the words said over the change belong to the turn they finish.
+            let at = overlap_end(frames, turns[f].start, turns[f - 1].local_speaker, ms(MAX_OVERLAP_MS));
+            (turns[f - 1].end, turns[f].start) = (at, at);
+        }
+        let picks = embed.picks(&turns, samples.len());
         turns
             .into_iter()
-            .filter(|t| t.end > from)
-            .map(|t| LocalTurn { start: t.start.max(from), ..t })
-            .map(|t| {
+            .zip(picks)
+            .map(|(t, embed)| {
                 let len = t.end.saturating_sub(t.start);
-                let embedding = if len >= ms(self.config.min_embed_ms) || samples.len() < ms(self.config.min_embed_ms) {
+                let long_enough = len >= ms(self.config.min_embed_ms) || samples.len() < ms(self.config.min_embed_ms);
+                let embedding = if embed && long_enough {
                     self.campplus.embed(middle(&samples[t.start..t.end], ms(self.config.max_embed_ms))).ok()
                 } else {
                     None
@@ -141,6 +184,7 @@ impl Diarizer {
 struct Job {
     samples: Vec<f32>,
     from: usize,
+    embed: Embed,
     reply: oneshot::Sender<Result<Vec<EmbeddedTurn>, DiarizeError>>,
 }
 
@@ -200,7 +244,7 @@ impl DiarizeHandle {
                     let started = Instant::now();
                     let result = super::supervise::run("diarization", &s, || {
                         super::supervise::inject_fault("diarization");
-                        diarizer.diarize(&job.samples, job.from)
+                        diarizer.diarize(&job.samples, job.from, job.embed)
                     })
                     .unwrap_or(Err(DiarizeError::Panicked));
                     s.record(started.elapsed());
@@ -228,8 +272,25 @@ impl DiarizeHandle {
         from: usize,
         timeout: Duration,
     ) -> Result<DiarizeReply, DiarizeError> {
+        self.push(samples, from, Embed::Every, timeout).await
+    }
+
+    /// Queues a look for a speaker change (all turns, embedded as `embed` says), if there is
+    /// room now.
+    pub async fn submit_look(&self, samples: Vec<f32>, embed: Embed) -> Result<DiarizeReply, DiarizeError> {
+        self.push(samples, 0, embed, Duration::ZERO).await
+    }
+
+    async fn push(
+        &self,
+        samples: Vec<f32>,
+        from: usize,
+        embed: Embed,
+        timeout: Duration,
+    ) -> Result<DiarizeReply, DiarizeError> {
         let (reply, rx) = oneshot::channel();
-        match self.queue.push_final(super::queue::clock_ms(), Job { samples, from, reply }, timeout).await {
+        let job = Job { samples, from, embed, reply };
+        match self.queue.push_final(super::queue::clock_ms(), job, timeout).await {
             Ok(()) => Ok(rx),
             Err((PushError::Full, _)) => Err(DiarizeError::Overloaded),
             Err((PushError::Closed, _)) => Err(DiarizeError::ShuttingDown),
@@ -238,5 +299,25 @@ impl DiarizeHandle {
 
     pub fn close(&self) {
         self.queue.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn turns(bounds: &[usize]) -> Vec<LocalTurn> {
+        bounds.windows(2).enumerate().map(|(i, w)| LocalTurn { start: w[0], end: w[1], local_speaker: i % 2 }).collect()
+    }
+
+    #[test]
+    fn a_look_embeds_only_the_two_turns_around_its_first_confirmed_change() {
+        let t = turns(&[0, 100, 300, 600, 1000]);
+        let look = |after, confirm| Embed::FirstChange { after, confirm }.picks(&t, 1000);
+        assert_eq!(look(0, 100), vec![true, true, false, false], "the first change, at 100");
+        assert_eq!(look(150, 100), vec![false, true, true, false], "changes before `after` do not count");
+        assert_eq!(look(350, 300), vec![false, false, true, true], "600 has 400 after it");
+        assert_eq!(look(350, 500), vec![false; 4], "nothing confirmed");
+        assert_eq!(Embed::Every.picks(&t, 1000), vec![true; 4]);
     }
 }

@@ -20,6 +20,11 @@ use crate::domain::{ms_to_samples, InvalidSetting, SAMPLE_RATE};
 const LEAD_IN_CONTEXT: usize = 2 * SAMPLE_RATE as usize;
 const MAX_LEAD_IN: usize = 10 * SAMPLE_RATE as usize;
 
+/// The utterance after a split at a speaker change is decoded with up to this much (2 s) of the
+/// speech before it, whose words are then taken off by their times: without it, Whisper drops
+/// the first words of a turn that starts with no pause (docs/BENCHMARKS.md).
+const SPLIT_LEAD_IN: usize = 2 * SAMPLE_RATE as usize;
+
 /// Segmenter settings; times are in milliseconds of audio.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -234,18 +239,29 @@ impl Segmenter {
         if let Some(since) = quiet_since {
             if self.pos - since >= self.silence_needed(since - start) {
                 let end = (since + self.pad).min(self.pos);
-                events.push(SegmentEvent::Ended(self.close(start, end)));
+                events.push(SegmentEvent::Ended(self.close(start, end, 0)));
                 return State::Silence;
             }
         }
         if self.pos - start >= self.max_len {
             let cut = self.quietest_cut(start);
-            events.push(SegmentEvent::Ended(self.close(start, cut)));
-            self.origin = cut;
-            events.push(SegmentEvent::SpeechStarted { id: self.next_id, start: cut });
-            return State::Speech { start: cut, quiet_since: quiet_since.filter(|&q| q >= cut) };
+            return self.reopen(start, (cut, 0), quiet_since, events);
         }
         State::Speech { start, quiet_since }
+    }
+
+    /// Ends the open utterance at `cut` and opens the next there, as a fresh one.
+    fn reopen(
+        &mut self,
+        start: usize,
+        (cut, keep): (usize, usize),
+        quiet: Option<usize>,
+        events: &mut Vec<SegmentEvent>,
+    ) -> State {
+        events.push(SegmentEvent::Ended(self.close(start, cut, keep)));
+        self.origin = cut;
+        events.push(SegmentEvent::SpeechStarted { id: self.next_id, start: cut });
+        State::Speech { start: cut, quiet_since: quiet.filter(|&q| q >= cut) }
     }
 
     /// Silence that ends an utterance which has run `len` samples: the full `min_silence` up to
@@ -269,7 +285,9 @@ impl Segmenter {
         quietest.map_or(self.pos, |f| self.buf_start + f * FRAME_SAMPLES)
     }
 
-    fn close(&mut self, start: usize, end: usize) -> Utterance {
+    /// Ends the open utterance at `end`, keeping `keep` samples before `end` buffered (a split's
+    /// overlap).
+    fn close(&mut self, start: usize, end: usize, keep: usize) -> Utterance {
         let samples = self.buf[start - self.buf_start..end - self.buf_start].to_vec();
         let lead_in = self.buf[start - self.lead_in - self.buf_start..start - self.buf_start].to_vec();
         let voiced_end = self.voiced_end.clamp(start, end);
@@ -277,7 +295,7 @@ impl Segmenter {
         self.next_id += 1;
         self.lead_in = 0;
         self.floor = end;
-        self.trim_to(end.min(self.pos.saturating_sub(self.pad)).max(self.buf_start));
+        self.trim_to((end - keep.min(end - start)).min(self.pos.saturating_sub(self.pad)).max(self.buf_start));
         utterance
     }
 
@@ -298,16 +316,7 @@ impl Segmenter {
     /// `None` when no utterance is open or no frame of it lies in the range.
     pub fn cut(&mut self, lo: usize, hi: usize) -> Option<(Utterance, u64)> {
         let State::Speech { start, quiet_since } = self.state else { return None };
-        let lo = lo.max(start + FRAME_SAMPLES).max(self.buf_start);
-        let hi = hi.min(self.pos.saturating_sub(FRAME_SAMPLES));
-        if lo >= hi {
-            return None;
-        }
-        let frames = (lo - self.buf_start).div_ceil(FRAME_SAMPLES)..(hi - self.buf_start) / FRAME_SAMPLES + 1;
-        let quietest = frames
-            .filter(|&f| f < self.frame_rms.len())
-            .min_by(|&a, &b| self.frame_rms[a].total_cmp(&self.frame_rms[b]))?;
-        let cut = self.buf_start + quietest * FRAME_SAMPLES;
+        let cut = self.quietest_in(start, lo, hi)?;
         let samples = self.buf[start - self.buf_start..cut - self.buf_start].to_vec();
         let lead_in = self.buf[start - self.lead_in - self.buf_start..start - self.buf_start].to_vec();
         let voiced_end = self.voiced_end.clamp(start, cut);
@@ -321,6 +330,35 @@ impl Segmenter {
         self.lead_in = cut - self.buf_start.min(cut);
         self.state = State::Speech { start: cut, quiet_since: quiet_since.filter(|&q| q >= cut) };
         Some((utterance, self.next_id))
+    }
+
+    /// The start of the open utterance's quietest frame within `lo..hi` (absolute samples),
+    /// leaving at least a frame on each side; `None` when no frame lies there.
+    fn quietest_in(&self, start: usize, lo: usize, hi: usize) -> Option<usize> {
+        let lo = lo.max(start + FRAME_SAMPLES).max(self.buf_start);
+        let hi = hi.min(self.pos.saturating_sub(FRAME_SAMPLES));
+        if lo >= hi {
+            return None;
+        }
+        let frames = (lo - self.buf_start).div_ceil(FRAME_SAMPLES)..(hi - self.buf_start) / FRAME_SAMPLES + 1;
+        let quietest = frames
+            .filter(|&f| f < self.frame_rms.len())
+            .min_by(|&a, &b| self.frame_rms[a].total_cmp(&self.frame_rms[b]))?;
+        Some(self.buf_start + quietest * FRAME_SAMPLES)
+    }
+
+    /// Ends the open utterance at its quietest frame within `lo..hi` (absolute samples) where
+    /// the speaker changed, and opens the next at the same sample, as a pause would have: the
+    /// new speaker's utterance starts afresh, without the previous speech as its lead-in (which
+    /// is another voice, and after which Whisper often stops). Returns the two events, or none
+    /// when no utterance is open or no frame of it lies in the range.
+    pub fn split(&mut self, lo: usize, hi: usize) -> Vec<SegmentEvent> {
+        let State::Speech { start, quiet_since } = self.state else { return Vec::new() };
+        let Some(cut) = self.quietest_in(start, lo, hi) else { return Vec::new() };
+        let mut events = Vec::new();
+        self.state = self.reopen(start, (cut, SPLIT_LEAD_IN), quiet_since, &mut events);
+        self.lead_in = cut - self.buf_start.min(cut);
+        events
     }
 
     /// The audio just before the open utterance when it continues one that was cut (see
@@ -340,7 +378,7 @@ impl Segmenter {
             return None;
         };
         self.state = State::Silence;
-        Some(self.close(start, self.pos))
+        Some(self.close(start, self.pos, 0))
     }
 }
 
@@ -446,6 +484,29 @@ mod tests {
         let events = run(&mut seg, &probs);
         assert_eq!(events.len(), 1);
         assert!(seg.open_utterance().is_some());
+    }
+
+    #[test]
+    fn a_split_at_a_speaker_change_opens_the_next_turn_with_the_speech_before_it() {
+        let mut seg = Segmenter::new(&cfg());
+        for i in 0..150 {
+            // Frame 100 (3.2 s) is the quiet moment between the two speakers.
+            let level = if i == 100 { 0.001 } else { 0.5 };
+            seg.push(&[level; FRAME_SAMPLES], 0.9);
+        }
+        let events = seg.split(frames(95), frames(105));
+        let [SegmentEvent::Ended(piece), SegmentEvent::SpeechStarted { id: 1, start }] = &events[..] else {
+            panic!("{events:?}")
+        };
+        assert_eq!((piece.id, piece.end, *start), (0, frames(100), frames(100)));
+        assert!(piece.lead_in.is_empty(), "the first turn began at an onset");
+        // 2 s of the first speaker lead into the second (whole frames: up to one more).
+        let lead_in = seg.lead_in().len();
+        assert!((SPLIT_LEAD_IN..SPLIT_LEAD_IN + FRAME_SAMPLES).contains(&lead_in), "{lead_in}");
+        assert!(seg.split(frames(149), frames(200)).is_empty(), "a cut needs a frame after it");
+        let ended = run(&mut seg, &[0.0; 20]);
+        let [SegmentEvent::Ended(second)] = &ended[..] else { panic!("{ended:?}") };
+        assert_eq!((second.id, second.start, second.lead_in.len()), (1, frames(100), lead_in));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use crate::domain::{
     ms_to_samples, round_ms, seconds, seconds_to_samples, EmbeddedTurn, Transcript, SAMPLES_PER_MS, SAMPLE_RATE,
 };
 use crate::engine::asr::AsrError;
-use crate::engine::diarize::DiarizeError;
+use crate::engine::diarize::{DiarizeError, Embed};
 use crate::onnx::OnnxError;
 use crate::pipeline::commit::{CommitConfig, CommitPolicy};
 use crate::pipeline::continuation::{key, strip_committed, LeadIn};
@@ -23,6 +23,7 @@ use crate::protocol::{check_endpointing, ClientMessage, CloseReason, ErrorCode, 
 use crate::speaker::attribution::{join_words, to_segments};
 use crate::speaker::cluster::ClusterConfig;
 
+use super::changes::ChangeWatch;
 use super::progress::SpeakerProgress;
 use super::speakers::SessionSpeakers;
 
@@ -31,6 +32,9 @@ use super::speakers::SessionSpeakers;
 const PAUSE: usize = ms_to_samples(200);
 /// The first speaker job of an utterance waits for 8 s of audio.
 const FIRST_PREFIX: usize = 8 * SAMPLE_RATE as usize;
+/// A speaker change found by the segmentation model is cut at the quietest frame this close
+/// (0.15 s) to it: its frames are finer than Whisper's, but a word may straddle the change.
+const CHANGE_SEARCH: usize = ms_to_samples(150);
 
 /// What happens to a session.
 #[derive(Debug)]
@@ -66,6 +70,9 @@ pub enum Input {
     },
     /// Speaker turns of the open utterance's audio so far, or the job could not run.
     SpeakerPrefix(Result<Vec<EmbeddedTurn>, DiarizeError>),
+    /// The turns (without embeddings) of the stream's latest audio, asked for by
+    /// [`Action::FindSpeakerChange`], or the look could not run.
+    SpeakerChange(Result<Vec<EmbeddedTurn>, DiarizeError>),
     /// No frame for the idle timeout (seconds).
     Idle(u64),
     /// The client closed or dropped the connection.
@@ -96,6 +103,12 @@ pub enum Action {
     },
     /// A speaker job for the open utterance is no longer wanted (a new utterance began).
     DropSpeakerPrefix,
+    /// Find the speaker turns (no embeddings) of the stream's latest audio: where the speaker
+    /// changes inside the open utterance (`changes.rs`).
+    FindSpeakerChange {
+        clip: Vec<f32>,
+        embed: Embed,
+    },
     /// Decode the open utterance as the current pause would end it (`speculation.rs`).
     Speculate {
         segment_id: u64,
@@ -162,12 +175,17 @@ pub struct Session {
     speakers: Option<SessionSpeakers>,
     /// Speaker turns of the open utterance, when this session labels speakers.
     progress: Option<SpeakerProgress>,
+    /// Present when utterances are ended at speaker changes (`streaming.speaker_cuts`).
+    changes: Option<ChangeWatch>,
     /// The clip (utterance, end) being decoded speculatively, if any.
     speculating: Option<(u64, usize)>,
     /// Present when stable words are made final before a pause (progressive finals).
     commit: Option<CommitPolicy>,
     /// Finals cut from an utterance that went on: their results carry no utterance end.
     pieces: BTreeSet<u64>,
+    /// Utterances ended at a speaker change: their words are in the next one's lead-in.
+    split: BTreeSet<u64>,
+
     /// The words made final so far of the speech the open utterance belongs to, with their
     /// ends (absolute samples): a continuation's decode hears them again in its lead-in.
     committed: Vec<(String, usize)>,
@@ -221,9 +239,13 @@ impl Session {
             policy,
             speakers,
             progress: None,
+            changes: (config.streaming.speaker_cuts && params.diarize)
+                .then(|| ChangeWatch::new(config.speakers.threshold)),
             speculating: None,
             commit: config.streaming.progressive_finals.then(|| CommitPolicy::new(CommitConfig::default())),
             pieces: BTreeSet::new(),
+            split: BTreeSet::new(),
+
             committed: Vec::new(),
             lead_ins: BTreeMap::new(),
             finals_sent: 0,
@@ -255,6 +277,7 @@ impl Session {
             }
             Input::LateSpeakers { segment_id, result } => self.on_late_speakers(segment_id, result),
             Input::SpeakerPrefix(result) => self.on_speaker_prefix(result),
+            Input::SpeakerChange(result) => self.on_speaker_change(result),
             Input::Idle(seconds) => {
                 self.error(ErrorCode::IdleTimeout, format!("no frames received for {seconds} s"));
                 self.actions.push(Action::Close(CloseReason::IdleTimeout));
@@ -315,6 +338,7 @@ impl Session {
         }
         self.maybe_request_partial();
         self.maybe_diarize_prefix();
+        self.maybe_look_for_change();
         if self.segmenter.position() as u64 > self.settings.max_audio_samples {
             let limit = self.settings.max_session_audio_s;
             self.error(ErrorCode::SessionTooLong, format!("stream exceeds the limit of {limit} s of audio"));
@@ -324,6 +348,9 @@ impl Session {
 
     fn on_frames(&mut self, frames: Vec<ScoredFrame>) {
         for frame in frames {
+            if let Some(changes) = self.changes.as_mut() {
+                changes.push(&frame.samples);
+            }
             for event in self.segmenter.push(&frame.samples, frame.probability) {
                 self.on_segment_event(event);
             }
@@ -424,6 +451,33 @@ impl Session {
         }
     }
 
+    /// Looks for a speaker change in the open utterance every few hundred milliseconds.
+    fn maybe_look_for_change(&mut self) {
+        let Some(changes) = self.changes.as_mut() else { return };
+        let Some((_, start, _)) = self.segmenter.open_utterance() else { return };
+        if let Some((clip, embed)) = changes.next_look(start) {
+            self.actions.push(Action::FindSpeakerChange { clip, embed });
+        }
+    }
+
+    /// A look for a speaker change came back: where it found one in the open utterance, the
+    /// utterance ends there (its final decoded whole, as at a pause) and the new speaker's begins.
+    fn on_speaker_change(&mut self, result: Result<Vec<EmbeddedTurn>, DiarizeError>) {
+        let Some(changes) = self.changes.as_mut() else { return };
+        let open_start = self.segmenter.open_utterance().map(|(_, start, _)| start);
+        let turns = result.unwrap_or_default();
+        let Some(at) = changes.change(&turns, open_start) else { return };
+        tracing::debug!(at = secs(at), "speaker change: the open utterance ends there");
+        let events = self.segmenter.split(at.saturating_sub(CHANGE_SEARCH), at + CHANGE_SEARCH);
+        if let Some(SegmentEvent::Ended(piece)) = events.first() {
+            self.split.insert(piece.id);
+            if self.speculating.take().is_some() {
+                self.actions.push(Action::StopSpeculating);
+            }
+        }
+        events.into_iter().for_each(|event| self.on_segment_event(event));
+    }
+
     /// A partial came back; it is shown only while its utterance is still open.
     fn on_partial(&mut self, job: PartialJob, turnaround: usize, result: Result<Transcript, AsrError>) {
         self.policy.completed(turnaround);
@@ -498,6 +552,9 @@ impl Session {
             Err(e) => return self.error(ErrorCode::AsrFailed, format!("segment {}: {e}", done.segment_id)),
         };
         let mut outbox = Vec::new();
+        if self.split.remove(&done.segment_id) {
+            self.heard_before_next(done.segment_id, done.start, &transcript);
+        }
         let labelled = match (done.speakers, self.speakers.as_mut()) {
             (Some(Ok(turns)), Some(speakers)) => Some(speakers.label(&turns, &mut outbox)),
             (Some(Err(e)), _) => {
@@ -512,6 +569,18 @@ impl Session {
             self.send(ServerMessage::Final(segment));
             self.finals_sent += 1;
         }
+    }
+
+    /// The final of an utterance ended at a speaker change: the next one, if still open, heard
+    /// its last words in its lead-in, and takes them off its decodes by their text from now on
+    /// (its first partials, before this final, went by times).
+    fn heard_before_next(&mut self, segment_id: u64, start: usize, transcript: &Transcript) {
+        if self.segmenter.open_utterance().is_none_or(|(id, ..)| id != segment_id + 1) {
+            return;
+        }
+        let words = transcript.words.iter().map(|w| (key(&w.word), start + seconds_to_samples(w.end)));
+        self.committed.extend(words);
+        self.committed.sort_by_key(|(_, end)| *end);
     }
 
     /// Speakers that missed their final's deadline.

@@ -212,3 +212,53 @@ fn words_two_partials_agree_on_become_final_before_any_pause() {
     };
     assert_eq!(last.text, "Americans ask not");
 }
+
+fn turn(start: usize, end: usize, voice: [f32; 2]) -> EmbeddedTurn {
+    EmbeddedTurn { start, end, embedding: Some(voice.to_vec()), reliable: true, narrowband: false }
+}
+
+#[test]
+fn a_speaker_change_ends_the_open_utterance_and_the_next_takes_its_words_off_by_text() {
+    let mut config = Config::default();
+    config.streaming.speaker_cuts = true;
+    let mut s = Session::new("s1".into(), params(true), &config, "tiny.en");
+    s.take_actions();
+    let look = s.handle(frames(50, 0.9)).into_iter().find_map(|a| match a {
+        Action::FindSpeakerChange { clip, .. } => Some(clip.len()),
+        _ => None,
+    });
+    let clip = look.expect("1.6 s of speech: a look for a speaker change");
+    // The look found a second voice from 1 s of its clip (which is the stream from its start).
+    let actions = s.handle(Input::SpeakerChange(Ok(vec![turn(0, 16_000, [1.0, 0.0]), turn(16_000, clip, [0.0, 1.0])])));
+    let next_started = sent(&actions).iter().find_map(|m| match m {
+        ServerMessage::SpeechStarted { segment_id, start, .. } => Some((*segment_id, *start)),
+        _ => None,
+    });
+    let piece = final_job(actions).expect("the first speaker's utterance ends at the change").utterance;
+    assert_eq!(piece.id, 0);
+    assert!(piece.end.abs_diff(16_000) <= CHANGE_SEARCH, "{}", piece.end);
+    assert_eq!(next_started, Some((1, secs(piece.end))), "the second speaker's utterance begins there");
+
+    // The first turn's final is an utterance end; its words are in the second's lead-in.
+    let result = FinalResult {
+        segment_id: 0,
+        start: piece.start,
+        end: piece.end,
+        result: Ok(timed("hello there friend")),
+        speakers: None,
+    };
+    let first = s.handle(Input::Final(result));
+    assert!(matches!(sent(&first)[..], [ServerMessage::Final(_), ServerMessage::UtteranceEnd { segment_id: 0, .. }]));
+    let (rest, _) = silence_until_final(&mut s);
+    assert_eq!((rest.utterance.id, rest.utterance.start), (1, piece.end));
+    assert_eq!(rest.utterance.lead_in.len(), piece.end - piece.start, "the whole first turn, under 2 s");
+    // By times, only two of the words heard again lie in the lead-in; by text, all three do.
+    let heard = timed("hello there friend how are you");
+    let (start, end) = (rest.utterance.start, rest.utterance.end);
+    let result = FinalResult { segment_id: 1, start, end, result: Ok(heard), speakers: None };
+    let sent_rest = s.handle(Input::Final(result));
+    let [ServerMessage::Final(last), ServerMessage::UtteranceEnd { segment_id: 1, .. }] = sent(&sent_rest)[..] else {
+        panic!("{sent_rest:?}")
+    };
+    assert_eq!(last.text, "how are you");
+}

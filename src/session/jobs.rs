@@ -18,7 +18,7 @@ use super::speculation::Speculation;
 use crate::config::Config;
 use crate::domain::{seconds, SAMPLE_RATE};
 use crate::engine::asr::{AsrHandle, Reply, StreamContext};
-use crate::engine::diarize::{DiarizeError, DiarizeHandle, DiarizeReply};
+use crate::engine::diarize::{DiarizeError, DiarizeHandle, DiarizeReply, Embed};
 use crate::engine::queue::{clock_ms, clock_ms_at};
 use crate::protocol::vocabulary::Vocabulary;
 use crate::protocol::{CloseReason, ListenParams, ServerMessage};
@@ -63,6 +63,8 @@ pub struct Inflight {
     pub late: FuturesUnordered<BoxFuture<'static, LateSpeakers>>,
     /// Speaker turns of the open utterance's audio so far.
     pub speaker_prefix: Option<DiarizeReply>,
+    /// Turns of the stream's latest audio: is there a speaker change?
+    pub speaker_change: Option<DiarizeReply>,
     /// A decode of the open utterance at its current pause (`speculation.rs`).
     speculation: Option<Speculation>,
 }
@@ -149,6 +151,7 @@ impl Jobs {
                 Action::Final(job) => self.submit_final(session, job).await,
                 Action::Partial(job) => self.request_partial(session, job),
                 Action::SpeakerPrefix { samples, from } => self.diarize_prefix(session, samples, from).await,
+                Action::FindSpeakerChange { clip, embed } => self.look_for_change(session, clip, embed).await,
                 Action::DropSpeakerPrefix => {
                     self.inflight.speaker_prefix = None;
                     Vec::new()
@@ -210,6 +213,21 @@ impl Jobs {
                 Vec::new()
             }
             Err(e) => session.handle(Input::SpeakerPrefix(Err(e))),
+        }
+    }
+
+    /// Asks the speaker thread for the turns of the latest audio; with no room now, the look is
+    /// skipped (the next one covers the same audio).
+    async fn look_for_change(&mut self, session: &mut Session, clip: Vec<f32>, embed: Embed) -> Vec<Action> {
+        let Some(diarize) = &self.diarize else {
+            return session.handle(Input::SpeakerChange(Err(DiarizeError::NotLoaded)));
+        };
+        match diarize.submit_look(clip, embed).await {
+            Ok(rx) => {
+                self.inflight.speaker_change = Some(rx);
+                Vec::new()
+            }
+            Err(e) => session.handle(Input::SpeakerChange(Err(e))),
         }
     }
 

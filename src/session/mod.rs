@@ -2,6 +2,7 @@
 //! `select!` loop over client frames, engine replies, the idle timer and shutdown.
 
 pub mod aggregate;
+mod changes;
 pub mod channels;
 pub mod core;
 mod deps;
@@ -45,6 +46,7 @@ enum Event {
     Final(FinalDone),
     LateSpeakers(LateSpeakers),
     SpeakerPrefix(Result<Vec<EmbeddedTurn>, DiarizeError>),
+    SpeakerChange(Result<Vec<EmbeddedTurn>, DiarizeError>),
     /// A frame so large the WebSocket layer refused it before we saw it.
     TooLarge,
     /// A vendor's frame its dialect answered itself.
@@ -152,6 +154,10 @@ async fn event_loop(
                 jobs.inflight.speaker_prefix = None;
                 Input::SpeakerPrefix(result)
             }
+            Event::SpeakerChange(result) => {
+                jobs.inflight.speaker_change = None;
+                Input::SpeakerChange(result)
+            }
             Event::TooLarge => Input::TooLarge(None),
             Event::Answered => {
                 last_heard = Instant::now();
@@ -203,6 +209,12 @@ async fn next_event(
             None => std::future::pending().await,
         }
     };
+    let change = async {
+        match inflight.speaker_change.as_mut() {
+            Some(rx) => rx.await,
+            None => std::future::pending().await,
+        }
+    };
     tokio::select! {
         biased;
         _ = shutdown.changed() => Event::Shutdown,
@@ -210,6 +222,7 @@ async fn next_event(
         Some(done) = inflight.finals.next(), if has_finals => Event::Final(done),
         Some(late) = inflight.late.next(), if has_late => Event::LateSpeakers(late),
         result = prefix => Event::SpeakerPrefix(result.unwrap_or(Err(DiarizeError::WorkerLost))),
+        result = change => Event::SpeakerChange(result.unwrap_or(Err(DiarizeError::WorkerLost))),
         result = partial => Event::Partial(result.unwrap_or(Err(AsrError::WorkerLost))),
         event = outlet.recv() => match event {
             ClientEvent::Frame(message) => Event::Client(message),

@@ -89,6 +89,15 @@ pub fn dominant_turns(frames: &[FrameActivity], offset: usize, min_turn: usize) 
     absorb_short(turns, min_turn)
 }
 
+/// Where local `speaker`, active at sample `at` of the window (`frames` from its start), stops
+/// being active (probability under one half), at most `max` samples later: the end of an
+/// overlap at a change of speaker.
+pub fn overlap_end(frames: &[FrameActivity], at: usize, speaker: usize, max: usize) -> usize {
+    let first = at / FRAME_STEP;
+    let active = frames.iter().skip(first).take(max / FRAME_STEP).take_while(|f| f.speakers[speaker] >= 0.5).count();
+    at + active * FRAME_STEP
+}
+
 fn absorb_short(turns: Vec<LocalTurn>, min_turn: usize) -> Vec<LocalTurn> {
     let mut out: Vec<LocalTurn> = Vec::with_capacity(turns.len());
     for turn in turns {
@@ -139,5 +148,16 @@ mod tests {
     fn a_short_first_turn_takes_the_next_speaker() {
         let turns = dominant_turns(&frames(&[(2, 5), (0, 80)]), 0, 30 * FRAME_STEP);
         assert_eq!(turns, vec![LocalTurn { start: 0, end: 85 * FRAME_STEP, local_speaker: 0 }]);
+    }
+
+    #[test]
+    fn an_overlap_ends_where_the_first_speaker_stops() {
+        // Speaker 0 alone for 20 frames, both for 10, then speaker 1 alone.
+        let mut f = frames(&[(0, 30), (1, 30)]);
+        f[20..30].iter_mut().for_each(|frame| frame.speakers[1] = 0.9);
+        let change = 20 * FRAME_STEP;
+        assert_eq!(overlap_end(&f, change, 0, 20 * FRAME_STEP), 30 * FRAME_STEP);
+        assert_eq!(overlap_end(&f, change, 0, 4 * FRAME_STEP), 24 * FRAME_STEP, "moved at most `max`");
+        assert_eq!(overlap_end(&f, 30 * FRAME_STEP, 0, 20 * FRAME_STEP), 30 * FRAME_STEP, "no overlap");
     }
 }
