@@ -3,6 +3,7 @@
 use crate::common::*;
 use speech_service::audio::pcm::Encoding;
 use speech_service::client::{stream_file, StreamOptions};
+use speech_service::config::Config;
 use speech_service::eval::reference::{stm_text, JFK_TEXT};
 use speech_service::eval::wer::word_error_rate;
 use speech_service::eval::{der, rttm};
@@ -166,15 +167,22 @@ async fn speakers_that_miss_the_join_arrive_as_updates() {
     assert!(turns.iter().all(|t| t.speaker == "S1"), "{turns:?}");
 }
 
-/// The test conversation (turns joined without a pause, some overlapping) as a WAV file.
-fn test_conversation_wav() -> (speech_service::eval::conversation::Conversation, std::path::PathBuf) {
+/// The test conversation (turns joined without a pause, some overlapping), streamed in real
+/// time to a server configured by `tweak`: the conversation and what came back.
+async fn stream_conversation(
+    tweak: impl FnOnce(&mut Config),
+) -> (speech_service::eval::conversation::Conversation, Vec<speech_service::client::Received>) {
     let read = |name: &str| speech_service::audio::wav::read_16k(&recording(name)).unwrap();
     let stm = std::fs::read_to_string(recording("sample.stm")).unwrap();
     let talk =
         speech_service::eval::conversation::test_conversation(&read("sample.wav"), &stm, &read("jfk.wav"), JFK_TEXT);
     let path = fresh_data_dir().with_extension("wav");
     speech_service::audio::wav::write_16k(&path, &talk.samples).unwrap();
-    (talk, path)
+    let app = spawn_app(tweak);
+    let options = StreamOptions { speed: 1.0, ..Default::default() };
+    let received = stream_file(&app.ws_url(), &path, &options, |_| {}).await.unwrap();
+    let _ = std::fs::remove_file(&path);
+    (talk, received)
 }
 
 /// Speaker cuts (`streaming.speaker_cuts`) on the test conversation, in real time: where one
@@ -184,10 +192,7 @@ fn test_conversation_wav() -> (speech_service::eval::conversation::Conversation,
 #[tokio::test]
 async fn a_change_of_speaker_ends_an_utterance_without_a_pause() {
     let _heavy = HEAVY.write().await;
-    let (talk, path) = test_conversation_wav();
-    let app = spawn_app(|c| c.streaming.speaker_cuts = true);
-    let options = StreamOptions { speed: 1.0, ..Default::default() };
-    let received = stream_file(&app.ws_url(), &path, &options, |_| {}).await.unwrap();
+    let (talk, received) = stream_conversation(|c| c.streaming.speaker_cuts = true).await;
 
     let duration = talk.samples.len() as f64 / 16_000.0;
     let changes: Vec<f64> =
@@ -214,7 +219,6 @@ async fn a_change_of_speaker_ends_an_utterance_without_a_pause() {
     eprintln!("speaker cuts: WER {wer:.3}: {hypothesis}");
     // Measured 0.233 alone against 0.214 without the cuts (docs/BENCHMARKS.md).
     assert!(wer <= 0.30, "WER {wer:.3} for {hypothesis:?}");
-    let _ = std::fs::remove_file(&path);
 }
 
 /// Progressive finals (`streaming.progressive_finals`) on the test conversation: turns joined
@@ -224,10 +228,8 @@ async fn a_change_of_speaker_ends_an_utterance_without_a_pause() {
 #[tokio::test]
 async fn continuous_speech_gets_progressive_finals_with_utterance_ends() {
     let _heavy = HEAVY.write().await;
-    let (talk, path) = test_conversation_wav();
-    let app = spawn_app(|c| c.streaming.progressive_finals = true);
-    let options = StreamOptions { speed: 1.0, ..Default::default() };
-    let messages = messages_of(&stream_file(&app.ws_url(), &path, &options, |_| {}).await.unwrap());
+    let (talk, received) = stream_conversation(|c| c.streaming.progressive_finals = true).await;
+    let messages = messages_of(&received);
 
     let finals = finals(&messages);
     let ends: Vec<u64> = messages
@@ -250,5 +252,4 @@ async fn continuous_speech_gets_progressive_finals_with_utterance_ends() {
     // Measured 0.22-0.27 alone against 0.21 without progressive finals (docs/BENCHMARKS.md);
     // the cuts fall where the partials' timing puts them, which the suite's load moves.
     assert!(wer <= 0.35, "WER {wer:.3} for {hypothesis:?}");
-    let _ = std::fs::remove_file(&path);
 }
