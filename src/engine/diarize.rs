@@ -15,7 +15,8 @@ use crate::onnx::OnnxError;
 use crate::speaker::campplus::CamPlus;
 use crate::speaker::segmentation::{dominant_turns, overlap_end, LocalTurn, Segmentation, WINDOW};
 
-/// The longest overlap of two speakers a look's change is moved across (0.6 s).
+/// The longest overlap of two speakers a look's change is moved across (0.3 s; 0.6 s deferred
+/// cuts past their confirmation, docs/BENCHMARKS.md).
 const MAX_OVERLAP_MS: u32 = 300;
 
 /// Diarization settings.
@@ -105,12 +106,11 @@ impl Embed {
 
     /// Which of `turns` (tiling a clip of `len` samples) to embed.
     fn picks(self, turns: &[LocalTurn], len: usize) -> Vec<bool> {
-        match (self, self.first_change(turns, len)) {
-            (Embed::Every, _) => vec![true; turns.len()],
-            (Embed::FirstChange { .. }, first) => {
-                (0..turns.len()).map(|i| first.is_some_and(|f| i + 1 == f || i == f)).collect()
-            }
+        if self == Embed::Every {
+            return vec![true; turns.len()];
         }
+        let first = self.first_change(turns, len);
+        (0..turns.len()).map(|i| first.is_some_and(|f| i + 1 == f || i == f)).collect()
     }
 }
 
@@ -162,6 +162,7 @@ impl Diarizer {
             let at = overlap_end(frames, turns[f].start, turns[f - 1].local_speaker, ms(MAX_OVERLAP_MS));
             (turns[f - 1].end, turns[f].start) = (at, at);
         }
+        // Picked after the move: a change it pushed past its confirmation is not cut on this look.
         let picks = embed.picks(&turns, samples.len());
         turns
             .into_iter()

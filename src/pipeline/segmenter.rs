@@ -79,8 +79,9 @@ pub struct Utterance {
     pub end: usize,
     pub samples: Vec<f32>,
     /// Audio just before `start` that its decode hears first: when the utterance continues one
-    /// cut for a progressive final, the speech before the cut (see [`Segmenter::cut`]); else
-    /// empty.
+    /// cut for a progressive final, the speech before the cut (see [`Segmenter::cut`]); when it
+    /// follows a split at a speaker change, up to 2 s of the turn before ([`Segmenter::split`]);
+    /// else empty.
     pub lead_in: Vec<f32>,
     /// Where its last frame the VAD called speech ends (absolute samples, `start..=end`): a
     /// decode whose words stop well before it missed some.
@@ -125,7 +126,8 @@ pub struct Segmenter {
     floor: usize,
     state: State,
     next_id: u64,
-    /// Audio kept before the open utterance when it continues one that was cut: its lead-in.
+    /// Audio kept before the open utterance when it continues one that was cut or split: its
+    /// lead-in.
     lead_in: usize,
     /// Where the speech the open utterance belongs to began: the lead-in reaches back no further.
     origin: usize,
@@ -348,10 +350,12 @@ impl Segmenter {
     }
 
     /// Ends the open utterance at its quietest frame within `lo..hi` (absolute samples) where
-    /// the speaker changed, and opens the next at the same sample, as a pause would have: the
-    /// new speaker's utterance starts afresh, without the previous speech as its lead-in (which
-    /// is another voice, and after which Whisper often stops). Returns the two events, or none
-    /// when no utterance is open or no frame of it lies in the range.
+    /// the speaker changed, and opens the next at the same sample, as a pause would have (a new
+    /// onset and origin, so a later progressive cut's lead-in never reaches into the other
+    /// voice). The new speaker's utterance keeps only [`SPLIT_LEAD_IN`] of the speech before it
+    /// as its lead-in, not the whole of it: after a long lead-in of another voice Whisper often
+    /// stops. Returns the two events, or none when no utterance is open or no frame of it lies
+    /// in the range.
     pub fn split(&mut self, lo: usize, hi: usize) -> Vec<SegmentEvent> {
         let State::Speech { start, quiet_since } = self.state else { return Vec::new() };
         let Some(cut) = self.quietest_in(start, lo, hi) else { return Vec::new() };
@@ -362,7 +366,7 @@ impl Segmenter {
     }
 
     /// The audio just before the open utterance when it continues one that was cut (see
-    /// [`cut`](Self::cut)); empty otherwise.
+    /// [`cut`](Self::cut)) or split ([`split`](Self::split)); empty otherwise.
     pub fn lead_in(&self) -> &[f32] {
         match self.state {
             State::Speech { start, .. } => &self.buf[start - self.lead_in - self.buf_start..start - self.buf_start],

@@ -70,8 +70,8 @@ pub enum Input {
     },
     /// Speaker turns of the open utterance's audio so far, or the job could not run.
     SpeakerPrefix(Result<Vec<EmbeddedTurn>, DiarizeError>),
-    /// The turns (without embeddings) of the stream's latest audio, asked for by
-    /// [`Action::FindSpeakerChange`], or the look could not run.
+    /// The turns of the stream's latest audio (the two either side of its first change
+    /// embedded), asked for by [`Action::FindSpeakerChange`], or the look could not run.
     SpeakerChange(Result<Vec<EmbeddedTurn>, DiarizeError>),
     /// No frame for the idle timeout (seconds).
     Idle(u64),
@@ -103,8 +103,8 @@ pub enum Action {
     },
     /// A speaker job for the open utterance is no longer wanted (a new utterance began).
     DropSpeakerPrefix,
-    /// Find the speaker turns (no embeddings) of the stream's latest audio: where the speaker
-    /// changes inside the open utterance (`changes.rs`).
+    /// Find the speaker turns of the stream's latest audio, embedding only what `embed` says:
+    /// where the speaker changes inside the open utterance (`changes.rs`).
     FindSpeakerChange {
         clip: Vec<f32>,
         embed: Embed,
