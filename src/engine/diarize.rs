@@ -47,7 +47,7 @@ impl Default for DiarizeConfig {
             enabled: true,
             min_turn_ms: 500,
             min_embed_ms: 300,
-            reliable_ms: 1000,
+            reliable_ms: 1500,
             max_embed_ms: 3000,
             join_timeout_ms: 1000,
             incremental_step_ms: 4000,
