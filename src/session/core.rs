@@ -185,7 +185,6 @@ pub struct Session {
     pieces: BTreeSet<u64>,
     /// Utterances ended at a speaker change: their words are in the next one's lead-in.
     split: BTreeSet<u64>,
-
     /// The words made final so far of the speech the open utterance belongs to, with their
     /// ends (absolute samples): a continuation's decode hears them again in its lead-in.
     committed: Vec<(String, usize)>,
@@ -245,7 +244,6 @@ impl Session {
             commit: config.streaming.progressive_finals.then(|| CommitPolicy::new(CommitConfig::default())),
             pieces: BTreeSet::new(),
             split: BTreeSet::new(),
-
             committed: Vec::new(),
             lead_ins: BTreeMap::new(),
             finals_sent: 0,
@@ -397,10 +395,7 @@ impl Session {
     /// soon as the pause is over.
     fn update_speculation(&mut self) {
         let Some((segment_id, end, audio)) = self.segmenter.clip_if_pause_ends() else {
-            if self.speculating.take().is_some() {
-                self.actions.push(Action::StopSpeculating);
-            }
-            return;
+            return self.stop_speculating();
         };
         if self.speculating == Some((segment_id, end)) {
             return;
@@ -409,6 +404,13 @@ impl Session {
         // Decoded as the final will be: with the lead-in of a continuation.
         let samples = [self.segmenter.lead_in(), audio].concat();
         self.actions.push(Action::Speculate { segment_id, end, samples });
+    }
+
+    /// The speculative decode, if any, is no longer wanted (its utterance ended or went on).
+    fn stop_speculating(&mut self) {
+        if self.speculating.take().is_some() {
+            self.actions.push(Action::StopSpeculating);
+        }
     }
 
     /// Partials are asked for when the client wants them, and for progressive finals, which
@@ -471,9 +473,7 @@ impl Session {
         let events = self.segmenter.split(at.saturating_sub(CHANGE_SEARCH), at + CHANGE_SEARCH);
         if let Some(SegmentEvent::Ended(piece)) = events.first() {
             self.split.insert(piece.id);
-            if self.speculating.take().is_some() {
-                self.actions.push(Action::StopSpeculating);
-            }
+            self.stop_speculating();
         }
         events.into_iter().for_each(|event| self.on_segment_event(event));
     }
@@ -506,9 +506,7 @@ impl Session {
         let Some((piece, next)) = self.segmenter.cut(cut.lo, cut.hi) else { return };
         let cut_at = piece.end;
         self.pieces.insert(piece.id);
-        if self.speculating.is_some() {
-            self.actions.push(Action::StopSpeculating);
-        }
+        self.stop_speculating();
         // The piece holds the agreed words, wherever their coarse times put them: the
         // continuation hears them again in its lead-in and takes them off by their text.
         let (piece_start, piece_len, n) = (piece.start, seconds(piece.samples.len()), cut.words);

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket};
 use futures_util::StreamExt;
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tokio::time::{sleep_until, timeout, Instant};
 use tracing::Instrument;
 
@@ -188,6 +188,14 @@ async fn event_loop(
     reason
 }
 
+/// The reply of a job in flight; never, when none is.
+async fn reply<T>(rx: Option<&mut oneshot::Receiver<T>>) -> Result<T, oneshot::error::RecvError> {
+    match rx {
+        Some(rx) => rx.await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn next_event(
     outlet: &mut Outlet,
     jobs: &mut Jobs,
@@ -197,24 +205,9 @@ async fn next_event(
     let inflight = &mut jobs.inflight;
     let has_finals = !inflight.finals.is_empty();
     let has_late = !inflight.late.is_empty();
-    let partial = async {
-        match inflight.partial.as_mut() {
-            Some(p) => (&mut p.rx).await,
-            None => std::future::pending().await,
-        }
-    };
-    let prefix = async {
-        match inflight.speaker_prefix.as_mut() {
-            Some(rx) => rx.await,
-            None => std::future::pending().await,
-        }
-    };
-    let change = async {
-        match inflight.speaker_change.as_mut() {
-            Some(rx) => rx.await,
-            None => std::future::pending().await,
-        }
-    };
+    let partial = reply(inflight.partial.as_mut().map(|p| &mut p.rx));
+    let prefix = reply(inflight.speaker_prefix.as_mut());
+    let change = reply(inflight.speaker_change.as_mut());
     tokio::select! {
         biased;
         _ = shutdown.changed() => Event::Shutdown,
