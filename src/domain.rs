@@ -83,6 +83,10 @@ pub struct EmbeddedTurn {
     /// The turn's clip is telephone band (`speaker::band`): its embedding is judged by
     /// `speakers.narrowband_threshold`.
     pub narrowband: bool,
+    /// How many samples the embedding was computed from (a long turn's middle, or a turn that
+    /// began in the context before the clip's new audio, all of it): shorter embeddings are
+    /// looser, so the clustering asks less similarity of them.
+    pub embedded: usize,
 }
 
 impl EmbeddedTurn {
@@ -154,7 +158,7 @@ mod tests {
     #[test]
     fn a_turn_after_its_context_keeps_only_what_follows_it() {
         let turn =
-            |start, end| EmbeddedTurn { start, end, embedding: Some(vec![1.0]), reliable: true, narrowband: false };
+            |start, end| EmbeddedTurn { start, end, embedding: Some(vec![1.0]), reliable: true, narrowband: false, embedded: 16_000 };
         assert_eq!(turn(100, 500).after(300).map(|t| (t.start, t.end)), Some((0, 200)), "began in the context");
         assert_eq!(turn(400, 500).after(300).map(|t| (t.start, t.end)), Some((100, 200)));
         assert!(turn(0, 300).after(300).is_none(), "all in the context");

@@ -318,6 +318,7 @@ impl Config {
                 "speakers.narrowband_threshold",
                 "must be within -1..1",
             ),
+            (!(0.0..=0.5).contains(&self.speakers.short_slack), "speakers.short_slack", "must be within 0..0.5"),
             (
                 self.store
                     .url

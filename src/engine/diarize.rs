@@ -170,13 +170,10 @@ impl Diarizer {
             .map(|(t, embed)| {
                 let len = t.end.saturating_sub(t.start);
                 let long_enough = len >= ms(self.config.min_embed_ms) || samples.len() < ms(self.config.min_embed_ms);
-                let embedding = if embed && long_enough {
-                    self.campplus.embed(middle(&samples[t.start..t.end], ms(self.config.max_embed_ms))).ok()
-                } else {
-                    None
-                };
+                let clip = middle(&samples[t.start..t.end], ms(self.config.max_embed_ms));
+                let embedding = if embed && long_enough { self.campplus.embed(clip).ok() } else { None };
                 let reliable = len >= ms(self.config.reliable_ms);
-                Ok(EmbeddedTurn { start: t.start, end: t.end, embedding, reliable, narrowband })
+                Ok(EmbeddedTurn { start: t.start, end: t.end, embedding, reliable, narrowband, embedded: clip.len() })
             })
             .collect()
     }

@@ -116,7 +116,7 @@ mod tests {
     use tokio::sync::oneshot;
 
     fn turn() -> EmbeddedTurn {
-        EmbeddedTurn { start: 0, end: 16_000, embedding: None, reliable: true, narrowband: false }
+        EmbeddedTurn { start: 0, end: 16_000, embedding: None, reliable: true, narrowband: false, embedded: 16_000 }
     }
 
     #[tokio::test(start_paused = true)]

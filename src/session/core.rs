@@ -362,7 +362,7 @@ impl Session {
                 self.committed.clear();
                 if self.speakers.is_some() {
                     self.actions.push(Action::DropSpeakerPrefix);
-                    self.progress = Some(SpeakerProgress::new(id));
+                    self.progress = Some(SpeakerProgress::new(id, false));
                 }
                 self.send(ServerMessage::SpeechStarted { segment_id: id, start: secs(start), channel: None });
             }
@@ -386,7 +386,7 @@ impl Session {
             self.progress
                 .take()
                 .filter(|p| p.utterance == utterance.id)
-                .unwrap_or_else(|| SpeakerProgress::new(utterance.id))
+                .unwrap_or_else(|| SpeakerProgress::new(utterance.id, false))
         });
         self.actions.push(Action::Final(FinalJob { utterance, agreed, speakers }));
     }
@@ -441,8 +441,9 @@ impl Session {
         // The segmentation model needs several seconds of context to tell speakers apart.
         let paused = self.segmenter.quiet_samples() >= PAUSE;
         let step = self.settings.prefix_step;
-        let Some((range, from)) = progress.next_job(audio.len(), step, FIRST_PREFIX, paused) else { return };
-        self.actions.push(Action::SpeakerPrefix { samples: audio[range].to_vec(), from });
+        let before = self.segmenter.lead_in();
+        let Some(job) = progress.next_job(audio.len(), step, FIRST_PREFIX, paused, before.len()) else { return };
+        self.actions.push(Action::SpeakerPrefix { samples: job.clip(before, audio), from: job.from });
     }
 
     fn on_speaker_prefix(&mut self, result: Result<Vec<EmbeddedTurn>, DiarizeError>) {
@@ -515,7 +516,7 @@ impl Session {
         self.submit(piece, Some(agreed_words(hypothesis, n, piece_len)));
         self.policy.reset_after_cut();
         if self.speakers.is_some() {
-            self.progress = Some(SpeakerProgress::new(next));
+            self.progress = Some(SpeakerProgress::new(next, true));
         }
         let rest = join_words(&hypothesis.words[n..]);
         if self.params.interim_results && !rest.is_empty() {

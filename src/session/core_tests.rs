@@ -99,7 +99,7 @@ fn speakers_label_finals_and_late_labels_become_updates() {
     assert!(job.speakers.is_some(), "a labelling session hands over its speaker progress");
     let (start, end) = (job.utterance.start, job.utterance.end);
     let turn =
-        EmbeddedTurn { start: 0, end: end - start, embedding: Some(vec![0.5; 8]), reliable: true, narrowband: false };
+        EmbeddedTurn { start: 0, end: end - start, embedding: Some(vec![0.5; 8]), reliable: true, narrowband: false, embedded: 16_000 };
     let speakers = Some(Ok(vec![turn.clone()]));
     let result = FinalResult { segment_id: 0, start, end, result: Ok(transcript("hi")), speakers };
     let actions = s.handle(Input::Final(result));
@@ -214,7 +214,7 @@ fn words_two_partials_agree_on_become_final_before_any_pause() {
 }
 
 fn turn(start: usize, end: usize, voice: [f32; 2]) -> EmbeddedTurn {
-    EmbeddedTurn { start, end, embedding: Some(voice.to_vec()), reliable: true, narrowband: false }
+    EmbeddedTurn { start, end, embedding: Some(voice.to_vec()), reliable: true, narrowband: false, embedded: 16_000 }
 }
 
 #[test]

@@ -13,7 +13,7 @@ use futures_util::StreamExt;
 use super::aggregate::{self, FinalDone, LateSpeakers, SpeakerFuture, Speakers};
 use super::core::{Action, FinalJob, FinalResult, Input, PartialJob, Session};
 use super::deps::SessionDeps;
-use super::progress::SpeakerProgress;
+use super::progress::{SpeakerProgress, SPEAKER_CONTEXT};
 use super::speculation::Speculation;
 use crate::config::Config;
 use crate::domain::{seconds, SAMPLE_RATE};
@@ -27,11 +27,6 @@ use crate::registry::admission::StreamTicket;
 /// Less audio than this (0.4 s) left at the end of an utterance is not worth a diarization job:
 /// it is the silence that ended it.
 const MIN_TAIL: usize = crate::domain::ms_to_samples(400);
-
-/// A piece of an utterance cut for a progressive final is diarized with up to this much (3 s)
-/// of the speech before it: alone, a second or two of audio gives embeddings that open speakers
-/// a whole utterance would not (docs/BENCHMARKS.md).
-const SPEAKER_CONTEXT: usize = 3 * SAMPLE_RATE as usize;
 
 /// Finals one session may have queued or running; past this it waits for its oldest, so a
 /// client sending faster than real time holds back only itself.
@@ -248,9 +243,9 @@ impl Jobs {
         // Finals are served in the order their audio was due in real time.
         let key = clock_ms_at(self.due(end));
         let speculated = Speculation::take_for(&mut self.inflight.speculation, id, end, &self.asr, key);
-        let context = utterance.lead_in[utterance.lead_in.len().saturating_sub(SPEAKER_CONTEXT)..].to_vec();
+        let before = utterance.lead_in[utterance.lead_in.len().saturating_sub(SPEAKER_CONTEXT)..].to_vec();
         let diarization =
-            speakers.and_then(|progress| self.speaker_future(progress, utterance.samples.clone(), context));
+            speakers.and_then(|progress| self.speaker_future(progress, utterance.samples.clone(), before));
         let result = match (agreed, speculated) {
             (Some(transcript), _) => Ok(ready(transcript)),
             (None, Some(rx)) => Ok(rx),
@@ -280,14 +275,14 @@ impl Jobs {
     /// The utterance's speaker turns: those settled while it grew, plus its last stretch. A job
     /// still in flight for its earlier audio is awaited and used rather than thrown away, so the
     /// last job is short.
-    /// `context`: the speech just before the utterance (a progressive cut's), which the job for
+    /// `before`: the speech just before the utterance (a progressive cut's), which the job for
     /// an utterance with nothing settled yet hears first; a turn that began there is embedded
     /// whole.
     fn speaker_future(
         &mut self,
         mut progress: SpeakerProgress,
         samples: Vec<f32>,
-        context: Vec<f32>,
+        before: Vec<f32>,
     ) -> Option<SpeakerFuture> {
         let diarize = self.diarize.clone()?;
         let pending = self.inflight.speaker_prefix.take();
@@ -301,13 +296,10 @@ impl Jobs {
                     Err(_) => progress.abandon(),
                 }
             }
-            let (mut turns, tail) = progress.finish(samples.len(), MIN_TAIL);
-            if let Some((range, from)) = tail {
-                let heard = if range.start == 0 && from == 0 { context.len() } else { 0 };
-                let clip = [&context[context.len() - heard..], &samples[range.clone()]].concat();
-                let rx = diarize.submit(clip, from, timeout).await?;
-                let tail = aggregate::from_reply(rx).await?;
-                turns.extend(tail.into_iter().filter_map(|t| t.after(heard)).map(|t| t.shifted(range.start)));
+            let (mut turns, tail) = progress.finish(samples.len(), MIN_TAIL, before.len());
+            if let Some(job) = tail {
+                let rx = diarize.submit(job.clip(&before, &samples), job.from, timeout).await?;
+                turns.extend(job.place(aggregate::from_reply(rx).await?));
             }
             Ok(turns)
         });

@@ -1,7 +1,7 @@
 //! Joins speaker turns with the words of a transcript: labels the turns through the session's
 //! tracker, then splits the words into per-speaker parts.
 
-use super::cluster::{label, SpeakerTracker};
+use super::cluster::{label, Evidence, SpeakerTracker};
 use crate::domain::{round_ms, seconds, EmbeddedTurn, Segment, Transcript, Word};
 
 /// A turn with its speaker id, in samples relative to the clip.
@@ -23,8 +23,13 @@ pub fn label_turns(tracker: &mut SpeakerTracker, turns: &[EmbeddedTurn]) -> (Vec
     for i in order {
         let t = &turns[i];
         let Some(embedding) = t.embedding.as_ref() else { continue };
-        let seconds = crate::domain::seconds(t.end - t.start) as f32;
-        let a = tracker.assign(embedding, seconds, t.reliable, t.narrowband);
+        let evidence = Evidence {
+            weight: seconds(t.end - t.start) as f32,
+            reliable: t.reliable,
+            narrowband: t.narrowband,
+            span: seconds(t.embedded) as f32,
+        };
+        let a = tracker.assign(embedding, evidence);
         merged.extend(a.merged);
         labels[i] = Some(a.speaker);
     }
