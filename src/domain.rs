@@ -157,8 +157,14 @@ mod tests {
 
     #[test]
     fn a_turn_after_its_context_keeps_only_what_follows_it() {
-        let turn =
-            |start, end| EmbeddedTurn { start, end, embedding: Some(vec![1.0]), reliable: true, narrowband: false, embedded: 16_000 };
+        let turn = |start, end| EmbeddedTurn {
+            start,
+            end,
+            embedding: Some(vec![1.0]),
+            reliable: true,
+            narrowband: false,
+            embedded: 16_000,
+        };
         assert_eq!(turn(100, 500).after(300).map(|t| (t.start, t.end)), Some((0, 200)), "began in the context");
         assert_eq!(turn(400, 500).after(300).map(|t| (t.start, t.end)), Some((100, 200)));
         assert!(turn(0, 300).after(300).is_none(), "all in the context");

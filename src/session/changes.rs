@@ -99,7 +99,14 @@ mod tests {
     const S: usize = SAMPLE_RATE as usize;
 
     fn turn(start: usize, end: usize, voice: Option<[f32; 2]>) -> EmbeddedTurn {
-        EmbeddedTurn { start, end, embedding: voice.map(|v| v.to_vec()), reliable: true, narrowband: false, embedded: 16_000 }
+        EmbeddedTurn {
+            start,
+            end,
+            embedding: voice.map(|v| v.to_vec()),
+            reliable: true,
+            narrowband: false,
+            embedded: 16_000,
+        }
     }
 
     fn watch_with(seconds: usize) -> ChangeWatch {

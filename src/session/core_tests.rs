@@ -98,8 +98,14 @@ fn speakers_label_finals_and_late_labels_become_updates() {
     let (job, _) = silence_until_final(&mut s);
     assert!(job.speakers.is_some(), "a labelling session hands over its speaker progress");
     let (start, end) = (job.utterance.start, job.utterance.end);
-    let turn =
-        EmbeddedTurn { start: 0, end: end - start, embedding: Some(vec![0.5; 8]), reliable: true, narrowband: false, embedded: 16_000 };
+    let turn = EmbeddedTurn {
+        start: 0,
+        end: end - start,
+        embedding: Some(vec![0.5; 8]),
+        reliable: true,
+        narrowband: false,
+        embedded: 16_000,
+    };
     let speakers = Some(Ok(vec![turn.clone()]));
     let result = FinalResult { segment_id: 0, start, end, result: Ok(transcript("hi")), speakers };
     let actions = s.handle(Input::Final(result));

@@ -32,6 +32,22 @@ pub fn recording(name: &str) -> PathBuf {
     models_dir().join("recordings").join(name)
 }
 
+/// A recording in the telephone band (8 kHz, 300-3400 Hz, made with ffmpeg as a phone line
+/// would), beside the temporary files.
+pub fn phone_band(source: &std::path::Path) -> PathBuf {
+    let name = source.file_stem().unwrap().to_string_lossy();
+    let path = std::env::temp_dir().join(format!("{name}-phone-{}.wav", std::process::id()));
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-loglevel", "error", "-y", "-i"])
+        .arg(source)
+        .args(["-ar", "8000", "-af", "highpass=f=300,lowpass=f=3400"])
+        .arg(&path)
+        .status()
+        .expect("ffmpeg makes the phone-band recording: run scripts/test.sh, which installs it");
+    assert!(status.success());
+    path
+}
+
 /// jfk.wav as the bytes of a `pcm_s16le` stream at 16 kHz.
 pub fn jfk_pcm() -> Vec<u8> {
     let samples = speech_service::audio::wav::read_16k(&recording("jfk.wav")).unwrap();

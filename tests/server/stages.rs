@@ -212,24 +212,10 @@ async fn offline_rttm_scores_against_the_reference_with_eval_der() {
     assert_eq!(jfk_speakers.len(), 1, "{jfk}");
 }
 
-/// The call in the telephone band (8 kHz, 300-3400 Hz, made with ffmpeg as a phone line would).
-fn phone_band_call() -> std::path::PathBuf {
-    let path = std::env::temp_dir().join(format!("sample-phone-{}.wav", std::process::id()));
-    let status = Command::new("ffmpeg")
-        .args(["-loglevel", "error", "-y", "-i"])
-        .arg(recording("sample.wav"))
-        .args(["-ar", "8000", "-af", "highpass=f=300,lowpass=f=3400"])
-        .arg(&path)
-        .status()
-        .expect("ffmpeg makes the phone-band call: run scripts/test.sh, which installs it");
-    assert!(status.success());
-    path
-}
-
 #[tokio::test]
 async fn a_phone_band_call_keeps_both_speakers() {
     let _heavy = HEAVY.write().await;
-    let phone = phone_band_call();
+    let phone = phone_band(&recording("sample.wav"));
     let rttm = run_cli(&["transcribe", "--format", "rttm", phone.to_str().unwrap()]);
     let speakers: std::collections::BTreeSet<&str> =
         rttm.lines().map(|l| l.split_whitespace().nth(7).unwrap()).collect();
