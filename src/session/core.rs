@@ -95,8 +95,8 @@ pub enum Action {
     Final(FinalJob),
     /// Decode the open utterance so far.
     Partial(PartialJob),
-    /// Find the speaker turns of the open utterance's audio `samples`; turns from sample `from`
-    /// of them on are new.
+    /// Find the speaker turns of `samples` (the open utterance's audio, after the speech before
+    /// it when it was cut from a longer run); turns from sample `from` of them on are new.
     SpeakerPrefix {
         samples: Vec<f32>,
         from: usize,

@@ -275,9 +275,8 @@ impl Jobs {
     /// The utterance's speaker turns: those settled while it grew, plus its last stretch. A job
     /// still in flight for its earlier audio is awaited and used rather than thrown away, so the
     /// last job is short.
-    /// `before`: the speech just before the utterance (a progressive cut's), which the job for
-    /// an utterance with nothing settled yet hears first; a turn that began there is embedded
-    /// whole.
+    /// `before`: the speech just before the utterance when it was cut from a longer run, which
+    /// the job for an utterance with nothing settled yet hears first (`SpeakerJob`).
     fn speaker_future(
         &mut self,
         mut progress: SpeakerProgress,
