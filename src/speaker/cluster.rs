@@ -258,8 +258,9 @@ mod tests {
         let config = ClusterConfig { threshold: 0.9, merge_threshold: 0.8, ..Default::default() };
         let mut t = SpeakerTracker::new(config);
         t.assign(&unit(&[1.0, 0.0]), ev(1.0, true, false));
-        assert_eq!(t.assign(&unit(&[0.5, 0.6]), ev(1.0, true, false)).speaker, 1); // cos 0.64: new
-                                                                                   // Evidence for speaker 1 that lies towards speaker 0 pulls the two together (cos 0.82).
+        // cos 0.64: a new speaker.
+        assert_eq!(t.assign(&unit(&[0.5, 0.6]), ev(1.0, true, false)).speaker, 1);
+        // Evidence for speaker 1 that lies towards speaker 0 pulls the two together (cos 0.82).
         let a = t.assign(&unit(&[0.85, 0.53]), ev(5.0, true, false));
         assert_eq!(a.speaker, 1);
         let merges: Vec<_> = a.merged.clone();
