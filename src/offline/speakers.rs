@@ -14,7 +14,13 @@ pub type UtteranceResult = (u64, usize, usize, Transcript, Vec<EmbeddedTurn>);
 pub fn attribute(results: Vec<UtteranceResult>, config: &Config, diarized: bool) -> Transcription {
     let mut tracker = SpeakerTracker::new(config.speakers.clone());
     // First pass: online clustering, as a live session would.
-    let first: Vec<Vec<SpeakerTurn>> = results.iter().map(|r| label_turns(&mut tracker, &r.4).0).collect();
+    let mut first_pass = |turns: &[EmbeddedTurn]| {
+        let labelled = label_turns(&mut tracker, turns).turns;
+        // A speaker found to be two is split here too; the second pass relabels every turn.
+        while tracker.review().is_some() {}
+        labelled
+    };
+    let first: Vec<Vec<SpeakerTurn>> = results.iter().map(|r| first_pass(&r.4)).collect();
     let mut out = Transcription::default();
     for ((id, start, end, transcript, turns), labelled) in results.into_iter().zip(first) {
         let labelled = relabel(&tracker, &turns, labelled);

@@ -555,7 +555,7 @@ impl Session {
             self.heard_before_next(done.segment_id, done.start, &transcript);
         }
         let labelled = match (done.speakers, self.speakers.as_mut()) {
-            (Some(Ok(turns)), Some(speakers)) => Some(speakers.label(&turns, &mut outbox)),
+            (Some(Ok(turns)), Some(speakers)) => Some(speakers.label(done.segment_id, &turns, &mut outbox)),
             (Some(Err(e)), _) => {
                 tracing::warn!(segment_id = done.segment_id, error = %crate::logging::chain(&e), "speaker labels failed");
                 None
@@ -563,8 +563,12 @@ impl Session {
             _ => None,
         };
         outbox.into_iter().for_each(|m| self.send(m));
-        let n_samples = done.end - done.start;
-        for segment in to_segments(done.segment_id, &transcript, labelled.as_deref(), n_samples, seconds(done.start)) {
+        let (n_samples, offset) = (done.end - done.start, seconds(done.start));
+        let segments = to_segments(done.segment_id, &transcript, labelled.as_deref(), n_samples, offset);
+        if let (Some(speakers), true) = (self.speakers.as_mut(), labelled.is_some()) {
+            speakers.sent(&segments, offset);
+        }
+        for segment in segments {
             self.send(ServerMessage::Final(segment));
             self.finals_sent += 1;
         }

@@ -12,11 +12,28 @@ pub struct SpeakerTurn {
     pub speaker: usize,
 }
 
+/// An embedded turn's place in its clip (samples) and its id in the tracker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TurnMember {
+    pub start: usize,
+    pub end: usize,
+    pub member: u64,
+}
+
+/// What [`label_turns`] found.
+#[derive(Debug, Default)]
+pub struct Labelled {
+    pub turns: Vec<SpeakerTurn>,
+    /// Merges the assignments caused: (merged id, surviving id).
+    pub merged: Vec<(usize, usize)>,
+    pub members: Vec<TurnMember>,
+}
+
 /// Labels every turn: embedded turns through the tracker (reliable ones first, longest first, so
 /// the centroids are built from the best evidence), the others from their nearest labelled
-/// neighbour. Returns the turns and the merges the assignments caused.
-pub fn label_turns(tracker: &mut SpeakerTracker, turns: &[EmbeddedTurn]) -> (Vec<SpeakerTurn>, Vec<(usize, usize)>) {
-    let mut merged = Vec::new();
+/// neighbour.
+pub fn label_turns(tracker: &mut SpeakerTracker, turns: &[EmbeddedTurn]) -> Labelled {
+    let (mut merged, mut members) = (Vec::new(), Vec::new());
     let mut order: Vec<usize> = (0..turns.len()).collect();
     order.sort_by_key(|&i| (!turns[i].reliable, std::cmp::Reverse(turns[i].end - turns[i].start)));
     let mut labels: Vec<Option<usize>> = vec![None; turns.len()];
@@ -32,6 +49,7 @@ pub fn label_turns(tracker: &mut SpeakerTracker, turns: &[EmbeddedTurn]) -> (Vec
         let a = tracker.assign(embedding, evidence);
         merged.extend(a.merged);
         labels[i] = Some(a.speaker);
+        members.push(TurnMember { start: t.start, end: t.end, member: a.member });
     }
     // Unlabelled turns take the previous label, or failing that the next.
     for i in 0..labels.len() {
@@ -50,7 +68,7 @@ pub fn label_turns(tracker: &mut SpeakerTracker, turns: &[EmbeddedTurn]) -> (Vec
         .zip(labels)
         .filter_map(|(t, l)| Some(SpeakerTurn { start: t.start, end: t.end, speaker: tracker.resolve(l?) }))
         .collect();
-    (labelled, merged)
+    Labelled { turns: labelled, merged, members }
 }
 
 /// The speaker who talks longest in the clip.

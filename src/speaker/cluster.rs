@@ -1,9 +1,13 @@
-//! Online speaker clustering for one session: ids never change once sent; when two clusters
-//! turn out to be one speaker, the later id is merged into the earlier and the merge reported.
+//! Online speaker clustering for one session: ids are never renumbered or reused; when two
+//! clusters turn out to be one speaker, the later id is merged into the earlier and the merge
+//! reported; when one turns out to be two voices, one of them moves to a new id ([`Split`]).
+
+use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
 use super::campplus::cosine;
+use super::review::two_groups;
 
 /// Clustering settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -22,6 +26,9 @@ pub struct ClusterConfig {
     pub merge_threshold: f32,
     pub max_speakers: usize,
     pub min_speakers: usize,
+    /// Look back at each speaker's recent turns after every assignment, and split a speaker
+    /// whose turns form two groups of unlike voices (a centroid seeded by two voices at once).
+    pub review: bool,
 }
 
 impl Default for ClusterConfig {
@@ -33,6 +40,7 @@ impl Default for ClusterConfig {
             merge_threshold: 0.70,
             max_speakers: 8,
             min_speakers: 1,
+            review: true,
         }
     }
 }
@@ -41,6 +49,16 @@ impl Default for ClusterConfig {
 /// which it gets none.
 const SHORT_SPAN: f32 = 1.5;
 const FULL_SPAN: f32 = 3.0;
+
+/// Embedded turns kept for looking back: the most recent this many.
+const REMEMBERED: usize = 64;
+/// A speaker is split only when its two groups are this much less alike than a turn needs to
+/// be to join a speaker: the review undoes clear mistakes, not close calls.
+const SPLIT_MARGIN: f32 = 0.05;
+/// Each group of a split needs this many reliable turns and seconds of speech (two turns of
+/// full-length embeddings): one odd turn is never a speaker of its own.
+const SPLIT_TURNS: usize = 2;
+const SPLIT_SECONDS: f32 = 2.0 * FULL_SPAN;
 
 /// What one embedding stands for.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -77,22 +95,43 @@ impl Centroid {
     }
 }
 
+/// An embedded turn remembered for looking back.
+struct Member {
+    id: u64,
+    speaker: usize,
+    embedding: Vec<f32>,
+    evidence: Evidence,
+}
+
 /// The result of one assignment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Assignment {
     pub speaker: usize,
     /// Merges this assignment caused: (merged id, surviving id).
     pub merged: Vec<(usize, usize)>,
+    /// The turn's id, as a later [`Split`] names it.
+    pub member: u64,
+}
+
+/// A speaker found to be two: the turns `members` (ids from [`Assignment::member`]) moved from
+/// speaker `from` to the new speaker `to`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Split {
+    pub from: usize,
+    pub to: usize,
+    pub members: Vec<u64>,
 }
 
 pub struct SpeakerTracker {
     config: ClusterConfig,
     centroids: Vec<Centroid>,
+    members: VecDeque<Member>,
+    next_member: u64,
 }
 
 impl SpeakerTracker {
     pub fn new(config: ClusterConfig) -> Self {
-        Self { config, centroids: Vec::new() }
+        Self { config, centroids: Vec::new(), members: VecDeque::new(), next_member: 0 }
     }
 
     /// Speakers still standing (not merged away).
@@ -116,10 +155,9 @@ impl SpeakerTracker {
         let Evidence { weight, reliable, narrowband, span } = evidence;
         let best = self.nearest(embedding);
         let short = self.config.short_slack * ((FULL_SPAN - span) / (FULL_SPAN - SHORT_SPAN)).clamp(0.0, 1.0);
-        let needed = match (self.active() < self.config.min_speakers, narrowband) {
-            (true, _) => self.config.merge_threshold,
-            (false, true) => self.config.narrowband_threshold - short,
-            (false, false) => self.config.threshold - short,
+        let needed = match self.active() < self.config.min_speakers {
+            true => self.config.merge_threshold,
+            false => self.threshold(narrowband) - short,
         };
         let speaker = match best {
             Some((id, sim)) if sim >= needed || !reliable || self.active() >= self.config.max_speakers => id,
@@ -135,7 +173,86 @@ impl SpeakerTracker {
         if reliable || centroid.sum.iter().all(|&s| s == 0.0) {
             centroid.sum.iter_mut().zip(embedding).for_each(|(s, e)| *s += e * weight.max(0.1));
         }
-        Assignment { speaker, merged: self.merge_close() }
+        let member = self.remember(speaker, embedding, evidence);
+        Assignment { speaker, merged: self.merge_close(), member }
+    }
+
+    fn threshold(&self, narrowband: bool) -> f32 {
+        match narrowband {
+            true => self.config.narrowband_threshold,
+            false => self.config.threshold,
+        }
+    }
+
+    fn remember(&mut self, speaker: usize, embedding: &[f32], evidence: Evidence) -> u64 {
+        let id = self.next_member;
+        self.next_member += 1;
+        if self.members.len() == REMEMBERED {
+            self.members.pop_front();
+        }
+        self.members.push_back(Member { id, speaker, embedding: embedding.to_vec(), evidence });
+        id
+    }
+
+    /// Looks back at every speaker's remembered turns and splits the first speaker whose
+    /// reliable turns form two groups of unlike voices, each with enough speech. The group
+    /// holding the speaker's earliest turn keeps its id; short turns follow the nearer group.
+    pub fn review(&mut self) -> Option<Split> {
+        if !self.config.review || self.active() >= self.config.max_speakers {
+            return None;
+        }
+        let speakers: Vec<usize> =
+            (0..self.centroids.len()).filter(|&i| self.centroids[i].merged_into.is_none()).collect();
+        let (from, moved) = speakers.into_iter().find_map(|s| self.split_of(s).map(|moved| (s, moved)))?;
+        let to = self.open(self.centroids[from].sum.len());
+        self.centroids[to].established = true;
+        // The moved turns' share of the old centroid, as `assign` added it.
+        let mut share = vec![0.0; self.centroids[from].sum.len()];
+        for m in self.members.iter_mut().filter(|m| moved.contains(&m.id)) {
+            m.speaker = to;
+            let weight = m.evidence.weight.max(0.1);
+            share.iter_mut().zip(&m.embedding).for_each(|(s, e)| *s += e * weight);
+        }
+        self.centroids[from].sum.iter_mut().zip(&share).for_each(|(s, d)| *s -= d);
+        self.centroids[to].sum = share;
+        let short = self.follow_nearer(from, to);
+        tracing::debug!(from, to, moved = moved.len() + short.len(), "speaker split");
+        Some(Split { from, to, members: moved.into_iter().chain(short).collect() })
+    }
+
+    /// The reliable turns of `speaker` to move to a new speaker, if its turns form two groups.
+    fn split_of(&self, speaker: usize) -> Option<Vec<u64>> {
+        let own: Vec<&Member> =
+            self.members.iter().filter(|m| m.evidence.reliable && self.resolve(m.speaker) == speaker).collect();
+        if own.len() < 2 * SPLIT_TURNS {
+            return None;
+        }
+        let embeddings: Vec<&[f32]> = own.iter().map(|m| m.embedding.as_slice()).collect();
+        let ([first, second], link) = two_groups(&embeddings)?;
+        let narrowband = own.iter().filter(|m| m.evidence.narrowband).count() * 2 > own.len();
+        let enough = |g: &[usize]| {
+            g.len() >= SPLIT_TURNS && g.iter().map(|&i| own[i].evidence.weight).sum::<f32>() >= SPLIT_SECONDS
+        };
+        if link >= self.threshold(narrowband) - SPLIT_MARGIN || !enough(&first) || !enough(&second) {
+            return None;
+        }
+        // `own` is in arrival order: the group without its first turn moves.
+        let moved = if first.contains(&0) { second } else { first };
+        Some(moved.into_iter().map(|i| own[i].id).collect())
+    }
+
+    /// Moves the short turns of `from` that are nearer to `to`'s centroid; returns their ids.
+    fn follow_nearer(&mut self, from: usize, to: usize) -> Vec<u64> {
+        let (stay, go) = (self.centroids[from].direction(), self.centroids[to].direction());
+        let resolved: Vec<usize> = self.members.iter().map(|m| self.resolve(m.speaker)).collect();
+        let mut moved = Vec::new();
+        for (m, speaker) in self.members.iter_mut().zip(resolved) {
+            if speaker == from && !m.evidence.reliable && cosine(&m.embedding, &go) > cosine(&m.embedding, &stay) {
+                m.speaker = to;
+                moved.push(m.id);
+            }
+        }
+        moved
     }
 
     /// A standing speaker opened by short turns only, if any.
@@ -267,5 +384,55 @@ mod tests {
         assert_eq!(merges, vec![(1, 0)], "{a:?}");
         assert_eq!(t.resolve(1), 0);
         assert_eq!(t.active(), 1);
+    }
+
+    /// Two voices (cos 0.2) and audio of both at once, a little nearer the first (0.77 and
+    /// 0.71 to them): seeded by the mix, one speaker takes every turn of both.
+    fn seeded_by_a_mix(config: ClusterConfig, second_voice_turns: usize) -> (SpeakerTracker, Vec<u64>) {
+        let (mix, first, second) = (unit(&[1.0, 0.9, 0.5]), unit(&[1.0, 0.0, 0.5]), unit(&[0.0, 1.0, 0.5]));
+        let mut t = SpeakerTracker::new(config);
+        assert_eq!(t.assign(&mix, ev(6.0, true, false)).speaker, 0);
+        let mut seconds = Vec::new();
+        for i in 0..3 {
+            assert_eq!(t.assign(&first, ev(3.0, true, false)).speaker, 0);
+            if i < second_voice_turns {
+                let a = t.assign(&second, ev(3.0, true, false));
+                assert_eq!(a.speaker, 0, "joins the mixed centroid");
+                seconds.push(a.member);
+            }
+        }
+        (t, seconds)
+    }
+
+    #[test]
+    fn a_speaker_whose_turns_form_two_unlike_groups_is_split() {
+        let (mut t, second_voice) = seeded_by_a_mix(ClusterConfig::default(), 3);
+        assert_eq!(t.active(), 1);
+        let split = t.review().expect("a split");
+        // The group holding the speaker's first turn keeps the id.
+        assert_eq!(split, Split { from: 0, to: 1, members: second_voice });
+        assert_eq!(t.active(), 2);
+        assert_eq!(t.nearest_speaker(&unit(&[0.0, 1.0, 0.5])), Some(1));
+        assert_eq!(t.nearest_speaker(&unit(&[1.0, 0.0, 0.5])), Some(0));
+        assert_eq!(t.review(), None, "each half is one voice");
+    }
+
+    #[test]
+    fn one_odd_turn_is_never_split_off_and_the_review_can_be_turned_off() {
+        let (mut t, _) = seeded_by_a_mix(ClusterConfig::default(), 1);
+        assert_eq!(t.review(), None, "one turn of the second voice");
+        let (mut t, _) = seeded_by_a_mix(ClusterConfig { review: false, ..Default::default() }, 3);
+        assert_eq!(t.review(), None);
+        assert_eq!(t.active(), 1);
+    }
+
+    #[test]
+    fn one_voice_heard_unevenly_stays_one_speaker() {
+        // Turns of one voice at 0.55-0.9 to each other: looser than the threshold's margin.
+        let mut t = SpeakerTracker::new(ClusterConfig::default());
+        for v in [[1.0, 0.3, 0.0], [1.0, 0.0, 0.3], [1.0, 0.6, 0.2], [1.0, 0.2, 0.6], [1.0, 0.4, 0.4]] {
+            assert_eq!(t.assign(&unit(&v), ev(3.0, true, false)).speaker, 0);
+        }
+        assert_eq!(t.review(), None);
     }
 }

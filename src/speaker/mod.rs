@@ -6,4 +6,5 @@ pub mod campplus;
 pub mod cluster;
 mod conv;
 pub mod fbank;
+pub mod review;
 pub mod segmentation;
