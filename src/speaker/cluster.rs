@@ -2,7 +2,7 @@
 //! clusters turn out to be one speaker, the later id is merged into the earlier and the merge
 //! reported; when one turns out to be two voices, one of them moves to a new id ([`Split`]).
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
@@ -127,11 +127,13 @@ pub struct SpeakerTracker {
     centroids: Vec<Centroid>,
     members: VecDeque<Member>,
     next_member: u64,
+    /// Speakers with reliable turns or merges since their last review: only they can split.
+    unreviewed: BTreeSet<usize>,
 }
 
 impl SpeakerTracker {
     pub fn new(config: ClusterConfig) -> Self {
-        Self { config, centroids: Vec::new(), members: VecDeque::new(), next_member: 0 }
+        Self { config, centroids: Vec::new(), members: VecDeque::new(), next_member: 0, unreviewed: BTreeSet::new() }
     }
 
     /// Speakers still standing (not merged away).
@@ -173,6 +175,9 @@ impl SpeakerTracker {
         if reliable || centroid.sum.iter().all(|&s| s == 0.0) {
             centroid.sum.iter_mut().zip(embedding).for_each(|(s, e)| *s += e * weight.max(0.1));
         }
+        if reliable {
+            self.unreviewed.insert(speaker);
+        }
         let member = self.remember(speaker, embedding, evidence);
         Assignment { speaker, merged: self.merge_close(), member }
     }
@@ -201,11 +206,19 @@ impl SpeakerTracker {
         if !self.config.review || self.active() >= self.config.max_speakers {
             return None;
         }
-        let speakers: Vec<usize> =
-            (0..self.centroids.len()).filter(|&i| self.centroids[i].merged_into.is_none()).collect();
-        let (from, moved) = speakers.into_iter().find_map(|s| self.split_of(s).map(|moved| (s, moved)))?;
+        let (from, moved) = loop {
+            let speaker = self.unreviewed.pop_first()?;
+            if self.centroids[speaker].merged_into.is_some() {
+                continue;
+            }
+            if let Some(moved) = self.split_of(speaker) {
+                break (speaker, moved);
+            }
+        };
         let to = self.open(self.centroids[from].sum.len());
         self.centroids[to].established = true;
+        // Either half may be two voices again.
+        self.unreviewed.extend([from, to]);
         // The moved turns' share of the old centroid, as `assign` added it.
         let mut share = vec![0.0; self.centroids[from].sum.len()];
         for m in self.members.iter_mut().filter(|m| moved.contains(&m.id)) {
@@ -230,9 +243,10 @@ impl SpeakerTracker {
         let embeddings: Vec<&[f32]> = own.iter().map(|m| m.embedding.as_slice()).collect();
         let ([first, second], link) = two_groups(&embeddings)?;
         let narrowband = own.iter().filter(|m| m.evidence.narrowband).count() * 2 > own.len();
-        let enough = |g: &[usize]| {
-            g.len() >= SPLIT_TURNS && g.iter().map(|&i| own[i].evidence.weight).sum::<f32>() >= SPLIT_SECONDS
-        };
+        let seconds = |g: &[usize]| g.iter().map(|&i| own[i].evidence.weight).sum::<f32>();
+        let enough = |g: &[usize]| g.len() >= SPLIT_TURNS && seconds(g) >= SPLIT_SECONDS;
+        let (turns, spoken) = ((first.len(), second.len()), (seconds(&first), seconds(&second)));
+        tracing::debug!(speaker, link, ?turns, ?spoken, "speaker reviewed");
         if link >= self.threshold(narrowband) - SPLIT_MARGIN || !enough(&first) || !enough(&second) {
             return None;
         }
@@ -289,6 +303,7 @@ impl SpeakerTracker {
             let sum = std::mem::take(&mut self.centroids[gone].sum);
             self.centroids[keep].sum.iter_mut().zip(&sum).for_each(|(k, g)| *k += g);
             self.centroids[keep].established |= self.centroids[gone].established;
+            self.unreviewed.insert(keep);
             self.centroids[gone].merged_into = Some(keep);
             merged.push((gone, keep));
         }

@@ -14,8 +14,14 @@ pub fn two_groups(embeddings: &[&[f32]]) -> Option<([Vec<usize>; 2], f32)> {
     if n < 2 {
         return None;
     }
-    let similarity: Vec<Vec<f32>> =
-        embeddings.iter().map(|a| embeddings.iter().map(|b| cosine(a, b)).collect()).collect();
+    // Symmetric: each pair computed once.
+    let mut similarity = vec![vec![1.0; n]; n];
+    for i in 0..n {
+        for j in i + 1..n {
+            let s = cosine(embeddings[i], embeddings[j]);
+            (similarity[i][j], similarity[j][i]) = (s, s);
+        }
+    }
     let linkage = |a: &[usize], b: &[usize]| {
         let total: f32 = a.iter().flat_map(|&i| b.iter().map(move |&j| (i, j))).map(|(i, j)| similarity[i][j]).sum();
         total / (a.len() * b.len()) as f32
