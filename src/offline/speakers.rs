@@ -16,8 +16,8 @@ pub fn attribute(results: Vec<UtteranceResult>, config: &Config, diarized: bool)
     // First pass: online clustering, as a live session would.
     let mut first_pass = |turns: &[EmbeddedTurn]| {
         let labelled = label_turns(&mut tracker, turns).turns;
-        // A speaker found to be two is split here too; the second pass relabels every turn.
-        while tracker.review().is_some() {}
+        // Speakers found to be two or one change here too; the second pass relabels every turn.
+        tracker.review();
         labelled
     };
     let first: Vec<Vec<SpeakerTurn>> = results.iter().map(|r| first_pass(&r.4)).collect();

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, VecDeque};
 use crate::domain::{seconds_to_samples, EmbeddedTurn, Segment};
 use crate::protocol::{ServerMessage, SpeakerLabel};
 use crate::speaker::attribution::{dominant_speaker, label_turns, Labelled, SpeakerTurn, TurnMember};
-use crate::speaker::cluster::{label, ClusterConfig, SpeakerTracker, Split};
+use crate::speaker::cluster::{label, Change, ClusterConfig, SpeakerTracker, Split};
 
 /// Parts of finals remembered for relabelling after a split: the most recent this many (the
 /// tracker remembers fewer turns than this, so no part it could move is forgotten first).
@@ -33,8 +33,8 @@ impl SessionSpeakers {
         Self { tracker: SpeakerTracker::new(config), pending: BTreeMap::new(), sent: VecDeque::new() }
     }
 
-    /// Labels the turns of one utterance; merges they cause, and parts already sent that a
-    /// split moves to a new speaker, become `speaker_update`s. Call [`Self::sent`] with the
+    /// Labels the turns of one utterance; merges they cause or the review finds, and parts
+    /// already sent that a split moves to a new speaker, become one `speaker_update`. Call [`Self::sent`] with the
     /// segments made from the turns.
     pub fn label(
         &mut self,
@@ -42,20 +42,24 @@ impl SessionSpeakers {
         turns: &[EmbeddedTurn],
         outbox: &mut Vec<ServerMessage>,
     ) -> Vec<SpeakerTurn> {
-        let Labelled { mut turns, merged, members } = label_turns(&mut self.tracker, turns);
-        if !merged.is_empty() {
-            let merged: BTreeMap<String, String> =
-                merged.into_iter().map(|(gone, kept)| (label(gone), label(kept))).collect();
-            outbox.push(ServerMessage::SpeakerUpdate { segments: Vec::new(), merged });
-        }
-        while let Some(split) = self.tracker.review() {
-            let moved =
-                |t: &SpeakerTurn| members.iter().any(|m| m.start == t.start && split.members.contains(&m.member));
-            turns.iter_mut().filter(|t| moved(t)).for_each(|t| t.speaker = split.to);
-            let segments = self.relabel(&split);
-            if !segments.is_empty() {
-                outbox.push(ServerMessage::SpeakerUpdate { segments, merged: BTreeMap::new() });
+        let Labelled { mut turns, mut merged, members } = label_turns(&mut self.tracker, turns);
+        let mut relabelled = Vec::new();
+        for change in self.tracker.review() {
+            match change {
+                Change::Merged { gone, kept } => merged.push((gone, kept)),
+                Change::Split(split) => {
+                    let moved = |t: &SpeakerTurn| {
+                        members.iter().any(|m| m.start == t.start && split.members.contains(&m.member))
+                    };
+                    turns.iter_mut().filter(|t| moved(t)).for_each(|t| t.speaker = split.to);
+                    relabelled.extend(self.relabel(&split));
+                }
             }
+        }
+        turns.iter_mut().for_each(|t| t.speaker = self.tracker.resolve(t.speaker));
+        if !merged.is_empty() || !relabelled.is_empty() {
+            let merged = merged.into_iter().map(|(gone, kept)| (label(gone), label(kept))).collect();
+            outbox.push(ServerMessage::SpeakerUpdate { segments: relabelled, merged });
         }
         self.pending.insert(segment_id, members);
         turns

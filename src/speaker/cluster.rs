@@ -26,8 +26,9 @@ pub struct ClusterConfig {
     pub merge_threshold: f32,
     pub max_speakers: usize,
     pub min_speakers: usize,
-    /// Look back at each speaker's recent turns after every assignment, and split a speaker
-    /// whose turns form two groups of unlike voices (a centroid seeded by two voices at once).
+    /// Look back at the recent turns of speakers with new ones after every utterance: split a
+    /// speaker whose turns form two groups of unlike voices (a centroid seeded by two voices at
+    /// once), merge two whose turns are alike enough to have joined in another order.
     pub review: bool,
 }
 
@@ -59,6 +60,9 @@ const SPLIT_MARGIN: f32 = 0.05;
 /// full-length embeddings): one odd turn is never a speaker of its own.
 const SPLIT_TURNS: usize = 2;
 const SPLIT_SECONDS: f32 = 2.0 * FULL_SPAN;
+/// Changes one review may make: each split opens a speaker and each merge closes one, so this
+/// only guards against a review that would go back and forth.
+const MAX_CHANGES: usize = 4;
 
 /// What one embedding stands for.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -113,6 +117,17 @@ pub struct Assignment {
     pub member: u64,
 }
 
+/// What looking back at the turns changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Two speakers found to be one: `gone` is read as `kept` from now on.
+    Merged {
+        gone: usize,
+        kept: usize,
+    },
+    Split(Split),
+}
+
 /// A speaker found to be two: the turns `members` (ids from [`Assignment::member`]) moved from
 /// speaker `from` to the new speaker `to`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,10 +171,9 @@ impl SpeakerTracker {
     pub fn assign(&mut self, embedding: &[f32], evidence: Evidence) -> Assignment {
         let Evidence { weight, reliable, narrowband, span } = evidence;
         let best = self.nearest(embedding);
-        let short = self.config.short_slack * ((FULL_SPAN - span) / (FULL_SPAN - SHORT_SPAN)).clamp(0.0, 1.0);
         let needed = match self.active() < self.config.min_speakers {
             true => self.config.merge_threshold,
-            false => self.threshold(narrowband) - short,
+            false => self.threshold(narrowband) - self.slack(span),
         };
         let speaker = match best {
             Some((id, sim)) if sim >= needed || !reliable || self.active() >= self.config.max_speakers => id,
@@ -182,6 +196,11 @@ impl SpeakerTracker {
         Assignment { speaker, merged: self.merge_close(), member }
     }
 
+    /// How much less similarity an embedding of `span` seconds needs (`short_slack`).
+    fn slack(&self, span: f32) -> f32 {
+        self.config.short_slack * ((FULL_SPAN - span) / (FULL_SPAN - SHORT_SPAN)).clamp(0.0, 1.0)
+    }
+
     fn threshold(&self, narrowband: bool) -> f32 {
         match narrowband {
             true => self.config.narrowband_threshold,
@@ -199,22 +218,45 @@ impl SpeakerTracker {
         id
     }
 
-    /// Looks back at every speaker's remembered turns and splits the first speaker whose
-    /// reliable turns form two groups of unlike voices, each with enough speech. The group
-    /// holding the speaker's earliest turn keeps its id; short turns follow the nearer group.
-    pub fn review(&mut self) -> Option<Split> {
-        if !self.config.review || self.active() >= self.config.max_speakers {
+    /// Looks back at the remembered turns of every speaker with new ones, and applies what they
+    /// show (at most [`MAX_CHANGES`] changes, so a review always ends).
+    pub fn review(&mut self) -> Vec<Change> {
+        let mut changes = Vec::new();
+        while changes.len() < MAX_CHANGES {
+            let Some(change) = self.review_one() else { break };
+            changes.push(change);
+        }
+        changes
+    }
+
+    /// The first change the remembered turns call for. Two speakers whose turns are as alike as
+    /// a turn must be to join a speaker are one (in another order the turns would have joined);
+    /// a speaker whose reliable turns form two groups of unlike voices, each with enough speech,
+    /// is two: the group holding its earliest turn keeps the id, short turns follow the nearer.
+    fn review_one(&mut self) -> Option<Change> {
+        if !self.config.review {
             return None;
         }
-        let (from, moved) = loop {
-            let speaker = self.unreviewed.pop_first()?;
+        while let Some(speaker) = self.unreviewed.pop_first() {
             if self.centroids[speaker].merged_into.is_some() {
                 continue;
             }
-            if let Some(moved) = self.split_of(speaker) {
-                break (speaker, moved);
+            if let Some(other) = self.same_as(speaker) {
+                let (kept, gone) = (other.min(speaker), other.max(speaker));
+                self.absorb(kept, gone);
+                tracing::debug!(gone, kept, "speakers found to be one");
+                return Some(Change::Merged { gone, kept });
             }
-        };
+            if self.active() < self.config.max_speakers {
+                if let Some(moved) = self.split_of(speaker) {
+                    return Some(Change::Split(self.split(speaker, moved)));
+                }
+            }
+        }
+        None
+    }
+
+    fn split(&mut self, from: usize, moved: Vec<u64>) -> Split {
         let to = self.open(self.centroids[from].sum.len());
         self.centroids[to].established = true;
         // Either half may be two voices again.
@@ -230,13 +272,42 @@ impl SpeakerTracker {
         self.centroids[to].sum = share;
         let short = self.follow_nearer(from, to);
         tracing::debug!(from, to, moved = moved.len() + short.len(), "speaker split");
-        Some(Split { from, to, members: moved.into_iter().chain(short).collect() })
+        Split { from, to, members: moved.into_iter().chain(short).collect() }
+    }
+
+    /// The reliable remembered turns of `speaker`, oldest first.
+    fn reliable_turns(&self, speaker: usize) -> Vec<&Member> {
+        self.members.iter().filter(|m| m.evidence.reliable && self.resolve(m.speaker) == speaker).collect()
+    }
+
+    /// Another speaker whose reliable turns are, on average, as alike to `speaker`'s as a turn
+    /// needs to be to join: the threshold of their band, less the short slack of the longest
+    /// turn of the one with less speech (the best evidence it has).
+    fn same_as(&self, speaker: usize) -> Option<usize> {
+        let own = self.reliable_turns(speaker);
+        let seconds = |turns: &[&Member]| turns.iter().map(|m| m.evidence.weight).sum::<f32>();
+        let others = (0..self.centroids.len()).filter(|&o| o != speaker && self.centroids[o].merged_into.is_none());
+        let scored = others.filter_map(|other| {
+            let theirs = self.reliable_turns(other);
+            if own.is_empty() || theirs.is_empty() {
+                return None;
+            }
+            let pairs = own.iter().flat_map(|a| theirs.iter().map(move |b| cosine(&a.embedding, &b.embedding)));
+            let link = pairs.sum::<f32>() / (own.len() * theirs.len()) as f32;
+            let lesser = if seconds(&own) <= seconds(&theirs) { &own } else { &theirs };
+            let span = lesser.iter().map(|m| m.evidence.span).fold(0.0, f32::max);
+            let both = own.iter().chain(&theirs);
+            let narrowband = both.clone().filter(|m| m.evidence.narrowband).count() * 2 > own.len() + theirs.len();
+            let needed = self.threshold(narrowband) - self.slack(span);
+            tracing::debug!(speaker, other, link, needed, "speakers compared");
+            (link >= needed).then_some((other, link))
+        });
+        scored.max_by(|a, b| a.1.total_cmp(&b.1)).map(|(other, _)| other)
     }
 
     /// The reliable turns of `speaker` to move to a new speaker, if its turns form two groups.
     fn split_of(&self, speaker: usize) -> Option<Vec<u64>> {
-        let own: Vec<&Member> =
-            self.members.iter().filter(|m| m.evidence.reliable && self.resolve(m.speaker) == speaker).collect();
+        let own = self.reliable_turns(speaker);
         if own.len() < 2 * SPLIT_TURNS {
             return None;
         }
@@ -300,13 +371,18 @@ impl SpeakerTracker {
                 .find(|&(a, b)| cosine(&dirs[a], &dirs[b]) >= self.config.merge_threshold);
             let Some((a, b)) = pair else { return merged };
             let (keep, gone) = (live[a], live[b]);
-            let sum = std::mem::take(&mut self.centroids[gone].sum);
-            self.centroids[keep].sum.iter_mut().zip(&sum).for_each(|(k, g)| *k += g);
-            self.centroids[keep].established |= self.centroids[gone].established;
-            self.unreviewed.insert(keep);
-            self.centroids[gone].merged_into = Some(keep);
+            self.absorb(keep, gone);
             merged.push((gone, keep));
         }
+    }
+
+    /// Merges speaker `gone` into `keep`.
+    fn absorb(&mut self, keep: usize, gone: usize) {
+        let sum = std::mem::take(&mut self.centroids[gone].sum);
+        self.centroids[keep].sum.iter_mut().zip(&sum).for_each(|(k, g)| *k += g);
+        self.centroids[keep].established |= self.centroids[gone].established;
+        self.unreviewed.insert(keep);
+        self.centroids[gone].merged_into = Some(keep);
     }
 }
 
@@ -423,21 +499,20 @@ mod tests {
     fn a_speaker_whose_turns_form_two_unlike_groups_is_split() {
         let (mut t, second_voice) = seeded_by_a_mix(ClusterConfig::default(), 3);
         assert_eq!(t.active(), 1);
-        let split = t.review().expect("a split");
         // The group holding the speaker's first turn keeps the id.
-        assert_eq!(split, Split { from: 0, to: 1, members: second_voice });
+        assert_eq!(t.review(), [Change::Split(Split { from: 0, to: 1, members: second_voice })]);
         assert_eq!(t.active(), 2);
         assert_eq!(t.nearest_speaker(&unit(&[0.0, 1.0, 0.5])), Some(1));
         assert_eq!(t.nearest_speaker(&unit(&[1.0, 0.0, 0.5])), Some(0));
-        assert_eq!(t.review(), None, "each half is one voice");
+        assert_eq!(t.review(), [], "each half is one voice");
     }
 
     #[test]
     fn one_odd_turn_is_never_split_off_and_the_review_can_be_turned_off() {
         let (mut t, _) = seeded_by_a_mix(ClusterConfig::default(), 1);
-        assert_eq!(t.review(), None, "one turn of the second voice");
+        assert_eq!(t.review(), [], "one turn of the second voice");
         let (mut t, _) = seeded_by_a_mix(ClusterConfig { review: false, ..Default::default() }, 3);
-        assert_eq!(t.review(), None);
+        assert_eq!(t.review(), []);
         assert_eq!(t.active(), 1);
     }
 
@@ -448,6 +523,26 @@ mod tests {
         for v in [[1.0, 0.3, 0.0], [1.0, 0.0, 0.3], [1.0, 0.6, 0.2], [1.0, 0.2, 0.6], [1.0, 0.4, 0.4]] {
             assert_eq!(t.assign(&unit(&v), ev(3.0, true, false)).speaker, 0);
         }
-        assert_eq!(t.review(), None);
+        assert_eq!(t.review(), []);
+    }
+
+    #[test]
+    fn two_speakers_whose_turns_are_alike_enough_to_have_joined_are_merged() {
+        // A 1.5 s turn opens the first speaker; a 3 s turn of the same voice, at 0.48 to it
+        // (under the 0.5 a 3 s turn needs), opens a second. In the other order the short turn
+        // (needing 0.45) would have joined: the review makes them one.
+        for (similarity, speakers) in [(0.48_f32, 1), (0.40, 2)] {
+            let mut t = SpeakerTracker::new(ClusterConfig::default());
+            let short = Evidence { span: SHORT_SPAN, ..ev(SHORT_SPAN, true, false) };
+            t.assign(&[1.0, 0.0, 0.0], short);
+            let other = [similarity, (1.0 - similarity * similarity).sqrt(), 0.0];
+            assert_eq!(t.assign(&other, ev(3.0, true, false)).speaker, 1);
+            let changes = t.review();
+            assert_eq!(t.active(), speakers, "{similarity}: {changes:?}");
+            if speakers == 1 {
+                assert_eq!(changes, [Change::Merged { gone: 1, kept: 0 }]);
+                assert_eq!(t.resolve(1), 0);
+            }
+        }
     }
 }

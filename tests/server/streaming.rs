@@ -150,7 +150,9 @@ async fn finalize_ends_the_open_utterance_at_once() {
 }
 
 /// With no time to wait for speakers, finals go out at once and their labels follow in
-/// `speaker_update`s; either way every final ends up labelled, before `closed`.
+/// `speaker_update`s; either way every final ends up labelled, before `closed`. Labels then come
+/// in the order the speaker jobs finish: when JFK's 1.5 s turn came first it opened a speaker
+/// his longer turns (0.46-0.49 to it) did not join; the review merges the two (`merged`).
 #[tokio::test]
 async fn speakers_that_miss_the_join_arrive_as_updates() {
     let _heavy = HEAVY.write().await;
