@@ -34,8 +34,8 @@ impl SessionSpeakers {
     }
 
     /// Labels the turns of one utterance; merges they cause or the review finds, and parts
-    /// already sent that a split moves to a new speaker, become one `speaker_update`. Call [`Self::sent`] with the
-    /// segments made from the turns.
+    /// already sent that a split moves to a new speaker, become one `speaker_update`. Call
+    /// [`Self::sent`] with the segments made from the turns.
     pub fn label(
         &mut self,
         segment_id: u64,

@@ -296,9 +296,7 @@ impl SpeakerTracker {
             let link = pairs.sum::<f32>() / (own.len() * theirs.len()) as f32;
             let lesser = if seconds(&own) <= seconds(&theirs) { &own } else { &theirs };
             let span = lesser.iter().map(|m| m.evidence.span).fold(0.0, f32::max);
-            let both = own.iter().chain(&theirs);
-            let narrowband = both.clone().filter(|m| m.evidence.narrowband).count() * 2 > own.len() + theirs.len();
-            let needed = self.threshold(narrowband) - self.slack(span);
+            let needed = self.threshold(mostly_narrowband(own.iter().chain(&theirs))) - self.slack(span);
             tracing::debug!(speaker, other, link, needed, "speakers compared");
             (link >= needed).then_some((other, link))
         });
@@ -313,7 +311,7 @@ impl SpeakerTracker {
         }
         let embeddings: Vec<&[f32]> = own.iter().map(|m| m.embedding.as_slice()).collect();
         let ([first, second], link) = two_groups(&embeddings)?;
-        let narrowband = own.iter().filter(|m| m.evidence.narrowband).count() * 2 > own.len();
+        let narrowband = mostly_narrowband(own.iter());
         let seconds = |g: &[usize]| g.iter().map(|&i| own[i].evidence.weight).sum::<f32>();
         let enough = |g: &[usize]| g.len() >= SPLIT_TURNS && seconds(g) >= SPLIT_SECONDS;
         let (turns, spoken) = ((first.len(), second.len()), (seconds(&first), seconds(&second)));
@@ -384,6 +382,12 @@ impl SpeakerTracker {
         self.unreviewed.insert(keep);
         self.centroids[gone].merged_into = Some(keep);
     }
+}
+
+/// Whether most of `turns` are telephone band, so judged by `narrowband_threshold`.
+fn mostly_narrowband<'a>(turns: impl Iterator<Item = &'a &'a Member>) -> bool {
+    let (narrow, all) = turns.fold((0, 0), |(n, a), m| (n + usize::from(m.evidence.narrowband), a + 1));
+    narrow * 2 > all
 }
 
 #[cfg(test)]
