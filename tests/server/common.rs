@@ -18,8 +18,10 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 /// Whisper-heavy tests take this lock alone (`write`) so they never run two models at once on
-/// two cores. Tests that stream at real-time pace, one light stream each, share it (`read`):
-/// they may run beside each other (as a server's streams do), never beside a heavy test.
+/// two cores. Tests that stream one recording live (in real time, or a few times faster) share
+/// it (`read`): they may run beside each other, as a server's streams do (the test binary's two
+/// threads make it two at most, and Whisper's workers have one thread each, so nothing spins on
+/// a busy core), never beside a heavy test.
 pub static HEAVY: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 
 pub fn models_dir() -> PathBuf {
@@ -478,4 +480,22 @@ pub fn url_encode(text: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// Checks the timing invariants of every final: ordered, inside the audio, words inside segments.
+pub fn assert_timestamps(messages: &[ServerMessage], duration: f64) {
+    let mut previous_end = 0.0;
+    for f in finals(messages) {
+        let (start, end) = (f.start, f.end);
+        assert!(start >= previous_end - 1e-6 && start < end && end <= duration + 0.05, "segment {start}-{end}");
+        previous_end = end;
+        let mut word_start = start;
+        for w in &f.words {
+            assert!(
+                w.start >= word_start - 1e-6 && w.end >= w.start && w.end <= end + 1e-6,
+                "word {w:?} outside {start}-{end}"
+            );
+            word_start = w.start;
+        }
+    }
 }

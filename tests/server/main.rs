@@ -5,6 +5,7 @@ mod bad_input;
 mod capacity;
 mod channels;
 mod common;
+mod conversation;
 mod crash;
 mod deploy;
 mod device;
