@@ -26,9 +26,11 @@ fn assert_labelled_by_channel(segments: &[Segment]) {
     assert!(segments.iter().any(|s| s.channel == Some(0)) && segments.iter().any(|s| s.channel == Some(1)));
 }
 
+/// Two live streams of one call at twice real time: it shares the Whisper lock with the other
+/// live tests (and, named to run last here, usually runs beside the first of the conversation's).
 #[tokio::test]
-async fn a_stereo_call_streamed_live_is_transcribed_channel_by_channel() {
-    let _heavy = HEAVY.write().await;
+async fn two_channels_of_a_call_streamed_live_are_transcribed_channel_by_channel() {
+    let _heavy = HEAVY.read().await;
     let (path, texts) = stereo_call();
     let audio = speech_service::audio::wav::read_channels(path).unwrap();
     let app = default_app();

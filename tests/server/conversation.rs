@@ -1,8 +1,8 @@
-//! The test conversation (four people, turns joined without a pause, some overlapping; built from
+//! The test conversation (three people, turns joined without a pause, some overlapping; built from
 //! the recordings we have) streamed in real time: progressive finals, speaker cuts and live
 //! speakers, each on a server of its own. Each stream is one real-time session, as a server serves
-//! several at once, so these tests share the Whisper lock (`HEAVY.read`): two run side by side,
-//! never beside a heavy test (docs/BENCHMARKS.md, "The test command").
+//! several at once, so most of these tests share the Whisper lock (`HEAVY.read`): two run side
+//! by side, never beside a heavy test (docs/BENCHMARKS.md, "The test command").
 
 use crate::common::*;
 use speech_service::client::{stream_file, StreamOptions};
@@ -43,9 +43,14 @@ async fn stream_conversation_as(
 /// pieces of a second or two: the phone-band test conversation keeps its three speakers (it
 /// had 6 before a piece's speaker jobs heard the speech before it, the first speaker opened by
 /// short turns was provisional, and short embeddings needed less similarity).
+///
+/// It takes the Whisper lock alone: with pieces of a second or two, where the cuts fall depends
+/// on when the looks and partials come back, and beside another conversation stream while the
+/// fuzz targets were built it once found 2 speakers (both women's pieces in one from 15 s to the
+/// end).
 #[tokio::test]
 async fn progressive_pieces_of_a_phone_band_conversation_keep_its_three_speakers() {
-    let _heavy = HEAVY.read().await;
+    let _heavy = HEAVY.write().await;
     let (talk, received) = stream_conversation_as(phone_band, |c| {
         c.streaming.progressive_finals = true;
         c.streaming.speaker_cuts = true;
