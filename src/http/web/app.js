@@ -175,9 +175,12 @@ function setPartial(text) {
   else partial.replaceChildren();
 }
 
-/// Seconds from the moment the audio up to `end` had been sent to now.
+/// Seconds from the moment the audio up to `end` had been sent to now. The server counts the
+/// audio in its own samples (resampled to 16 kHz), so a final that ends with the stream (the
+/// one a stop flushes) can end a hair past what the page counted as sent: all of it had been
+/// sent by the last chunk, and that chunk is its moment.
 function latencyOf(end) {
-  const entry = live.sent.find(([seconds]) => seconds >= end);
+  const entry = live.sent.find(([seconds]) => seconds >= end) ?? live.sent.at(-1);
   return entry ? (performance.now() - entry[1]) / 1000 : undefined;
 }
 
