@@ -44,8 +44,8 @@ async fn stream_conversation_as(
 /// had 6 before a piece's speaker jobs heard the speech before it, the first speaker opened by
 /// short turns was provisional, and short embeddings needed less similarity).
 ///
-/// It takes the Whisper lock alone: with pieces of a second or two, where the cuts fall depends
-/// on when the looks and partials come back, and beside another conversation stream while the
+/// It takes the Whisper lock alone: where its cuts fall depends on when the looks and partials
+/// come back, and beside another conversation stream while the
 /// fuzz targets were built it once found 2 speakers (both women's pieces in one from 15 s to the
 /// end).
 #[tokio::test]
