@@ -5,6 +5,7 @@ pub mod asr;
 pub mod bias;
 pub mod device;
 pub mod diarize;
+pub mod dtw_guard;
 pub mod loops;
 pub mod queue;
 pub mod stats;

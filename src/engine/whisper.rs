@@ -10,6 +10,7 @@ use whisper_rs::{
 
 use super::asr::{AsrError, DecodeOptions, Transcriber};
 use super::bias::TermBias;
+use super::dtw_guard::DtwGuard;
 use super::loops;
 use crate::domain::{DecodeQuality, Transcript, Word};
 
@@ -332,14 +333,21 @@ impl WhisperBackend {
     fn decode(
         &mut self,
         options: &DecodeOptions,
-        params: FullParams<'_, '_>,
+        mut params: FullParams<'_, '_>,
         audio: &[f32],
         n_samples: usize,
+        bias: Option<&TermBias>,
     ) -> Result<Transcript, AsrError> {
         let (state, dtw) = match self.quick_state.as_mut() {
             Some(quick) if skips_dtw(options) => (quick, false),
             _ => (&mut self.state, self.model.dtw),
         };
+        // DTW aborts the process on a window too short for it (`engine::dtw_guard`).
+        let guard = DtwGuard::new(&self.model.ctx, audio.len(), bias);
+        if dtw {
+            // SAFETY: `guard` lives on this frame until `full` has returned.
+            unsafe { guard.install(&mut params) };
+        }
         state.full(params, audio)?;
         Ok(collect(&self.model, state, dtw, n_samples))
     }
@@ -357,7 +365,7 @@ impl Transcriber for WhisperBackend {
         };
         let bias = TermBias::new(&self.model.ctx, &options.keyterms);
         let greedy = self.params(options, audio.len(), SamplingStrategy::Greedy { best_of: 1 }, bias.as_ref());
-        let first = self.decode(options, greedy, audio, samples.len())?;
+        let first = self.decode(options, greedy, audio, samples.len(), bias.as_ref())?;
         let accepted = if !loops::is_looping(&first) {
             first
         } else if options.partial {
@@ -368,7 +376,7 @@ impl Transcriber for WhisperBackend {
             // Beam search is deterministic too, and far less prone to loop than greedy decoding.
             let beam_search = SamplingStrategy::BeamSearch { beam_size: 4, patience: -1.0 };
             let beam = self.params(options, audio.len(), beam_search, bias.as_ref());
-            let second = self.decode(options, beam, audio, samples.len())?;
+            let second = self.decode(options, beam, audio, samples.len(), bias.as_ref())?;
             if loops::is_looping(&second) {
                 loops::without_repeats(second)
             } else {
@@ -387,7 +395,7 @@ impl Transcriber for WhisperBackend {
         tracing::debug!(heard, speech_until, text = %accepted.text, "decode stopped before the speech ended: reading the whole window");
         let mut whole = self.params(options, audio.len(), SamplingStrategy::Greedy { best_of: 1 }, bias.as_ref());
         whole.set_audio_ctx(CTX_MAX as i32);
-        let retry = self.decode(options, whole, audio, samples.len())?;
+        let retry = self.decode(options, whole, audio, samples.len(), bias.as_ref())?;
         let heard_more = retry.words.len() > accepted.words.len()
             && last_word_end(&retry) > last_word_end(&accepted) + TAIL_UNHEARD / 2.0;
         tracing::debug!(heard_more, text = %retry.text, "whole-window decode");

@@ -182,6 +182,37 @@ async fn a_continuation_that_stops_before_its_speech_ends_is_decoded_again_whole
     assert!(checked.contains("new jersey now"), "the end of the clip: {checked}");
 }
 
+/// A prompt can lead Whisper to read its words into the start of a clip and close them with a
+/// timestamp under 0.16 s, too short for whisper.cpp's DTW word timing, which then calls
+/// `abort()` and takes every stream with it. The test conversation's last 2.6 s with the text of
+/// the stream before it as the prompt did, every time, until `engine::dtw_guard`; an abort ends
+/// this test binary, so getting past the decode is the check. The guard leaves the clip's
+/// ordinary decode as it was.
+#[tokio::test]
+async fn a_prompt_whisper_reads_into_the_first_instant_does_not_abort_the_process() {
+    use speech_service::engine::asr::StreamContext;
+    use speech_service::engine::queue::clock_ms;
+    let _heavy = HEAVY.write().await;
+    let read = |name: &str| wav::read_16k(&recording(name)).unwrap();
+    let stm = std::fs::read_to_string(recording("sample.stm")).unwrap();
+    let talk =
+        speech_service::eval::conversation::test_conversation(&read("sample.wav"), &stm, &read("jfk.wav"), JFK_TEXT);
+    // From 28.384 s to the end: "I don't hear that New Jersey now."
+    let clip = talk.samples[454_144..].to_vec();
+    let prompt = "Sheila and Texas originally from Chicago. There isn't that much difference. At least they all call me a Yankee down";
+    let (engines, _) = engines("tiny.en");
+    let wait = std::time::Duration::from_secs(60);
+    let decode = |context: StreamContext| {
+        let (asr, clip) = (engines.asr.clone(), clip.clone());
+        async move { asr.submit_final(clip, context, clock_ms(), wait).await.unwrap().await.unwrap() }
+    };
+    let prompted = decode(StreamContext { prompt: Some(prompt.into()), ..Default::default() }).await;
+    eprintln!("with the prompt: {prompted:?}");
+    assert!(prompted.is_ok(), "{prompted:?}");
+    let plain = decode(StreamContext::default()).await.unwrap().text.to_lowercase();
+    assert!(plain.contains("don't hear that new jersey now"), "{plain}");
+}
+
 #[tokio::test]
 async fn offline_rttm_scores_against_the_reference_with_eval_der() {
     let _heavy = HEAVY.write().await;
