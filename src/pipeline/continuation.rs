@@ -30,8 +30,9 @@ pub fn strip_committed(t: Transcript, lead_in: &LeadIn) -> Transcript {
         return t;
     }
     let keys: Vec<String> = t.words.iter().map(|w| key(&w.word)).collect();
-    let skip = committed_prefix(&lead_in.committed, &keys)
-        .unwrap_or_else(|| t.words.iter().take_while(|w| w.middle() < lead_in.seconds).count());
+    let in_lead_in = t.words.iter().take_while(|w| w.middle() < lead_in.seconds).count();
+    let skip = words_heard_in_lead_in(&lead_in.committed, &keys, in_lead_in).unwrap_or(in_lead_in);
+    tracing::debug!(heard = %t.text, committed = ?lead_in.committed, skip, lead_in = lead_in.seconds, "a continuation's decode");
     let shift =
         |w: Word| Word { start: (w.start - lead_in.seconds).max(0.0), end: (w.end - lead_in.seconds).max(0.0), ..w };
     let words: Vec<Word> = t.words.into_iter().skip(skip).map(shift).collect();
@@ -58,6 +59,41 @@ pub fn committed_prefix(committed: &[String], hypothesis: &[String]) -> Option<u
     let best = *row.iter().min()?;
     let skip = row.iter().rposition(|&d| d == best)?;
     (best * 2 <= committed.len()).then_some(skip)
+}
+
+/// How many of a continuation's first words were heard in its lead-in: the committed words
+/// heard again, as `committed_prefix` finds them, except that the hypothesis may begin with words
+/// that are not among them, if their times put them in the lead-in (the first `in_lead_in`
+/// words): a committed word Whisper did not hear again must not be matched with the same word
+/// said after the lead-in. The lead-in reaches back a fixed time, past the committed words
+/// when a cut was made on hypotheses that missed some words there ("I thought you know" in an
+/// overlap, heard only later): those words lie before words already final, so they are
+/// dropped with the lead-in rather than sent out of order, and the committed words after them
+/// still say where the continuation begins. Without this the text did not line up, times
+/// decided, and they took a word the cut's audio held but its final did not ("my" in "And so
+/// my fellow"). A word skipped at the front costs half an edit: the match after it must be
+/// better by more than that, so a continuation that simply repeats the committed words is
+/// read as before. `None` when no match differs in at most half the committed words.
+pub fn words_heard_in_lead_in(committed: &[String], hypothesis: &[String], in_lead_in: usize) -> Option<usize> {
+    if committed.is_empty() {
+        return None;
+    }
+    // Costs in half edits: (total, edits) of committed[..i] against hypothesis words up to j,
+    // words skipped at the front costing 1 each (as many as the lead-in holds), edits 2.
+    let edit = |(total, edits): (usize, usize)| (total + 2, edits + 1);
+    let front = |j: usize| if j <= in_lead_in { (j, 0) } else { (2 * j - in_lead_in, j - in_lead_in) };
+    let mut row: Vec<(usize, usize)> = (0..=hypothesis.len()).map(front).collect();
+    for (i, c) in committed.iter().enumerate() {
+        let mut next = vec![(2 * (i + 1), i + 1); hypothesis.len() + 1];
+        for (j, h) in hypothesis.iter().enumerate() {
+            let diagonal = if c == h { row[j] } else { edit(row[j]) };
+            next[j + 1] = diagonal.min(edit(row[j + 1])).min(edit(next[j]));
+        }
+        row = next;
+    }
+    let acceptable = |&(_, (_, edits)): &(usize, &(usize, usize))| edits * 2 <= committed.len();
+    let best = row.iter().enumerate().filter(acceptable).map(|(_, (total, _))| *total).min()?;
+    row.iter().enumerate().filter(acceptable).filter(|(_, (total, _))| *total == best).map(|(j, _)| j).last()
 }
 
 #[cfg(test)]
@@ -87,6 +123,33 @@ mod tests {
         assert_eq!(committed_prefix(&keys("and so my fellow"), &keys("so my fellow americans")), Some(3));
         assert_eq!(committed_prefix(&keys("and so my fellow"), &keys("ask not what your")), None);
         assert_eq!(committed_prefix(&[], &keys("ask not")), None);
+    }
+
+    #[test]
+    fn words_heard_before_the_committed_ones_are_skipped_with_the_lead_in() {
+        let heard = |committed: &str, hypothesis: &str| words_heard_in_lead_in(&keys(committed), &keys(hypothesis), 5);
+        // The phone-band conversation: "I thought you know" was missed by the cut before, and
+        // the lead-in reaches back over it.
+        let hypothesis = "i thought you know i heard a beat and so my fellow america";
+        assert_eq!(heard("heard a beat and so", hypothesis), Some(10), "the rest is 'my fellow america'");
+        assert_eq!(heard("heard a", "I thought you know I heard of beat and so much and so"), Some(7));
+        // "Chicago." ended the turn before; the lead-in (0.64 s) holds no word by the times, so
+        // the later "Chicago" is not it.
+        let later = keys("Oh, I'm originally from Chicago");
+        assert_eq!(words_heard_in_lead_in(&keys("chicago"), &later, 0), None);
+        assert_eq!(
+            words_heard_in_lead_in(&keys("heard a beat and so"), &keys(hypothesis), 0),
+            None,
+            "as committed_prefix"
+        );
+        // What committed_prefix finds, it finds too.
+        assert_eq!(heard("and so my fellow", "And so, my fellow Americans ask"), Some(4));
+        assert_eq!(heard("and so my fellow", "so my fellow americans"), Some(3));
+        assert_eq!(heard("and so my fellow", "and so my follow americans"), Some(4));
+        assert_eq!(heard("hello", "hello hello oh hello i didn't"), Some(1), "the first match, not a later one");
+        assert_eq!(heard("you", "what you can do for you"), Some(2));
+        assert_eq!(heard("and so my fellow", "ask not what your"), None);
+        assert_eq!(heard("", "ask not"), None);
     }
 
     #[test]
