@@ -93,7 +93,7 @@ pub fn words_heard_in_lead_in(committed: &[String], hypothesis: &[String], in_le
     }
     let acceptable = |&(_, (_, edits)): &(usize, &(usize, usize))| edits * 2 <= committed.len();
     let best = row.iter().enumerate().filter(acceptable).map(|(_, (total, _))| *total).min()?;
-    row.iter().enumerate().filter(acceptable).filter(|(_, (total, _))| *total == best).map(|(j, _)| j).last()
+    row.iter().enumerate().filter(acceptable).filter(|(_, (total, _))| *total == best).map(|(j, _)| j).next_back()
 }
 
 #[cfg(test)]
