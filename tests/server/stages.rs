@@ -152,6 +152,13 @@ fn run_cli(args: &[&str]) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
+/// The test conversation (`eval conversation`), 16 kHz.
+fn test_conversation_samples() -> Vec<f32> {
+    let read = |name: &str| wav::read_16k(&recording(name)).unwrap();
+    let stm = std::fs::read_to_string(recording("sample.stm")).unwrap();
+    speech_service::eval::conversation::test_conversation(&read("sample.wav"), &stm, &read("jfk.wav"), JFK_TEXT).samples
+}
+
 /// A continuation's decode that stops before the speech the VAD heard is read again with
 /// Whisper's whole window. This 7.6 s stretch of the test conversation (a progressive
 /// continuation with its lead-in), decoded with the window fitted to it, ends after "down here
@@ -161,11 +168,7 @@ async fn a_continuation_that_stops_before_its_speech_ends_is_decoded_again_whole
     use speech_service::engine::asr::StreamContext;
     use speech_service::engine::queue::clock_ms;
     let _heavy = HEAVY.write().await;
-    let read = |name: &str| wav::read_16k(&recording(name)).unwrap();
-    let stm = std::fs::read_to_string(recording("sample.stm")).unwrap();
-    let talk =
-        speech_service::eval::conversation::test_conversation(&read("sample.wav"), &stm, &read("jfk.wav"), JFK_TEXT);
-    let clip = talk.samples[374_272..].to_vec();
+    let clip = test_conversation_samples()[374_272..].to_vec();
     let (engines, config) = engines("tiny.en");
     let voiced_end = offline::find_utterances(&clip, &engines, &config).unwrap().last().unwrap().voiced_end;
     let speech_until = voiced_end as f64 / 16e3;
@@ -193,12 +196,8 @@ async fn a_prompt_whisper_reads_into_the_first_instant_does_not_abort_the_proces
     use speech_service::engine::asr::StreamContext;
     use speech_service::engine::queue::clock_ms;
     let _heavy = HEAVY.write().await;
-    let read = |name: &str| wav::read_16k(&recording(name)).unwrap();
-    let stm = std::fs::read_to_string(recording("sample.stm")).unwrap();
-    let talk =
-        speech_service::eval::conversation::test_conversation(&read("sample.wav"), &stm, &read("jfk.wav"), JFK_TEXT);
     // From 28.384 s to the end: "I don't hear that New Jersey now."
-    let clip = talk.samples[454_144..].to_vec();
+    let clip = test_conversation_samples()[454_144..].to_vec();
     let prompt = "Sheila and Texas originally from Chicago. There isn't that much difference. At least they all call me a Yankee down";
     let (engines, _) = engines("tiny.en");
     let wait = std::time::Duration::from_secs(60);
