@@ -1,6 +1,6 @@
 //! The ASR engine: worker threads that own Whisper, fed by a bounded two-lane queue.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -168,6 +168,17 @@ pub struct AsrHandle {
     model: Arc<str>,
     multilingual: bool,
     workers: usize,
+    /// Live streams open on the engine (`live_stream`): file work yields to them while any are.
+    live_streams: Arc<AtomicUsize>,
+}
+
+/// A live stream counted by `AsrHandle::live_stream` until dropped.
+pub struct LiveStream(Arc<AtomicUsize>);
+
+impl Drop for LiveStream {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Queue and engine sizing.
@@ -194,7 +205,7 @@ impl AsrHandle {
                 .spawn(move || worker_loop(backend, &queue, &stats))
                 .expect("spawning a thread only fails when the OS is out of resources");
         }
-        Self { queue, stats, model: model.into(), multilingual, workers }
+        Self { queue, stats, model: model.into(), multilingual, workers, live_streams: Arc::default() }
     }
 
     pub fn model(&self) -> &str {
@@ -221,6 +232,17 @@ impl AsrHandle {
     /// Worker threads serving the queue.
     pub fn workers(&self) -> usize {
         self.workers
+    }
+
+    /// Counts a live stream until the guard is dropped.
+    pub fn live_stream(&self) -> LiveStream {
+        self.live_streams.fetch_add(1, Ordering::Relaxed);
+        LiveStream(self.live_streams.clone())
+    }
+
+    /// Whether any live stream is open: file work then yields to it.
+    pub fn serves_live_streams(&self) -> bool {
+        self.live_streams.load(Ordering::Relaxed) > 0
     }
 
     fn job(&self, samples: Vec<f32>, context: StreamContext, kind: JobKind, key: u64) -> (Job, Reply) {
@@ -312,16 +334,18 @@ impl AsrHandle {
     }
 
     /// Transcribes one clip of a file as a final and waits for it (offline and file API use).
-    /// File work yields to live streams: its key is [`FILE_DEFERRAL_MS`] later than now, so a
-    /// live final due within that time goes first, and no file job waits longer than that
-    /// behind live ones. Each file keeps one job queued at a time (`offline`).
+    /// File work yields to live streams: while any is open its key is [`FILE_DEFERRAL_MS`]
+    /// later than now, so a live final due within that time goes first, no file job waits
+    /// longer than that behind live ones, and (being ahead of the clock) it runs only on a
+    /// worker that partials may use. With no live stream it is keyed now and any worker takes it.
     pub async fn transcribe(
         &self,
         samples: Vec<f32>,
         options: DecodeOptions,
         timeout: Duration,
     ) -> Result<Transcript, AsrError> {
-        let key = super::queue::clock_ms() + FILE_DEFERRAL_MS;
+        let deferral = if self.serves_live_streams() { FILE_DEFERRAL_MS } else { 0 };
+        let key = super::queue::clock_ms() + deferral;
         let (job, rx) = self.job_with(samples, DecodeOptions { partial: false, ..options }, JobKind::File, key);
         self.push_final(key, job, timeout).await?;
         rx.await.map_err(|_| AsrError::WorkerLost)?
@@ -443,6 +467,7 @@ mod tests {
         let recorder = Recorder { order: order.clone(), gate: Some(gate) };
         let opts = EngineOptions { final_queue: 2, partial_queue: 1, partial_workers: None };
         let asr = AsrHandle::spawn(vec![Box::new(recorder)], "rec", false, &opts);
+        let _live = asr.live_stream();
         let wait = Duration::from_secs(1);
         let busy = asr
             .submit_final(vec![0.0; 1], StreamContext::default(), super::super::queue::clock_ms(), wait)
@@ -468,5 +493,52 @@ mod tests {
         }
         file.await.unwrap().unwrap();
         assert_eq!(*order.lock().unwrap(), [1, 3, 2], "the live final went ahead of the file's clip");
+    }
+
+    /// Counts the decodes running at once, each taking 100 ms.
+    struct Overlap {
+        running: Arc<AtomicUsize>,
+        most: Arc<AtomicUsize>,
+    }
+
+    impl Transcriber for Overlap {
+        fn transcribe(&mut self, _: &[f32], _: &DecodeOptions) -> Result<Transcript, AsrError> {
+            let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most.fetch_max(now, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(100));
+            self.running.fetch_sub(1, Ordering::SeqCst);
+            Ok(Transcript::default())
+        }
+    }
+
+    /// The most file clips decoded at once on two workers when four are sent together.
+    async fn files_at_once(live: bool) -> usize {
+        let (running, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let backend = || Box::new(Overlap { running: running.clone(), most: most.clone() }) as Box<dyn Transcriber>;
+        let opts = EngineOptions { final_queue: 8, partial_queue: 1, partial_workers: None };
+        let asr = AsrHandle::spawn(vec![backend(), backend()], "overlap", false, &opts);
+        let _live = live.then(|| asr.live_stream());
+        let clips = (0..4).map(|_| asr.transcribe(vec![0.0; 10], DecodeOptions::default(), Duration::from_secs(5)));
+        for result in futures_util::future::join_all(clips).await {
+            result.unwrap();
+        }
+        most.load(Ordering::SeqCst)
+    }
+
+    #[tokio::test]
+    async fn file_clips_take_every_worker_only_while_no_live_stream_is_open() {
+        assert_eq!(files_at_once(false).await, 2, "an idle server decodes files on both workers");
+        assert_eq!(files_at_once(true).await, 1, "beside a live stream, one worker stays free for its finals");
+    }
+
+    #[test]
+    fn a_live_stream_counts_until_it_is_dropped() {
+        let asr = handle();
+        assert!(!asr.serves_live_streams());
+        let (a, b) = (asr.live_stream(), asr.live_stream());
+        drop(a);
+        assert!(asr.serves_live_streams());
+        drop(b);
+        assert!(!asr.serves_live_streams());
     }
 }

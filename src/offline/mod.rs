@@ -3,6 +3,9 @@
 use std::path::Path;
 use std::time::Duration;
 
+use futures_util::stream::FuturesOrdered;
+use futures_util::StreamExt;
+
 use self::speakers::UtteranceResult;
 
 use crate::audio::decode::FileDecoder;
@@ -156,14 +159,27 @@ pub async fn transcribe_utterances(
     let timeout = Duration::from_secs(config.asr.final_timeout_s);
     let diarizer = engines.diarize.as_ref().filter(|_| diarize);
     let mut results = Vec::new();
-    // One utterance in the engines at a time keeps a file's footprint in the recognition queue to
-    // one clip (live streams come first); two at once measured no faster on two cores
-    // (docs/BENCHMARKS.md, "Against faster-whisper").
-    while let Some(u) = rx.recv().await {
-        let result = recognise(u, engines, diarizer, options.clone(), timeout).await?;
-        on_utterance(&result.3, crate::domain::seconds(result.2));
-        results.push(result);
+    let mut in_flight = FuturesOrdered::new();
+    let mut more = true;
+    loop {
+        // Beside live streams a file keeps one clip in the recognition queue (live streams come
+        // first); while there are none, as many as there are workers. Results keep their order.
+        let room = if engines.asr.serves_live_streams() { 1 } else { engines.asr.workers() };
+        tokio::select! {
+            biased;
+            Some(result) = in_flight.next(), if !in_flight.is_empty() => {
+                let result: UtteranceResult = result?;
+                on_utterance(&result.3, crate::domain::seconds(result.2));
+                results.push(result);
+            }
+            next = rx.recv(), if more && in_flight.len() < room => match next {
+                Some(u) => in_flight.push_back(recognise(u, engines, diarizer, options.clone(), timeout)),
+                None => more = false,
+            },
+            else => break,
+        }
     }
+    drop(in_flight);
     let n_samples = splitter.await??;
     let transcription = speakers::attribute(results, config, diarizer.is_some());
     Ok(FileTranscription { transcription, duration: crate::domain::seconds(n_samples) })

@@ -17,7 +17,7 @@ use super::progress::{SpeakerProgress, SPEAKER_CONTEXT};
 use super::speculation::Speculation;
 use crate::config::Config;
 use crate::domain::{seconds, SAMPLE_RATE};
-use crate::engine::asr::{AsrHandle, Reply, StreamContext};
+use crate::engine::asr::{AsrHandle, LiveStream, Reply, StreamContext};
 use crate::engine::diarize::{DiarizeError, DiarizeHandle, DiarizeReply, Embed};
 use crate::engine::queue::{clock_ms, clock_ms_at};
 use crate::protocol::vocabulary::Vocabulary;
@@ -80,6 +80,8 @@ pub struct Jobs {
     /// When this session's last partial came back: the key that orders its partials.
     last_partial_ms: u64,
     pub inflight: Inflight,
+    /// Counts this stream as live while it is open: file work yields to it.
+    _live: LiveStream,
 }
 
 /// What every clip of the stream is decoded with: its language, its key terms favoured token
@@ -105,6 +107,7 @@ impl Jobs {
             opened,
             last_partial_ms: clock_ms_at(opened),
             inflight: Inflight::default(),
+            _live: deps.engines.asr.live_stream(),
         }
     }
 
