@@ -143,8 +143,9 @@ pub async fn transcribe_channels(
     Ok(all)
 }
 
-/// Recognises each utterance as the splitter hands it over, one at a time (so a file keeps at
-/// most one job in the recognition queue). `on_utterance` sees each utterance's transcript as
+/// Recognises each utterance as the splitter hands it over: one at a time beside live streams
+/// (a file then keeps at most one job in the recognition queue), as many as there are workers
+/// without them (`AsrHandle::transcribe` keys file clips to match). `on_utterance` sees each utterance's transcript as
 /// soon as it is recognised (before speakers are settled), in order, with where it ends in the
 /// file (seconds): for streamed text and progress bars.
 pub async fn transcribe_utterances(
