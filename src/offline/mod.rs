@@ -144,10 +144,10 @@ pub async fn transcribe_channels(
 }
 
 /// Recognises each utterance as the splitter hands it over: one at a time beside live streams
-/// (a file then keeps at most one job in the recognition queue), as many as there are workers
-/// without them (`AsrHandle::transcribe` keys file clips to match). `on_utterance` sees each utterance's transcript as
-/// soon as it is recognised (before speakers are settled), in order, with where it ends in the
-/// file (seconds): for streamed text and progress bars.
+/// (a file then keeps at most one job in the recognition queue), as many at once as there are
+/// workers without them (`AsrHandle::transcribe` keys file clips to match). `on_utterance` sees
+/// each utterance's transcript as soon as it is recognised (before speakers are settled), in
+/// order, with where it ends in the file (seconds): for streamed text and progress bars.
 pub async fn transcribe_utterances(
     utterances: Utterances,
     engines: &Engines,
@@ -180,7 +180,6 @@ pub async fn transcribe_utterances(
             else => break,
         }
     }
-    drop(in_flight);
     let n_samples = splitter.await??;
     let transcription = speakers::attribute(results, config, diarizer.is_some());
     Ok(FileTranscription { transcription, duration: crate::domain::seconds(n_samples) })
