@@ -156,24 +156,14 @@ fn final_token_budget(n_samples: usize) -> i32 {
 }
 
 impl WhisperBackend {
-    /// The decode's parameters; with `bias`, which must outlive the decode, its key terms are
-    /// favoured.
+    /// The decode's parameters (its logits filters are installed by `decode`).
     fn params<'a>(
         &self,
         options: &'a DecodeOptions,
         n_samples: usize,
         strategy: SamplingStrategy,
-        bias: Option<&TermBias>,
     ) -> FullParams<'a, 'a> {
         let mut p = FullParams::new(strategy);
-        if let Some(bias) = bias {
-            // SAFETY: `bias` lives in `transcribe` until both decodes there have returned, and
-            // whisper.cpp calls the callback only from within them.
-            unsafe {
-                p.set_filter_logits_callback(Some(TermBias::callback));
-                p.set_filter_logits_callback_user_data(bias as *const TermBias as *mut std::os::raw::c_void);
-            }
-        }
         p.set_n_threads(self.threads);
         p.set_translate(options.translate);
         if let Some(prompt) = options.prompt.as_deref() {
@@ -342,11 +332,18 @@ impl WhisperBackend {
             Some(quick) if skips_dtw(options) => (quick, false),
             _ => (&mut self.state, self.model.dtw),
         };
-        // DTW aborts the process on a window too short for it (`engine::dtw_guard`).
-        let guard = DtwGuard::new(&self.model.ctx, audio.len(), bias);
-        if dtw {
-            // SAFETY: `guard` lives on this frame until `full` has returned.
-            unsafe { guard.install(&mut params) };
+        // DTW aborts the process on a window too short for it (`engine::dtw_guard`); the guard
+        // also applies the key terms' bias. Without DTW the bias alone filters the logits.
+        let guard = dtw.then(|| DtwGuard::new(&self.model.ctx, audio.len(), bias));
+        match (&guard, bias) {
+            // SAFETY: `guard` and `bias` outlive `full` below, which calls their callbacks only
+            // from within it, on this thread.
+            (Some(guard), _) => unsafe { guard.install(&mut params) },
+            (None, Some(bias)) => unsafe {
+                params.set_filter_logits_callback(Some(TermBias::callback));
+                params.set_filter_logits_callback_user_data(bias as *const TermBias as *mut std::os::raw::c_void);
+            },
+            (None, None) => {}
         }
         state.full(params, audio)?;
         Ok(collect(&self.model, state, dtw, n_samples))
@@ -364,7 +361,7 @@ impl Transcriber for WhisperBackend {
             samples
         };
         let bias = TermBias::new(&self.model.ctx, &options.keyterms);
-        let greedy = self.params(options, audio.len(), SamplingStrategy::Greedy { best_of: 1 }, bias.as_ref());
+        let greedy = self.params(options, audio.len(), SamplingStrategy::Greedy { best_of: 1 });
         let first = self.decode(options, greedy, audio, samples.len(), bias.as_ref())?;
         let accepted = if !loops::is_looping(&first) {
             first
@@ -375,7 +372,7 @@ impl Transcriber for WhisperBackend {
             crate::telemetry::record_loop_retry();
             // Beam search is deterministic too, and far less prone to loop than greedy decoding.
             let beam_search = SamplingStrategy::BeamSearch { beam_size: 4, patience: -1.0 };
-            let beam = self.params(options, audio.len(), beam_search, bias.as_ref());
+            let beam = self.params(options, audio.len(), beam_search);
             let second = self.decode(options, beam, audio, samples.len(), bias.as_ref())?;
             if loops::is_looping(&second) {
                 loops::without_repeats(second)
@@ -393,7 +390,7 @@ impl Transcriber for WhisperBackend {
         // about three times as much, so only a decode the VAD shows stopped early pays for it.
         crate::telemetry::record_tail_retry();
         tracing::debug!(heard, speech_until, text = %accepted.text, "decode stopped before the speech ended: reading the whole window");
-        let mut whole = self.params(options, audio.len(), SamplingStrategy::Greedy { best_of: 1 }, bias.as_ref());
+        let mut whole = self.params(options, audio.len(), SamplingStrategy::Greedy { best_of: 1 });
         whole.set_audio_ctx(CTX_MAX as i32);
         let retry = self.decode(options, whole, audio, samples.len(), bias.as_ref())?;
         let heard_more = retry.words.len() > accepted.words.len()

@@ -44,21 +44,8 @@ pub fn strip_committed(t: Transcript, lead_in: &LeadIn) -> Transcript {
 /// reads worse than one lost at a cut). `None` when even that prefix differs in more than half
 /// the words, so the text says nothing and times must decide.
 pub fn committed_prefix(committed: &[String], hypothesis: &[String]) -> Option<usize> {
-    if committed.is_empty() {
-        return None;
-    }
-    // Row i: distances between committed[..i] and each hypothesis prefix.
-    let mut row: Vec<usize> = (0..=hypothesis.len()).collect();
-    for (i, c) in committed.iter().enumerate() {
-        let mut next = vec![i + 1; hypothesis.len() + 1];
-        for (j, h) in hypothesis.iter().enumerate() {
-            next[j + 1] = (row[j] + usize::from(c != h)).min(row[j + 1] + 1).min(next[j] + 1);
-        }
-        row = next;
-    }
-    let best = *row.iter().min()?;
-    let skip = row.iter().rposition(|&d| d == best)?;
-    (best * 2 <= committed.len()).then_some(skip)
+    // No word may be skipped at the front: every word before the match counts as an edit.
+    words_heard_in_lead_in(committed, hypothesis, 0)
 }
 
 /// How many of a continuation's first words were heard in its lead-in: the committed words
