@@ -252,7 +252,7 @@ pub async fn serve(
     let (mut state, shutdown_tx) = app_state(config, engines.clone())?;
     state.log = log;
     if let Some(file) = file {
-        tokio::spawn(reload::watch(file, state.clone()));
+        reload::spawn_watcher(file, state.clone());
     }
     let store = state.shared.registry.store().cloned();
     http::serve(listener, state, shutdown_tx, shutdown_signal()).await?;

@@ -5,24 +5,36 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use crate::config::load::{load, ConfigError};
 use crate::config::restart::keep_restart_only;
 use crate::http::AppState;
 
-/// How often the file's modification time is checked.
+/// How often the file is checked for a change.
 const POLL: Duration = Duration::from_secs(2);
 
-fn modified(path: &Path) -> Option<SystemTime> {
-    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+/// How long a changed file must stay the same before it is read: a file written in place is
+/// empty for a moment (truncated, then written), and that moment must not be applied.
+const SETTLE: Duration = Duration::from_millis(200);
+
+/// The file's bytes; `None` when it cannot be read. Bytes, not the modification time: a
+/// timestamp's granularity can hide a truncate and a write that land in the same tick.
+fn contents(path: &Path) -> Option<Vec<u8>> {
+    std::fs::read(path).ok()
 }
 
-/// Reloads on SIGHUP or a change of `file`, for as long as the server runs.
-pub async fn watch(file: PathBuf, state: AppState) {
+/// Reads the file as it is now, then reloads on SIGHUP or on a change of `file` for as long as
+/// the server runs. The baseline is taken here, before the task exists, so that a change made
+/// as soon as the server answers is never taken for the baseline.
+pub fn spawn_watcher(file: PathBuf, state: AppState) {
+    let seen = contents(&file);
+    tokio::spawn(watch(file, state, seen));
+}
+
+async fn watch(file: PathBuf, state: AppState, mut seen: Option<Vec<u8>>) {
     #[cfg(unix)]
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
-    let mut seen = modified(&file);
     loop {
         #[cfg(unix)]
         let signal = async {
@@ -37,11 +49,18 @@ pub async fn watch(file: PathBuf, state: AppState) {
             _ = signal => true,
             _ = tokio::time::sleep(POLL) => false,
         };
-        let now = modified(&file);
-        if forced || now != seen {
-            seen = now;
-            reload(&file, &state).await;
+        let now = contents(&file);
+        if !forced && now == seen {
+            continue;
         }
+        tokio::time::sleep(SETTLE).await;
+        let settled = contents(&file);
+        if !forced && settled != now {
+            // Still being written: look again at the next poll.
+            continue;
+        }
+        seen = settled;
+        reload(&file, &state).await;
     }
 }
 
