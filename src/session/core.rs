@@ -504,6 +504,12 @@ impl Session {
     fn maybe_commit(&mut self, job: &PartialJob, hypothesis: &Transcript) {
         let Some(commit) = self.commit.as_mut() else { return };
         let Some(cut) = commit.offer(job.segment_id, job.start, job.end, &hypothesis.words) else { return };
+        tracing::debug!(
+            clip = ?(secs(job.start), secs(job.end)),
+            words = ?hypothesis.words.iter().map(|w| format!("{}@{:.2}-{:.2}", w.word, w.start, w.end)).collect::<Vec<_>>(),
+            n = cut.words,
+            "progressive commit"
+        );
         let Some((piece, next)) = self.segmenter.cut(cut.lo, cut.hi) else { return };
         let cut_at = piece.end;
         self.pieces.insert(piece.id);
