@@ -100,15 +100,40 @@ impl CommitPolicy {
 /// least sure: "Hi, Sheila and" / "Sheila and") does not end the agreement: it is counted, as
 /// the newer hypothesis has it or not.
 fn agreement(previous: &[String], current: &[String]) -> usize {
-    let common = |a: &[String], b: &[String]| a.iter().zip(b).take_while(|(x, y)| x == y).count();
-    let exact = common(previous, current);
-    let extra_now = current.get(1..).map_or(0, |rest| common(previous, rest));
-    let extra_before = previous.get(1..).map_or(0, |rest| common(rest, current));
+    let exact = agreed_prefix(previous, current);
+    let extra_now = current.get(1..).map_or(0, |rest| agreed_prefix(previous, rest));
+    let extra_before = previous.get(1..).map_or(0, |rest| agreed_prefix(rest, current));
     if exact == 0 && extra_now > 0 {
         extra_now + 1
     } else {
         exact.max(extra_before)
     }
+}
+
+/// How many of `current`'s first words agree with `previous`'s, word by word.
+fn agreed_prefix(previous: &[String], current: &[String]) -> usize {
+    previous.iter().zip(current).take_while(|(p, c)| same_word(p, c)).count()
+}
+
+/// The same word, or the same sound spelt another way as Whisper hears more of it ("yankie" /
+/// "yankee", "diana" / "diane"): words of four letters or more one letter apart. Without this,
+/// hypotheses that flip between two spellings agree on nothing after them, and the words wait
+/// for a pause or a cut (3.8 s on the phone band for "call me a Yankee down"). The newer
+/// spelling is the one made final.
+fn same_word(a: &str, b: &str) -> bool {
+    a == b || (a.chars().count().min(b.chars().count()) >= 4 && one_edit_apart(a, b))
+}
+
+/// Whether one substitution, insertion or deletion turns `a` into `b`.
+fn one_edit_apart(a: &str, b: &str) -> bool {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let (short, long) = if a.len() <= b.len() { (&a, &b) } else { (&b, &a) };
+    if long.len() - short.len() > 1 {
+        return false;
+    }
+    let head = short.iter().zip(long.iter()).take_while(|(x, y)| x == y).count();
+    let skip = if short.len() == long.len() { 1 } else { 0 };
+    short[(head + skip).min(short.len())..] == long[(head + 1).min(long.len())..]
 }
 
 #[cfg(test)]
@@ -179,5 +204,29 @@ mod tests {
         let mut policy = CommitPolicy::default();
         let long = words("w1 w2 w3 w4 w5 w6 w7 w8 w9 w10", 0.45);
         assert_eq!(policy.offer(0, 0, SR * 45 / 10, &long).map(|c| c.words), Some(7), "ending 1 s before 4.5 s");
+    }
+
+    #[test]
+    fn a_word_spelt_another_way_does_not_end_the_agreement() {
+        let keys = |text: &str| text.split(' ').map(key).collect::<Vec<_>>();
+        let before = keys("call me a yankie down here so");
+        assert_eq!(agreement(&before, &keys("call me a Yankee down here")), 6);
+        assert_eq!(agreement(&keys("this is diane in"), &keys("this is Diana in New")), 4);
+        assert_eq!(agreement(&keys("i heard a beat and"), &keys("i heard a beep and so")), 3, "two letters apart");
+        // Short words must match exactly; so must words two letters apart.
+        assert_eq!(agreement(&keys("ask not what"), &keys("ask now what")), 1);
+        assert_eq!(agreement(&keys("there isn't"), &keys("their isn't")), 0);
+    }
+
+    #[test]
+    fn one_edit_apart_counts_substitutions_insertions_and_deletions() {
+        assert!(one_edit_apart("yankee", "yankie"));
+        assert!(one_edit_apart("diane", "diana"));
+        assert!(one_edit_apart("fellow", "fellows"));
+        assert!(one_edit_apart("fellows", "fellow"));
+        assert!(one_edit_apart("chicago", "chcago"));
+        assert!(!one_edit_apart("beat", "best!"));
+        assert!(!one_edit_apart("there", "their"));
+        assert!(!one_edit_apart("abc", "abcde"));
     }
 }
