@@ -25,6 +25,7 @@ use crate::engine::asr::DecodeOptions;
 use crate::offline::{
     render, transcribe_channels, transcribe_utterances, Format, OfflineError, Transcription, Utterances,
 };
+use crate::protocol::vocabulary::prompt_tail;
 
 /// An error in OpenAI's shape: `{"error":{"message","type","param","code"}}`.
 #[derive(Debug)]
@@ -131,7 +132,7 @@ async fn read_form(mut form: Multipart) -> Result<FileRequest, OpenAiError> {
         match name.as_str() {
             "model" => request.model = Some(value),
             "language" if !value.is_empty() => request.language = Some(value),
-            "prompt" if !value.is_empty() => request.prompt = Some(value),
+            "prompt" => request.prompt = prompt_tail(&value),
             "response_format" => request.response_format = Some(value),
             "timestamp_granularities[]" | "timestamp_granularities" => request.word_timestamps |= value == "word",
             "stream" => request.stream = value == "true",
@@ -214,17 +215,16 @@ async fn handle(state: AppState, form: Multipart, task: Task) -> Result<Response
     let Some((bytes, file_name)) = request.file else {
         return Err(OpenAiError::invalid("file", "missing_field", "the `file` field is required"));
     };
-    if request.multichannel {
-        let config = state.config();
-        let words = request.word_timestamps;
-        return multichannel(&state, &config, (bytes, file_name), request.stream, (format, task, language, words))
-            .await;
-    }
-    let decoder = open_audio(bytes, file_name)?;
-    let diarize = format == ResponseFormat::DiarizedJson;
     let text_only = !format.has_word_timings(request.word_timestamps);
     let translate = task == Task::Translate;
     let options = DecodeOptions { language, prompt: request.prompt, translate, text_only, ..Default::default() };
+    if request.multichannel {
+        let config = state.config();
+        let words = request.word_timestamps;
+        return multichannel(&state, &config, (bytes, file_name), request.stream, (format, task, options, words)).await;
+    }
+    let decoder = open_audio(bytes, file_name)?;
+    let diarize = format == ResponseFormat::DiarizedJson;
     if request.stream && matches!(format, ResponseFormat::Json | ResponseFormat::Text | ResponseFormat::DiarizedJson) {
         return Ok(stream(state, decoder, options, diarize).into_response());
     }
@@ -243,7 +243,7 @@ async fn multichannel(
     config: &Config,
     (bytes, file_name): (Vec<u8>, Option<String>),
     stream: bool,
-    (format, task, language, words): (ResponseFormat, Task, Option<String>, bool),
+    (format, task, options, words): (ResponseFormat, Task, DecodeOptions, bool),
 ) -> Result<Response, OpenAiError> {
     if stream {
         let message = "stream is not available with multichannel: the channels are transcribed one after another";
@@ -255,8 +255,6 @@ async fn multichannel(
         let message = format!("multichannel needs audio of 2 to {limit} channels; the file has {channels}");
         return Err(OpenAiError::invalid("multichannel", "invalid_parameter", message));
     }
-    let text_only = !format.has_word_timings(words);
-    let options = DecodeOptions { language, translate: task == Task::Translate, text_only, ..Default::default() };
     let extension = extension(file_name.as_deref());
     let open = || FileDecoder::from_bytes(bytes.clone(), extension.as_deref());
     let file = transcribe_channels(&open, channels, &state.shared.engines, config, options)

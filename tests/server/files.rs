@@ -391,11 +391,23 @@ async fn multichannel_files_are_transcribed_channel_by_channel_and_mono_is_refus
     };
     let (status, body) = post_form(app, "/v1/audio/transcriptions", &form(stereo.clone(), None)).await;
     assert_eq!(status, 200, "{body}");
-    let segments = json(&body)["segments"].as_array().unwrap().clone();
+    let unprompted = json(&body);
+    let segments = unprompted["segments"].as_array().unwrap().clone();
     let speakers: std::collections::BTreeSet<&str> = segments.iter().filter_map(|s| s["speaker"].as_str()).collect();
     assert_eq!(speakers, ["S1", "S2"].into(), "the channels are the speakers: {body}");
     let starts: Vec<f64> = segments.iter().map(|s| s["start"].as_f64().unwrap()).collect();
     assert!(starts.windows(2).all(|w| w[0] <= w[1]), "both channels interleaved by time: {starts:?}");
+
+    // The prompt reaches every channel's decodes: written without punctuation, it makes the
+    // transcript so (it was once dropped here).
+    let (status, body) = post_form(app, "/v1/audio/transcriptions", &form(stereo.clone(), Some(LOWER_CASE))).await;
+    assert_eq!(status, 200, "{body}");
+    let stops = |v: &serde_json::Value| {
+        let text = v["segments"].as_array().unwrap().iter().map(|s| s["text"].as_str().unwrap()).collect::<String>();
+        text.matches(['.', '?', ',']).count()
+    };
+    let (plain, prompted) = (stops(&unprompted), stops(&json(&body)));
+    assert!(prompted * 3 < plain, "the prompt's style: {prompted} stops against {plain}: {body}");
 
     let error = |body: &str| json(body)["error"]["param"].as_str().map(str::to_owned);
     let jfk = std::fs::read(recording("jfk.wav")).unwrap();
@@ -404,4 +416,30 @@ async fn multichannel_files_are_transcribed_channel_by_channel_and_mono_is_refus
     assert!(body.contains("invalid_parameter") && body.contains("the file has 1"), "{body}");
     let (status, body) = post_form(app, "/v1/audio/transcriptions", &form(stereo, Some(("stream", "true")))).await;
     assert_eq!((status, error(&body).as_deref()), (400, Some("stream")), "{body}");
+}
+
+/// A prompt in lower case without punctuation, which Whisper's transcript follows.
+const LOWER_CASE: (&str, &str) =
+    ("prompt", "hello there so i was saying that we could meet on friday and then we talk");
+
+#[tokio::test]
+async fn a_prompt_of_any_length_is_taken_and_read_from_its_end() {
+    let _heavy = HEAVY.write().await;
+    let app = default_app();
+    let wav = std::fs::read(recording("jfk.wav")).unwrap();
+    // 220 KB, as a client that sends a whole earlier transcript does: OpenAI reads its end.
+    let long = "the quick brown fox jumps over the lazy dog ".repeat(5000);
+    let (status, whole) = with_prompt(app, &wav, &long).await;
+    assert_eq!(status, 200, "{whole}");
+    let tail = speech_service::protocol::vocabulary::prompt_tail(&long).unwrap();
+    assert!(tail.len() <= 800, "{}", tail.len());
+    let (_, from_tail) = with_prompt(app, &wav, &tail).await;
+    assert_eq!(json(&whole)["text"], json(&from_tail)["text"], "the decoder is given the prompt's end");
+    assert!(word_error_rate(JFK_TEXT, json(&whole)["text"].as_str().unwrap()).wer() <= 0.15, "{whole}");
+}
+
+async fn with_prompt(app: &TestApp, wav: &[u8], prompt: &str) -> (u16, String) {
+    let fields =
+        [Field::File("jfk.wav", wav.to_vec()), Field::Text("model", "whisper-1"), Field::Text("prompt", prompt)];
+    post_form(app, "/v1/audio/transcriptions", &fields).await
 }
