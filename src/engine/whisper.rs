@@ -252,7 +252,7 @@ fn collect(model: &WhisperModelFile, state: &WhisperState, dtw: bool, n_samples:
         }
     }
     let words = words.into_iter().filter_map(|w| w.build(clip_end)).collect();
-    let text = without_turn_dashes(&text);
+    let text = without_turn_marks(&text);
     let quality = DecodeQuality {
         avg_logprob: if n_tokens > 0 { logprob_sum / n_tokens as f64 } else { 0.0 },
         compression_ratio: loops::compression_ratio(&text),
@@ -261,20 +261,22 @@ fn collect(model: &WhisperModelFile, state: &WhisperState, dtw: bool, n_samples:
     Transcript { text, words, language, quality }
 }
 
-/// A lone dash: Whisper's subtitle mark of a new speaker ("Chicago. - Oh, I'm"), not a word.
-/// Two hypotheses of one clip often differ only by it, which stopped progressive finals'
-/// agreement there, and the speaker labels already say who speaks.
-fn is_dash(token: &str) -> bool {
-    !token.is_empty() && token.chars().all(|c| matches!(c, '-' | '\u{2013}' | '\u{2014}'))
+/// A lone dash or `>>`: Whisper's subtitle and caption marks of a new speaker ("Chicago. - Oh,
+/// I'm", "New Jersey. >> Hi, Sheila"), not words. Two hypotheses of one clip often differ only
+/// by one, which stopped progressive finals' agreement there (a `>>` held "Hi, Sheila and
+/// Texas" 1.5 s on the wide-band conversation), and the speaker labels already say who speaks.
+fn is_turn_mark(token: &str) -> bool {
+    let dashes = |c| matches!(c, '-' | '\u{2013}' | '\u{2014}');
+    !token.is_empty() && (token.chars().all(dashes) || token.chars().all(|c| c == '>'))
 }
 
-/// `text` trimmed, without lone dashes.
-fn without_turn_dashes(text: &str) -> String {
+/// `text` trimmed, without speakers' turn marks.
+fn without_turn_marks(text: &str) -> String {
     let text = text.trim();
-    if !text.split_whitespace().any(is_dash) {
+    if !text.split_whitespace().any(is_turn_mark) {
         return text.to_owned();
     }
-    text.split_whitespace().filter(|t| !is_dash(t)).collect::<Vec<_>>().join(" ")
+    text.split_whitespace().filter(|t| !is_turn_mark(t)).collect::<Vec<_>>().join(" ")
 }
 
 struct WordBuilder {
@@ -287,7 +289,7 @@ struct WordBuilder {
 impl WordBuilder {
     fn build(self, clip_end: f64) -> Option<Word> {
         let word = String::from_utf8_lossy(&self.bytes).trim().to_owned();
-        if word.is_empty() || is_dash(&word) {
+        if word.is_empty() || is_turn_mark(&word) {
             return None;
         }
         let probability = self.probs.iter().sum::<f32>() / self.probs.len().max(1) as f32;
@@ -408,14 +410,16 @@ impl Transcriber for WhisperBackend {
 
 #[cfg(test)]
 mod tests {
-    use super::{audio_ctx_for, is_language, language_name, without_turn_dashes, CTX_MIN, PARTIAL_CTX_MIN};
+    use super::{audio_ctx_for, is_language, language_name, without_turn_marks, CTX_MIN, PARTIAL_CTX_MIN};
 
     #[test]
-    fn a_speaker_turn_dash_is_not_kept_but_hyphens_are() {
+    fn a_speaker_turn_mark_is_not_kept_but_hyphens_are() {
         let text = " from Chicago. - Oh, I'm originally from Chicago also. \u{2014} Well, a well-known one - ";
         let clean = "from Chicago. Oh, I'm originally from Chicago also. Well, a well-known one";
-        assert_eq!(without_turn_dashes(text), clean);
-        assert_eq!(without_turn_dashes(" Ask not! "), "Ask not!");
+        assert_eq!(without_turn_marks(text), clean);
+        let text = "This is Diana New Jersey. >> Hi, Sheila and Texas. > x>y";
+        assert_eq!(without_turn_marks(text), "This is Diana New Jersey. Hi, Sheila and Texas. x>y");
+        assert_eq!(without_turn_marks(" Ask not! "), "Ask not!");
     }
 
     /// Found by the listen_query fuzz target: `language=%00` panicked inside whisper-rs, and a
