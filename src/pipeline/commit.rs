@@ -12,7 +12,8 @@
 //! keeps changing.
 
 use super::continuation::key;
-use crate::domain::{seconds, seconds_to_samples as to_samples, Word, SAMPLE_RATE};
+use crate::domain::{seconds, seconds_to_samples as to_samples, Transcript, Word, SAMPLE_RATE};
+use crate::speaker::attribution::join_words;
 
 /// Progressive-final settings, in samples.
 #[derive(Debug, Clone, Copy)]
@@ -44,6 +45,10 @@ pub struct Cut {
     pub words: usize,
 }
 
+/// A word that starts this long (0.2 s) before a speaker change's cut and ends after it began
+/// in the turn before the change.
+const STRADDLE: f64 = 0.2;
+
 /// Half the window searched for the gap between two words (0.25 s): Whisper's token times are
 /// coarse.
 const SEARCH: f64 = 0.25;
@@ -53,21 +58,35 @@ pub struct CommitPolicy {
     config: CommitConfig,
     /// The last hypothesis: its utterance and its words, normalised.
     previous: Option<(u64, Vec<String>)>,
+    /// The newest hypothesis that was not cut, for a cut made elsewhere (`final_at_cut`).
+    latest: Option<Latest>,
+}
+
+/// A hypothesis of an open utterance and how many of its first words an earlier one agrees on.
+#[derive(Debug)]
+struct Latest {
+    id: u64,
+    /// The end of the audio it heard (absolute samples).
+    end: usize,
+    hypothesis: Transcript,
+    agreed: usize,
 }
 
 impl CommitPolicy {
     pub fn new(config: CommitConfig) -> Self {
-        Self { config, previous: None }
+        Self { config, previous: None, latest: None }
     }
 
     /// A hypothesis of utterance `id`, whose audio runs from `start` to `end` (absolute
-    /// samples) with `words` timed from `start`: where to cut, if anything is stable.
-    pub fn offer(&mut self, id: u64, start: usize, end: usize, words: &[Word]) -> Option<Cut> {
+    /// samples) with its words timed from `start`: where to cut, if anything is stable.
+    pub fn offer(&mut self, id: u64, start: usize, end: usize, hypothesis: &Transcript) -> Option<Cut> {
+        let words = &hypothesis.words;
         let keys: Vec<String> = words.iter().map(|w| key(&w.word)).collect();
         let agreed = match &self.previous {
             Some((prev_id, prev)) if *prev_id == id => agreement(prev, &keys),
             _ => 0,
         };
+        self.latest = Some(Latest { id, end, hypothesis: hypothesis.clone(), agreed });
         // An empty hypothesis says nothing about the words: the last one still stands.
         if !keys.is_empty() {
             self.previous = Some((id, keys));
@@ -86,6 +105,7 @@ impl CommitPolicy {
         if n == 0 || to_samples(words[n - 1].end) < self.config.min_commit {
             return None;
         }
+        self.latest = None;
         let boundary = match words.get(n) {
             Some(next) => (words[n - 1].end + next.start.max(words[n - 1].end)) / 2.0,
             None => words[n - 1].end + SEARCH,
@@ -93,6 +113,33 @@ impl CommitPolicy {
         let at = |t: f64| start + to_samples(t);
         Some(Cut { lo: at(boundary - SEARCH), hi: at(boundary + SEARCH), words: n })
     }
+
+    /// The final of utterance `id` cut at a speaker change (`start..end`, absolute samples) without
+    /// decoding it again: the words of the latest hypothesis that end before the cut, when that
+    /// hypothesis heard `guard` past it and an earlier one agrees on all of them. The piece
+    /// would otherwise wait for a decode of its own (0.5-1 s on two cores) after the change
+    /// was seen. Words whose coarse times put them on the wrong side of the cut are still
+    /// sent once: the next utterance hears the piece's end in its lead-in and takes off, by
+    /// their text, the words this final holds.
+    pub fn final_at_cut(&self, id: u64, start: usize, end: usize) -> Option<Transcript> {
+        let latest = self.latest.as_ref().filter(|l| l.id == id && l.end >= end + self.config.guard)?;
+        let (cut, words) = (seconds(end - start), &latest.hypothesis.words);
+        let before = words.iter().take_while(|w| w.end <= cut).count();
+        // Whisper stretches a turn's last word over the next voice ("there.@0.12-2.28" for a
+        // cut at 1.25 s): a word that began well before the cut is the piece's, or it is lost
+        // (the next turn takes the lead-in's words off its decode).
+        let straddles = words.get(before).is_some_and(|w| w.start < cut - STRADDLE);
+        let n = before + usize::from(straddles);
+        (n > 0 && n <= latest.agreed).then(|| agreed_words(&latest.hypothesis, n, cut))
+    }
+}
+
+/// The first `n` words of a hypothesis as a final of a clip `clip_end` seconds long.
+pub fn agreed_words(hypothesis: &Transcript, n: usize, clip_end: f64) -> Transcript {
+    let clamp = |w: &Word| Word { start: w.start.min(clip_end), end: w.end.min(clip_end), ..w.clone() };
+    let words: Vec<_> = hypothesis.words[..n].iter().map(clamp).collect();
+    let text = join_words(&words);
+    Transcript { text, words, language: hypothesis.language.clone(), quality: hypothesis.quality }
 }
 
 /// How many of `current`'s first words the previous hypothesis agrees on. A word one of them has
@@ -140,10 +187,11 @@ fn one_edit_apart(a: &str, b: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn words(text: &str, step: f64) -> Vec<Word> {
+    fn words(text: &str, step: f64) -> Transcript {
         let at = |i: usize| i as f64 * step;
         let to_word = |(i, w): (usize, &str)| Word { word: w.into(), start: at(i), end: at(i + 1), probability: 0.9 };
-        text.split(' ').enumerate().map(to_word).collect()
+        let words: Vec<Word> = text.split(' ').enumerate().map(to_word).collect();
+        Transcript { text: join_words(&words), words, ..Default::default() }
     }
 
     const SR: usize = SAMPLE_RATE as usize;
@@ -168,7 +216,7 @@ mod tests {
         assert_eq!(agreement(&keys("ask not what"), &keys("and so my")), 0);
         let mut policy = CommitPolicy::default();
         policy.offer(0, 0, 3 * SR, &words("hi sheila and texas originally from", 0.4));
-        assert_eq!(policy.offer(0, 0, 3 * SR, &[]), None);
+        assert_eq!(policy.offer(0, 0, 3 * SR, &Transcript::default()), None);
         let cut = policy.offer(0, 0, 3 * SR, &words("sheila and texas originally from chicago", 0.4));
         assert_eq!(cut.map(|c| c.words), Some(5), "an empty hypothesis between them changes nothing");
     }
@@ -216,6 +264,36 @@ mod tests {
         // Short words must match exactly; so must words two letters apart.
         assert_eq!(agreement(&keys("ask not what"), &keys("ask now what")), 1);
         assert_eq!(agreement(&keys("there isn't"), &keys("their isn't")), 0);
+    }
+
+    #[test]
+    fn a_piece_cut_at_a_speaker_change_takes_the_agreed_words_before_it() {
+        let mut policy = CommitPolicy::default();
+        // Words of 0.15 s in a clip of 1.5 s (1 s to 2.5 s): too short for a progressive cut.
+        let (before, now) = (words("you were there hi sheila", 0.15), words("you were there hi sheila and", 0.15));
+        let (start, end) = (SR, SR * 5 / 2);
+        assert_eq!(policy.final_at_cut(0, start, SR * 3 / 2), None, "nothing heard yet");
+        assert_eq!(policy.offer(0, start, end, &before), None);
+        assert_eq!(policy.final_at_cut(0, start, SR * 3 / 2), None, "no earlier hypothesis agrees");
+        assert_eq!(policy.offer(0, start, end, &now), None);
+        // The change 0.5 s into the clip: "you were there" (ending at 0.45 s) is the piece.
+        let piece = policy.final_at_cut(0, start, SR * 3 / 2).expect("agreed words before the cut");
+        assert_eq!(piece.text.trim(), "you were there");
+        assert_eq!(policy.final_at_cut(1, start, SR * 3 / 2), None, "another utterance");
+        // A word that began over 0.2 s before the cut is the piece's, however far its end runs.
+        let mut stretched = words("you were there", 0.15);
+        stretched.words[2].end = 1.4;
+        policy.offer(0, start, end, &stretched);
+        policy.offer(0, start, end, &stretched);
+        let piece = policy.final_at_cut(0, start, SR * 3 / 2 + SR / 20).expect("agreed words before the cut");
+        assert_eq!(piece.text.trim(), "you were there", "{piece:?}");
+        assert_eq!(piece.words[2].end, 0.55, "within the piece: {piece:?}");
+        let near = policy.final_at_cut(0, start, SR * 3 / 2 - SR / 20);
+        assert_eq!(near.map(|t| t.words.len()), Some(2), "a word that began near the cut is the next turn's");
+        assert_eq!(policy.final_at_cut(0, start, SR * 23 / 10), None, "the hypothesis heard too little past the cut");
+        policy.offer(0, start, end, &words("you are there hi sheila and", 0.15));
+        policy.offer(0, start, end, &words("you were they", 0.15));
+        assert_eq!(policy.final_at_cut(0, start, SR * 3 / 2), None, "two of the three words agreed");
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::domain::{
 use crate::engine::asr::AsrError;
 use crate::engine::diarize::{DiarizeError, Embed};
 use crate::onnx::OnnxError;
-use crate::pipeline::commit::{CommitConfig, CommitPolicy};
+use crate::pipeline::commit::{agreed_words, CommitConfig, CommitPolicy};
 use crate::pipeline::continuation::{key, strip_committed, LeadIn};
 use crate::pipeline::policy::PartialPolicy;
 use crate::pipeline::segmenter::{SegmentEvent, Segmenter, Utterance};
@@ -472,11 +472,20 @@ impl Session {
         let Some(at) = changes.change(&turns, open_start) else { return };
         tracing::debug!(at = secs(at), "speaker change: the open utterance ends there");
         let events = self.segmenter.split(at.saturating_sub(CHANGE_SEARCH), at + CHANGE_SEARCH);
+        let mut agreed = None;
         if let Some(SegmentEvent::Ended(piece)) = events.first() {
             self.split.insert(piece.id);
             self.stop_speculating();
+            agreed = self.commit.as_ref().and_then(|c| c.final_at_cut(piece.id, piece.start, piece.end));
+            tracing::debug!(words = agreed.as_ref().map(|t| t.words.len()), "the piece before the change");
         }
-        events.into_iter().for_each(|event| self.on_segment_event(event));
+        for event in events {
+            match (event, agreed.take()) {
+                // Its words are already agreed on: they need no decode of their own.
+                (SegmentEvent::Ended(piece), Some(transcript)) => self.submit(piece, Some(transcript)),
+                (event, _) => self.on_segment_event(event),
+            }
+        }
     }
 
     /// A partial came back; it is shown only while its utterance is still open.
@@ -503,7 +512,7 @@ impl Session {
     /// utterance's partial.
     fn maybe_commit(&mut self, job: &PartialJob, hypothesis: &Transcript) {
         let Some(commit) = self.commit.as_mut() else { return };
-        let Some(cut) = commit.offer(job.segment_id, job.start, job.end, &hypothesis.words) else { return };
+        let Some(cut) = commit.offer(job.segment_id, job.start, job.end, hypothesis) else { return };
         tracing::debug!(
             clip = ?(secs(job.start), secs(job.end)),
             words = ?hypothesis.words.iter().map(|w| format!("{}@{:.2}-{:.2}", w.word, w.start, w.end)).collect::<Vec<_>>(),
@@ -663,17 +672,6 @@ impl Session {
 }
 
 /// The first `n` words of a hypothesis as a transcript of its own, none past `clip_end` seconds.
-fn agreed_words(hypothesis: &Transcript, n: usize, clip_end: f64) -> Transcript {
-    let clamp = |w: &crate::domain::Word| crate::domain::Word {
-        start: w.start.min(clip_end),
-        end: w.end.min(clip_end),
-        ..w.clone()
-    };
-    let words: Vec<_> = hypothesis.words[..n].iter().map(clamp).collect();
-    let text = join_words(&words);
-    Transcript { text, words, language: hypothesis.language.clone(), quality: hypothesis.quality }
-}
-
 fn parse_client_message(text: &str) -> Result<ClientMessage, (ErrorCode, String)> {
     let value: serde_json::Value = serde_json::from_str(text)
         .map_err(|e| (ErrorCode::InvalidJson, format!("text frame is not valid JSON: {e}")))?;

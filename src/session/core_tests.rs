@@ -268,3 +268,39 @@ fn a_speaker_change_ends_the_open_utterance_and_the_next_takes_its_words_off_by_
     };
     assert_eq!(last.text, "how are you");
 }
+
+#[test]
+fn with_progressive_finals_a_turn_cut_at_a_change_is_final_from_its_agreed_words() {
+    let mut config = Config::default();
+    config.streaming.speaker_cuts = true;
+    config.streaming.progressive_finals = true;
+    let mut s = Session::new("s1".into(), params(true), &config, "tiny.en");
+    s.take_actions();
+    let look = |actions: &[Action]| {
+        actions.iter().rev().find_map(|a| {
+            if let Action::FindSpeakerChange { clip, .. } = a {
+                Some(clip.len())
+            } else {
+                None
+            }
+        })
+    };
+    let actions = s.handle(frames(70, 0.9));
+    let mut clip = look(&actions);
+    let first = partial_job(actions).expect("a partial of 2.2 s of speech");
+    // Two words, the second stretched over the next voice as Whisper does: nothing to cut
+    // after (a last word is whole only once a second was heard past it).
+    let mut heard = timed("hi you");
+    heard.words[1].end = 2.9;
+    s.handle(Input::Partial { job: first, turnaround: 0, result: Ok(heard.clone()) });
+    let actions = s.handle(frames(30, 0.9));
+    clip = look(&actions).or(clip);
+    let second = partial_job(actions).expect("another partial an interval later");
+    assert!(final_job(s.handle(Input::Partial { job: second, turnaround: 0, result: Ok(heard) })).is_none());
+    let clip = clip.expect("a look for a speaker change");
+    let actions = s.handle(Input::SpeakerChange(Ok(vec![turn(0, 16_000, [1.0, 0.0]), turn(16_000, clip, [0.0, 1.0])])));
+    let job = final_job(actions).expect("the first speaker's utterance ends at the change");
+    let agreed = job.agreed.expect("the words both partials heard before the change are its final, with no decode");
+    assert_eq!(agreed.text.trim(), "hi you");
+    assert!(agreed.words.iter().all(|w| w.end <= seconds(job.utterance.end - job.utterance.start)), "{agreed:?}");
+}
