@@ -45,8 +45,8 @@ pub struct Cut {
     pub words: usize,
 }
 
-/// A word that starts this long (0.2 s) before a speaker change's cut and ends after it began
-/// in the turn before the change.
+/// A word that starts more than this (0.2 s) before a speaker change's cut and ends after it is
+/// taken to belong to the turn before the change.
 const STRADDLE: f64 = 0.2;
 
 /// Half the window searched for the gap between two words (0.25 s): Whisper's token times are
@@ -293,7 +293,7 @@ mod tests {
         assert_eq!(policy.final_at_cut(0, start, SR * 23 / 10), None, "the hypothesis heard too little past the cut");
         policy.offer(0, start, end, &words("you are there hi sheila and", 0.15));
         policy.offer(0, start, end, &words("you were they", 0.15));
-        assert_eq!(policy.final_at_cut(0, start, SR * 3 / 2), None, "two of the three words agreed");
+        assert_eq!(policy.final_at_cut(0, start, SR * 3 / 2), None, "only the first of the three words agreed");
     }
 
     #[test]
