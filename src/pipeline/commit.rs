@@ -134,7 +134,7 @@ impl CommitPolicy {
     }
 }
 
-/// The first `n` words of a hypothesis as a final of a clip `clip_end` seconds long.
+/// The first `n` words of a hypothesis as a transcript of its own, none past `clip_end` seconds.
 pub fn agreed_words(hypothesis: &Transcript, n: usize, clip_end: f64) -> Transcript {
     let clamp = |w: &Word| Word { start: w.start.min(clip_end), end: w.end.min(clip_end), ..w.clone() };
     let words: Vec<_> = hypothesis.words[..n].iter().map(clamp).collect();

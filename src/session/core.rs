@@ -671,7 +671,6 @@ impl Session {
     }
 }
 
-/// The first `n` words of a hypothesis as a transcript of its own, none past `clip_end` seconds.
 fn parse_client_message(text: &str) -> Result<ClientMessage, (ErrorCode, String)> {
     let value: serde_json::Value = serde_json::from_str(text)
         .map_err(|e| (ErrorCode::InvalidJson, format!("text frame is not valid JSON: {e}")))?;
