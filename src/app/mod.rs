@@ -236,6 +236,16 @@ pub fn app_state(config: Arc<Config>, engines: Engines) -> Result<(AppState, wat
     Ok((state, shutdown_tx))
 }
 
+/// Listens on `server.host`: an address (IPv6 too, bracketed or not) or a name to look up.
+async fn bind(server: &crate::config::ServerConfig) -> Result<TcpListener, StartupError> {
+    let (host, port) = (server.host.as_str(), server.port);
+    let bound = match crate::config::host::bare_ip(host) {
+        Some(ip) => TcpListener::bind(std::net::SocketAddr::new(ip, port)).await,
+        None => TcpListener::bind((host, port)).await,
+    };
+    bound.map_err(|source| StartupError::Bind { address: format!("{host}:{port}"), source })
+}
+
 /// Binds, serves until SIGINT/SIGTERM, drains sessions and stops the engines. With a config
 /// `file`, SIGHUP or a change of the file reloads it.
 pub async fn serve(
@@ -246,8 +256,7 @@ pub async fn serve(
     config.validate()?;
     let config = Arc::new(config);
     let engines = load_engines(&config)?;
-    let addr = format!("{}:{}", config.server.host, config.server.port);
-    let listener = TcpListener::bind(&addr).await.map_err(|source| StartupError::Bind { address: addr, source })?;
+    let listener = bind(&config.server).await?;
     tracing::info!(address = %listener.local_addr()?, "listening");
     let (mut state, shutdown_tx) = app_state(config, engines.clone())?;
     state.log = log;
@@ -280,4 +289,26 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ServerConfig;
+
+    async fn bound_ip(host: &str) -> std::net::IpAddr {
+        let server = ServerConfig { host: host.into(), port: 0, ..ServerConfig::default() };
+        bind(&server).await.unwrap_or_else(|e| panic!("{host}: {e}")).local_addr().unwrap().ip()
+    }
+
+    #[tokio::test]
+    async fn a_host_is_bound_as_an_address_or_a_name() {
+        assert_eq!(bound_ip("127.0.0.1").await.to_string(), "127.0.0.1");
+        assert!(bound_ip("localhost").await.is_loopback());
+        // IPv6, written bare or bracketed, where this machine has it.
+        if std::net::TcpListener::bind("[::1]:0").is_ok() {
+            assert_eq!(bound_ip("::1").await.to_string(), "::1");
+            assert_eq!(bound_ip("[::1]").await.to_string(), "::1");
+        }
+    }
 }

@@ -169,6 +169,8 @@ mod tests {
         assert!(matches!(load_from(Some(&path), vars(&[])), Err(ConfigError::Parse { .. })));
         let err = load_from(None, vars(&[("SPEECH_LIMITS__MAX_SESSIONS", "-1")])).unwrap_err().to_string();
         assert!(err.contains("max_sessions"), "{err}");
+        let host = load_from(None, vars(&[("SPEECH_SERVER__HOST", "0.0.0.0:8000")])).unwrap().validate().unwrap_err();
+        assert_eq!(host.setting, "server.host", "{host}");
     }
 
     #[test]

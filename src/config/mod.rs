@@ -1,6 +1,7 @@
 //! The service's typed configuration. Every section has defaults that suit a small machine.
 //! `load` reads it from a file and the environment; docs/CONFIGURATION.md lists every setting.
 
+pub mod host;
 pub mod load;
 pub mod restart;
 
@@ -298,6 +299,9 @@ impl Config {
         self.vad.validate()?;
         self.admission.validate()?;
         crate::logging::valid_filter(&self.log.level).map_err(|e| InvalidSetting::new("log.level", e))?;
+        if let Some(problem) = host::host_problem(&self.server.host) {
+            return Err(InvalidSetting::new("server.host", problem));
+        }
         let checks = [
             (self.asr.workers == 0, "asr.workers", "must be at least 1"),
             (self.asr.threads == 0, "asr.threads", "must be at least 1"),
