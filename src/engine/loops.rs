@@ -1,8 +1,9 @@
 //! Whisper's repetition loop: greedy decoding can get stuck repeating a phrase ("And so my
 //! fellow Americans." seven times) or a fragment ("y-y-y-y-y"). A decode is judged by what it
 //! produced: its text's compression ratio (a loop compresses far better than speech) and runs of
-//! the same word sequence. A looping decode is decoded again with beam search (deterministic,
-//! so the same clip gives the same words on any worker); what still loops has its repeats
+//! the same word sequence. A looping decode is decoded again with beam search (on a fresh
+//! state, whose random generator starts from its seed: whisper.cpp draws beam candidates with
+//! it, so the same clip gives the same words on any worker); what still loops has its repeats
 //! removed, so no final is mostly repetition.
 
 use std::io::Write;

@@ -317,6 +317,20 @@ impl WhisperBackend {
         state.get_segment(n - 1).map_or(0.0, |s| s.end_timestamp() as f64 / 100.0)
     }
 
+    /// Replaces the state the options decode on with a new one. whisper.cpp's beam search
+    /// draws each beam's candidate tokens from the token distribution with the first decoder's
+    /// random generator, which is seeded only when a state is made and runs on from job to job:
+    /// a looping clip of a file came back with different words on each request to one server.
+    /// A new state starts that generator from its seed, so the retry depends on the clip alone.
+    /// Making one takes a few milliseconds; loop retries are rare.
+    fn renew_state(&mut self, options: &DecodeOptions) -> Result<(), AsrError> {
+        match (self.quick_state.as_mut(), self.model.quick.as_ref()) {
+            (Some(quick), Some(ctx)) if skips_dtw(options) => *quick = ctx.create_state()?,
+            _ => self.state = self.model.ctx.create_state()?,
+        }
+        Ok(())
+    }
+
     /// Runs one decode of `audio` (`n_samples` of it the clip itself, the rest padding) on the
     /// state the options call for: partials and text-only work on the one without DTW, except
     /// partials that need word times (progressive finals cut by them): whisper.cpp's
@@ -372,7 +386,9 @@ impl Transcriber for WhisperBackend {
             return Ok(loops::without_repeats(first));
         } else {
             crate::telemetry::record_loop_retry();
-            // Beam search is deterministic too, and far less prone to loop than greedy decoding.
+            // Beam search is far less prone to loop than greedy decoding; on a fresh state it
+            // is a function of the clip alone too.
+            self.renew_state(options)?;
             let beam_search = SamplingStrategy::BeamSearch { beam_size: 4, patience: -1.0 };
             let beam = self.params(options, audio.len(), beam_search);
             let second = self.decode(options, beam, audio, samples.len(), bias.as_ref())?;

@@ -418,6 +418,44 @@ async fn multichannel_files_are_transcribed_channel_by_channel_and_mono_is_refus
     assert_eq!((status, error(&body).as_deref()), (400, Some("stream")), "{body}");
 }
 
+/// A decode that loops is read again with beam search, and whisper.cpp draws beam candidates
+/// with a random generator that a worker's state kept from job to job: a clip of the stereo
+/// call's left channel that loops came back with other words (and another `avg_logprob`) on each
+/// repeat of the same request to one server. One worker makes every repeat meet that generator.
+#[tokio::test]
+async fn a_clip_read_again_for_a_loop_gives_the_same_words_on_every_request() {
+    let _heavy = HEAVY.write().await;
+    let app = spawn_app(|c| {
+        c.asr.workers = 1;
+        c.diarization.enabled = false;
+    });
+    let stereo = std::fs::read(&stereo_call().0).unwrap();
+    let fields = [
+        Field::File("call.wav", stereo),
+        Field::Text("model", "whisper-1"),
+        Field::Text("response_format", "verbose_json"),
+        Field::Text("multichannel", "true"),
+    ];
+    let retries_before = loop_retries(&app).await;
+    let mut answers = Vec::new();
+    for _ in 0..3 {
+        let (status, body) = post_form(&app, "/v1/audio/transcriptions", &fields).await;
+        assert_eq!(status, 200, "{body}");
+        let segments = json(&body)["segments"].as_array().unwrap().clone();
+        answers
+            .push(segments.iter().map(|s| (s["text"].to_string(), s["avg_logprob"].to_string())).collect::<Vec<_>>());
+    }
+    assert!(loop_retries(&app).await >= retries_before + 3, "every request read a looping clip again");
+    assert_eq!(answers[0], answers[1], "the second request");
+    assert_eq!(answers[0], answers[2], "the third request");
+}
+
+async fn loop_retries(app: &TestApp) -> u64 {
+    let (_, metrics) = http_text(app, "GET", "/metrics").await;
+    let line = metrics.lines().find(|l| l.starts_with("speech_asr_loop_retries_total "));
+    line.and_then(|l| l.rsplit(' ').next()?.parse().ok()).unwrap_or(0)
+}
+
 /// A prompt in lower case without punctuation, which Whisper's transcript follows.
 const LOWER_CASE: (&str, &str) =
     ("prompt", "hello there so i was saying that we could meet on friday and then we talk");
