@@ -512,10 +512,13 @@ impl Session {
     /// utterance's partial.
     fn maybe_commit(&mut self, job: &PartialJob, hypothesis: &Transcript) {
         let Some(commit) = self.commit.as_mut() else { return };
+        let words =
+            || hypothesis.words.iter().map(|w| format!("{}@{:.2}-{:.2}", w.word, w.start, w.end)).collect::<Vec<_>>();
+        tracing::trace!(clip = ?(secs(job.start), secs(job.end)), words = ?words(), "a hypothesis offered");
         let Some(cut) = commit.offer(job.segment_id, job.start, job.end, hypothesis) else { return };
         tracing::debug!(
             clip = ?(secs(job.start), secs(job.end)),
-            words = ?hypothesis.words.iter().map(|w| format!("{}@{:.2}-{:.2}", w.word, w.start, w.end)).collect::<Vec<_>>(),
+            words = ?words(),
             n = cut.words,
             "progressive commit"
         );
