@@ -9,7 +9,8 @@
 //! the final of the part before the cut; the rest is decoded with that part in front of it
 //! (`continuation.rs`). An utterance open past `max_open` without agreement commits the words of
 //! the latest hypothesis that end well before its end, so no word waits on a hypothesis that
-//! keeps changing.
+//! keeps changing. A last word that two hypotheses in a row write word for word is whole too,
+//! however far Whisper's timing stretches it (see [`STILL`]).
 
 use super::continuation::key;
 use crate::domain::{seconds, seconds_to_samples as to_samples, Transcript, Word, SAMPLE_RATE};
@@ -49,6 +50,21 @@ pub struct Cut {
 /// taken to belong to the turn before the change.
 const STRADDLE: f64 = 0.2;
 
+/// Hypotheses that repeat the one before them word for word (one: two alike) after which the
+/// last word is taken as whole, ending where the first of them put it. Whisper heard more audio
+/// each time and wrote nothing more: the speaker stopped, or went on under a voice or noise it
+/// does not write. DTW then stretches that word to the clip's end ("difference.@0.77-1.41",
+/// "-2.05", "-2.51" as the clip grew), so it never looks settled, and the words before it,
+/// timed early after a long lead-in, end under the second a cut needs: the phone band's
+/// slowest stretch waited 3-5 s for the next word. Waiting for a third alike was measured too:
+/// it caught a last word Whisper would still mend ("different." came back twice before
+/// "difference.") but made the words it freed 0.6 s later (phone-band p95 3.0 s against 2.4 s,
+/// the same WER; docs/BENCHMARKS.md).
+const STILL: usize = 1;
+
+/// The least a word lasts (0.15 s): where the search for a still word's end begins.
+const MIN_WORD: f64 = 0.15;
+
 /// Half the window searched for the gap between two words (0.25 s): Whisper's token times are
 /// coarse.
 const SEARCH: f64 = 0.25;
@@ -60,6 +76,17 @@ pub struct CommitPolicy {
     previous: Option<(u64, Vec<String>)>,
     /// The newest hypothesis that was not cut, for a cut made elsewhere (`final_at_cut`).
     latest: Option<Latest>,
+    /// How the latest hypotheses repeated each other.
+    repeats: Option<Repeats>,
+}
+
+/// Hypotheses of utterance `id` alike word for word: how many repeated the one before them,
+/// and the earliest end (seconds into the clip) any of them gave the last word.
+#[derive(Debug)]
+struct Repeats {
+    id: u64,
+    count: usize,
+    last_end: f64,
 }
 
 /// A hypothesis of an open utterance and how many of its first words an earlier one agrees on.
@@ -74,23 +101,45 @@ struct Latest {
 
 impl CommitPolicy {
     pub fn new(config: CommitConfig) -> Self {
-        Self { config, previous: None, latest: None }
+        Self { config, previous: None, latest: None, repeats: None }
+    }
+
+    /// Counts `keys` (with its last word ending at `last_end`) as a repeat of the previous
+    /// hypothesis or as a new start; an empty hypothesis changes nothing.
+    fn note_repeats(&mut self, id: u64, keys: &[String], last_end: Option<f64>) {
+        let Some(last_end) = last_end else { return };
+        let alike = matches!(&self.previous, Some((p, prev)) if *p == id && prev.len() == keys.len() && agreed_prefix(prev, keys) == keys.len());
+        self.repeats = Some(match self.repeats.take() {
+            Some(r) if alike && r.id == id => Repeats { id, count: r.count + 1, last_end: r.last_end.min(last_end) },
+            _ => Repeats { id, count: 0, last_end },
+        });
+    }
+
+    /// Where the last word ends when enough hypotheses repeated it to count it whole.
+    fn still_end(&self, id: u64) -> Option<f64> {
+        self.repeats.as_ref().filter(|r| r.id == id && r.count >= STILL).map(|r| r.last_end)
     }
 
     /// A hypothesis of utterance `id`, whose audio runs from `start` to `end` (absolute
     /// samples) with its words timed from `start`: where to cut, if anything is stable.
     pub fn offer(&mut self, id: u64, start: usize, end: usize, hypothesis: &Transcript) -> Option<Cut> {
-        let words = &hypothesis.words;
-        let keys: Vec<String> = words.iter().map(|w| key(&w.word)).collect();
+        let keys: Vec<String> = hypothesis.words.iter().map(|w| key(&w.word)).collect();
         let agreed = match &self.previous {
             Some((prev_id, prev)) if *prev_id == id => agreement(prev, &keys),
             _ => 0,
         };
         self.latest = Some(Latest { id, end, hypothesis: hypothesis.clone(), agreed });
+        self.note_repeats(id, &keys, hypothesis.words.last().map(|w| w.end));
         // An empty hypothesis says nothing about the words: the last one still stands.
         if !keys.is_empty() {
             self.previous = Some((id, keys));
         }
+        let still = self.still_end(id);
+        let mut timed = hypothesis.words.clone();
+        if let (Some(still), Some(last)) = (still, timed.last_mut()) {
+            last.end = last.end.min(still);
+        }
+        let words = &timed;
         let clip = seconds(end - start);
         let before = |margin: usize| words.iter().take_while(|w| w.end <= clip - seconds(margin)).count();
         let mut n = agreed.min(before(self.config.guard));
@@ -100,7 +149,9 @@ impl CommitPolicy {
         // A cut falls before a next word, or after the last one when Whisper heard a second
         // past it and found nothing more to say (a pause too short to end the utterance, or
         // speech under another voice): then the word is whole. And it needs audio behind it.
-        let last_settled = words.last().is_some_and(|w| w.end <= clip - seconds(self.config.settled));
+        // (By the hypothesis's own timing: a still word's earlier end may itself be stretched.)
+        let heard_past = hypothesis.words.last().is_some_and(|w| w.end <= clip - seconds(self.config.settled));
+        let last_settled = heard_past || still.is_some();
         let n = if last_settled { n } else { n.min(words.len().saturating_sub(1)) };
         if n == 0 || to_samples(words[n - 1].end) < self.config.min_commit {
             return None;
@@ -111,7 +162,17 @@ impl CommitPolicy {
             None => words[n - 1].end + SEARCH,
         };
         let at = |t: f64| start + to_samples(t);
-        Some(Cut { lo: at(boundary - SEARCH), hi: at(boundary + SEARCH), words: n })
+        let last = &words[n - 1];
+        // A word still after repeats ends anywhere from soon after its start to where the first
+        // of them put it (itself stretched, often over the next voice): the quietest frame there,
+        // leaving the second of audio a cut needs.
+        let lo = match still {
+            Some(_) if n == words.len() && !heard_past => {
+                (last.start + MIN_WORD).max(seconds(self.config.min_commit)).min(boundary - SEARCH)
+            }
+            _ => boundary - SEARCH,
+        };
+        Some(Cut { lo: at(lo), hi: at(boundary + SEARCH), words: n })
     }
 
     /// The final of utterance `id` cut at a speaker change (`start..end`, absolute samples) without
@@ -226,7 +287,7 @@ mod tests {
         let mut policy = CommitPolicy::default();
         // "a yankee down here" ends at 1.6 s; with the clip at 2.5 s (0.9 s past it) the cut
         // falls before "here", the last word.
-        policy.offer(0, 0, SR * 25 / 10, &words("a yankee down here", 0.4));
+        policy.offer(0, 0, SR * 2, &words("a yankee down", 0.4));
         assert_eq!(policy.offer(0, 0, SR * 25 / 10, &words("a yankee down here", 0.4)).map(|c| c.words), Some(3));
         let cut = policy.offer(0, 0, SR * 27 / 10, &words("a yankee down here", 0.4)).expect("1.1 s past it");
         assert_eq!(cut.words, 4);
@@ -294,6 +355,30 @@ mod tests {
         policy.offer(0, start, end, &words("you are there hi sheila and", 0.15));
         policy.offer(0, start, end, &words("you were they", 0.15));
         assert_eq!(policy.final_at_cut(0, start, SR * 3 / 2), None, "only the first of the three words agreed");
+    }
+
+    #[test]
+    fn a_last_word_two_hypotheses_repeat_is_whole_however_far_it_is_stretched() {
+        // Words timed early after a long lead-in, the last one stretched to each clip's end.
+        let heard = |text: &str, clip: f64| {
+            let mut t = words(text, 0.15);
+            t.words.last_mut().unwrap().end = clip - 0.03;
+            (SR * (clip * 100.0) as usize / 100, t)
+        };
+        let mut policy = CommitPolicy::default();
+        for (clip, text) in
+            [(1.08, "but there isn't that much different"), (1.44, "but there isn't that much difference")]
+        {
+            let (end, t) = heard(text, clip);
+            assert_eq!(policy.offer(0, 0, end, &t), None, "{text}: no word after, the rest too early");
+        }
+        let (end, t) = heard("but there isn't that much difference", 2.08);
+        let cut = policy.offer(0, 0, end, &t).expect("two alike");
+        assert_eq!(cut.words, 6);
+        // Its end is where the first of the two put it (1.41 s); the search starts a second in.
+        assert_eq!((cut.lo, cut.hi), (SR, SR * 191 / 100));
+        let (end, t) = heard("but there isn't that much difference", 3.0);
+        assert_eq!(policy.offer(1, 0, end, &t), None, "another utterance starts counting again");
     }
 
     #[test]
