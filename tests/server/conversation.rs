@@ -42,7 +42,8 @@ async fn stream_conversation_as(
 /// Live speakers on a phone line with progressive finals and speaker cuts, where utterances are
 /// pieces of a second or two: the phone-band test conversation keeps its three speakers (it
 /// had 6 before a piece's speaker jobs heard the speech before it, the first speaker opened by
-/// short turns was provisional, and short embeddings needed less similarity).
+/// short turns was provisional, and short embeddings needed less similarity), and its words are
+/// not lost on the way.
 ///
 /// It takes the Whisper lock alone: where its cuts fall depends on when the looks and partials
 /// come back, and beside another conversation stream while the
@@ -58,6 +59,13 @@ async fn progressive_pieces_of_a_phone_band_conversation_keep_its_three_speakers
     .await;
     // Measured 14-20% (docs/BENCHMARKS.md); 40% with six speakers before.
     assert_live_speakers("phone-band conversation, both options", &talk, &received, 0.3);
+    let hypothesis = final_text(&messages_of(&received));
+    let wer = word_error_rate(&talk.text, &hypothesis).wer();
+    eprintln!("phone-band conversation, both options: WER {wer:.3}: {hypothesis}");
+    // Measured 22.3-24.3% here, 26.2-27.2% without the rule that counts a last word two partials
+    // repeat as whole (docs/BENCHMARKS.md, "Eighteenth session"): too close to tell the two apart
+    // in one run (`pipeline::commit`'s unit test does), but a guard against losing many words.
+    assert!(wer <= 0.28, "WER {wer:.3} for {hypothesis:?}");
 }
 
 /// The live speakers of the test conversation: its three, at a DER of at most `max_der`.
