@@ -288,14 +288,17 @@ fn with_progressive_finals_a_turn_cut_at_a_change_is_final_from_its_agreed_words
     let actions = s.handle(frames(70, 0.9));
     let mut clip = look(&actions);
     let first = partial_job(actions).expect("a partial of 2.2 s of speech");
-    // Two words, the second stretched over the next voice as Whisper does: nothing to cut
-    // after (a last word is whole only once a second was heard past it).
+    // Two words, then a third stretched over the next voice as Whisper does: the two agreed
+    // words end under the second of audio a cut needs, and the last is not yet whole (no
+    // second heard past it, no partial repeating it), so the partials cut nothing.
     let mut heard = timed("hi you");
-    heard.words[1].end = 2.9;
-    s.handle(Input::Partial { job: first, turnaround: 0, result: Ok(heard.clone()) });
+    heard.words[1].end = 2.2;
+    s.handle(Input::Partial { job: first, turnaround: 0, result: Ok(heard) });
     let actions = s.handle(frames(30, 0.9));
     clip = look(&actions).or(clip);
     let second = partial_job(actions).expect("another partial an interval later");
+    let mut heard = timed("hi you all");
+    heard.words[2].end = 2.9;
     assert!(final_job(s.handle(Input::Partial { job: second, turnaround: 0, result: Ok(heard) })).is_none());
     let clip = clip.expect("a look for a speaker change");
     let actions = s.handle(Input::SpeakerChange(Ok(vec![turn(0, 16_000, [1.0, 0.0]), turn(16_000, clip, [0.0, 1.0])])));
