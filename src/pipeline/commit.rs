@@ -50,10 +50,11 @@ pub struct Cut {
 /// taken to belong to the turn before the change.
 const STRADDLE: f64 = 0.2;
 
-/// Hypotheses that repeat the one before them word for word (one: two alike) after which the
-/// last word is taken as whole, ending where the first of them put it. Whisper heard more audio
-/// each time and wrote nothing more: the speaker stopped, or went on under a voice or noise it
-/// does not write. DTW then stretches that word to the clip's end ("difference.@0.77-1.41",
+/// Hypotheses that repeat the one before them word for word (one: two alike; a word spelt one
+/// letter differently counts as the same, as in the agreement) after which the last word is
+/// taken as whole, ending where the first of them put it. Whisper heard more audio each time
+/// and wrote nothing more: the speaker stopped, or went on under a voice or noise it does not
+/// write. DTW then stretches that word to the clip's end ("difference.@0.77-1.41",
 /// "-2.05", "-2.51" as the clip grew), so it never looks settled, and the words before it,
 /// timed early after a long lead-in, end under the second a cut needs: the phone band's
 /// slowest stretch waited 3-5 s for the next word. Waiting for a third alike was measured too:

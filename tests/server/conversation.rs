@@ -59,13 +59,24 @@ async fn progressive_pieces_of_a_phone_band_conversation_keep_its_three_speakers
     .await;
     // Measured 14-20% (docs/BENCHMARKS.md); 40% with six speakers before.
     assert_live_speakers("phone-band conversation, both options", &talk, &received, 0.3);
-    let hypothesis = final_text(&messages_of(&received));
-    let wer = word_error_rate(&talk.text, &hypothesis).wer();
-    eprintln!("phone-band conversation, both options: WER {wer:.3}: {hypothesis}");
+    let (wer, hypothesis) = finals_wer("phone-band conversation, both options", &talk, &messages_of(&received));
     // Measured 22.3-24.3% here, 26.2-27.2% without the rule that counts a last word two partials
     // repeat as whole (docs/BENCHMARKS.md, "Eighteenth session"): too close to tell the two apart
     // in one run (`pipeline::commit`'s unit test does), but a guard against losing many words.
     assert!(wer <= 0.28, "WER {wer:.3} for {hypothesis:?}");
+}
+
+/// The WER of the finals in `messages` against the test conversation's reference, printed
+/// under `what` with the text it scored.
+fn finals_wer(
+    what: &str,
+    talk: &speech_service::eval::conversation::Conversation,
+    messages: &[ServerMessage],
+) -> (f64, String) {
+    let hypothesis = final_text(messages);
+    let wer = word_error_rate(&talk.text, &hypothesis).wer();
+    eprintln!("{what}: WER {wer:.3}: {hypothesis}");
+    (wer, hypothesis)
 }
 
 /// The live speakers of the test conversation: its three, at a DER of at most `max_der`.
@@ -124,9 +135,7 @@ async fn a_change_of_speaker_ends_an_utterance_without_a_pause() {
     let messages = messages_of(&received);
     assert!(finals(&messages).iter().all(|f| f.speaker.is_some()), "every final is labelled");
     assert_timestamps(&messages, duration);
-    let hypothesis = final_text(&messages);
-    let wer = word_error_rate(&talk.text, &hypothesis).wer();
-    eprintln!("speaker cuts: WER {wer:.3}: {hypothesis}");
+    let (wer, hypothesis) = finals_wer("speaker cuts", &talk, &messages);
     // Measured 0.233 alone against 0.214 without the cuts (docs/BENCHMARKS.md).
     assert!(wer <= 0.30, "WER {wer:.3} for {hypothesis:?}");
 }
@@ -156,9 +165,7 @@ async fn continuous_speech_gets_progressive_finals_with_utterance_ends() {
     sent.dedup();
     assert_eq!(sent.len(), n, "no final is sent twice");
     assert_timestamps(&messages, talk.samples.len() as f64 / 16_000.0);
-    let hypothesis = final_text(&messages);
-    let wer = word_error_rate(&talk.text, &hypothesis).wer();
-    eprintln!("conversation progressive: WER {wer:.3}: {hypothesis}");
+    let (wer, hypothesis) = finals_wer("conversation progressive", &talk, &messages);
     // Measured 0.22-0.27 alone against 0.21 without progressive finals (docs/BENCHMARKS.md);
     // the cuts fall where the partials' timing puts them, which the suite's load moves.
     assert!(wer <= 0.35, "WER {wer:.3} for {hypothesis:?}");
