@@ -31,12 +31,30 @@ pub fn strip_committed(t: Transcript, lead_in: &LeadIn) -> Transcript {
     }
     let keys: Vec<String> = t.words.iter().map(|w| key(&w.word)).collect();
     let in_lead_in = t.words.iter().take_while(|w| w.middle() < lead_in.seconds).count();
-    let skip = words_heard_in_lead_in(&lead_in.committed, &keys, in_lead_in).unwrap_or(in_lead_in);
+    let skip = words_heard_in_lead_in(&lead_in.committed, &keys, in_lead_in)
+        .unwrap_or_else(|| skipped_by_times(&lead_in.committed, &keys[..in_lead_in]));
     tracing::debug!(heard = %t.text, committed = ?lead_in.committed, skip, lead_in = lead_in.seconds, "a continuation's decode");
     let shift =
         |w: Word| Word { start: (w.start - lead_in.seconds).max(0.0), end: (w.end - lead_in.seconds).max(0.0), ..w };
     let words: Vec<Word> = t.words.into_iter().skip(skip).map(shift).collect();
     Transcript { text: join_words(&words), words, ..t }
+}
+
+/// When the text does not line up, how many of the words the times put in the lead-in are
+/// taken off: all of them, unless final words are known there and the decode wrote none of
+/// them; then they are not those but words no final holds, said before the cut, and none is.
+/// So it goes at a speaker change found late in an overlap: the cut falls 0.3 s into the new
+/// voice ("Well, there" under "now, though"), the piece before it is decoded as the old voice's
+/// ("I'm in New Jersey now."), and the new speaker's decode writes only the new voice ("There
+/// isn't that much difference."): taking its lead-in's words off by their times lost "there"
+/// in every such run.
+fn skipped_by_times(committed: &[String], in_lead_in: &[String]) -> usize {
+    let none_heard_again = !committed.is_empty() && in_lead_in.iter().all(|k| !committed.contains(k));
+    if none_heard_again {
+        0
+    } else {
+        in_lead_in.len()
+    }
 }
 
 /// How many of the hypothesis's first words are the committed ones, heard again: the prefix
@@ -147,9 +165,18 @@ mod tests {
         let rest = strip_committed(t, &LeadIn { committed: keys("and so my fellow"), ..lead_in.clone() });
         assert_eq!(rest.text.trim(), "americans");
         assert!((rest.words[0].start - 0.2).abs() < 1e-9, "{:?}", rest.words[0]);
-        // Text that does not line up falls back to the times.
-        let rest = strip_committed(transcript("ask not what your country", 0.3), &lead_in);
+        // Text that does not line up (a final word heard again, the others not) falls back to
+        // the times.
+        let rest = strip_committed(transcript("ask so what your country", 0.3), &lead_in);
         assert_eq!(rest.text.trim(), "your country");
+        let rest =
+            strip_committed(transcript("ask not what your country", 0.3), &LeadIn { seconds: 1.0, committed: vec![] });
+        assert_eq!(rest.text.trim(), "your country", "no final known: the lead-in's words by their times");
+        // The piece before a speaker change wrote only the old voice's words: the new voice's,
+        // though in the lead-in, are no final's, and kept.
+        let new_voice = LeadIn { seconds: 1.0, committed: keys("in new jersey now") };
+        let rest = strip_committed(transcript("there isn't that much", 0.3), &new_voice);
+        assert_eq!(rest.text.trim(), "there isn't that much");
         let untouched = strip_committed(transcript("ask not", 0.3), &LeadIn::default());
         assert_eq!(untouched.text.trim(), "ask not");
     }
