@@ -156,6 +156,7 @@ mod tests {
         let c = load_from(None, vars(&[("SPEECH_AUTH__API_KEYS", "first-key-1, second-key-2")])).unwrap();
         assert_eq!(c.auth.api_keys, ["first-key-1", "second-key-2"]);
         assert!(show(&c).contains("<redacted>") && !show(&c).contains("first-key-1"));
+        std::fs::remove_file(path).unwrap();
     }
 
     #[test]
@@ -163,10 +164,12 @@ mod tests {
         let path = write("[server]\nport = \"high\"\n");
         let err = load_from(Some(&path), vars(&[])).unwrap_err().to_string();
         assert!(err.contains("port"), "{err}");
+        std::fs::remove_file(path).unwrap();
         let err = load_from(None, vars(&[("SPEECH_SERVER__PROT", "1")])).unwrap_err().to_string();
         assert!(err.contains("prot"), "{err}");
         let path = write("[server\n");
         assert!(matches!(load_from(Some(&path), vars(&[])), Err(ConfigError::Parse { .. })));
+        std::fs::remove_file(path).unwrap();
         let err = load_from(None, vars(&[("SPEECH_LIMITS__MAX_SESSIONS", "-1")])).unwrap_err().to_string();
         assert!(err.contains("max_sessions"), "{err}");
         let host = load_from(None, vars(&[("SPEECH_SERVER__HOST", "0.0.0.0:8000")])).unwrap().validate().unwrap_err();
@@ -181,6 +184,7 @@ mod tests {
             load_from(None, vars(&[("SPEECH_AUTH__API_KEYS", "inline-key-1"), ("SPEECH_AUTH__API_KEYS_FILE", &name)]))
                 .unwrap();
         assert_eq!(c.auth.api_keys, ["inline-key-1", "from-file-key-1", "from-file-key-2"]);
+        std::fs::remove_file(keys).unwrap();
         let missing = load_from(None, vars(&[("SPEECH_AUTH__API_KEYS_FILE", "/nonexistent/keys")])).unwrap_err();
         assert!(matches!(missing, ConfigError::KeyFile { .. }), "{missing}");
         assert!(missing.to_string().contains("/nonexistent/keys"), "{missing}");

@@ -52,6 +52,7 @@ fn compose_names_only_what_exists_and_the_configmap_is_a_valid_configuration() {
         .arg(&toml)
         .env_remove("SPEECH_CONFIG"));
     assert!(ok, "{out}");
+    std::fs::remove_file(toml).unwrap();
 }
 
 /// Prometheus from Debian's package, scraping `target` every second; killed when dropped.

@@ -270,6 +270,7 @@ async fn transcribe_reads_an_mp3_prints_only_the_transcript_and_writes_several_f
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("jfk.json")).unwrap()).unwrap();
     assert!(srt.contains("[S1]") && json["segments"][0]["words"].as_array().is_some_and(|w| !w.is_empty()), "{srt}");
+    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[tokio::test]
@@ -290,6 +291,7 @@ async fn transcribe_refuses_a_bad_input_at_once_in_one_line() {
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
         assert!(stderr.contains(reason) && stderr.contains(path.to_str().unwrap()), "{stderr}");
     }
+    std::fs::remove_file(garbage).unwrap();
 }
 
 /// The Python with the pinned `openai` package, made by scripts/test.sh.

@@ -294,4 +294,5 @@ fn config_check_names_the_bad_setting_and_show_prints_the_layers() {
     assert!(stderr.contains("vad.threshold"), "{stderr}");
     let output = Command::new(bin).args(["config", "check"]).env("SPEECH_SERVER__PROT", "1").output().unwrap();
     assert!(!output.status.success() && String::from_utf8_lossy(&output.stderr).contains("prot"));
+    std::fs::remove_file(file).unwrap();
 }
