@@ -136,8 +136,11 @@ mod tests {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>().into_iter()
     }
 
+    /// A file of its own for each call: tests run in parallel, and each removes its files.
     fn write(text: &str) -> std::path::PathBuf {
-        let path = std::env::temp_dir().join(format!("speech-config-{}-{}.toml", std::process::id(), text.len()));
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("speech-config-{}-{n}.toml", std::process::id()));
         std::fs::write(&path, text).unwrap();
         path
     }
