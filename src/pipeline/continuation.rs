@@ -43,11 +43,11 @@ pub fn strip_committed(t: Transcript, lead_in: &LeadIn) -> Transcript {
 /// When the text does not line up, how many of the words the times put in the lead-in are
 /// taken off: all of them, unless final words are known there and the decode wrote none of
 /// them; then the words it wrote there are not those but words no final holds, said before the
-/// cut, and all are kept. So it goes at a speaker change found late in an overlap: the cut falls 0.3 s into the new
-/// voice ("Well, there" under "now, though"), the piece before it is decoded as the old voice's
-/// ("I'm in New Jersey now."), and the new speaker's decode writes only the new voice ("There
-/// isn't that much difference."): taking its lead-in's words off by their times lost "there"
-/// in every such run.
+/// cut, and all are kept. So it goes at a speaker change found late in an overlap: the cut
+/// falls 0.3 s into the new voice ("Well, there" under "now, though"), the piece before it is
+/// decoded as the old voice's ("I'm in New Jersey now."), and the new speaker's decode writes
+/// only the new voice ("There isn't that much difference."): taking its lead-in's words off by
+/// their times lost "there" in every such run.
 fn skipped_by_times(committed: &[String], in_lead_in: &[String]) -> usize {
     let none_heard_again = !committed.is_empty() && in_lead_in.iter().all(|k| !committed.contains(k));
     if none_heard_again {
