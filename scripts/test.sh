@@ -61,6 +61,9 @@ setsid --wait "${idle[@]}" scripts/fuzz.sh quick >"$fuzz_log" 2>&1 &
 fuzz_pid=$!
 # A failing test ends the command at once: the fuzzers with it.
 trap 'kill -- -"$fuzz_pid" 2>/dev/null || true' EXIT
+# The integration tests write their fixtures and servers' data under target/tmp
+# (tests/server/common.rs, `scratch`); what earlier runs left there goes first.
+rm -rf target/tmp/speech-tests-*
 cargo test --release
 echo "tests passed; waiting for the fuzzers"
 fuzz_status=0

@@ -388,8 +388,10 @@ mod tests {
         assert!(store.get("old").unwrap().is_none());
         assert_eq!(store.state(), StoreState::Up);
         // Opening again migrates nothing and keeps the data.
-        let again = SqliteStore::open(&config_at(dir, 1)).unwrap();
+        let again = SqliteStore::open(&config_at(dir.clone(), 1)).unwrap();
         assert!(again.get("new").unwrap().is_some());
+        again.close();
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
@@ -418,6 +420,7 @@ mod tests {
         let segment = &old.segments[0];
         assert_eq!((segment.text.as_str(), segment.words.len(), segment.speaker.as_deref()), ("hi", 0, Some("S1")));
         store.close();
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -34,11 +34,25 @@ pub fn recording(name: &str) -> PathBuf {
     models_dir().join("recordings").join(name)
 }
 
+/// Where a test writes a file or folder of its own: a folder for this run of the test binary in
+/// Cargo's scratch folder for integration tests (`target/tmp`), which `scripts/test.sh` empties
+/// before the tests. Not the system's temporary folder, where every run's fixtures and each
+/// server's data folder piled up (about 45 folders a run), and a failed test's files stayed.
+pub fn scratch(name: &str) -> PathBuf {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    let dir = DIR.get_or_init(|| {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("speech-tests-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    });
+    dir.join(name)
+}
+
 /// A recording in the telephone band (8 kHz, 300-3400 Hz, made with ffmpeg as a phone line
-/// would), beside the temporary files.
+/// would), in the test's scratch folder.
 pub fn phone_band(source: &std::path::Path) -> PathBuf {
     let name = source.file_stem().unwrap().to_string_lossy();
-    let path = std::env::temp_dir().join(format!("{name}-phone-{}.wav", std::process::id()));
+    let path = scratch(&format!("{name}-phone.wav"));
     let status = std::process::Command::new("ffmpeg")
         .args(["-loglevel", "error", "-y", "-i"])
         .arg(source)
@@ -75,7 +89,7 @@ pub fn spawn_app(tweak: impl FnOnce(&mut Config)) -> TestApp {
 pub fn fresh_data_dir() -> PathBuf {
     static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("speech-data-{}-{n}", std::process::id()));
+    let dir = scratch(&format!("data-{n}"));
     let _ = std::fs::remove_dir_all(&dir);
     dir
 }
@@ -192,7 +206,7 @@ pub fn close_reason(message: &ServerMessage) -> Option<CloseReason> {
 pub fn jfk_at(rate: u32, channels: u16, float: bool) -> PathBuf {
     let audio = speech_service::audio::wav::read(&recording("jfk.wav")).unwrap();
     let n_out = audio.samples.len() * rate as usize / 16_000;
-    let path = std::env::temp_dir().join(format!("jfk-{rate}-{channels}-{float}-{}.wav", std::process::id()));
+    let path = scratch(&format!("jfk-{rate}-{channels}-{float}.wav"));
     let (bits_per_sample, sample_format) =
         if float { (32, hound::SampleFormat::Float) } else { (16, hound::SampleFormat::Int) };
     let spec = hound::WavSpec { channels, sample_rate: rate, bits_per_sample, sample_format };
@@ -465,7 +479,7 @@ pub fn stereo_call() -> &'static (PathBuf, [String; 2]) {
         let call = speech_service::audio::wav::read_16k(&recording("sample.wav")).unwrap();
         let stm = std::fs::read_to_string(recording("sample.stm")).unwrap();
         let stereo = speech_service::eval::conversation::stereo_call(&call, &stm);
-        let path = std::env::temp_dir().join(format!("speech-call-stereo-{}.wav", std::process::id()));
+        let path = scratch("call-stereo.wav");
         let [left, right] = &stereo.channels;
         speech_service::audio::wav::write_16k_channels(&path, &[left, right]).unwrap();
         (path, stereo.texts)

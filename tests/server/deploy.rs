@@ -36,7 +36,7 @@ fn kubernetes_manifests_validate_against_the_schemas() {
         assert!(out.contains(&format!("resource {kind}/")), "{kind} missing: {out}");
     }
     // The validator does reject a broken manifest (so the pass above means something).
-    let broken = std::env::temp_dir().join(format!("broken-{}.yaml", std::process::id()));
+    let broken = scratch("broken.yaml");
     let deployment = std::fs::read_to_string(repo("deploy/k8s/deployment.yaml")).unwrap();
     std::fs::write(&broken, deployment.replace("containerPort: 8000", "containerPort: \"eight thousand\"")).unwrap();
     assert!(!run(Command::new(&validate).arg("--strict").arg(&broken)).0);
@@ -44,7 +44,7 @@ fn kubernetes_manifests_validate_against_the_schemas() {
 
 #[test]
 fn compose_names_only_what_exists_and_the_configmap_is_a_valid_configuration() {
-    let toml = std::env::temp_dir().join(format!("configmap-{}.toml", std::process::id()));
+    let toml = scratch("configmap.toml");
     let (ok, out) = run(Command::new(venv("python")).arg(repo("tests/clients/check_deploy.py")).arg(&toml));
     assert!(ok, "{out}");
     let (ok, out) = run(Command::new(env!("CARGO_BIN_EXE_speech-service"))

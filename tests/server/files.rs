@@ -30,7 +30,7 @@ const FORMATS: &[(&str, &[&str])] = &[
 fn fixtures() -> PathBuf {
     static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("speech-formats-{}", std::process::id()));
+        let dir = scratch("formats");
         std::fs::create_dir_all(&dir).unwrap();
         for (name, args) in FORMATS {
             let status = Command::new("ffmpeg")
@@ -255,7 +255,7 @@ async fn transcribe_reads_an_mp3_prints_only_the_transcript_and_writes_several_f
     assert!(word_error_rate(JFK_TEXT, &text).wer() <= 0.10, "{text}");
     assert_eq!(String::from_utf8_lossy(&output.stderr), "", "nothing on stderr but warnings");
 
-    let dir = std::env::temp_dir().join(format!("speech-cli-out-{}", std::process::id()));
+    let dir = scratch("cli-out");
     let args = [
         "transcribe".as_ref(),
         "--format".as_ref(),
@@ -275,7 +275,7 @@ async fn transcribe_reads_an_mp3_prints_only_the_transcript_and_writes_several_f
 
 #[tokio::test]
 async fn transcribe_refuses_a_bad_input_at_once_in_one_line() {
-    let garbage = std::env::temp_dir().join(format!("speech-garbage-{}.mp3", std::process::id()));
+    let garbage = scratch("garbage.mp3");
     std::fs::write(&garbage, b"not audio at all").unwrap();
     for (path, reason) in [(garbage.clone(), "not an audio file"), (PathBuf::from("/no/such/file.wav"), "cannot open")]
     {

@@ -210,9 +210,9 @@ async fn the_page_captions_the_microphone_with_speakers_and_transcribes_a_droppe
 }
 
 /// Silence, then white noise, then mains hum with noise: what a microphone hears with no one
-/// speaking. A 16 kHz WAV file in the temporary directory.
+/// speaking. A 16 kHz WAV file in the test's scratch folder.
 fn quiet_wav() -> PathBuf {
-    let path = std::env::temp_dir().join(format!("speech-quiet-{}.wav", std::process::id()));
+    let path = scratch("quiet.wav");
     let mut seed = 12345u32;
     let mut noise = move || {
         seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);

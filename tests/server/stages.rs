@@ -220,7 +220,7 @@ async fn offline_rttm_scores_against_the_reference_with_eval_der() {
     let speakers: std::collections::BTreeSet<&str> =
         rttm.lines().map(|l| l.split_whitespace().nth(7).unwrap()).collect();
     assert_eq!(speakers.len(), 2, "{rttm}");
-    let hyp = std::env::temp_dir().join(format!("sample-hyp-{}.rttm", std::process::id()));
+    let hyp = scratch("sample-hyp.rttm");
     std::fs::write(&hyp, &rttm).unwrap();
     let report = run_cli(&[
         "eval",
@@ -250,7 +250,7 @@ async fn a_phone_band_call_keeps_both_speakers() {
     let speakers: std::collections::BTreeSet<&str> =
         rttm.lines().map(|l| l.split_whitespace().nth(7).unwrap()).collect();
     assert_eq!(speakers.len(), 2, "{rttm}");
-    let hyp = std::env::temp_dir().join(format!("sample-phone-hyp-{}.rttm", std::process::id()));
+    let hyp = scratch("sample-phone-hyp.rttm");
     std::fs::write(&hyp, &rttm).unwrap();
     let reference = recording("sample.rttm");
     let report =
@@ -273,7 +273,7 @@ fn eval_wer_command_reports_its_counts() {
 #[test]
 fn config_check_names_the_bad_setting_and_show_prints_the_layers() {
     let bin = env!("CARGO_BIN_EXE_speech-service");
-    let file = std::env::temp_dir().join(format!("speech-cli-{}.toml", std::process::id()));
+    let file = scratch("cli.toml");
     std::fs::write(&file, "[server]\nport = 9123\n[limits]\nmax_sessions = 3\n").unwrap();
     let output = Command::new(bin)
         .args(["--config", file.to_str().unwrap(), "config", "show"])

@@ -14,7 +14,7 @@ use speech_service::models::fetch::sha256_file;
 use crate::common::*;
 
 fn scratch_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("speech-tools-{name}-{}", std::process::id()));
+    let dir = scratch(&format!("tools-{name}"));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir

@@ -22,7 +22,7 @@ fn source(name: &str) -> PathBuf {
     if name != "call" {
         return recording(name);
     }
-    let out = std::env::temp_dir().join(format!("speech-{}-call-from-6s.wav", std::process::id()));
+    let out = scratch("call-from-6s.wav");
     if !out.is_file() {
         ffmpeg(&["-ss", "6", "-i", &recording("sample.wav").display().to_string(), "-c", "copy"], &out);
     }
@@ -42,7 +42,7 @@ fn ffmpeg(args: &[&str], out: &Path) {
 /// `name` (see `source`) as headerless mono samples for a client: `format` is ffmpeg's
 /// (`s16le`, `mulaw`, `alaw`), at `rate`.
 fn raw_audio(name: &str, format: &str, rate: u32) -> PathBuf {
-    let out = std::env::temp_dir().join(format!("speech-{}-{name}-{rate}.{format}", std::process::id()));
+    let out = scratch(&format!("{name}-{rate}.{format}"));
     if !out.is_file() {
         let input = source(name).display().to_string();
         ffmpeg(&["-i", &input, "-ac", "1", "-ar", &rate.to_string(), "-f", format], &out);
