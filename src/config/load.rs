@@ -27,9 +27,10 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
-    /// The TOML error names the key and shows the line, so it is part of the message.
-    #[error("config file {path}: {error}")]
-    Parse { path: String, error: toml::de::Error },
+    /// The TOML error names the setting (and the line, for a file that is not TOML), so it is
+    /// part of the message. `origin` is `config file PATH`, or `the environment` without one.
+    #[error("{origin}: {error}")]
+    Parse { origin: String, error: toml::de::Error },
     #[error("environment variable {name}: {message}")]
     Env { name: String, message: String },
     #[error("invalid configuration: {0}")]
@@ -103,17 +104,28 @@ pub fn load_from(file: Option<&Path>, vars: impl Iterator<Item = (String, String
             let name = path.display().to_string();
             let text =
                 std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: name.clone(), source })?;
-            let table = text.parse::<Table>().map_err(|error| ConfigError::Parse { path: name.clone(), error })?;
-            (table, name)
+            let origin = format!("config file {name}");
+            let table = text.parse::<Table>().map_err(|error| ConfigError::Parse { origin: origin.clone(), error })?;
+            (table, origin)
         }
-        None => (Table::new(), "environment".to_owned()),
+        None => (Table::new(), "the environment".to_owned()),
     };
     apply_env(&mut table, vars)?;
-    // Re-reading the merged table as text makes serde's errors quote the offending key.
-    let merged = toml::to_string(&table).expect("a TOML table always serialises");
-    let mut config: Config = toml::from_str(&merged).map_err(|error| ConfigError::Parse { path: origin, error })?;
+    let mut config = from_table(table).map_err(|error| ConfigError::Parse { origin, error })?;
     read_key_file(&mut config)?;
     Ok(config)
+}
+
+/// The configuration a merged table holds. Its values no longer know their line in the file
+/// (and some came from the environment), so an error names the setting by its path instead:
+/// `server.port: invalid type: string "high", expected u16`.
+fn from_table(table: Table) -> Result<Config, toml::de::Error> {
+    serde_path_to_error::deserialize(Value::Table(table)).map_err(|error| {
+        let path = error.path().to_string();
+        let error = error.into_inner();
+        let message = if path == "." { error.message().to_owned() } else { format!("{path}: {}", error.message()) };
+        <toml::de::Error as serde::de::Error>::custom(message)
+    })
 }
 
 /// The configuration from `file` and this process's environment.
@@ -166,7 +178,7 @@ mod tests {
     fn errors_name_the_setting() {
         let path = write("[server]\nport = \"high\"\n");
         let err = load_from(Some(&path), vars(&[])).unwrap_err().to_string();
-        assert!(err.contains("port"), "{err}");
+        assert!(err.contains("server.port: invalid type"), "{err}");
         std::fs::remove_file(path).unwrap();
         let err = load_from(None, vars(&[("SPEECH_SERVER__PROT", "1")])).unwrap_err().to_string();
         assert!(err.contains("prot"), "{err}");
@@ -174,7 +186,9 @@ mod tests {
         assert!(matches!(load_from(Some(&path), vars(&[])), Err(ConfigError::Parse { .. })));
         std::fs::remove_file(path).unwrap();
         let err = load_from(None, vars(&[("SPEECH_LIMITS__MAX_SESSIONS", "-1")])).unwrap_err().to_string();
-        assert!(err.contains("max_sessions"), "{err}");
+        assert!(err.contains("limits.max_sessions: invalid value"), "{err}");
+        let err = load_from(None, vars(&[("SPEECH_VAD__THRESHOLD", "high")])).unwrap_err().to_string();
+        assert!(err.contains("vad.threshold: invalid type: string \"high\""), "{err}");
         let host = load_from(None, vars(&[("SPEECH_SERVER__HOST", "0.0.0.0:8000")])).unwrap().validate().unwrap_err();
         assert_eq!(host.setting, "server.host", "{host}");
     }

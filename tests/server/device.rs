@@ -43,7 +43,7 @@ async fn cuda_where_there_is_none_is_a_start_up_error_naming_the_reason() {
             .args(["serve", "--port", "0"])
             .args(how)
             .env("SPEECH_DEVICE", "cuda")
-            .env("SPEECH_DATA_DIR", std::env::temp_dir().join("speech-device-test"))
+            .env("SPEECH_DATA_DIR", scratch("device-data"))
             .output();
         let output = tokio::time::timeout(std::time::Duration::from_secs(60), output).await.unwrap().unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);
@@ -63,5 +63,8 @@ async fn a_device_name_that_is_not_one_is_refused_naming_the_setting() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success(), "{stderr}");
-    assert!(stderr.contains("device = \"gpu\"") && stderr.contains("`auto`, `cpu`, `cuda`"), "{stderr}");
+    assert!(
+        stderr.contains("engine.device: unknown variant `gpu`") && stderr.contains("`auto`, `cpu`, `cuda`"),
+        "{stderr}"
+    );
 }
