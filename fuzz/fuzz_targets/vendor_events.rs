@@ -12,7 +12,8 @@ use speech_service::protocol::ServerMessage;
 
 fn dialect(flags: u8) -> Box<dyn Dialect> {
     if flags & 1 == 0 {
-        let options = Options { model: "nova-3".into(), punctuate: flags & 2 != 0, vad_events: true, utterance_end: true };
+        let options =
+            Options { model: "nova-3".into(), punctuate: flags & 2 != 0, vad_events: true, utterance_end: true };
         return Box::new(DeepgramDialect::new(options, true, "tiny.en", 0.0));
     }
     let server =
