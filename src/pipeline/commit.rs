@@ -100,6 +100,36 @@ struct Latest {
     agreed: usize,
 }
 
+/// A hypothesis's words in a clip of `clip` seconds, the last one ending no later than `still`
+/// when hypotheses repeated it.
+struct Timed<'a> {
+    words: &'a [Word],
+    still: Option<f64>,
+    clip: f64,
+}
+
+impl Timed<'_> {
+    /// Where word `i` ends.
+    fn end(&self, i: usize) -> f64 {
+        let end = self.words[i].end;
+        match self.still {
+            Some(still) if i + 1 == self.words.len() => end.min(still),
+            _ => end,
+        }
+    }
+
+    /// How many first words end at least `margin` samples before the clip's end.
+    fn ending_before(&self, margin: usize) -> usize {
+        (0..self.words.len()).take_while(|&i| self.end(i) <= self.clip - seconds(margin)).count()
+    }
+
+    /// Whether the last word, by the hypothesis's own timing (a still word's earlier end may
+    /// itself be stretched), ends `margin` samples before the clip's end.
+    fn heard_past(&self, margin: usize) -> bool {
+        self.words.last().is_some_and(|w| w.end <= self.clip - seconds(margin))
+    }
+}
+
 impl CommitPolicy {
     pub fn new(config: CommitConfig) -> Self {
         Self { config, previous: None, latest: None, repeats: None }
@@ -124,6 +154,17 @@ impl CommitPolicy {
     /// A hypothesis of utterance `id`, whose audio runs from `start` to `end` (absolute
     /// samples) with its words timed from `start`: where to cut, if anything is stable.
     pub fn offer(&mut self, id: u64, start: usize, end: usize, hypothesis: &Transcript) -> Option<Cut> {
+        let agreed = self.remember(id, end, hypothesis);
+        let timed = Timed { words: &hypothesis.words, still: self.still_end(id), clip: seconds(end - start) };
+        let n = self.stable_words(&timed, agreed)?;
+        self.latest = None;
+        let (lo, hi) = self.window(&timed, n);
+        Some(Cut { lo: start + to_samples(lo), hi: start + to_samples(hi), words: n })
+    }
+
+    /// Compares a hypothesis with the ones before it and keeps it for the next: how many of its
+    /// first words they agree on.
+    fn remember(&mut self, id: u64, end: usize, hypothesis: &Transcript) -> usize {
         let keys: Vec<String> = hypothesis.words.iter().map(|w| key(&w.word)).collect();
         let agreed = match &self.previous {
             Some((prev_id, prev)) if *prev_id == id => agreement(prev, &keys),
@@ -135,45 +176,42 @@ impl CommitPolicy {
         if !keys.is_empty() {
             self.previous = Some((id, keys));
         }
-        let still = self.still_end(id);
-        let mut timed = hypothesis.words.clone();
-        if let (Some(still), Some(last)) = (still, timed.last_mut()) {
-            last.end = last.end.min(still);
-        }
-        let words = &timed;
-        let clip = seconds(end - start);
-        let before = |margin: usize| words.iter().take_while(|w| w.end <= clip - seconds(margin)).count();
-        let mut n = agreed.min(before(self.config.guard));
-        if end - start >= self.config.max_open {
-            n = n.max(before(self.config.settled));
+        agreed
+    }
+
+    /// How many first words of the hypothesis to make final, if any: agreed and clear of the
+    /// clip's end, or settled once the utterance has been open `max_open`.
+    fn stable_words(&self, timed: &Timed, agreed: usize) -> Option<usize> {
+        let mut n = agreed.min(timed.ending_before(self.config.guard));
+        if timed.clip >= seconds(self.config.max_open) {
+            n = n.max(timed.ending_before(self.config.settled));
         }
         // A cut falls before a next word, or after the last one when Whisper heard a second
         // past it and found nothing more to say (a pause too short to end the utterance, or
         // speech under another voice): then the word is whole. And it needs audio behind it.
-        // (By the hypothesis's own timing: a still word's earlier end may itself be stretched.)
-        let heard_past = hypothesis.words.last().is_some_and(|w| w.end <= clip - seconds(self.config.settled));
-        let last_settled = heard_past || still.is_some();
-        let n = if last_settled { n } else { n.min(words.len().saturating_sub(1)) };
-        if n == 0 || to_samples(words[n - 1].end) < self.config.min_commit {
-            return None;
-        }
-        self.latest = None;
+        let last_settled = timed.heard_past(self.config.settled) || timed.still.is_some();
+        let n = if last_settled { n } else { n.min(timed.words.len().saturating_sub(1)) };
+        (n > 0 && to_samples(timed.end(n - 1)) >= self.config.min_commit).then_some(n)
+    }
+
+    /// Where to search for the cut after the first `n` words (seconds into the clip): around the
+    /// gap before the next word, or just after the last.
+    fn window(&self, timed: &Timed, n: usize) -> (f64, f64) {
+        let (words, last_end) = (timed.words, timed.end(n - 1));
         let boundary = match words.get(n) {
-            Some(next) => (words[n - 1].end + next.start.max(words[n - 1].end)) / 2.0,
-            None => words[n - 1].end + SEARCH,
+            Some(next) => (last_end + next.start.max(last_end)) / 2.0,
+            None => last_end + SEARCH,
         };
-        let at = |t: f64| start + to_samples(t);
-        let last = &words[n - 1];
         // A word still after repeats ends anywhere from soon after its start to where the first
         // of them put it (itself stretched, often over the next voice): the quietest frame there,
         // leaving the second of audio a cut needs.
-        let lo = match still {
-            Some(_) if n == words.len() && !heard_past => {
-                (last.start + MIN_WORD).max(seconds(self.config.min_commit)).min(boundary - SEARCH)
+        let lo = match timed.still {
+            Some(_) if n == words.len() && !timed.heard_past(self.config.settled) => {
+                (words[n - 1].start + MIN_WORD).max(seconds(self.config.min_commit)).min(boundary - SEARCH)
             }
             _ => boundary - SEARCH,
         };
-        Some(Cut { lo: at(lo), hi: at(boundary + SEARCH), words: n })
+        (lo, boundary + SEARCH)
     }
 
     /// The final of utterance `id` cut at a speaker change (`start..end`, absolute samples) without
