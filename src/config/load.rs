@@ -74,8 +74,13 @@ fn set(table: &mut Table, section: &str, key: &str, value: Value) -> Result<(), 
     Ok(())
 }
 
-/// Applies `SPEECH_SECTION__KEY` variables (and the short forms) from `vars` to `table`.
-fn apply_env(table: &mut Table, vars: impl Iterator<Item = (String, String)>) -> Result<(), ConfigError> {
+/// Applies `SPEECH_SECTION__KEY` variables (and the short forms) from `vars` to `table`: which
+/// setting (`section.key`) each variable set.
+fn apply_env(
+    table: &mut Table,
+    vars: impl Iterator<Item = (String, String)>,
+) -> Result<Vec<(String, String)>, ConfigError> {
+    let mut applied = Vec::new();
     for (name, raw) in vars {
         let target = match SHORT_FORMS.iter().find(|(short, _, _)| *short == name) {
             Some((_, section, key)) => Some((section.to_string(), key.to_string())),
@@ -92,9 +97,10 @@ fn apply_env(table: &mut Table, vars: impl Iterator<Item = (String, String)>) ->
             "api_keys" => Value::Array(raw.split(',').map(|k| Value::String(k.trim().to_owned())).collect()),
             _ => env_value(&raw),
         };
-        set(table, &section, &key, value).map_err(|message| ConfigError::Env { name, message })?;
+        set(table, &section, &key, value).map_err(|message| ConfigError::Env { name: name.clone(), message })?;
+        applied.push((format!("{section}.{key}"), name));
     }
-    Ok(())
+    Ok(applied)
 }
 
 /// Builds the configuration from an optional file and the environment `vars`.
@@ -110,8 +116,13 @@ pub fn load_from(file: Option<&Path>, vars: impl Iterator<Item = (String, String
         }
         None => (Table::new(), "the environment".to_owned()),
     };
-    apply_env(&mut table, vars)?;
-    let mut config = from_table(table).map_err(|error| ConfigError::Parse { origin, error })?;
+    let from_env = apply_env(&mut table, vars)?;
+    // A bad value from a variable is that variable's error, even beside a file.
+    let mut config =
+        from_table(table).map_err(|(setting, error)| match from_env.iter().find(|(s, _)| *s == setting) {
+            Some((_, name)) => ConfigError::Env { name: name.clone(), message: error.message().to_owned() },
+            None => ConfigError::Parse { origin, error },
+        })?;
     read_key_file(&mut config)?;
     Ok(config)
 }
@@ -119,12 +130,13 @@ pub fn load_from(file: Option<&Path>, vars: impl Iterator<Item = (String, String
 /// The configuration a merged table holds. Its values no longer know their line in the file
 /// (and some came from the environment), so an error names the setting by its path instead:
 /// `server.port: invalid type: string "high", expected u16`.
-fn from_table(table: Table) -> Result<Config, toml::de::Error> {
+/// The error comes with the setting's path.
+fn from_table(table: Table) -> Result<Config, (String, toml::de::Error)> {
     serde_path_to_error::deserialize(Value::Table(table)).map_err(|error| {
         let path = error.path().to_string();
         let error = error.into_inner();
         let message = if path == "." { error.message().to_owned() } else { format!("{path}: {}", error.message()) };
-        <toml::de::Error as serde::de::Error>::custom(message)
+        (path, <toml::de::Error as serde::de::Error>::custom(message))
     })
 }
 
@@ -189,6 +201,17 @@ mod tests {
         assert!(err.contains("limits.max_sessions: invalid value"), "{err}");
         let err = load_from(None, vars(&[("SPEECH_VAD__THRESHOLD", "high")])).unwrap_err().to_string();
         assert!(err.contains("vad.threshold: invalid type: string \"high\""), "{err}");
+        // Beside a file, a variable's bad value is named as the variable's.
+        let path = write("[server]\nport = 9000\n");
+        let err = load_from(Some(&path), vars(&[("SPEECH_PORT", "high")])).unwrap_err();
+        assert!(matches!(&err, ConfigError::Env { name, .. } if name == "SPEECH_PORT"), "{err}");
+        assert!(err.to_string().contains("server.port: invalid type"), "{err}");
+        let c = load_from(Some(&path), vars(&[("SPEECH_VAD__THRESHOLD", "0.5")])).unwrap();
+        assert_eq!(c.vad.threshold, 0.5);
+        std::fs::write(&path, "[server]\nport = \"high\"\n").unwrap();
+        let err = load_from(Some(&path), vars(&[("SPEECH_VAD__THRESHOLD", "0.5")])).unwrap_err();
+        assert!(matches!(&err, ConfigError::Parse { origin, .. } if origin.starts_with("config file")), "{err}");
+        std::fs::remove_file(path).unwrap();
         let host = load_from(None, vars(&[("SPEECH_SERVER__HOST", "0.0.0.0:8000")])).unwrap().validate().unwrap_err();
         assert_eq!(host.setting, "server.host", "{host}");
     }
