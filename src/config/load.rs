@@ -128,9 +128,9 @@ pub fn load_from(file: Option<&Path>, vars: impl Iterator<Item = (String, String
 }
 
 /// The configuration a merged table holds. Its values no longer know their line in the file
-/// (and some came from the environment), so an error names the setting by its path instead:
-/// `server.port: invalid type: string "high", expected u16`.
-/// The error comes with the setting's path.
+/// (and some came from the environment), so an error names the setting by its path instead
+/// (`server.port: invalid type: string "high", expected u16`), and comes with that path, for
+/// the caller to tell which variable set it.
 fn from_table(table: Table) -> Result<Config, (String, toml::de::Error)> {
     serde_path_to_error::deserialize(Value::Table(table)).map_err(|error| {
         let path = error.path().to_string();
