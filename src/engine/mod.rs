@@ -6,6 +6,7 @@ pub mod bias;
 pub mod device;
 pub mod diarize;
 pub mod dtw_guard;
+pub mod ggml_threads;
 pub mod loops;
 pub mod queue;
 pub mod stats;

@@ -76,6 +76,7 @@ impl WhisperModelFile {
     ) -> Result<Self, AsrError> {
         whisper_rs::install_logging_hooks();
         super::supervise::report_fatal_model_errors();
+        tracing::debug!(made = super::ggml_threads::cpu_backends_made(), "ggml CPU backends made with one thread");
         let path_str = path.to_str().ok_or_else(|| AsrError::PathNotUtf8(path.to_owned()))?;
         let params = || {
             let mut params = WhisperContextParameters::default();
