@@ -68,10 +68,11 @@ async fn progressive_pieces_of_a_phone_band_conversation_keep_its_speakers_apart
     .await;
     assert_live_speakers("phone-band conversation, both options", &talk, &received, 3..=4, 0.35);
     let (wer, hypothesis) = finals_wer("phone-band conversation, both options", &talk, &messages_of(&received));
-    // Measured 22.3-24.3% here, 26.2-27.2% without the rule that counts a last word two partials
-    // repeat as whole (docs/BENCHMARKS.md, "Eighteenth session"): too close to tell the two apart
-    // in one run (`pipeline::commit`'s unit test does), but a guard against losing many words.
-    assert!(wer <= 0.28, "WER {wer:.3} for {hypothesis:?}");
+    // Measured 22.3-24.3% in the eighteenth session, 20.4-27.2% over twelve runs in the
+    // twenty-second (27.2% is 28 of 103 words, and two runs beside CPU burners got it; the
+    // bound was 28%, one word more). Not a test of the still-word rule (`pipeline::commit`'s
+    // unit test is) but a guard against losing many words: 31 of 103 fail.
+    assert!(wer <= 0.30, "WER {wer:.3} for {hypothesis:?}");
 }
 
 /// The WER of the finals in `messages` against the test conversation's reference, printed
