@@ -129,7 +129,7 @@ pub enum Change {
 }
 
 /// A speaker found to be two: the turns `members` (ids from [`Assignment::member`]) moved from
-/// speaker `from` to `to`, a new speaker or one whose turns they are like.
+/// speaker `from` to the new speaker `to`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Split {
     pub from: usize,
@@ -247,9 +247,6 @@ impl SpeakerTracker {
                 tracing::debug!(gone, kept, "speakers found to be one");
                 return Some(Change::Merged { gone, kept });
             }
-            if let Some((to, moved)) = self.regroup_of(speaker) {
-                return Some(Change::Split(self.move_turns(speaker, to, moved)));
-            }
             if self.active() < self.config.max_speakers {
                 if let Some(moved) = self.split_of(speaker) {
                     return Some(Change::Split(self.split(speaker, moved)));
@@ -257,51 +254,6 @@ impl SpeakerTracker {
             }
         }
         None
-    }
-
-    /// Another speaker that some of `speaker`'s reliable turns belong to: when its turns form
-    /// two unlike groups (as a split needs) and the group without its first turn is, on average,
-    /// as alike to another speaker's reliable turns as a full-length turn must be to join
-    /// (the band's threshold, no short slack), that group is the other speaker's. A piece of
-    /// one person's speech that joined the wrong speaker moves back on less evidence than a
-    /// split needs, since no speaker is opened: one reliable turn is enough. Moved turns are at
-    /// least the threshold alike to where they go and under it, less the margin, to where they
-    /// were, so the same turns are never moved back.
-    fn regroup_of(&self, speaker: usize) -> Option<(usize, Vec<u64>)> {
-        let own = self.reliable_turns(speaker);
-        let embeddings: Vec<&[f32]> = own.iter().map(|m| m.embedding.as_slice()).collect();
-        let ([first, second], link) = two_groups(&embeddings)?;
-        let narrowband = mostly_narrowband(own.iter());
-        if link >= self.threshold(narrowband) - SPLIT_MARGIN {
-            return None;
-        }
-        let moved: Vec<&Member> = if first.contains(&0) { second } else { first }.into_iter().map(|i| own[i]).collect();
-        let others = (0..self.centroids.len()).filter(|&o| o != speaker && self.centroids[o].merged_into.is_none());
-        let scored = others.filter_map(|other| {
-            let theirs = self.reliable_turns(other);
-            let pairs = moved.iter().flat_map(|a| theirs.iter().map(move |b| cosine(&a.embedding, &b.embedding)));
-            let alike = pairs.sum::<f32>() / (moved.len() * theirs.len()).max(1) as f32;
-            tracing::debug!(speaker, other, alike, apart = link, turns = moved.len(), "turns compared with another speaker");
-            (!theirs.is_empty() && alike >= self.threshold(narrowband)).then_some((other, alike))
-        });
-        let (to, _) = scored.max_by(|a, b| a.1.total_cmp(&b.1))?;
-        Some((to, moved.iter().map(|m| m.id).collect()))
-    }
-
-    /// Moves the turns `moved` of speaker `from` to the standing speaker `to`, with their share
-    /// of the centroids and the short turns of `from` now nearer to `to`.
-    fn move_turns(&mut self, from: usize, to: usize, moved: Vec<u64>) -> Split {
-        self.unreviewed.extend([from, to]);
-        for m in self.members.iter_mut().filter(|m| moved.contains(&m.id)) {
-            m.speaker = to;
-            let weight = m.evidence.weight.max(0.1);
-            let [source, target] = self.centroids.get_disjoint_mut([from, to]).expect("two standing speakers");
-            source.sum.iter_mut().zip(&m.embedding).for_each(|(s, e)| *s -= e * weight);
-            target.sum.iter_mut().zip(&m.embedding).for_each(|(s, e)| *s += e * weight);
-        }
-        let short = self.follow_nearer(from, to);
-        tracing::debug!(from, to, moved = moved.len() + short.len(), "turns moved to another speaker");
-        Split { from, to, members: moved.into_iter().chain(short).collect() }
     }
 
     fn split(&mut self, from: usize, moved: Vec<u64>) -> Split {
@@ -557,30 +509,6 @@ mod tests {
         assert_eq!(t.nearest_speaker(&unit(&[0.0, 1.0, 0.5])), Some(1));
         assert_eq!(t.nearest_speaker(&unit(&[1.0, 0.0, 0.5])), Some(0));
         assert_eq!(t.review(), [], "each half is one voice");
-    }
-
-    /// A long turn makes the first speaker's centroid; a turn nearer that centroid than the
-    /// second speaker's (0.63 against 0.59) joins it, though it is unlike the first speaker's
-    /// turns taken together (0.34). Like the second speaker's turns, it moves there on one
-    /// turn's evidence; like no one's, it stays.
-    #[test]
-    fn a_turn_unlike_its_speakers_turns_but_like_anothers_moves_there() {
-        let (a, c, x) = (unit(&[-0.8, -0.2, 1.0]), unit(&[-0.7, -1.0, 0.6]), unit(&[-0.1, 0.6, 1.0]));
-        for (other, moves) in [([0.4, 0.6, 0.2], true), ([1.0, 0.6, 0.0], false)] {
-            let mut t = SpeakerTracker::new(ClusterConfig::default());
-            assert_eq!(t.assign(&a, ev(6.0, true, false)).speaker, 0);
-            assert_eq!(t.assign(&c, ev(0.1, true, false)).speaker, 0);
-            assert_eq!(t.assign(&unit(&other), ev(3.0, true, false)).speaker, 1);
-            assert_eq!(t.review(), []);
-            let turn = t.assign(&x, ev(3.0, true, false));
-            assert_eq!(turn.speaker, 0);
-            let moved = Change::Split(Split { from: 0, to: 1, members: vec![turn.member] });
-            let expected = if moves { vec![moved] } else { vec![] };
-            assert_eq!(t.review(), expected, "{other:?}");
-            assert_eq!(t.active(), 2);
-            let nearest = t.nearest_speaker(&x);
-            assert_eq!(nearest, Some(if moves { 1 } else { 0 }), "the centroids moved with the turn");
-        }
     }
 
     #[test]
