@@ -50,8 +50,8 @@ async fn stream_conversation_as(
 /// with both women, and a woman's 1.5 s phone-band piece is about as like it (0.50-0.55) as the
 /// other woman's first turn can be (0.40-0.53), so which side of the 0.50-0.55 needed a piece falls on
 /// depends on where the cuts fall, which depends on when looks and partials come back. Measured
-/// (docs/BENCHMARKS.md, "Twenty-second session"): 3 speakers in each of 15 runs alone or beside
-/// CPU burners (DER 8.7-20.1% in this session's 8), 4 in two full-suite runs (DER 27.1 and 27.2%:
+/// (docs/BENCHMARKS.md, "Twenty-second session"): 3 speakers in each of 25 runs alone or beside
+/// CPU burners (DER 8.7-22.4% in that session's 18), 4 in two full-suite runs (DER 27.1 and 27.2%:
 /// Diane's piece at 14.8 s opened a speaker, and her turns at 20-23 s joined Sheila's instead of
 /// it or the first). A fourth speaker holding one person's turns costs a quarter to a third of the
 /// 23 s scored, hence the 35%; six speakers were at 40-43%.
