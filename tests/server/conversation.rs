@@ -42,19 +42,19 @@ async fn stream_conversation_as(
 /// Live speakers on a phone line with progressive finals and speaker cuts, where utterances are
 /// pieces of a second or two: the phone-band test conversation keeps its three speakers, or
 /// four where one woman's first later piece opens a speaker of its own, and its words are not
-/// lost on the way. It had 5 or 6 at a DER of 29-43% before a piece's speaker jobs heard the
-/// speech before it, the first speaker opened by short turns was provisional, and short
-/// embeddings needed less similarity.
+/// lost on the way. It had 6 at a DER of 40-43% before a piece's speaker jobs heard the speech
+/// before it, the first speaker opened by short turns was provisional, and short embeddings
+/// needed less similarity.
 ///
 /// Four is within what the embeddings can tell here: the mixed opening seeds the first speaker
 /// with both women, and a woman's 1.5 s phone-band piece is about as like it (0.50-0.55) as the
-/// other woman's first turn can be (0.40-0.53), so which side of the 0.50-0.55 needed a piece falls on
-/// depends on where the cuts fall, which depends on when looks and partials come back. Measured
-/// (docs/BENCHMARKS.md, "Twenty-second session"): 3 speakers in each of 25 runs alone or beside
-/// CPU burners (DER 8.7-22.4% in that session's 18), 4 in two full-suite runs (DER 27.1 and 27.2%:
-/// Diane's piece at 14.8 s opened a speaker, and her turns at 20-23 s joined Sheila's instead of
-/// it or the first). A fourth speaker holding one person's turns costs a quarter to a third of the
-/// 23 s scored, hence the 35%; six speakers were at 40-43%.
+/// other woman's first turn can be (0.40-0.53), so which side of the 0.50-0.55 needed a piece
+/// falls on depends on where the cuts fall, which depends on when looks and partials come back.
+/// Measured (docs/BENCHMARKS.md, "Twenty-second session"): 3 speakers in each of 25 runs alone
+/// or beside CPU burners (DER 8.7-22.4% in that session's 18), 4 in two full-suite runs (DER
+/// 27.1 and 27.2%: Diane's piece at 14.8 s opened a speaker, and her turns at 20-23 s joined
+/// Sheila's instead of it or the first). A fourth speaker holding one person's turns costs a
+/// quarter to a third of the 23 s scored, hence the 35%.
 ///
 /// It takes the Whisper lock alone: beside another conversation stream while the fuzz targets
 /// were built it once found 2 speakers (both women's pieces in one from 15 s to the end).
