@@ -180,6 +180,15 @@ fn realtime_items(out: &Value) -> Vec<(String, Vec<f64>, f64)> {
         .collect()
 }
 
+/// Every delta and completed transcript with the second it arrived, one a line: where a path's
+/// words part from our protocol's, this says whether early deltas or a final put them there.
+fn text_events(out: &Value) -> String {
+    let text_of = |e: &Value| e.get("delta").or_else(|| e.get("transcript")).cloned();
+    let lines =
+        realtime_events(out).into_iter().filter_map(|(at, e)| Some(format!("{at:.2} {} {}", e["type"], text_of(e)?)));
+    lines.collect::<Vec<_>>().join("\n")
+}
+
 #[tokio::test]
 async fn openais_sdk_streams_the_call_with_early_deltas_and_speakers() {
     let _heavy = HEAVY.read().await;
@@ -199,7 +208,7 @@ async fn openais_sdk_streams_the_call_with_early_deltas_and_speakers() {
     let text = items.iter().map(|(t, ..)| t.as_str()).collect::<Vec<_>>().join(" ");
     let wer = word_error_rate(&reference, &text).wer();
     eprintln!("openai sdk {} (GA): WER {wer:.3} (ours {ours:.3})", out["sdk_version"]);
-    assert!(wer <= ours + 0.01, "WER {wer:.3} against our protocol's {ours:.3}: {text}");
+    assert!(wer <= ours + 0.01, "WER {wer:.3} against our protocol's {ours:.3}: {text}\n{}", text_events(&out));
     // Words stream while the utterance is still open: a delta well before its item completes.
     let early = items.iter().filter(|(_, deltas, done)| deltas.first().is_some_and(|d| done - d >= 0.4)).count();
     assert!(early >= 2, "{items:?}");
