@@ -180,10 +180,11 @@ fn realtime_items(out: &Value) -> Vec<(String, Vec<f64>, f64)> {
         .collect()
 }
 
-/// Every delta and completed transcript with the second it arrived, one a line: where a path's
-/// words part from our protocol's, this says whether early deltas or a final put them there.
+/// Every delta, speaker segment (a final's part) and completed transcript with the second it
+/// arrived, one a line: where a path's words part from our protocol's, this says whether early
+/// deltas or a final put them there.
 fn text_events(out: &Value) -> String {
-    let text_of = |e: &Value| e.get("delta").or_else(|| e.get("transcript")).cloned();
+    let text_of = |e: &Value| e.get("delta").or_else(|| e.get("text")).or_else(|| e.get("transcript")).cloned();
     let lines =
         realtime_events(out).into_iter().filter_map(|(at, e)| Some(format!("{at:.2} {} {}", e["type"], text_of(e)?)));
     lines.collect::<Vec<_>>().join("\n")
