@@ -57,20 +57,50 @@ fn skipped_by_times(committed: &[String], in_lead_in: &[String]) -> usize {
     }
 }
 
-/// How many of the hypothesis's first words are the committed ones, heard again: the prefix
-/// whose edit distance to `committed` is least (the longer one on a tie: a word sent twice
-/// reads worse than one lost at a cut). `None` when even that prefix differs in more than half
-/// the words, so the text says nothing and times must decide.
-pub fn committed_prefix(committed: &[String], hypothesis: &[String]) -> Option<usize> {
-    // No word may be skipped at the front: every word before the match counts as an edit.
-    words_heard_in_lead_in(committed, hypothesis, 0)
+/// How the words sent early line up with the start of one part of a final: `(sent, heard)`,
+/// the number of sent words the part covers and the number of the part's first words that are
+/// those. Either side may run out first: a part shorter than what was sent (a speaker's part
+/// ends inside it) covers only a prefix of the sent words, and a part that goes on past them
+/// holds new words after `heard`. The pair is the end of the cheapest alignment (insertions,
+/// deletions and substitutions cost one each) that uses up one side or the other, the longer one
+/// on a tie: a word sent twice reads worse than one lost. Never by counting words, which lets
+/// extra words heard at a part's start ("Hello. Oh hello." before the sent "I didn't know")
+/// push sent words out of line and send them again.
+pub fn sent_overlap(sent: &[String], part: &[String]) -> (usize, usize) {
+    let mut row: Vec<usize> = (0..=part.len()).collect();
+    // (cost, sent words, part words) of the best end found so far; the empty alignment first.
+    let mut best = (part.len(), 0, part.len());
+    for (i, s) in sent.iter().enumerate() {
+        let mut next = vec![i + 1; part.len() + 1];
+        for (j, p) in part.iter().enumerate() {
+            let diagonal = row[j] + usize::from(s != p);
+            next[j + 1] = diagonal.min(row[j + 1] + 1).min(next[j] + 1);
+        }
+        row = next;
+        best = better(best, (row[part.len()], i + 1, part.len()));
+    }
+    for (j, &cost) in row.iter().enumerate() {
+        best = better(best, (cost, sent.len(), j));
+    }
+    (best.1, best.2)
+}
+
+/// The cheaper alignment end, or on a tie the one that covers more words.
+fn better(a: (usize, usize, usize), b: (usize, usize, usize)) -> (usize, usize, usize) {
+    let longer = |x: (usize, usize, usize)| x.1 + x.2;
+    if b.0 < a.0 || (b.0 == a.0 && longer(b) >= longer(a)) {
+        b
+    } else {
+        a
+    }
 }
 
 /// How many of a continuation's first words were heard in its lead-in: the committed words
-/// heard again, as `committed_prefix` finds them, except that the hypothesis may begin with words
-/// that are not among them, if their times put them in the lead-in (the first `in_lead_in`
-/// words): a committed word Whisper did not hear again must not be matched with the same word
-/// said after the lead-in. The lead-in reaches back a fixed time, past the committed words
+/// heard again, the prefix whose edit distance to `committed` is least (the longer one on a
+/// tie: a word sent twice reads worse than one lost at a cut), except that the hypothesis may
+/// begin with words that are not among them, if their times put them in the lead-in (the first
+/// `in_lead_in` words; none may be skipped when it is 0): a committed word Whisper did not hear
+/// again must not be matched with the same word said after the lead-in. The lead-in reaches back a fixed time, past the committed words
 /// when a cut was made on hypotheses that missed some words there ("I thought you know" in an
 /// overlap, heard only later): those words lie before words already final, so they are
 /// dropped with the lead-in rather than sent out of order, and the committed words after them
@@ -121,6 +151,8 @@ mod tests {
 
     #[test]
     fn the_committed_words_are_found_by_their_text() {
+        let committed_prefix =
+            |committed: &[String], hypothesis: &[String]| words_heard_in_lead_in(committed, hypothesis, 0);
         assert_eq!(committed_prefix(&keys("and so my fellow"), &keys("And so, my fellow Americans ask")), Some(4));
         // A word heard differently the second time still lines up.
         assert_eq!(committed_prefix(&keys("and so my fellow"), &keys("and so my follow americans")), Some(4));
@@ -128,6 +160,23 @@ mod tests {
         assert_eq!(committed_prefix(&keys("and so my fellow"), &keys("so my fellow americans")), Some(3));
         assert_eq!(committed_prefix(&keys("and so my fellow"), &keys("ask not what your")), None);
         assert_eq!(committed_prefix(&[], &keys("ask not")), None);
+    }
+
+    #[test]
+    fn sent_words_line_up_with_a_part_that_ends_first_or_goes_on() {
+        let overlap = |sent: &str, part: &str| sent_overlap(&keys(sent), &keys(part));
+        assert_eq!(overlap("and so my", "And so, my fellow Americans."), (3, 3));
+        assert_eq!(overlap("so we went home", "So we"), (2, 2), "the part ends inside what was sent");
+        assert_eq!(overlap("went home", "went home today."), (2, 2));
+        // The OpenAI SDK test's failing run: the final heard "Hello. Oh hello." before the sent
+        // words, in a part that ends before them.
+        let sent = "I didn't know you were there. I need to design.";
+        assert_eq!(overlap(sent, "Hello. Oh hello. I didn't know you were"), (5, 8));
+        assert_eq!(overlap("hello", "Hello. Oh hello. I didn't"), (1, 1), "the first match, not a later one");
+        assert_eq!(overlap("a b", "a c d"), (2, 2), "a word heard otherwise is still the sent one");
+        assert_eq!(overlap("a b c", "x y z w"), (3, 3), "nothing lines up: the sent words are taken as said");
+        assert_eq!(sent_overlap(&[], &keys("a b")), (0, 0));
+        assert_eq!(sent_overlap(&keys("a b"), &[]), (0, 0));
     }
 
     #[test]
@@ -145,9 +194,9 @@ mod tests {
         assert_eq!(
             words_heard_in_lead_in(&keys("heard a beat and so"), &keys(hypothesis), 0),
             None,
-            "as committed_prefix"
+            "with no lead-in, no word may be skipped at the front"
         );
-        // What committed_prefix finds, it finds too.
+        // What is found with no lead-in is found with one too.
         assert_eq!(heard("and so my fellow", "And so, my fellow Americans ask"), Some(4));
         assert_eq!(heard("and so my fellow", "so my fellow americans"), Some(3));
         assert_eq!(heard("and so my fellow", "and so my follow americans"), Some(4));
