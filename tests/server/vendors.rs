@@ -148,36 +148,48 @@ fn realtime_events(out: &Value) -> Vec<(f64, &Value)> {
     messages(out, "event").collect()
 }
 
-/// Each item's deltas, in order, and its completed transcript; checks they agree.
-fn realtime_items(out: &Value) -> Vec<(String, Vec<f64>, f64)> {
-    let mut items: Vec<(String, String, Vec<f64>, f64)> = Vec::new();
+/// One transcription item as a client sees it.
+#[derive(Debug, Default)]
+struct RealtimeItem {
+    /// Its deltas joined, and the second each arrived.
+    deltas: String,
+    delta_times: Vec<f64>,
+    /// Its completed transcript (the finals' words), and the second it arrived.
+    transcript: String,
+    done: f64,
+}
+
+/// The items with words, in order.
+fn realtime_items(out: &Value) -> Vec<RealtimeItem> {
+    let mut items: Vec<(String, RealtimeItem)> = Vec::new();
     for (at, e) in realtime_events(out) {
-        let Some(item) = e["item_id"].as_str() else { continue };
-        let index = match items.iter().position(|(id, ..)| id == item) {
+        let Some(id) = e["item_id"].as_str() else { continue };
+        let index = match items.iter().position(|(known, _)| known == id) {
             Some(index) => index,
             None => {
-                items.push((item.to_owned(), String::new(), Vec::new(), 0.0));
+                items.push((id.to_owned(), RealtimeItem::default()));
                 items.len() - 1
             }
         };
+        let item = &mut items[index].1;
         match e["type"].as_str().unwrap() {
             "conversation.item.input_audio_transcription.delta" => {
-                items[index].1.push_str(e["delta"].as_str().unwrap());
-                items[index].2.push(at);
+                item.deltas.push_str(e["delta"].as_str().unwrap());
+                item.delta_times.push(at);
             }
             "conversation.item.input_audio_transcription.completed" => {
-                assert_eq!(items[index].1, e["transcript"].as_str().unwrap(), "the deltas add up to the transcript");
+                item.transcript = e["transcript"].as_str().unwrap().to_owned();
                 assert!(e["usage"]["seconds"].as_f64().unwrap() > 0.0, "{e}");
-                items[index].3 = at;
+                item.done = at;
             }
             _ => {}
         }
     }
-    items
-        .into_iter()
-        .filter(|(_, text, ..)| !text.is_empty())
-        .map(|(_, text, deltas, done)| (text, deltas, done))
-        .collect()
+    items.into_iter().map(|(_, item)| item).filter(|item| !item.transcript.is_empty()).collect()
+}
+
+fn joined<'a>(texts: impl Iterator<Item = &'a str>) -> String {
+    texts.collect::<Vec<_>>().join(" ")
 }
 
 /// Every delta, speaker segment (a final's part) and completed transcript with the second it
@@ -206,12 +218,18 @@ async fn openais_sdk_streams_the_call_with_early_deltas_and_speakers() {
     assert_eq!(events[0].1["session"]["type"], "transcription");
     assert!(events.iter().any(|(_, e)| e["type"] == "session.updated"));
     let items = realtime_items(&out);
-    let text = items.iter().map(|(t, ..)| t.as_str()).collect::<Vec<_>>().join(" ");
+    let text = joined(items.iter().map(|item| item.transcript.as_str()));
     let wer = word_error_rate(&reference, &text).wer();
     eprintln!("openai sdk {} (GA): WER {wer:.3} (ours {ours:.3})", out["sdk_version"]);
     assert!(wer <= ours + 0.01, "WER {wer:.3} against our protocol's {ours:.3}: {text}\n{}", text_events(&out));
+    // The early deltas may word a few of the finals' words otherwise or miss some (words the
+    // partials did not have, never sent out of order), but never send one twice: two words sent
+    // again beside three missed came to 6.3% in the run that found that defect.
+    let deltas = joined(items.iter().map(|item| item.deltas.as_str()));
+    let apart = word_error_rate(&text, &deltas).wer();
+    assert!(apart < 0.06, "the deltas are {apart:.3} from the transcripts: {deltas}\n{}", text_events(&out));
     // Words stream while the utterance is still open: a delta well before its item completes.
-    let early = items.iter().filter(|(_, deltas, done)| deltas.first().is_some_and(|d| done - d >= 0.4)).count();
+    let early = items.iter().filter(|item| item.delta_times.first().is_some_and(|d| item.done - d >= 0.4)).count();
     assert!(early >= 2, "{items:?}");
     let speakers: std::collections::BTreeSet<&str> = events
         .iter()
@@ -237,10 +255,10 @@ async fn openais_beta_sdk_sends_g711_and_a_commit_forces_the_item() {
     let updated = events.iter().find(|(_, e)| e["type"] == "transcription_session.updated").unwrap().1;
     assert_eq!(updated["session"]["input_audio_format"], "g711_ulaw");
     let items = realtime_items(&out);
-    let text = items.iter().map(|(t, ..)| t.as_str()).collect::<Vec<_>>().join(" ");
+    let text = joined(items.iter().map(|item| item.transcript.as_str()));
     assert!(word_error_rate(JFK_TEXT, &text).wer() <= 0.15, "{text}");
     let sent = events.iter().find(|(_, e)| e["type"] == "_commit_sent").unwrap().0;
-    let done = items.iter().map(|(_, _, done)| *done).find(|done| *done > sent).unwrap();
+    let done = items.iter().map(|item| item.done).find(|done| *done > sent).unwrap();
     assert!(done - sent < 1.5, "the commit completed its item {:.2} s after it was sent", done - sent);
 }
 

@@ -59,7 +59,11 @@ struct Item {
     id: String,
     start: f64,
     end: f64,
+    /// What the deltas said, early words included.
     transcript: String,
+    /// What the finals said: the completed transcript, which the early deltas may have worded
+    /// otherwise or missed words of.
+    final_text: String,
     logprobs: Vec<LogProb>,
 }
 
@@ -297,6 +301,7 @@ impl RealtimeDialect {
         let word_probs: Vec<LogProb> = segment.words.iter().map(log_prob).collect();
         let item = self.open_item(segment.start);
         item.end = item.end.max(segment.end);
+        item.final_text = [item.final_text.as_str(), text.as_str()].join(" ").trim().to_owned();
         item.logprobs.extend(word_probs.iter().cloned());
         let item_id = item.id.clone();
         let logprobs = logprobs.then_some(word_probs);
@@ -375,7 +380,8 @@ impl RealtimeDialect {
             event_id,
             item_id: item.id,
             content_index: 0,
-            transcript: item.transcript,
+            // Early words no final replaced (its text was empty) still stand.
+            transcript: if item.final_text.is_empty() { item.transcript } else { item.final_text },
             usage,
             logprobs,
         };
@@ -661,6 +667,42 @@ mod tests {
         let rest: Vec<String> = parts.iter().map(|part| early.after_sent(part)).collect();
         assert_eq!(rest, ["", "", "", "of Deep. This is Diane in New Jersey.", parts[4]]);
         assert!(early.pending.is_empty());
+    }
+
+    #[test]
+    fn the_completed_transcript_is_the_finals_where_early_deltas_missed_words() {
+        let mut dialect = dialect(false);
+        let mut out = Vec::new();
+        let early = "Hello? I didn't know you were there. I";
+        for text in [early, early] {
+            let partial =
+                ServerMessage::Partial { segment_id: 1, start: 0.0, end: 3.0, text: text.into(), channel: None };
+            dialect.outbound(&partial, &mut out);
+        }
+        let parts = ["Hello?", "Hello. Oh hello. I didn't know you were", "there. I need to"];
+        for (part, text) in parts.into_iter().enumerate() {
+            let segment = Segment {
+                segment_id: 1,
+                part: part as u32,
+                start: part as f64,
+                end: part as f64 + 1.0,
+                text: text.into(),
+                words: Vec::new(),
+                language: "en".into(),
+                speaker: Some(format!("S{}", part % 2 + 1)),
+                channel: None,
+            };
+            dialect.outbound(&ServerMessage::Final(segment), &mut out);
+        }
+        dialect.outbound(&ServerMessage::UtteranceEnd { segment_id: 1, end: 3.0, channel: None }, &mut out);
+        let events: Vec<serde_json::Value> = out.iter().map(|e| serde_json::from_str(e).unwrap()).collect();
+        let of_type = |kind: &'static str| events.iter().filter(move |e| e["type"] == kind);
+        let deltas: String = of_type("conversation.item.input_audio_transcription.delta")
+            .map(|e| e["delta"].as_str().unwrap())
+            .collect();
+        assert_eq!(deltas, "Hello? I didn't know you were there. I need to", "no early word sent twice");
+        let completed = of_type("conversation.item.input_audio_transcription.completed").next().unwrap();
+        assert_eq!(completed["transcript"], "Hello? Hello. Oh hello. I didn't know you were there. I need to");
     }
 
     fn dialect(beta: bool) -> RealtimeDialect {
