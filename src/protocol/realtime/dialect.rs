@@ -2,10 +2,10 @@
 //! our frames.
 //!
 //! An item is one utterance when the server detects turns (`server_vad`), or everything between
-//! two commits when the client commits. Deltas are never revised, so they add up to the item's
-//! `completed` transcript: while an utterance is open, the words two successive partials agree
-//! on (but the last, which may be cut short) go out as deltas; its final then adds only the words
-//! after them (found by their text, as a continuation's are: `pipeline::continuation`).
+//! two commits when the client commits (`items`). Deltas are never revised: while an utterance
+//! is open, the words two successive partials agree on (but the last, which may be cut short) go
+//! out as deltas; its finals then add only the words after them (lined up by their text). The
+//! `completed` transcript is the finals' text, which early deltas may have missed words of.
 //! `speech_stopped`, `committed` and `completed` follow the item's end.
 
 use base64::Engine as _;
@@ -14,11 +14,11 @@ use super::events::{
     AudioInputView, AudioView, BetaSessionUpdate, BetaSessionView, ClientEvent, ErrorDetail, LogProb, ServerEvent,
     SessionUpdate, SessionView, Transcription, Usage,
 };
+use super::items::{Item, Items};
 use super::{is_model_alias, Format, Settings, MAX_EVENT_BYTES};
 use crate::audio::pcm::PcmDecoder;
 use crate::audio::resample::StreamResampler;
 use crate::domain::Segment;
-use crate::pipeline::continuation::{key, sent_overlap};
 use crate::protocol::dialect::{to_json, Dialect, Frame, Inbound};
 use crate::protocol::vocabulary::Vocabulary;
 use crate::protocol::{ClientMessage, ErrorCode, ServerMessage};
@@ -42,51 +42,22 @@ pub struct Server {
     pub partial_deltas: bool,
 }
 
-/// What was said early of the open utterance.
-#[derive(Debug, Default)]
-struct Early {
-    /// The last partial's words.
-    previous: Vec<String>,
-    /// Keys of the words sent as deltas and not yet found in a final.
-    pending: Vec<String>,
-    /// Keys of every word sent early in this utterance.
-    sent: Vec<String>,
-}
-
-/// The item being transcribed.
-#[derive(Debug, Default)]
-struct Item {
-    id: String,
-    start: f64,
-    end: f64,
-    /// What the deltas said, early words included.
-    transcript: String,
-    /// What the finals said: the completed transcript, which the early deltas may have worded
-    /// otherwise or missed words of.
-    final_text: String,
-    logprobs: Vec<LogProb>,
-}
-
 pub struct RealtimeDialect {
     server: Server,
     settings: Settings,
     session_id: String,
     next_event: u64,
-    next_item: u64,
     audio: AudioIn,
     /// Audio was appended since the connection opened: the format is fixed from then on.
     heard: bool,
     /// Audio was appended since the last commit (manual turns).
     heard_since_commit: bool,
-    item: Option<Item>,
+    items: Items,
     previous_item: Option<String>,
     /// The utterance open in the session (its latest segment id).
     open: Option<u64>,
-    /// The client committed while an utterance was open: the item completes with its end.
-    commit_pending: bool,
     /// Segments up to this id were cleared by the client: their results are dropped.
     cleared_through: Option<u64>,
-    early: Early,
 }
 
 impl RealtimeDialect {
@@ -98,16 +69,13 @@ impl RealtimeDialect {
             settings,
             session_id: String::new(),
             next_event: 0,
-            next_item: 0,
             audio,
             heard: false,
             heard_since_commit: false,
-            item: None,
+            items: Items::default(),
             previous_item: None,
             open: None,
-            commit_pending: false,
             cleared_through: None,
-            early: Early::default(),
         }
     }
 
@@ -250,14 +218,18 @@ impl RealtimeDialect {
     }
 
     fn commit(&mut self, about: Option<String>) -> Inbound {
-        if self.open.is_some() {
-            self.commit_pending = true;
+        if let Some(open) = self.open {
+            // The item holding the open utterance completes with its end; later speech starts
+            // the next one.
+            let session_id = self.session_id.clone();
+            self.items.of_segment(&session_id, open, 0.0).through = Some(open);
             return Inbound::frame(Frame::Text(to_json(&ClientMessage::Finalize)));
         }
         let manual = self.settings.turn_detection.is_none();
-        if manual && (self.item.is_some() || self.heard_since_commit) {
+        if manual && (!self.items.is_empty() || self.heard_since_commit) {
             let mut replies = Vec::new();
-            self.complete(None, &mut replies);
+            let item = self.items.take_newest().unwrap_or_else(|| self.new_item(0.0));
+            self.complete(item, None, &mut replies);
             return Inbound { frames: Vec::new(), replies };
         }
         let message = "nothing to commit: no audio was appended since the last commit".to_owned();
@@ -266,8 +238,7 @@ impl RealtimeDialect {
 
     fn clear(&mut self) -> Inbound {
         self.cleared_through = self.open.or(self.cleared_through);
-        self.item = None;
-        self.commit_pending = false;
+        self.items.clear();
         self.heard_since_commit = false;
         let event_id = self.event_id();
         Inbound::reply(to_json(&ServerEvent::Cleared { event_id }))
@@ -277,18 +248,34 @@ impl RealtimeDialect {
         self.cleared_through.is_some_and(|through| segment_id <= through)
     }
 
-    /// A new item, its audio starting at `start`.
+    /// An item that holds nothing, for a commit of audio with no speech in it.
     fn new_item(&mut self, start: f64) -> Item {
-        self.next_item += 1;
-        let id = format!("item_{:06}_{}", self.next_item, short(&self.session_id));
-        Item { id, start, end: start, ..Item::default() }
+        let session_id = self.session_id.clone();
+        self.items.open(&session_id, self.open.unwrap_or_default(), start);
+        self.items.take_newest().expect("just opened")
     }
 
-    fn open_item(&mut self, start: f64) -> &mut Item {
-        if self.item.is_none() {
-            self.item = Some(self.new_item(start));
+    /// The item that holds `segment`.
+    fn item_of(&mut self, segment: u64, start: f64) -> &mut Item {
+        let session_id = self.session_id.clone();
+        self.items.of_segment(&session_id, segment, start)
+    }
+
+    fn on_speech_started(&mut self, segment_id: u64, start: f64, out: &mut Vec<String>) {
+        self.open = Some(segment_id);
+        let session_id = self.session_id.clone();
+        // With the server's turns every utterance is an item of its own, even while the one
+        // before still waits for its final; with the client's, an item takes speech until a
+        // commit closes it.
+        if self.settings.turn_detection.is_none() {
+            if self.items.taking().is_none() {
+                self.items.open(&session_id, segment_id, start);
+            }
+            return;
         }
-        self.item.as_mut().expect("just made")
+        let item_id = self.items.open(&session_id, segment_id, start).id.clone();
+        let (event_id, audio_start_ms) = (self.event_id(), (start * 1000.0) as u64);
+        out.push(to_json(&ServerEvent::SpeechStarted { event_id, audio_start_ms, item_id }));
     }
 
     fn on_final(&mut self, segment: &Segment, out: &mut Vec<String>) {
@@ -297,15 +284,15 @@ impl RealtimeDialect {
         }
         let logprobs = self.settings.logprobs();
         let text = segment.text.trim().to_owned();
-        let rest = self.early.after_sent(&text);
         let word_probs: Vec<LogProb> = segment.words.iter().map(log_prob).collect();
-        let item = self.open_item(segment.start);
+        let item = self.item_of(segment.segment_id, segment.start);
+        let rest = item.early.after_sent(&text);
         item.end = item.end.max(segment.end);
         item.final_text = [item.final_text.as_str(), text.as_str()].join(" ").trim().to_owned();
         item.logprobs.extend(word_probs.iter().cloned());
         let item_id = item.id.clone();
         let logprobs = logprobs.then_some(word_probs);
-        self.delta(rest, logprobs, out);
+        self.delta(segment.segment_id, rest, logprobs, out);
         if let Some(speaker) = &segment.speaker {
             let event_id = self.event_id();
             let id = format!("seg_{}_{}", segment.segment_id, segment.part);
@@ -316,12 +303,12 @@ impl RealtimeDialect {
         }
     }
 
-    /// Words added to the open item's transcript, as one delta.
-    fn delta(&mut self, words: String, logprobs: Option<Vec<LogProb>>, out: &mut Vec<String>) {
-        let Some(item) = self.item.as_mut() else { return };
+    /// Words added to the transcript of the item holding `segment`, as one delta.
+    fn delta(&mut self, segment: u64, words: String, logprobs: Option<Vec<LogProb>>, out: &mut Vec<String>) {
         if words.is_empty() {
             return;
         }
+        let item = self.item_of(segment, 0.0);
         let delta = if item.transcript.is_empty() { words } else { format!(" {words}") };
         item.transcript.push_str(&delta);
         let item_id = item.id.clone();
@@ -335,35 +322,30 @@ impl RealtimeDialect {
         if !self.server.partial_deltas || self.cleared(segment_id) {
             return;
         }
-        let words = self.early.agree(text);
-        if !words.is_empty() {
-            self.open_item(start);
-            self.delta(words, None, out);
-        }
+        let words = self.item_of(segment_id, start).early.agree(text);
+        self.delta(segment_id, words, None, out);
     }
 
     fn on_utterance_end(&mut self, segment_id: u64, end: f64, out: &mut Vec<String>) {
-        self.early = Early::default();
         if self.open == Some(segment_id) {
             self.open = None;
         }
         if self.cleared(segment_id) {
             return;
         }
-        // Turns detected by the server end the item here; the client's own turns, at its commit.
-        let committed = std::mem::take(&mut self.commit_pending);
-        if self.settings.turn_detection.is_none() && !committed {
-            return;
+        // The next utterance in the same item (the client's turns) starts its early words afresh.
+        if let Some(item) = self.items.find(segment_id) {
+            item.early = Default::default();
         }
-        self.complete(Some(end), out);
+        // Turns detected by the server end the item here; the client's own turns, at its commit.
+        let detecting = self.settings.turn_detection.is_some();
+        for item in self.items.ended(segment_id, detecting) {
+            self.complete(item, Some(end), out);
+        }
     }
 
     /// The item is over: stopped, committed, completed.
-    fn complete(&mut self, end: Option<f64>, out: &mut Vec<String>) {
-        let mut item = match self.item.take() {
-            Some(item) => item,
-            None => self.new_item(0.0),
-        };
+    fn complete(&mut self, mut item: Item, end: Option<f64>, out: &mut Vec<String>) {
         item.end = end.unwrap_or(item.end).max(item.end);
         self.heard_since_commit = false;
         if self.settings.turn_detection.is_some() {
@@ -398,7 +380,7 @@ impl RealtimeDialect {
             event_id: None,
         };
         let event_id = self.event_id();
-        let event = match (&self.item, code) {
+        let event = match (self.items.oldest(), code) {
             (Some(item), ErrorCode::AsrFailed) => {
                 ServerEvent::Failed { event_id, item_id: item.id.clone(), content_index: 0, error }
             }
@@ -458,15 +440,7 @@ impl Dialect for RealtimeDialect {
                 let created = self.session_event(true);
                 out.push(to_json(&created));
             }
-            ServerMessage::SpeechStarted { segment_id, start, .. } => {
-                self.open = Some(*segment_id);
-                let detecting = self.settings.turn_detection.is_some();
-                let item_id = self.open_item(*start).id.clone();
-                if detecting {
-                    let (event_id, audio_start_ms) = (self.event_id(), (start * 1000.0) as u64);
-                    out.push(to_json(&ServerEvent::SpeechStarted { event_id, audio_start_ms, item_id }));
-                }
-            }
+            ServerMessage::SpeechStarted { segment_id, start, .. } => self.on_speech_started(*segment_id, *start, out),
             ServerMessage::Partial { segment_id, start, text, .. } => self.on_partial(*segment_id, *start, text, out),
             ServerMessage::Final(segment) => self.on_final(segment, out),
             ServerMessage::UtteranceEnd { segment_id, end, .. } => self.on_utterance_end(*segment_id, *end, out),
@@ -550,46 +524,10 @@ fn merge(
     Ok(())
 }
 
-impl Early {
-    /// The words of `partial` that agree with the previous partial and extend what was sent,
-    /// all but the last agreed one (the partial may end inside it); empty if none.
-    fn agree(&mut self, partial: &str) -> String {
-        let words: Vec<String> = partial.split_whitespace().map(str::to_owned).collect();
-        let keys: Vec<String> = words.iter().map(|w| key(w)).collect();
-        let previous: Vec<String> =
-            std::mem::replace(&mut self.previous, words.clone()).iter().map(|w| key(w)).collect();
-        let agreed = keys.iter().zip(&previous).take_while(|(a, b)| a == b && !a.is_empty()).count();
-        let stable = agreed.saturating_sub(1);
-        // What was sent must still be how this partial begins; else nothing more goes early.
-        let sent_before = self.sent.len();
-        if stable <= sent_before || keys[..sent_before] != self.sent[..] {
-            return String::new();
-        }
-        self.pending.extend(keys[sent_before..stable].iter().cloned());
-        self.sent.extend(keys[sent_before..stable].iter().cloned());
-        words[sent_before..stable].join(" ")
-    }
-
-    /// The words of a final (one speaker's part) not yet sent early: the sent words are lined
-    /// up with its start by their text and taken off; those it does not reach stay pending for
-    /// the next part.
-    fn after_sent(&mut self, text: &str) -> String {
-        let words: Vec<&str> = text.split_whitespace().collect();
-        let keys: Vec<String> = words.iter().map(|w| key(w)).collect();
-        let (covered, heard) = sent_overlap(&self.pending, &keys);
-        self.pending.drain(..covered);
-        words[heard..].join(" ")
-    }
-}
-
 fn log_prob(word: &crate::domain::Word) -> LogProb {
     let token = word.word.clone();
     let bytes = token.as_bytes().to_vec();
     LogProb { token, logprob: f64::from(word.probability.max(1e-6)).ln(), bytes }
-}
-
-fn short(id: &str) -> &str {
-    &id[..id.len().min(8)]
 }
 
 /// The client's audio, in whatever format the session is set to, as the session's frames:
@@ -634,42 +572,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn words_two_partials_agree_on_go_early_and_the_final_adds_the_rest() {
-        let mut early = Early::default();
-        assert_eq!(early.agree("And so my..."), "", "one partial agrees with nothing");
-        assert_eq!(early.agree("And so my fellow Mary."), "And so", "the last agreed word is held back");
-        assert_eq!(early.agree("and so my fellow Americans"), "my", "case and punctuation do not matter");
-        assert_eq!(early.agree("ask what you"), "", "a partial that drops what was sent sends nothing");
-        assert_eq!(early.after_sent("And so, my fellow Americans."), "fellow Americans.");
-        assert!(early.pending.is_empty());
-    }
-
-    #[test]
-    fn early_words_a_speaker_part_does_not_reach_wait_for_the_next_part() {
-        let mut early = Early { pending: ["so", "we", "went", "home"].map(String::from).to_vec(), ..Early::default() };
-        assert_eq!(early.after_sent("So we"), "");
-        assert_eq!(early.after_sent("went home today."), "today.");
-    }
-
-    #[test]
-    fn extra_words_at_a_parts_start_do_not_send_early_words_again() {
-        // The OpenAI SDK test's failing run in CI (stop 43): the final heard "Hello. Oh hello."
-        // where the partials had "Hello?", in a part that ends before the early words do.
-        let sent = "Hello? I didn't know you were there. I need to design. Okay. I thought, you know, I heard";
-        let mut early = Early { pending: sent.split(' ').map(key).collect(), ..Early::default() };
-        let parts = [
-            "Hello?",
-            "Hello. Oh hello. I didn't know you were",
-            "there. I need to",
-            "design. Okay. I thought, you know, I heard of Deep. This is Diane in New Jersey.",
-            "And I'm Sheila and Texas originally from Chicago.",
-        ];
-        let rest: Vec<String> = parts.iter().map(|part| early.after_sent(part)).collect();
-        assert_eq!(rest, ["", "", "", "of Deep. This is Diane in New Jersey.", parts[4]]);
-        assert!(early.pending.is_empty());
-    }
-
-    #[test]
     fn the_completed_transcript_is_the_finals_where_early_deltas_missed_words() {
         let mut dialect = dialect(false);
         let mut out = Vec::new();
@@ -703,6 +605,56 @@ mod tests {
         assert_eq!(deltas, "Hello? I didn't know you were there. I need to", "no early word sent twice");
         let completed = of_type("conversation.item.input_audio_transcription.completed").next().unwrap();
         assert_eq!(completed["transcript"], "Hello? Hello. Oh hello. I didn't know you were there. I need to");
+    }
+
+    #[test]
+    fn an_utterance_that_starts_before_the_last_ones_final_is_an_item_of_its_own() {
+        // The beta SDK test on a busy machine: the next utterance's speech started before the
+        // last one's final was decoded, and took its words (a completed item of 0 s).
+        let mut dialect = dialect(true);
+        let mut out = Vec::new();
+        let final_of = |segment_id: u64, start: f64, end: f64, text: &str| {
+            let (text, language) = (text.to_owned(), "en".to_owned());
+            let segment = Segment {
+                segment_id,
+                part: 0,
+                start,
+                end,
+                text,
+                words: vec![],
+                language,
+                speaker: None,
+                channel: None,
+            };
+            ServerMessage::Final(segment)
+        };
+        let messages = [
+            ServerMessage::SpeechStarted { segment_id: 2, start: 6.5, channel: None },
+            ServerMessage::SpeechStarted { segment_id: 3, start: 8.3, channel: None },
+            final_of(2, 6.5, 8.0, "can do for you."),
+            ServerMessage::UtteranceEnd { segment_id: 2, end: 8.0, channel: None },
+            final_of(3, 8.3, 11.0, "ask what you can do for your country."),
+            ServerMessage::UtteranceEnd { segment_id: 3, end: 11.0, channel: None },
+        ];
+        for message in &messages {
+            dialect.outbound(message, &mut out);
+        }
+        let events: Vec<serde_json::Value> = out.iter().map(|e| serde_json::from_str(e).unwrap()).collect();
+        let of_type = |kind: &'static str| events.iter().filter(move |e| e["type"] == kind);
+        let started: Vec<&serde_json::Value> =
+            of_type("input_audio_buffer.speech_started").map(|e| &e["item_id"]).collect();
+        let completed: Vec<_> = of_type("conversation.item.input_audio_transcription.completed").collect();
+        assert_eq!(completed.len(), 2, "{events:?}");
+        for (i, (text, seconds)) in
+            [("can do for you.", 1.5), ("ask what you can do for your country.", 2.7)].iter().enumerate()
+        {
+            assert_eq!(&completed[i]["item_id"], started[i], "each utterance completes the item its speech started");
+            assert_eq!(completed[i]["transcript"], *text);
+            assert!((completed[i]["usage"]["seconds"].as_f64().unwrap() - seconds).abs() < 1e-9, "{}", completed[i]);
+        }
+        let stopped: Vec<_> =
+            of_type("input_audio_buffer.speech_stopped").map(|e| e["audio_end_ms"].as_u64()).collect();
+        assert_eq!(stopped, [Some(8000), Some(11000)]);
     }
 
     fn dialect(beta: bool) -> RealtimeDialect {

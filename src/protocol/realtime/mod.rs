@@ -6,6 +6,7 @@
 
 pub mod dialect;
 pub mod events;
+mod items;
 
 use self::events::{AudioFormat, Transcription, TurnDetection};
 use crate::audio::pcm::Encoding;
