@@ -218,7 +218,7 @@ impl RealtimeDialect {
     }
 
     fn commit(&mut self, about: Option<String>) -> Inbound {
-        if let Some(open) = self.open {
+        if let Some(open) = self.open.filter(|&open| !self.cleared(open)) {
             // The item holding the open utterance completes with its end; later speech starts
             // the next one.
             let session_id = self.session_id.clone();
@@ -268,8 +268,11 @@ impl RealtimeDialect {
         // before still waits for its final; with the client's, an item takes speech until a
         // commit closes it.
         if self.settings.turn_detection.is_none() {
-            if self.items.taking().is_none() {
-                self.items.open(&session_id, segment_id, start);
+            match self.items.taking() {
+                Some(item) => item.start_utterance(segment_id),
+                None => {
+                    self.items.open(&session_id, segment_id, start);
+                }
             }
             return;
         }
@@ -286,7 +289,7 @@ impl RealtimeDialect {
         let text = segment.text.trim().to_owned();
         let word_probs: Vec<LogProb> = segment.words.iter().map(log_prob).collect();
         let item = self.item_of(segment.segment_id, segment.start);
-        let rest = item.early.after_sent(&text);
+        let rest = item.early(segment.segment_id).after_sent(&text);
         item.end = item.end.max(segment.end);
         item.final_text = [item.final_text.as_str(), text.as_str()].join(" ").trim().to_owned();
         item.logprobs.extend(word_probs.iter().cloned());
@@ -322,7 +325,7 @@ impl RealtimeDialect {
         if !self.server.partial_deltas || self.cleared(segment_id) {
             return;
         }
-        let words = self.item_of(segment_id, start).early.agree(text);
+        let words = self.item_of(segment_id, start).early(segment_id).agree(text);
         self.delta(segment_id, words, None, out);
     }
 
@@ -333,9 +336,8 @@ impl RealtimeDialect {
         if self.cleared(segment_id) {
             return;
         }
-        // The next utterance in the same item (the client's turns) starts its early words afresh.
         if let Some(item) = self.items.find(segment_id) {
-            item.early = Default::default();
+            item.end_utterance(segment_id);
         }
         // Turns detected by the server end the item here; the client's own turns, at its commit.
         let detecting = self.settings.turn_detection.is_some();
@@ -613,21 +615,6 @@ mod tests {
         // last one's final was decoded, and took its words (a completed item of 0 s).
         let mut dialect = dialect(true);
         let mut out = Vec::new();
-        let final_of = |segment_id: u64, start: f64, end: f64, text: &str| {
-            let (text, language) = (text.to_owned(), "en".to_owned());
-            let segment = Segment {
-                segment_id,
-                part: 0,
-                start,
-                end,
-                text,
-                words: vec![],
-                language,
-                speaker: None,
-                channel: None,
-            };
-            ServerMessage::Final(segment)
-        };
         let messages = [
             ServerMessage::SpeechStarted { segment_id: 2, start: 6.5, channel: None },
             ServerMessage::SpeechStarted { segment_id: 3, start: 8.3, channel: None },
@@ -655,6 +642,68 @@ mod tests {
         let stopped: Vec<_> =
             of_type("input_audio_buffer.speech_stopped").map(|e| e["audio_end_ms"].as_u64()).collect();
         assert_eq!(stopped, [Some(8000), Some(11000)]);
+    }
+
+    fn final_of(segment_id: u64, start: f64, end: f64, text: &str) -> ServerMessage {
+        let (text, language) = (text.to_owned(), "en".to_owned());
+        let segment =
+            Segment { segment_id, part: 0, start, end, text, words: vec![], language, speaker: None, channel: None };
+        ServerMessage::Final(segment)
+    }
+
+    fn completed(out: &[String]) -> Vec<(String, f64)> {
+        let events = out.iter().map(|e| serde_json::from_str::<serde_json::Value>(e).unwrap());
+        let done = events.filter(|e| e["type"] == "conversation.item.input_audio_transcription.completed");
+        done.map(|e| (e["transcript"].as_str().unwrap().to_owned(), e["usage"]["seconds"].as_f64().unwrap())).collect()
+    }
+
+    #[test]
+    fn with_the_clients_turns_a_commit_closes_the_item_of_the_open_utterance_only() {
+        let mut d = dialect(false);
+        d.settings.turn_detection = None;
+        let mut out = Vec::new();
+        d.outbound(&ServerMessage::SpeechStarted { segment_id: 1, start: 0.5, channel: None }, &mut out);
+        let commit = d.inbound(Frame::Text(r#"{"type":"input_audio_buffer.commit"}"#.into()));
+        assert!(matches!(&commit.frames[..], [Frame::Text(t)] if t.contains("finalize")), "{:?}", commit.frames);
+        // Speech goes on after the commit and starts the next utterance before the first's final.
+        let partial = |text: &str| ServerMessage::Partial {
+            segment_id: 2,
+            start: 3.0,
+            end: 4.0,
+            text: text.into(),
+            channel: None,
+        };
+        let messages = [
+            ServerMessage::SpeechStarted { segment_id: 2, start: 3.0, channel: None },
+            partial("what your"),
+            partial("what your country"),
+            final_of(1, 0.5, 3.0, "ask not"),
+            ServerMessage::UtteranceEnd { segment_id: 1, end: 3.0, channel: None },
+            final_of(2, 3.0, 5.0, "what your country"),
+            ServerMessage::UtteranceEnd { segment_id: 2, end: 5.0, channel: None },
+        ];
+        for message in &messages {
+            d.outbound(message, &mut out);
+        }
+        assert_eq!(completed(&out), [("ask not".to_owned(), 2.5)], "the second item waits for its commit");
+        let commit = d.inbound(Frame::Text(r#"{"type":"input_audio_buffer.commit"}"#.into()));
+        assert!(commit.frames.is_empty(), "nothing open: the item completes at once");
+        assert_eq!(completed(&commit.replies), [("what your country".to_owned(), 2.0)]);
+        // The second utterance's early word went to its own item, and its final added the rest.
+        let deltas: Vec<(String, String)> = out
+            .iter()
+            .map(|e| serde_json::from_str::<serde_json::Value>(e).unwrap())
+            .filter(|e| e["type"] == "conversation.item.input_audio_transcription.delta")
+            .map(|e| (e["item_id"].as_str().unwrap().to_owned(), e["delta"].as_str().unwrap().to_owned()))
+            .collect();
+        let second = deltas[0].0.clone();
+        let expected = [
+            (second.clone(), "what".to_owned()),
+            (deltas[1].0.clone(), "ask not".to_owned()),
+            (second, " your country".to_owned()),
+        ];
+        assert_eq!(deltas, expected);
+        assert_ne!(deltas[0].0, deltas[1].0);
     }
 
     fn dialect(beta: bool) -> RealtimeDialect {

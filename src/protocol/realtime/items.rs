@@ -69,7 +69,36 @@ pub(super) struct Item {
     /// otherwise or missed words of.
     pub final_text: String,
     pub logprobs: Vec<LogProb>,
-    pub early: Early,
+    /// The words sent early of each of its utterances not yet ended, by the utterance's first
+    /// segment (one with the server's turns; with the client's, the next can start before the
+    /// last one's final).
+    utterances: Vec<(u64, Early)>,
+}
+
+impl Item {
+    /// The early words of the utterance that holds `segment`.
+    pub fn early(&mut self, segment: u64) -> &mut Early {
+        let index = match self.utterances.iter().rposition(|(first, _)| *first <= segment) {
+            Some(index) => index,
+            None => {
+                self.utterances.push((segment, Early::default()));
+                self.utterances.len() - 1
+            }
+        };
+        &mut self.utterances[index].1
+    }
+
+    /// An utterance of this item starts at `segment`: its early words start afresh.
+    pub fn start_utterance(&mut self, segment: u64) {
+        self.utterances.push((segment, Early::default()));
+    }
+
+    /// The utterance that holds `segment` has ended.
+    pub fn end_utterance(&mut self, segment: u64) {
+        if let Some(index) = self.utterances.iter().rposition(|(first, _)| *first <= segment) {
+            self.utterances.remove(index);
+        }
+    }
 }
 
 /// The items not yet completed, oldest first.
@@ -84,7 +113,8 @@ impl Items {
     pub fn open(&mut self, session_id: &str, first: u64, start: f64) -> &mut Item {
         self.made += 1;
         let id = format!("item_{:06}_{}", self.made, short(session_id));
-        self.queue.push_back(Item { id, first, start, end: start, ..Item::default() });
+        let utterances = vec![(first, Early::default())];
+        self.queue.push_back(Item { id, first, start, end: start, utterances, ..Item::default() });
         self.queue.back_mut().expect("just pushed")
     }
 
@@ -178,6 +208,21 @@ mod tests {
         let rest: Vec<String> = parts.iter().map(|part| early.after_sent(part)).collect();
         assert_eq!(rest, ["", "", "", "of Deep. This is Diane in New Jersey.", parts[4]]);
         assert!(early.pending.is_empty());
+    }
+
+    #[test]
+    fn each_utterance_of_an_item_keeps_its_own_early_words() {
+        let mut items = Items::default();
+        let item = items.open("s", 1, 0.0);
+        item.early(1).agree("and so my fellow");
+        assert_eq!(item.early(1).agree("and so my fellow americans"), "and so my");
+        // The client's turns: the next utterance starts before the first one's final.
+        item.start_utterance(3);
+        assert_eq!(item.early(3).agree("ask not what"), "");
+        assert_eq!(item.early(3).agree("ask not what your"), "ask not");
+        assert_eq!(item.early(2).after_sent("And so, my fellow Americans."), "fellow Americans.", "a later piece");
+        item.end_utterance(2);
+        assert_eq!(item.early(3).after_sent("Ask not what your country"), "what your country");
     }
 
     #[test]
