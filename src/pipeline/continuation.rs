@@ -100,8 +100,8 @@ fn better(a: (usize, usize, usize), b: (usize, usize, usize)) -> (usize, usize, 
 /// tie: a word sent twice reads worse than one lost at a cut), except that the hypothesis may
 /// begin with words that are not among them, if their times put them in the lead-in (the first
 /// `in_lead_in` words; none may be skipped when it is 0): a committed word Whisper did not hear
-/// again must not be matched with the same word said after the lead-in. The lead-in reaches back a fixed time, past the committed words
-/// when a cut was made on hypotheses that missed some words there ("I thought you know" in an
+/// again must not be matched with the same word said after the lead-in. The lead-in reaches
+/// back a fixed time, past the committed words when a cut was made on hypotheses that missed some words there ("I thought you know" in an
 /// overlap, heard only later): those words lie before words already final, so they are
 /// dropped with the lead-in rather than sent out of order, and the committed words after them
 /// still say where the continuation begins. Without this the text did not line up, times

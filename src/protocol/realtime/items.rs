@@ -76,9 +76,14 @@ pub(super) struct Item {
 }
 
 impl Item {
+    /// Where the utterance that holds `segment` is in `utterances`.
+    fn utterance_of(&self, segment: u64) -> Option<usize> {
+        self.utterances.iter().rposition(|(first, _)| *first <= segment)
+    }
+
     /// The early words of the utterance that holds `segment`.
     pub fn early(&mut self, segment: u64) -> &mut Early {
-        let index = match self.utterances.iter().rposition(|(first, _)| *first <= segment) {
+        let index = match self.utterance_of(segment) {
             Some(index) => index,
             None => {
                 self.utterances.push((segment, Early::default()));
@@ -95,7 +100,7 @@ impl Item {
 
     /// The utterance that holds `segment` has ended.
     pub fn end_utterance(&mut self, segment: u64) {
-        if let Some(index) = self.utterances.iter().rposition(|(first, _)| *first <= segment) {
+        if let Some(index) = self.utterance_of(segment) {
             self.utterances.remove(index);
         }
     }
@@ -118,14 +123,19 @@ impl Items {
         self.queue.back_mut().expect("just pushed")
     }
 
+    /// Where the item that holds `segment` is in the queue.
+    fn index_of(&self, segment: u64) -> Option<usize> {
+        self.queue.iter().rposition(|item| item.first <= segment)
+    }
+
     /// The item that holds `segment`, if one does.
     pub fn find(&mut self, segment: u64) -> Option<&mut Item> {
-        self.queue.iter_mut().rev().find(|item| item.first <= segment)
+        self.index_of(segment).map(|index| &mut self.queue[index])
     }
 
     /// The item that holds `segment`, made if none does.
     pub fn of_segment(&mut self, session_id: &str, segment: u64, start: f64) -> &mut Item {
-        match self.queue.iter().rposition(|item| item.first <= segment) {
+        match self.index_of(segment) {
             Some(index) => &mut self.queue[index],
             None => self.open(session_id, segment, start),
         }
